@@ -1,0 +1,111 @@
+# spiketalk - one hand-written Makefile.
+#
+#   make                 build libspiketalk (.a and .so) and the spiketalk tool
+#   make test            install what is missing, build, run every test
+#   make test SUITE=ring run one suite (SUITE=ring:push_pull for one test)
+#   make demo            install what is missing, build, run the demo
+#   make bench           every benchmark, tables on stdout
+#   make memcheck        the test suites under valgrind: any error or leak fails
+#   make SANITIZER=address|undefined test     the same under a sanitizer
+#   make V=1 ...         show full command lines
+#   make OPTIMIZATION=-O0 ...                 override the optimisation flags
+#
+# Outputs go to build/ (build-address/, build-undefined/ with a sanitizer), so
+# sanitizer and normal builds never mix.
+
+OPTIMIZATION ?= -O2
+SANITIZER ?=
+CC ?= cc
+WERROR ?=
+BUILD := build$(if $(SANITIZER),-$(SANITIZER))
+
+# Layers, in dependency order. Each is a folder with one public header.
+LAYERS := base audio snn tts pipeline
+LIB_SRC := $(foreach l,$(LAYERS),$(wildcard $(l)/*.c))
+CLI_SRC := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+STATIC_LIB := $(BUILD)/libspiketalk.a
+SHARED_LIB := $(BUILD)/libspiketalk.so
+CLI_BIN := $(BUILD)/spiketalk
+TEST_BIN := $(BUILD)/spiketalk-tests
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPTIMIZATION) $(WARN) \
+              $(if $(WERROR),-Werror) -MMD -MP -I. $(CFLAGS)
+LIBS := -lportaudio -lsamplerate -lsndfile -lasound -lpthread -lm
+LDFLAGS_ALL := -pthread $(LDFLAGS)
+
+ifeq ($(SANITIZER),address)
+  CFLAGS_ALL += -fsanitize=address -fno-omit-frame-pointer
+  LDFLAGS_ALL += -fsanitize=address
+else ifeq ($(SANITIZER),undefined)
+  CFLAGS_ALL += -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  LDFLAGS_ALL += -fsanitize=undefined
+else ifneq ($(SANITIZER),)
+  $(error SANITIZER must be 'address' or 'undefined', not '$(SANITIZER)')
+endif
+
+ifeq ($(V),1)
+  Q :=
+  say :=
+else
+  Q := @
+  say = @printf '  %-6s %s\n' $(1) $(2);
+endif
+
+.PHONY: all deps test demo bench memcheck clean help
+.DEFAULT_GOAL := all
+
+all: deps $(STATIC_LIB) $(SHARED_LIB) $(CLI_BIN)
+
+# Installs the Debian packages the project needs when any is missing (under
+# a second when all are present). Set ST_NO_DEPS=1 to skip.
+deps:
+ifneq ($(ST_NO_DEPS),1)
+	$(Q)tools/deps
+endif
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJ)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJ)
+	$(call say,LD,$@)$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+$(CLI_BIN): $(CLI_OBJ) $(STATIC_LIB)
+	$(call say,LD,$@)$(CC) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(LDFLAGS_ALL) $(LIBS)
+
+$(TEST_BIN): $(TEST_OBJ) $(STATIC_LIB)
+	$(call say,LD,$@)$(CC) -o $@ $(TEST_OBJ) $(STATIC_LIB) $(LDFLAGS_ALL) -lcunit $(LIBS)
+
+test: all $(TEST_BIN)
+	$(Q)ST_CLI=$(CLI_BIN) $(TEST_BIN) $(SUITE)
+
+demo: all
+	$(Q)$(CLI_BIN) demo
+
+bench: all
+	$(Q)$(CLI_BIN) bench all
+
+# valgrind over the test suites: any memory error, and any leak, fails.
+VALGRIND := valgrind --quiet --error-exitcode=1 --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible \
+            --suppressions=tools/valgrind.supp --track-origins=yes
+memcheck: all $(TEST_BIN)
+	$(Q)ST_MEMCHECK=1 ST_CLI=$(CLI_BIN) $(VALGRIND) $(TEST_BIN) $(SUITE)
+
+clean:
+	rm -rf build build-address build-undefined
+
+help:
+	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,94 @@
+/*  base/base.h - what every layer of spiketalk shares: error codes, the thread's
+    last error message, logging, a real-time guard and the monotonic clock.
+
+    The lowest layer: it depends on libc only, and audio/, snn/, tts/ and
+    pipeline/ all sit on it. Nothing here allocates after first use or blocks,
+    so every function may be called from any thread, including the audio
+    callback (st_rt_* and the clock are meant for it).
+*/
+#ifndef ST_BASE_H
+#define ST_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ST_VERSION_MAJOR 0
+#define ST_VERSION_MINOR 1
+#define ST_VERSION_PATCH 0
+#define ST_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define ST_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define ST_PRINTF(fmt, args)
+#endif
+
+/*  Error codes. Functions return int: ST_OK (0) on success, one of these
+    (negative) otherwise. Constructors return NULL and report the code through
+    an `int *err` argument (which may be NULL). */
+typedef enum {
+    ST_OK = 0,
+    ST_ERR_NOMEM = -1,       /* an allocation failed */
+    ST_ERR_INVALID = -2,     /* an argument or parameter is out of range */
+    ST_ERR_IO = -3,          /* a read, write, open or close failed */
+    ST_ERR_FORMAT = -4,      /* input data is not in the expected format */
+    ST_ERR_NOT_FOUND = -5,   /* a file, device or name does not exist */
+    ST_ERR_DEVICE = -6,      /* the audio device layer failed */
+    ST_ERR_UNSUPPORTED = -7, /* valid, but not supported by this build */
+    ST_ERR_STATE = -8,       /* called in the wrong state (e.g. not started) */
+    ST_ERR_TIMEOUT = -9,     /* a wait ran out of time */
+    ST_ERR_END = -10,        /* end of stream: no more data will come */
+    ST_ERR_INTERNAL = -11    /* a bug in spiketalk: please report it */
+} st_err;
+
+/*  A static, one-line description of an error code; never NULL. */
+const char *st_strerror(int code);
+
+/*  The calling thread's last detailed error message ("audio file 'x.wav':
+    truncated: ..."), set by the function that returned the error. Borrowed:
+    valid until this thread's next failing call. Empty when none. */
+const char *st_errmsg(void);
+
+/*  Sets the calling thread's detailed error message and returns `code`, so
+    that library code can write `return st_error(ST_ERR_IO, "...", ...)`. */
+int st_error(int code, const char *fmt, ...) ST_PRINTF(2, 3);
+
+/*  Clears the calling thread's error message. */
+void st_error_clear(void);
+
+/*  Logging. Library code never prints: it logs through this callback, and the
+    application (the CLI, a binding) decides what reaches the terminal. With no
+    callback set, messages are dropped. The callback may be called from any
+    thread except the audio callback, which never logs. */
+typedef enum { ST_LOG_ERROR = 0, ST_LOG_WARN, ST_LOG_INFO, ST_LOG_DEBUG } st_log_level;
+typedef void (*st_log_fn)(st_log_level level, const char *msg, void *user_data);
+
+void st_log_set(st_log_fn fn, void *user_data);
+void st_log(st_log_level level, const char *fmt, ...) ST_PRINTF(2, 3);
+
+/*  Real-time guard. Code on the audio path brackets its work with
+    st_rt_enter()/st_rt_leave(); st_rt_active() tells whether the calling
+    thread is inside such a section. Tests use it to count allocations made on
+    the audio path (there must be none). A thread-local flag: no lock, no
+    allocation. */
+void st_rt_enter(void);
+void st_rt_leave(void);
+bool st_rt_active(void);
+
+/*  Monotonic clock in seconds (CLOCK_MONOTONIC), for stamps and latency. */
+double st_now_s(void);
+
+/*  Sleeps until the monotonic clock reads `deadline_s`. Not for the audio
+    callback. */
+void st_sleep_until_s(double deadline_s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,98 @@
+/*  cli/cli.h - the spiketalk command-line tool: one file per command
+    (cli/cmd_<name>.c), each a thin layer over the public library API.
+
+    A command is `int st_cmd_<name>(int argc, char **argv)` where argv[0] is
+    the command's own name; it returns the process exit status (0 success,
+    1 failure, 2 bad usage). Commands print errors through cli_fail(), which
+    writes "spiketalk <command>: <message>" to stderr.
+*/
+#ifndef ST_CLI_H
+#define ST_CLI_H
+
+#include "base/base.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* ---- the commands (cli/main.c holds the table) ---- */
+int st_cmd_devices(int argc, char **argv);
+int st_cmd_loopback(int argc, char **argv);
+int st_cmd_bench(int argc, char **argv);
+int st_cmd_demo(int argc, char **argv);
+int st_cmd_version(int argc, char **argv);
+int st_cmd_snn(int argc, char **argv);
+
+/* ---- the benchmarks (`spiketalk bench NAME`, table in cli/cmd_bench.c) ----
+    Each takes its own options and --json, and prints one report. */
+int st_bench_ring(int argc, char **argv);
+int st_bench_resample(int argc, char **argv);
+
+/* ---- shared helpers (cli/util.c) ---- */
+
+/*  Prints "spiketalk <cmd>: <message>\n" to stderr; returns 1. */
+int cli_fail(const char *cmd, const char *fmt, ...) ST_PRINTF(2, 3);
+
+/*  Prints the library's last error for a failed call: "<what>: <st_errmsg or
+    st_strerror>". Returns 1. */
+int cli_fail_lib(const char *cmd, int code, const char *what);
+
+/*  Log callback that writes the library's log to stderr at or above a level
+    (set by -v / -q in main). */
+void cli_log_init(int verbosity);
+
+/*  Parses a number with a unit check; on failure prints which option was
+    wrong and returns false. */
+bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                      double *out);
+bool cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+
+/*  A progress bar on stderr (only when stderr is a terminal): fraction 0..1,
+    a label, and the estimated time left. cli_progress_done() ends the line. */
+typedef struct {
+    double start_s;
+    double last_draw_s;
+    bool tty;
+    bool drawn;
+} cli_progress;
+void cli_progress_init(cli_progress *p);
+void cli_progress_update(cli_progress *p, double fraction, const char *label);
+void cli_progress_done(cli_progress *p);
+
+/* ---- benchmark reports (cli/report.c) ----
+    A report is a titled table of rows, each with named columns. It prints as
+    an aligned table for people, or with --json as one JSON object:
+    {"bench": NAME, "version": ..., "machine": {...}, "command": "...",
+     "results": [ {column: value, ...}, ... ]}
+    Column names are the documented JSON names (docs/BENCH.md). */
+#define REPORT_MAX_COLS 16
+#define REPORT_MAX_ROWS 64
+typedef struct {
+    char name[48];
+    char unit[16];      /* printed in the table header */
+    int is_text;
+} report_col;
+typedef struct {
+    char bench[48];
+    char title[128];
+    char command[512];
+    int ncols, nrows;
+    report_col cols[REPORT_MAX_COLS];
+    char text[REPORT_MAX_ROWS][REPORT_MAX_COLS][64];
+    double num[REPORT_MAX_ROWS][REPORT_MAX_COLS];
+    char notes[4][256];
+    int nnotes;
+} report;
+
+void report_init(report *r, const char *bench, const char *title, int argc, char **argv);
+void report_col_text(report *r, const char *name);
+void report_col_num(report *r, const char *name, const char *unit);
+int report_row(report *r);                          /* returns the new row index */
+void report_set_text(report *r, int row, const char *col, const char *value);
+void report_set_num(report *r, int row, const char *col, double value);
+void report_note(report *r, const char *fmt, ...) ST_PRINTF(2, 3);
+void report_print(const report *r, bool json, FILE *out);
+
+/*  Median of n doubles (sorts a copy in place of `v`). */
+double cli_median(double *v, int n);
+
+#endif

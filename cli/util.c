@@ -1,0 +1,135 @@
+/*  cli/util.c - what every command shares: error printing, the log sink,
+    number parsing with a message that names the option, the progress bar. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "spiketalk %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_fail_lib(const char *cmd, int code, const char *what)
+{
+    const char *msg = st_errmsg();
+    if (msg && *msg)
+        return cli_fail(cmd, "%s: %s", what, msg);
+    return cli_fail(cmd, "%s: %s", what, st_strerror(code));
+}
+
+static int log_threshold;
+
+static void log_to_stderr(st_log_level level, const char *msg, void *user_data)
+{
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    if ((int)level <= log_threshold)
+        fprintf(stderr, "spiketalk: %s: %s\n", names[level], msg);
+}
+
+void cli_log_init(int verbosity)
+{
+    /* 0: errors; 1 (default): warnings; 2: info; 3: debug */
+    log_threshold = verbosity < 0 ? 0 : verbosity > 3 ? 3 : verbosity;
+    st_log_set(log_to_stderr, NULL);
+}
+
+bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                      double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) {
+        cli_fail(cmd, "%s: '%s' is not a number", opt, s);
+        return false;
+    }
+    if (v < lo || v > hi) {
+        cli_fail(cmd, "%s: %g is out of range (%g to %g)", opt, v, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) {
+        cli_fail(cmd, "%s: '%s' is not a whole number", opt, s);
+        return false;
+    }
+    if (v < lo || v > hi) {
+        cli_fail(cmd, "%s: %ld is out of range (%ld to %ld)", opt, v, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+void cli_progress_init(cli_progress *p)
+{
+    p->start_s = st_now_s();
+    p->last_draw_s = 0;
+    p->tty = isatty(STDERR_FILENO);
+    p->drawn = false;
+}
+
+void cli_progress_update(cli_progress *p, double fraction, const char *label)
+{
+    if (!p->tty)
+        return;
+    double now = st_now_s();
+    if (p->drawn && now - p->last_draw_s < 0.1 && fraction < 1.0)
+        return;
+    p->last_draw_s = now;
+    p->drawn = true;
+    if (fraction < 0)
+        fraction = 0;
+    if (fraction > 1)
+        fraction = 1;
+    const int width = 30;
+    int filled = (int)(fraction * width + 0.5);
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    double elapsed = now - p->start_s;
+    double left = fraction > 0.01 ? elapsed * (1 - fraction) / fraction : 0;
+    fprintf(stderr, "\r%s [%s] %3.0f%%  %.1fs elapsed, %.1fs left  ", label ? label : "", bar,
+            fraction * 100, elapsed, left);
+    fflush(stderr);
+}
+
+void cli_progress_done(cli_progress *p)
+{
+    if (p->tty && p->drawn)
+        fputc('\n', stderr);
+    p->drawn = false;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double cli_median(double *v, int n)
+{
+    if (n <= 0)
+        return NAN;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}

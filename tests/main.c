@@ -1,0 +1,195 @@
+/*  tests/main.c - the test runner: every suite, registered from one table.
+
+    spiketalk-tests                run every suite
+    spiketalk-tests ring device    run the named suites
+    spiketalk-tests ring:push_pull run one test of a suite
+    spiketalk-tests --list         list suites and tests
+
+    Exits non-zero when any test fails (CU_get_number_of_failures(), not
+    CU_basic_run_tests()'s return). Skips are printed at the end.
+*/
+#include "testutil.h"
+
+#include <CUnit/Basic.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+ST_SUITE(base);
+ST_SUITE(ring);
+ST_SUITE(file);
+ST_SUITE(resample);
+ST_SUITE(device);
+ST_SUITE(loopback);
+ST_SUITE(cli);
+
+/* One line a suite, in dependency order. */
+static CU_SuiteInfo suites[] = {
+    {"base", NULL, NULL, NULL, NULL, st_tests_base},
+    {"ring", NULL, NULL, NULL, NULL, st_tests_ring},
+    {"file", NULL, NULL, NULL, NULL, st_tests_file},
+    {"resample", NULL, NULL, NULL, NULL, st_tests_resample},
+    {"device", NULL, NULL, NULL, NULL, st_tests_device},
+    {"loopback", NULL, NULL, NULL, NULL, st_tests_loopback},
+    {"cli", NULL, NULL, NULL, NULL, st_tests_cli},
+    CU_SUITE_INFO_NULL,
+};
+
+/* ---- temporary folders, removed at exit ---------------------------------- */
+
+#define MAX_TMPDIRS 64
+static char *tmpdirs[MAX_TMPDIRS];
+static int n_tmpdirs;
+
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_tree(sub);
+            else
+                unlink(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static void remove_tmpdirs(void)
+{
+    for (int i = 0; i < n_tmpdirs; i++) {
+        rm_tree(tmpdirs[i]);
+        free(tmpdirs[i]);
+    }
+    n_tmpdirs = 0;
+}
+
+const char *st_test_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/spiketalk-test.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpl) || n_tmpdirs == MAX_TMPDIRS) {
+        fprintf(stderr, "cannot make a temporary folder in %s\n", base ? base : "/tmp");
+        exit(2);
+    }
+    tmpdirs[n_tmpdirs] = strdup(tmpl);
+    return tmpdirs[n_tmpdirs++];
+}
+
+char *st_test_tmpfile(char *buf, size_t cap, const char *name)
+{
+    static const char *dir;
+    if (!dir)
+        dir = st_test_tmpdir();
+    snprintf(buf, cap, "%s/%s", dir, name);
+    return buf;
+}
+
+/* ---- shared data and skips ------------------------------------------------ */
+
+const char *st_test_shared_data(void)
+{
+    static char path[4096];
+    const char *env = getenv("ST_SHARED_DATA");
+    snprintf(path, sizeof path, "%s", env && *env ? env : "../shared/data");
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path : NULL;
+}
+
+#define MAX_SKIPS 128
+static char skips[MAX_SKIPS][256];
+static int n_skips;
+
+void st_test_skip(const char *test, const char *reason)
+{
+    if (n_skips < MAX_SKIPS)
+        snprintf(skips[n_skips++], sizeof skips[0], "%s: %s", test, reason);
+}
+
+/* ---- the runner ----------------------------------------------------------- */
+
+static int add_suite(const CU_SuiteInfo *si, const char *only_test)
+{
+    CU_pSuite s = CU_add_suite(si->pName, si->pInitFunc, si->pCleanupFunc);
+    if (!s)
+        return -1;
+    int added = 0;
+    for (const CU_TestInfo *t = si->pTests; t->pName; t++) {
+        if (only_test && strcmp(only_test, t->pName))
+            continue;
+        if (!CU_add_test(s, t->pName, t->pTestFunc))
+            return -1;
+        added++;
+    }
+    if (only_test && !added) {
+        fprintf(stderr, "no test '%s' in suite '%s' (try --list)\n", only_test, si->pName);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--list") || !strcmp(argv[1], "--help"))) {
+        printf("usage: %s [SUITE[:TEST] ...]\n", argv[0]);
+        for (const CU_SuiteInfo *si = suites; si->pName; si++) {
+            printf("%s:", si->pName);
+            for (const CU_TestInfo *t = si->pTests; t->pName; t++)
+                printf(" %s", t->pName);
+            printf("\n");
+        }
+        return 0;
+    }
+    atexit(remove_tmpdirs);
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    int rc = 0;
+    if (argc == 1) {
+        for (const CU_SuiteInfo *si = suites; si->pName && !rc; si++)
+            rc = add_suite(si, NULL);
+    }
+    for (int a = 1; a < argc && !rc; a++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s", argv[a]);
+        char *colon = strchr(name, ':');
+        if (colon)
+            *colon++ = '\0';
+        const CU_SuiteInfo *si = suites;
+        while (si->pName && strcmp(si->pName, name))
+            si++;
+        if (!si->pName) {
+            fprintf(stderr, "no suite '%s' (try --list)\n", name);
+            rc = -1;
+            break;
+        }
+        rc = add_suite(si, colon);
+    }
+    if (rc) {
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failures = CU_get_number_of_failures();
+    unsigned suites_failed = CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    for (int i = 0; i < n_skips; i++)
+        printf("SKIPPED %s\n", skips[i]);
+    if (failures || suites_failed) {
+        printf("\nFAILED: %u assertion(s) failed, %u suite(s) could not run\n", failures, suites_failed);
+        return 1;
+    }
+    printf("\nall tests passed%s\n", n_skips ? " (with the skips above)" : "");
+    return 0;
+}

@@ -1,0 +1,133 @@
+/*  tests/test_cli.c - suite `cli`: the spiketalk tool as a user meets it:
+    help for every command, clear errors on bad arguments and files, the
+    bench JSON, the demo. Runs the built binary ($ST_CLI, default
+    build/spiketalk) from the repository root. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "audio/audio.h"
+
+static const char *cli(void)
+{
+    const char *p = getenv("ST_CLI");
+    return p && *p ? p : "build/spiketalk";
+}
+
+/* Runs `spiketalk ARGS` with stderr merged; returns the exit status and the
+   output (caller frees). */
+static int run(const char *args, char **out)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli(), args);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    int status = pclose(f);
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_help_lists_every_command(void)
+{
+    char *out;
+    CU_ASSERT_EQUAL(run("--help", &out), 0);
+    const char *cmds[] = {"demo", "devices", "loopback", "bench", "version"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, cmds[i]));
+        char args[64], *sub;
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        CU_ASSERT_EQUAL(run(args, &sub), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(sub, "usage: spiketalk"));
+        free(sub);
+    }
+    free(out);
+}
+
+static void test_unknown_command_and_option(void)
+{
+    char *out;
+    CU_ASSERT_EQUAL(run("frobnicate", &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command 'frobnicate'"));
+    free(out);
+    CU_ASSERT_EQUAL(run("loopback --rate fast --input x.wav", &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--rate: 'fast' is not a whole number"));
+    free(out);
+    CU_ASSERT_EQUAL(run("loopback --input x.wav --quality superb", &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "superb"));
+    free(out);
+    CU_ASSERT_EQUAL(run("bench nosuch", &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no benchmark 'nosuch'"));
+    free(out);
+}
+
+static void test_loopback_missing_file(void)
+{
+    char *out;
+    CU_ASSERT_EQUAL(run("loopback --input /nonexistent/voice.flac", &out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/voice.flac"));
+    free(out);
+}
+
+static void test_devices_without_sound_card(void)
+{
+    char *out;
+    CU_ASSERT_EQUAL(run("devices", &out), 0); /* a list, or "no audio devices found" */
+    CU_ASSERT_TRUE(strstr(out, "no audio devices") || strstr(out, "host API"));
+    free(out);
+}
+
+static void test_loopback_virtual_report(void)
+{
+    char in[512], args[1200], *out;
+    float x[8000];
+    st_test_noise(x, 8000, 3, 16000, 3000);
+    st_test_tmpfile(in, sizeof in, "cli-in.wav");
+    CU_ASSERT_EQUAL_FATAL(st_audio_write_wav(in, x, 8000, 16000, ST_WAV_PCM16), ST_OK);
+    snprintf(args, sizeof args, "loopback --input %s --json", in);
+    CU_ASSERT_EQUAL(run(args, &out), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"round_trip_frames\": "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"sample_rate_hz\": 48000"));
+    free(out);
+}
+
+static void test_bench_json(void)
+{
+    char *out;
+    CU_ASSERT_EQUAL(run("bench ring --frames 200000 --repeat 1 --json", &out), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "{\"bench\": \"ring\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"speedup\": "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"machine\": {"));
+    free(out);
+}
+
+static void test_demo_runs(void)
+{
+    char *out;
+    CU_ASSERT_EQUAL(run("demo", &out), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "round trip"));
+    free(out);
+}
+
+CU_TestInfo st_tests_cli[] = {
+    {"help_lists_every_command", test_help_lists_every_command},
+    {"unknown_command_and_option", test_unknown_command_and_option},
+    {"loopback_missing_file", test_loopback_missing_file},
+    {"devices_without_sound_card", test_devices_without_sound_card},
+    {"loopback_virtual_report", test_loopback_virtual_report},
+    {"bench_json", test_bench_json},
+    {"demo_runs", test_demo_runs},
+    CU_TEST_INFO_NULL,
+};
