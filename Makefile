@@ -37,7 +37,7 @@ TEST_BIN := $(BUILD)/spiketalk-tests
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPTIMIZATION) $(WARN) \
               $(if $(WERROR),-Werror) -MMD -MP -I. $(CFLAGS)
-LIBS := -lportaudio -lsamplerate -lsndfile -lasound -lpthread -lm
+LIBS := -lportaudio -lsamplerate -lsndfile -lasound -ljack -lpthread -lm
 LDFLAGS_ALL := -pthread $(LDFLAGS)
 
 ifeq ($(SANITIZER),address)

@@ -62,7 +62,9 @@ int st_audio_write_wav(const char *path, const float *samples, size_t frames,
 
 /*  Streaming reader: for files too long to hold, and for virtual devices.
     st_audio_reader_read() returns the number of frames read (0 at the end of
-    the file) or a negative st_err. Not thread-safe; one thread per reader. */
+    the file) or a negative st_err; a truncated file gives ST_ERR_FORMAT only
+    after every readable frame was handed over. st_audio_reader_frames() is
+    the length the header declares. Not thread-safe; one thread per reader. */
 typedef struct st_audio_reader st_audio_reader;
 st_audio_reader *st_audio_reader_open(const char *path, int *err);
 int st_audio_reader_rate_hz(const st_audio_reader *r);
@@ -103,8 +105,12 @@ void st_resampler_destroy(st_resampler **r_p);
 
 /*  Converts up to `in_frames` frames into at most `out_cap` frames. Reports
     what it used and what it made (like SRC_DATA): it may consume all input
-    and make less output than in_frames * ratio while the filter fills. Never
-    allocates: safe on a real-time thread once created. */
+    and make less output than in_frames * ratio while the filter fills. Given
+    st_resampler_max_output(in_frames) of room it consumes all its input;
+    with less, only what fits (never buffering input it cannot emit). `in`
+    and `out` must not overlap. After st_resampler_flush() it returns
+    ST_ERR_STATE until st_resampler_reset(). Never allocates: safe on a
+    real-time thread once created. */
 int st_resampler_process(st_resampler *r, const float *in, size_t in_frames,
                          float *out, size_t out_cap,
                          size_t *in_used, size_t *out_made);

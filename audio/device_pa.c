@@ -13,6 +13,7 @@
 #include "device_impl.h"
 
 #include <alsa/asoundlib.h>
+#include <jack/jack.h>
 #include <portaudio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,16 @@ static void alsa_quiet(const char *file, int line, const char *function, int err
     st_log(ST_LOG_DEBUG, "ALSA: %s:%d %s: %s", file, line, function, msg);
 }
 
+static void jack_quiet(const char *msg)
+{
+    st_log(ST_LOG_DEBUG, "JACK: %s", msg);
+}
+
 static int pa_init(void)
 {
     snd_lib_error_set_handler(alsa_quiet);
+    jack_set_error_function(jack_quiet);
+    jack_set_info_function(jack_quiet);
     PaError e = Pa_Initialize();
     if (e != paNoError)
         return st_error(ST_ERR_DEVICE, "PortAudio: cannot initialise: %s", Pa_GetErrorText(e));

@@ -20,6 +20,13 @@ void st_test_noise(float *buf, size_t n, unsigned seed, int rate_hz, double cuto
         s3 = (1 - a) * s2 + a * s3;
         s4 = (1 - a) * s3 + a * s4;
         if (i >= 256) /* let the filter settle */
-            buf[i - 256] = (float)(s4 * 2.0);
+            buf[i - 256] = (float)s4;
     }
+    /* Scale to an RMS of 0.1: peaks stay well inside [-1, 1] at any cutoff. */
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        e += (double)buf[i] * buf[i];
+    double g = n && e > 0 ? 0.1 / sqrt(e / (double)n) : 0;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (float)(buf[i] * g);
 }

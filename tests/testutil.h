@@ -37,8 +37,8 @@ unsigned long st_test_all_allocs(void);
 bool st_test_alloc_live(void);
 
 /*  Fills buf with deterministic band-limited noise (a seeded xorshift through
-    a low-pass), amplitude about 0.3: a signal with one clear cross-correlation
-    peak. */
+    a four-pole low-pass), scaled to an RMS of 0.1 (peaks about 0.4): a signal
+    with one clear cross-correlation peak. */
 void st_test_noise(float *buf, size_t n, unsigned seed, int rate_hz, double cutoff_hz);
 
 #define ST_SUITE(name) extern CU_TestInfo st_tests_##name[]
