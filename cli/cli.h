@@ -20,7 +20,6 @@ int st_cmd_loopback(int argc, char **argv);
 int st_cmd_bench(int argc, char **argv);
 int st_cmd_demo(int argc, char **argv);
 int st_cmd_version(int argc, char **argv);
-int st_cmd_snn(int argc, char **argv);
 
 /* ---- the benchmarks (`spiketalk bench NAME`, table in cli/cmd_bench.c) ----
     Each takes its own options and --json, and prints one report. */

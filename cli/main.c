@@ -20,7 +20,6 @@ static const command commands[] = {
     {"loopback", st_cmd_loopback, "microphone -> 16 kHz -> speaker; report the measured round-trip delay"},
     {"bench", st_cmd_bench, "benchmarks: a table, or --json for machines (`bench --help`)"},
     {"version", st_cmd_version, "print the version and the libraries it was built with"},
-    {"snn", st_cmd_snn, "spiking network engine: trace a neuron model, run or profile a network"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

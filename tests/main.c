@@ -25,7 +25,6 @@ ST_SUITE(resample);
 ST_SUITE(device);
 ST_SUITE(loopback);
 ST_SUITE(cli);
-ST_SUITE(snn);
 
 /* One line a suite, in dependency order. */
 static CU_SuiteInfo suites[] = {
@@ -36,7 +35,6 @@ static CU_SuiteInfo suites[] = {
     {"device", NULL, NULL, NULL, NULL, st_tests_device},
     {"loopback", NULL, NULL, NULL, NULL, st_tests_loopback},
     {"cli", NULL, NULL, NULL, NULL, st_tests_cli},
-    {"snn", NULL, NULL, NULL, NULL, st_tests_snn},
     CU_SUITE_INFO_NULL,
 };
 
