@@ -141,7 +141,8 @@ double st_resampler_ratio(const st_resampler *r);  /* out_rate / in_rate */
     indices count elements since st_ring_init() and never wrap in practice
     (2^64 frames), so the write index of a capture ring IS the sample index
     of the next captured frame. Acquire/release ordering on the indices; the
-    two hot indices sit on separate cache lines. */
+    two hot indices sit on separate cache lines, so the struct is 64-byte
+    aligned: a heap object that embeds it must come from aligned_alloc(). */
 typedef struct {
     _Alignas(64) _Atomic uint64_t write_index; /* written by the producer only */
     _Alignas(64) _Atomic uint64_t read_index;  /* written by the consumer only */
