@@ -83,6 +83,8 @@ static void fmt_num(char *buf, size_t cap, double v)
 {
     if (isnan(v))
         snprintf(buf, cap, "-");
+    else if (v == floor(v) && fabs(v) < 1e7)
+        snprintf(buf, cap, "%.0f", v);
     else if (v != 0 && (fabs(v) >= 1e7 || fabs(v) < 1e-3))
         snprintf(buf, cap, "%.3g", v);
     else if (fabs(v) >= 100)
