@@ -23,7 +23,7 @@ BUILD := build$(if $(SANITIZER),-$(SANITIZER))
 LAYERS := base audio snn tts pipeline
 LIB_SRC := $(foreach l,$(LAYERS),$(wildcard $(l)/*.c))
 CLI_SRC := $(wildcard cli/*.c)
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(wildcard tests/*.c) docs/example_stage.c
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -36,8 +36,10 @@ TEST_BIN := $(BUILD)/spiketalk-tests
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPTIMIZATION) $(WARN) \
-              $(if $(WERROR),-Werror) -MMD -MP -I. $(CFLAGS)
-LIBS := -lportaudio -lsamplerate -lsndfile -lasound -ljack -lpthread -lm
+              $(if $(WERROR),-Werror) -MMD -MP -I. -I/usr/include/hdf5/serial $(CFLAGS)
+LIBS := -lportaudio -lsamplerate -lsndfile -lasound -ljack \
+        -lespeak-ng -lflite_cmu_us_kal16 -lflite_cmu_us_kal -lflite_cmu_us_awb -lflite_cmu_us_rms \
+        -lflite_cmu_us_slt -lflite_usenglish -lflite_cmulex -lflite -lzmq -linih -lhdf5_serial -lfftw3f -lpthread -lm
 LDFLAGS_ALL := -pthread $(LDFLAGS)
 
 ifeq ($(SANITIZER),address)

@@ -358,6 +358,268 @@ typedef struct {
     its play sample index minus the capture sample index it derives from. */
 int st_loopback_run(st_device *d, const st_loopback_params *p, st_loopback_report *rep);
 
+/* ======================================================================== */
+/*  Front end: log-mel filterbank, spike encoders, speech + noise mixtures.  */
+/*  (audio/frontend.c, audio/encoder.c, audio/mixture.c)                     */
+/* ======================================================================== */
+
+/*  The streaming log-mel filterbank: 16 kHz mono in, one frame of n_mels log
+    energies out every hop. A frame is the Hann-windowed last `window`
+    samples (zero before the stream's first sample), FFT (FFTW3, float, plan
+    made once at creation), power spectrum scaled by 1/sum(w^2) (so white
+    noise of variance s^2 gives s^2 per bin), triangular mel filters of peak
+    1 (HTK mel scale), then ln(max(energy, log_floor)); optionally minus a
+    per-channel running mean (causal, no look-ahead).
+
+    The clock. Frame k is stamped with the capture sample index of its
+    newest sample, (k + 1) * hop - 1 counting from the stream start (or the
+    index given to st_frontend_reset), and is emitted as soon as that sample
+    is consumed: the front end holds nothing back beyond the frame it is
+    filling. What a frame describes is centred (window - 1) / 2 samples before
+    its stamp: that is the front end's algorithmic delay,
+    st_frontend_delay_samples() (199.5 samples = 12.47 ms at the defaults).
+    An impulse at sample s weighs most in the frame stamped nearest
+    s + delay, and a step onset at s reaches half its final power there too.
+    A live sample additionally waits for the end of its hop, so the first
+    frame that carries an impulse is at most hop - 1 samples later, and the
+    frame centred on it at most delay + hop - 1 later.
+
+    Workload: 10 ms hops of 160 samples, one 512-point real FFT and 40 mel
+    dot products a frame: about 5 us a frame on one core. */
+
+typedef struct {
+    int sample_rate_hz;      /* input rate; 16000 (ST_PIPELINE_RATE_HZ) */
+    double window_ms;        /* analysis window (Hann); 25 */
+    double hop_ms;           /* frame step, <= window_ms; 10 (5 for finer timing) */
+    int n_mels;              /* mel channels; 40 */
+    double f_min_hz;         /* lowest filter's lower edge; 60 (below: mains hum) */
+    double f_max_hz;         /* highest filter's upper edge; 8000 (0 = Nyquist) */
+    double log_floor;        /* energies below this are clamped before ln; 1e-10 (-100 dB) */
+    bool normalize;          /* subtract each channel's running mean; false */
+    double norm_tau_s;       /* time constant of that running mean; 3 s */
+} st_frontend_params;
+
+st_frontend_params st_frontend_default_params(void);
+
+typedef struct st_frontend st_frontend;
+
+/*  Owned by the caller. Errors (NULL, *err): ST_ERR_INVALID naming the
+    parameter (a rate <= 0, hop > window, a mel filter with no FFT bin:
+    too many mels for the window), ST_ERR_NOMEM. Creates an FFTW plan under
+    a process-wide lock: any thread, but not the audio callback. */
+st_frontend *st_frontend_new(const st_frontend_params *p, int *err);
+void st_frontend_destroy(st_frontend **fe_p);
+
+/*  Back to an empty history (zeros); the next frame's stamp counts from
+    `first_sample_index` (0 for a new stream). */
+void st_frontend_reset(st_frontend *fe, uint64_t first_sample_index);
+
+/*  Consumes up to n samples of pcm and writes the frames they complete:
+    frame j's n_mels values at feat[j * n_mels], its stamp at index[j]
+    (index may be NULL). Reports what it used and what it made. Given
+    st_frontend_max_frames(fe, n) frames of room it consumes everything;
+    with less, it stops before the sample that would complete a frame it has
+    no room for. Never allocates, locks or logs: for the real-time thread
+    that owns `fe`. Returns ST_OK. */
+int st_frontend_process(st_frontend *fe, const float *pcm, size_t n, float *feat,
+                        uint64_t *index, size_t cap_frames, size_t *used, size_t *made);
+
+/*  Frames that n more samples complete (for sizing `feat`). */
+size_t st_frontend_max_frames(const st_frontend *fe, size_t n);
+
+int st_frontend_n_mels(const st_frontend *fe);
+size_t st_frontend_hop_samples(const st_frontend *fe);
+size_t st_frontend_window_samples(const st_frontend *fe);
+size_t st_frontend_fft_size(const st_frontend *fe);
+/*  The algorithmic delay: from a sample to the stamp of the frame centred on
+    it, (window - 1) / 2 samples; in seconds too. */
+double st_frontend_delay_samples(const st_frontend *fe);
+double st_frontend_delay_s(const st_frontend *fe);
+/*  Centre frequency of mel channel c (Hz). */
+double st_frontend_mel_centre_hz(const st_frontend *fe, int c);
+const st_frontend_params *st_frontend_params_of(const st_frontend *fe);
+
+/* ---- spike encoders: frames -> address events ---------------------------- */
+
+/*  Encoders turn each frame (n channels of log energy) into address events
+    (time, address), deterministic for a given seed and input:
+
+    SOD (send-on-delta): per channel a reference; each time the channel rises
+      `sod_threshold` above it an ON event (address 2c), each time it falls
+      that far below an OFF event (2c + 1), moving the reference by one
+      threshold per event (at most sod_max_events per channel and frame);
+      after an event the channel is refractory for sod_refractory_frames
+      frames (a change made during it is signalled on the first frame after).
+      Events carry the frame's stamp.
+    LIF (direct current drive): current c = lif_gain * norm(x) + lif_bias per
+      channel per frame, where norm maps [in_lo, in_hi] to [0, 1] (clamped).
+      st_encoder_currents() hands the currents to an SNN input population;
+      st_encoder_encode() also integrates them in a per-channel LIF
+      (tau lif_tau_mem_s, threshold 1, reset to 0, lif_substeps Euler steps
+      a frame) and emits its spikes (address c), stamped at the sub-step.
+    RATE: per channel a Poisson-like train at rate_max_hz * norm(x), drawn in
+      rate_substeps Bernoulli slots a frame from a seeded xorshift64
+      (address c), stamped at the slot.
+
+    Sub-step stamps lie in (stamp - hop, stamp], so events of consecutive
+    frames come out in time order. */
+typedef enum {
+    ST_ENCODER_SOD = 0,
+    ST_ENCODER_LIF = 1,
+    ST_ENCODER_RATE = 2
+} st_encoder_kind;
+
+typedef struct {
+    uint64_t sample_index;   /* capture sample index (16 kHz) of the event */
+    uint32_t address;        /* SOD: 2 * channel + polarity (0 ON, 1 OFF); else channel */
+    uint32_t frame;          /* the frame that made it, counted from reset */
+} st_aer_event;
+
+typedef struct {
+    st_encoder_kind kind;
+    int n_channels;          /* channels per frame; 40 */
+    size_t hop_samples;      /* samples per frame, for sub-step stamps; 160 */
+    double hop_s;            /* the frame step in seconds; 0.01 */
+    float sod_threshold;     /* SOD: delta per event, in the frame's units (ln energy); 0.5 */
+    int sod_refractory_frames; /* SOD: frames a channel stays silent after an event; 0 */
+    int sod_max_events;      /* SOD: events per channel and frame at most; 4 */
+    float in_lo, in_hi;      /* LIF, RATE: input range mapped to [0, 1]; -12, 2 (ln energy) */
+    float lif_gain;          /* LIF: current per unit of normalised input; 2 */
+    float lif_bias;          /* LIF: constant current; 0 */
+    double lif_tau_mem_s;    /* LIF: membrane time constant; 0.02 s */
+    int lif_substeps;        /* LIF: Euler steps per frame; 10 */
+    double rate_max_hz;      /* RATE: rate at norm = 1; 200 Hz */
+    int rate_substeps;       /* RATE: Bernoulli slots per frame; 10 */
+    uint64_t seed;           /* RATE: xorshift64 seed (0 is replaced by a constant); 1 */
+} st_encoder_params;
+
+st_encoder_params st_encoder_default_params(st_encoder_kind kind);
+
+/*  "sod", "lif", "rate" and back; from_name gives ST_ERR_NOT_FOUND listing them. */
+const char *st_encoder_kind_name(st_encoder_kind kind);
+int st_encoder_kind_from_name(const char *name, st_encoder_kind *out);
+
+typedef struct st_encoder st_encoder;
+
+/*  Owned by the caller; ST_ERR_INVALID naming the parameter, ST_ERR_NOMEM. */
+st_encoder *st_encoder_new(const st_encoder_params *p, int *err);
+void st_encoder_destroy(st_encoder **enc_p);
+void st_encoder_reset(st_encoder *enc);
+
+/*  Addresses the encoder uses (2 n for SOD, n otherwise), and the most
+    events one frame can make (for sizing `out`). */
+size_t st_encoder_n_addresses(const st_encoder *enc);
+size_t st_encoder_max_events(const st_encoder *enc);
+
+/*  Encodes one frame stamped `sample_index` into out[0..*made), in time
+    order. ST_ERR_INVALID when cap < st_encoder_max_events() (nothing is
+    changed then). No allocation: real-time safe. */
+int st_encoder_encode(st_encoder *enc, const float *frame, uint64_t sample_index,
+                      st_aer_event *out, size_t cap, size_t *made);
+
+/*  LIF drive: the frame's input currents, n_channels values (any kind may
+    ask; the mapping is the LIF one). Stateless. */
+void st_encoder_currents(const st_encoder *enc, const float *frame, float *current);
+
+/* ---- speech + noise mixtures (for VAD benchmarks and tests) ----------------
+
+    Builds a 16 kHz stream of background noise with speech clips placed at
+    random times at a random SNR, and the ground truth of where each clip's
+    speech starts and ends. Speech comes from the shared data's manifests
+    (speech_commands words, fsdd digits, an4 utterances) or, without the
+    data, from espeak-ng (`espeak-ng -w`, words and voices drawn from the
+    seed); noise from speech_commands' `_silence_` clips or, without them,
+    generated coloured noise (white, pink, brown, band-limited, with slow
+    level wander). Everything is drawn from the seed: the same parameters
+    give the same samples.
+
+    Noise: a sequence of stretches, stretch_min_s..stretch_max_s each, at a
+    level drawn uniformly in noise_min_dbfs..noise_max_dbfs, joined with a
+    crossfade_s equal-power crossfade. A stretch starts with a random noise
+    clip and goes on, each time a clip ends, with one of the three clips
+    most like it in spectral shape (50 ms crossfades at the joins): a
+    background that keeps its character for seconds and changes type and
+    level between stretches, without looping one second of it (a looped
+    clip would repeat its one clink or miaow every second).
+
+    Truth: the clean clip's power in 5 ms windows every 1 ms; speech is
+    where it is within truth_below_peak_db (20 dB: about where ITU-T P.56
+    puts its activity threshold, 15.9 dB under the active level) of the
+    clip's loudest 20 ms window; onset is the centre of the first such
+    window, offset just past the centre of the last (a step onset is placed
+    within 2.5 ms). A clip whose own noise is not clearly under that
+    threshold is not used: the 20 ms windows wholly outside its speech must
+    have their 90th percentile 10 dB below it (a click or hum that crosses
+    the threshold would otherwise pass for the word). SNR is the clip's mean
+    power over its truth segment against the noise's mean power over the
+    same samples.
+
+    Splits: speakers (and noise clips) are hashed into two halves, TUNE and
+    TEST, so that a detector tuned on one is measured on voices it never
+    met. */
+
+typedef enum { ST_MIX_ALL = 0, ST_MIX_TUNE = 1, ST_MIX_TEST = 2 } st_mix_split;
+
+enum {
+    ST_MIX_SPEECH_COMMANDS = 1,
+    ST_MIX_FSDD = 2,
+    ST_MIX_AN4 = 4,
+    ST_MIX_ESPEAK = 8         /* synthesized; used alone when the data is absent */
+};
+
+typedef struct {
+    const char *data_dir;    /* the shared data folder (holds speech/); NULL: synthesize */
+    uint64_t seed;           /* 1 */
+    st_mix_split split;      /* ST_MIX_TEST */
+    unsigned sources;        /* ST_MIX_* bits; SPEECH_COMMANDS | FSDD | AN4 */
+    int n_utterances;        /* clips to place; 200 */
+    double snr_min_db, snr_max_db;   /* 0, 20 */
+    double gap_min_s, gap_max_s;     /* noise between clips (truth end to truth start); 1.5, 3 */
+    double lead_s;           /* noise before the first clip (lets a detector settle); 3 */
+    double noise_min_dbfs, noise_max_dbfs; /* background level range; -55, -35 */
+    double stretch_min_s, stretch_max_s;   /* one noise clip's stretch; 8, 20 */
+    double crossfade_s;      /* between stretches; 1 */
+    double truth_below_peak_db; /* speech threshold under the clip's peak; 20 */
+} st_mix_params;
+
+st_mix_params st_mix_default_params(void);
+
+typedef struct {
+    uint64_t onset;          /* truth: first speech sample, in the mixture */
+    uint64_t offset;         /* truth: one past the last speech sample */
+    uint64_t clip_start, clip_end; /* where the whole clip lies */
+    float snr_db;
+    float speech_dbfs;       /* the clip's mean power over its truth segment */
+    char source[16];         /* "speech_commands", "fsdd", "an4", "espeak" */
+    char speaker[32];
+    char text[64];
+} st_mix_segment;
+
+typedef struct {
+    float *samples;          /* 16 kHz mono, owned: st_mixture_free() */
+    size_t frames;
+    st_mix_segment *segs;    /* in time order, owned */
+    size_t n_segs;
+    size_t n_stretches;      /* noise stretches (each a change of background) */
+    bool synthetic_speech;   /* espeak-ng stood in for the data */
+    bool synthetic_noise;    /* generated noise stood in for `_silence_` */
+} st_mixture;
+
+/*  Speech in noise: n_utterances clips. Errors: ST_ERR_NOT_FOUND (no usable
+    clip: names the manifest or the missing espeak-ng), ST_ERR_IO,
+    ST_ERR_FORMAT (a manifest line), ST_ERR_NOMEM. Logs what it used.
+    Allocates and reads files: not for the audio thread. */
+int st_mix_speech(const st_mix_params *p, st_mixture *out);
+
+/*  Noise only, `seconds` long, built the same way (no segments). */
+int st_mix_noise(const st_mix_params *p, double seconds, st_mixture *out);
+
+/*  Writes the mixture as a 16 kHz WAV and its truth as TSV
+    (onset_s offset_s snr_db source speaker text) beside it. */
+int st_mixture_write(const st_mixture *m, const char *wav_path, const char *tsv_path);
+
+void st_mixture_free(st_mixture *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,11 +20,27 @@ int st_cmd_loopback(int argc, char **argv);
 int st_cmd_bench(int argc, char **argv);
 int st_cmd_demo(int argc, char **argv);
 int st_cmd_version(int argc, char **argv);
+int st_cmd_features(int argc, char **argv); /* cli/cmd_frontend.c */
+int st_cmd_vad(int argc, char **argv);      /* cli/cmd_frontend.c */
+int st_cmd_snn(int argc, char **argv);
+int st_cmd_snn_profile(int argc, char **argv); /* cli/snn_profile.c, via `snn` */
+int st_cmd_lm(int argc, char **argv);
+int st_cmd_say(int argc, char **argv);
+int st_cmd_run(int argc, char **argv);
+int st_cmd_stage(int argc, char **argv);
+int st_cmd_replay(int argc, char **argv);
+int st_cmd_train(int argc, char **argv);
 
 /* ---- the benchmarks (`spiketalk bench NAME`, table in cli/cmd_bench.c) ----
     Each takes its own options and --json, and prints one report. */
 int st_bench_ring(int argc, char **argv);
 int st_bench_resample(int argc, char **argv);
+int st_bench_vad(int argc, char **argv);
+int st_bench_snn(int argc, char **argv);
+int st_bench_lm(int argc, char **argv);
+int st_bench_tts(int argc, char **argv);
+int st_bench_pipeline(int argc, char **argv);
+int st_bench_train(int argc, char **argv);
 
 /* ---- shared helpers (cli/util.c) ---- */
 

@@ -17,6 +17,12 @@ typedef struct {
 static const bench benches[] = {
     {"ring", st_bench_ring, "SPSC ring, two threads at full speed, vs a mutex+condvar queue"},
     {"resample", st_bench_resample, "streaming resampler vs libsamplerate's one-shot src_simple"},
+    {"vad", st_bench_vad, "spiking VAD on speech+noise mixtures: onset/offset latency, false onsets/min, vs energy and WebRTC VADs"},
+    {"lm", st_bench_lm, "language model: tokens/s and first-token time vs PyTorch"},
+    {"snn", st_bench_snn, "SNN engine: CUBA network vs Brian2, streaming SNN step vs PyTorch"},
+    {"tts", st_bench_tts, "synthesizer: first audio, real-time factor, cancel, intelligibility vs the engines' own CLIs"},
+    {"pipeline", st_bench_pipeline, "pipeline runtime: per-hop latency and throughput (inproc, ipc, tcp), five pass-through stages, vs bare libzmq"},
+    {"train", st_bench_train, "one BPTT training step of a recurrent LIF network vs PyTorch"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

@@ -20,6 +20,15 @@ static const command commands[] = {
     {"loopback", st_cmd_loopback, "microphone -> 16 kHz -> speaker; report the measured round-trip delay"},
     {"bench", st_cmd_bench, "benchmarks: a table, or --json for machines (`bench --help`)"},
     {"version", st_cmd_version, "print the version and the libraries it was built with"},
+    {"features", st_cmd_features, "log-mel frames of an audio file, or the spike events an encoder makes of them"},
+    {"vad", st_cmd_vad, "speech onsets and offsets in an audio file (spiking voice-activity detector)"},
+    {"snn", st_cmd_snn, "spiking network engine: trace a neuron model, run or profile a network"},
+    {"lm", st_cmd_lm, "SpikeGPT-style spiking language model: golden check, generate, bench"},
+    {"say", st_cmd_say, "speak text to a WAV file (espeak-ng or flite), with word times"},
+    {"run", st_cmd_run, "run a pipeline of stages (the built-in one, or --config FILE), supervised"},
+    {"stage", st_cmd_stage, "run one stage of a pipeline as its own process; --list the stage types"},
+    {"replay", st_cmd_replay, "list the messages of a recorded run (pipeline.record = FILE)"},
+    {"train", st_cmd_train, "train a spiking network (surrogate-gradient BPTT) from a config file"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

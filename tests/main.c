@@ -25,6 +25,16 @@ ST_SUITE(resample);
 ST_SUITE(device);
 ST_SUITE(loopback);
 ST_SUITE(cli);
+ST_SUITE(frontend);
+ST_SUITE(vad);
+ST_SUITE(snn);
+ST_SUITE(lm);
+ST_SUITE(snn_perf);
+ST_SUITE(snn_files);
+ST_SUITE(train);
+ST_SUITE(tts);
+ST_SUITE(wire);
+ST_SUITE(pipeline);
 
 /* One line a suite, in dependency order. */
 static CU_SuiteInfo suites[] = {
@@ -35,6 +45,16 @@ static CU_SuiteInfo suites[] = {
     {"device", NULL, NULL, NULL, NULL, st_tests_device},
     {"loopback", NULL, NULL, NULL, NULL, st_tests_loopback},
     {"cli", NULL, NULL, NULL, NULL, st_tests_cli},
+    {"frontend", NULL, NULL, NULL, NULL, st_tests_frontend},
+    {"vad", NULL, NULL, NULL, NULL, st_tests_vad},
+    {"snn", NULL, NULL, NULL, NULL, st_tests_snn},
+    {"lm", NULL, NULL, NULL, NULL, st_tests_lm},
+    {"snn_perf", NULL, NULL, NULL, NULL, st_tests_snn_perf},
+    {"snn_files", NULL, NULL, NULL, NULL, st_tests_snn_files},
+    {"train", NULL, NULL, NULL, NULL, st_tests_train},
+    {"tts", NULL, NULL, NULL, NULL, st_tests_tts},
+    {"wire", NULL, NULL, NULL, NULL, st_tests_wire},
+    {"pipeline", NULL, NULL, NULL, NULL, st_tests_pipeline},
     CU_SUITE_INFO_NULL,
 };
 

@@ -1,0 +1,396 @@
+/*  tests/test_vad.c - suite `vad`: the spiking voice-activity detector
+    (snn/vad.c) fed by the front end (audio/frontend.c), as the pipeline
+    feeds it.
+
+    A synthetic voiced burst in noise is found with its onset and offset in
+    time; steady and changing noise alone makes no onset; the agent's own
+    voice, given as the echo estimate, does not start speech while the
+    user's voice over it does; the same input gives the same events; the
+    parameters are checked; process never allocates; and, when the shared
+    data is there, real speech mixtures are detected. */
+#include "testutil.h"
+
+#include "audio/audio.h"
+#include "snn/vad.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RATE 16000
+
+typedef struct {
+    st_frontend *fe;
+    st_vad_model *model;
+    st_vad *vad;
+    double centre[40];
+} rig;
+
+static void rig_init(rig *r, const st_vad_params *override)
+{
+    st_frontend_params fp = st_frontend_default_params();
+    int err = -1;
+    r->fe = st_frontend_new(&fp, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->fe);
+    st_vad_params vp = override ? *override : st_vad_default_params();
+    for (int c = 0; c < 40; c++)
+        r->centre[c] = st_frontend_mel_centre_hz(r->fe, c);
+    vp.channel_hz = r->centre;
+    vp.frontend_delay_samples = st_frontend_delay_samples(r->fe);
+    r->model = st_vad_model_new(&vp, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->model);
+    CU_ASSERT_EQUAL(err, ST_OK);
+    r->vad = st_vad_new(r->model, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->vad);
+}
+
+static void rig_free(rig *r)
+{
+    st_vad_destroy(&r->vad);
+    CU_ASSERT_PTR_NULL(r->vad);
+    st_vad_model_destroy(&r->model);
+    st_frontend_destroy(&r->fe);
+}
+
+/* Runs x (and, when given, the echo estimate's samples) through front end
+   and detector in 10 ms blocks; returns the number of events in ev. */
+static size_t rig_run(rig *r, const float *x, const float *echo, size_t n, st_vad_event *ev,
+                      size_t cap)
+{
+    st_frontend *fe_echo = NULL;
+    if (echo) {
+        st_frontend_params fp = st_frontend_default_params();
+        fe_echo = st_frontend_new(&fp, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fe_echo);
+    }
+    st_frontend_reset(r->fe, 0);
+    st_vad_reset(r->vad);
+    size_t nev = 0;
+    float feat[40 * 2], efeat[40 * 2];
+    uint64_t st[2], est[2];
+    for (size_t at = 0; at < n; at += 160) {
+        size_t len = n - at < 160 ? n - at : 160, used, made, emade = 0;
+        st_frontend_process(r->fe, x + at, len, feat, st, 2, &used, &made);
+        if (echo)
+            st_frontend_process(fe_echo, echo + at, len, efeat, est, 2, &used, &emade);
+        if (!made)
+            continue;
+        CU_ASSERT_FATAL(nev + made <= cap);
+        size_t m;
+        CU_ASSERT_EQUAL(st_vad_process(r->vad, feat, st, echo ? efeat : NULL, made, ev + nev,
+                                       cap - nev, &m),
+                        ST_OK);
+        nev += m;
+    }
+    st_frontend_destroy(&fe_echo);
+    return nev;
+}
+
+/* A voiced, speech-like burst: a 140 Hz harmonic complex to 4 kHz with two
+   formant-like peaks, a 10 ms attack, 3 Hz syllable modulation and a 20 ms
+   release, of RMS `rms`, added to x[start, start + len). */
+static void add_burst(float *x, size_t start, size_t len, double rms, double f0)
+{
+    double *tmp = calloc(len, sizeof *tmp), e = 0;
+    for (size_t i = 0; i < len; i++) {
+        double t = (double)i / RATE, v = 0;
+        for (int h = 1; h * f0 < 4000; h++) {
+            double f = h * f0;
+            double amp = 1.0 / (1 + pow((f - 600) / 200, 2)) + 0.5 / (1 + pow((f - 1700) / 300, 2)) +
+                         0.05;
+            v += amp * sin(2 * M_PI * f * t + h * 0.7);
+        }
+        double env = 1 - 0.4 * pow(sin(M_PI * 3 * t), 2);
+        if (i < RATE / 100)
+            env *= 0.5 - 0.5 * cos(M_PI * i / (RATE / 100.0));
+        if (len - i < RATE / 50)
+            env *= 0.5 - 0.5 * cos(M_PI * (len - i) / (RATE / 50.0));
+        tmp[i] = v * env;
+        e += tmp[i] * tmp[i];
+    }
+    double g = rms / sqrt(e / len);
+    for (size_t i = 0; i < len; i++)
+        x[start + i] += (float)(g * tmp[i]);
+    free(tmp);
+}
+
+static void make_noise(float *x, size_t n, unsigned seed, double rms)
+{
+    st_test_noise(x, n, seed, RATE, 6000);
+    for (size_t i = 0; i < n; i++)
+        x[i] *= (float)(rms / 0.1);
+}
+
+static void test_burst_in_noise(void)
+{
+    rig r;
+    rig_init(&r, NULL);
+    enum { N = 4 * RATE };
+    float *x = malloc(N * sizeof *x);
+    st_vad_event ev[64];
+    /* at 5 dB this burst (a few formant channels rising 10-15 dB) stays
+       under the onset threshold: the detector trades it for fewer false
+       onsets in noise (docs/BENCH.md, bench vad) */
+    static const double snr_db[] = {20, 10};
+    for (size_t k = 0; k < sizeof snr_db / sizeof *snr_db; k++) {
+        make_noise(x, N, 3 + (unsigned)k, 0.003);
+        const size_t on = 2 * RATE, len = (size_t)(0.6 * RATE);
+        add_burst(x, on, len, 0.003 * pow(10, snr_db[k] / 20), 140);
+        size_t n = rig_run(&r, x, NULL, N, ev, 64);
+        if (n != 2)
+            printf("\n  %.0f dB: %zu events\n", snr_db[k], n);
+        CU_ASSERT_EQUAL_FATAL(n, 2);
+        CU_ASSERT_EQUAL(ev[0].kind, ST_VAD_ONSET);
+        CU_ASSERT_EQUAL(ev[1].kind, ST_VAD_OFFSET);
+        double lat_on = ((double)ev[0].decided_index - (double)on) / RATE;
+        double lat_off = ((double)ev[1].decided_index - (double)(on + len)) / RATE;
+        double pos_on = ((double)ev[0].sample_index - (double)on) / RATE;
+        double pos_off = ((double)ev[1].sample_index - (double)(on + len)) / RATE;
+        if (lat_on < 0 || lat_on > 0.060 || lat_off < 0 || lat_off > 0.150)
+            printf("\n  %.0f dB: onset +%.1f ms, offset +%.1f ms\n", snr_db[k], 1e3 * lat_on,
+                   1e3 * lat_off);
+        CU_ASSERT(lat_on >= 0 && lat_on <= 0.060);
+        CU_ASSERT(lat_off >= 0 && lat_off <= 0.150);
+        /* the positions the detector reports are closer still */
+        CU_ASSERT(fabs(pos_on) <= 0.030);
+        CU_ASSERT(fabs(pos_off) <= 0.040);
+        CU_ASSERT(ev[0].sample_index <= ev[0].decided_index);
+        CU_ASSERT(!st_vad_active(r.vad));
+    }
+    /* the same input gives the same events after a reset */
+    make_noise(x, N, 3, 0.003);
+    add_burst(x, 2 * RATE, (size_t)(0.6 * RATE), 0.03, 140);
+    st_vad_event again[64];
+    size_t n1 = rig_run(&r, x, NULL, N, ev, 64), n2 = rig_run(&r, x, NULL, N, again, 64);
+    CU_ASSERT_EQUAL_FATAL(n1, n2);
+    for (size_t i = 0; i < n1; i++)
+        CU_ASSERT(ev[i].kind == again[i].kind && ev[i].sample_index == again[i].sample_index &&
+                  ev[i].decided_index == again[i].decided_index);
+    free(x);
+    rig_free(&r);
+}
+
+/* No onset on a minute of noise: steady noise at three levels, and the
+   generated backgrounds of the mixture builder (white, pink, brown and
+   band-limited noise whose type and level change every 8..20 s through a
+   1 s crossfade). */
+static void test_no_onset_on_noise(void)
+{
+    rig r;
+    rig_init(&r, NULL);
+    enum { N = 20 * RATE };
+    float *x = malloc(N * sizeof *x);
+    st_vad_event ev[256];
+    static const double levels[] = {0.0003, 0.003, 0.1};
+    for (size_t k = 0; k < 3; k++) {
+        make_noise(x, N, 11 + (unsigned)k, levels[k]);
+        size_t n = rig_run(&r, x, NULL, N, ev, 256);
+        if (n)
+            printf("\n  steady noise at RMS %g: %zu events, the first at %.2f s\n", levels[k], n,
+                   (double)ev[0].decided_index / RATE);
+        CU_ASSERT_EQUAL(n, 0);
+    }
+    free(x);
+    st_mix_params mp = st_mix_default_params();
+    mp.data_dir = NULL; /* the generated noise */
+    st_mixture m;
+    CU_ASSERT_EQUAL_FATAL(st_mix_noise(&mp, 60, &m), ST_OK);
+    CU_ASSERT(m.synthetic_noise);
+    CU_ASSERT(m.n_stretches >= 3);
+    size_t n = rig_run(&r, m.samples, NULL, m.frames, ev, 256);
+    if (n)
+        printf("\n  generated noise: %zu events, the first at %.2f s\n", n,
+               (double)ev[0].decided_index / RATE);
+    CU_ASSERT_EQUAL(n, 0);
+    st_mixture_free(&m);
+    rig_free(&r);
+}
+
+/* The agent's own voice after echo cancellation: a residual at the
+   microphone, with the canceller's estimate of it as `echo`, starts no
+   speech; the user talking over it does. */
+static void test_echo_does_not_start_speech(void)
+{
+    rig r;
+    rig_init(&r, NULL);
+    enum { N = 4 * RATE };
+    float *x = malloc(N * sizeof *x), *echo = calloc(N, sizeof *echo);
+    st_vad_event ev[64];
+    make_noise(x, N, 21, 0.003);
+    add_burst(echo, RATE, 2 * RATE, 0.03, 190); /* the agent, 20 dB over the noise */
+    for (size_t i = 0; i < N; i++)
+        x[i] += echo[i];
+    size_t n = rig_run(&r, x, NULL, N, ev, 64);
+    CU_ASSERT(n >= 1); /* without the estimate it is speech, */
+    n = rig_run(&r, x, echo, N, ev, 64);
+    CU_ASSERT_EQUAL(n, 0); /* with it, not */
+    /* the user starts 10 dB over the residual, at another pitch */
+    const size_t on = 2 * RATE;
+    add_burst(x, on, RATE / 2, 0.1, 120);
+    n = rig_run(&r, x, echo, N, ev, 64);
+    CU_ASSERT_FATAL(n >= 1);
+    CU_ASSERT_EQUAL(ev[0].kind, ST_VAD_ONSET);
+    double lat = ((double)ev[0].decided_index - (double)on) / RATE;
+    CU_ASSERT(lat >= 0 && lat <= 0.080);
+    free(x);
+    free(echo);
+    rig_free(&r);
+}
+
+static void test_params_and_network(void)
+{
+    st_vad_params p = st_vad_default_params();
+    CU_ASSERT_EQUAL(st_vad_set_param(&p, "onset_threshold", "0.3"), ST_OK);
+    CU_ASSERT_DOUBLE_EQUAL(p.onset_threshold, 0.3, 1e-6);
+    CU_ASSERT_EQUAL(st_vad_set_param(&p, "onset_frames", "2.5"), ST_ERR_INVALID);
+    CU_ASSERT_EQUAL(st_vad_set_param(&p, "onset_frames", "x"), ST_ERR_INVALID);
+    CU_ASSERT_EQUAL(st_vad_set_param(&p, "bogus", "1"), ST_ERR_NOT_FOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "hangover_s"));
+    char buf[2048];
+    st_vad_params_print(&p, buf, sizeof buf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "onset_threshold=0.3\n"));
+
+    int err = 0;
+    p = st_vad_default_params();
+    p.offset_threshold = 0.5f; /* above the onset threshold */
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "offset_threshold"));
+    p = st_vad_default_params();
+    p.hop_s = 0.005;
+    p.readout_tau_s = 0.001;
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+
+    /* the network is the engine's: populations of its neuron models */
+    p = st_vad_default_params();
+    st_vad_model *m = st_vad_model_new(&p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    const st_snn_net *net = st_vad_model_net(m);
+    int e = st_snn_net_find(net, "E"), fl = st_snn_net_find(net, "floor"),
+        rd = st_snn_net_find(net, "R");
+    CU_ASSERT_FATAL(e >= 0 && fl >= 0 && rd >= 0);
+    CU_ASSERT_EQUAL(st_snn_neurons_model(st_snn_net_neurons(net, e)), ST_SNN_LIFBOX);
+    CU_ASSERT_EQUAL(st_snn_neurons_count(st_snn_net_neurons(net, e)), 40 * 8);
+    CU_ASSERT_EQUAL(st_snn_neurons_model(st_snn_net_neurons(net, fl)), ST_SNN_INTEGRATOR);
+    CU_ASSERT_EQUAL(st_snn_neurons_model(st_snn_net_neurons(net, rd)), ST_SNN_LIBOX);
+    st_vad *v = st_vad_new(m, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    st_vad_event ev[4];
+    size_t made = 9;
+    float f[40] = {0};
+    uint64_t s = 159;
+    CU_ASSERT_EQUAL(st_vad_process(v, f, &s, NULL, 1, ev, 0, &made), ST_ERR_INVALID);
+    CU_ASSERT_EQUAL(made, 0);
+    st_snn_counters c;
+    CU_ASSERT_EQUAL(st_vad_counters(v, &c), ST_OK);
+    st_vad_destroy(&v);
+    st_vad_destroy(&v); /* idempotent */
+    st_vad_model_destroy(&m);
+    CU_ASSERT_PTR_NULL(m);
+}
+
+static void test_no_allocation(void)
+{
+    if (!st_test_alloc_live()) {
+        st_test_skip("vad:no_allocation",
+                     "allocation counting needs glibc's malloc (not under a sanitizer or valgrind)");
+        return;
+    }
+    rig r;
+    rig_init(&r, NULL);
+    enum { N = 3 * RATE };
+    float *x = malloc(N * sizeof *x), *feat = malloc(400 * 40 * sizeof *feat);
+    uint64_t st[400];
+    make_noise(x, N, 5, 0.003);
+    add_burst(x, RATE, RATE, 0.03, 140);
+    size_t used, nf;
+    st_frontend_process(r.fe, x, N, feat, st, 400, &used, &nf);
+    st_vad_event ev[400];
+    size_t made = 0;
+    unsigned long before = st_test_rt_allocs();
+    st_rt_enter();
+    for (size_t f = 0; f < nf; f += 7) {
+        size_t m, len = nf - f < 7 ? nf - f : 7;
+        st_vad_process(r.vad, feat + f * 40, st + f, NULL, len, ev + made, 400 - made, &m);
+        made += m;
+    }
+    st_rt_leave();
+    CU_ASSERT_EQUAL(st_test_rt_allocs(), before);
+    CU_ASSERT(made >= 2);
+    free(x);
+    free(feat);
+    rig_free(&r);
+}
+
+/* Real speech from the shared data, in `_silence_` noise, held-out
+   speakers: loose bounds (the benchmark measures the figures). */
+static void test_real_mixtures(void)
+{
+    const char *data = st_test_shared_data();
+    if (!data) {
+        st_test_skip("vad:real_mixtures",
+                     "no shared data folder (../shared/data or $ST_SHARED_DATA): the synthetic "
+                     "checks above still ran");
+        return;
+    }
+    st_mix_params mp = st_mix_default_params();
+    mp.data_dir = data;
+    mp.n_utterances = 30;
+    mp.seed = 7;
+    mp.snr_min_db = 10;
+    st_mixture m;
+    int rc = st_mix_speech(&mp, &m);
+    if (rc == ST_ERR_NOT_FOUND) {
+        st_test_skip("vad:real_mixtures", "the shared data holds no usable speech manifest");
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(rc, ST_OK);
+    CU_ASSERT_EQUAL(m.n_segs, 30);
+    CU_ASSERT(!m.synthetic_speech);
+    rig r;
+    rig_init(&r, NULL);
+    st_vad_event *ev = malloc(4096 * sizeof *ev);
+    size_t n = rig_run(&r, m.samples, NULL, m.frames, ev, 4096);
+    int found = 0;
+    double lat[30];
+    size_t k = 0;
+    for (size_t i = 0; i < m.n_segs; i++) {
+        const st_mix_segment *s = &m.segs[i];
+        while (k < n && ev[k].decided_index + RATE / 5 < s->onset)
+            k++;
+        for (size_t j = k; j < n && ev[j].decided_index <= s->offset; j++)
+            if (ev[j].kind == ST_VAD_ONSET) {
+                lat[found++] = ((double)ev[j].decided_index - (double)s->onset) / RATE;
+                break;
+            }
+    }
+    /* median latency */
+    for (int a = 0; a < found; a++)
+        for (int b = a + 1; b < found; b++)
+            if (lat[b] < lat[a]) {
+                double t = lat[a];
+                lat[a] = lat[b];
+                lat[b] = t;
+            }
+    double med = found ? lat[found / 2] : 1;
+    if (found < 25 || med > 0.1)
+        printf("\n  real mixtures: %d of 30 found, median onset latency %.0f ms\n", found,
+               1e3 * med);
+    CU_ASSERT(found >= 25);
+    CU_ASSERT(med <= 0.100);
+    free(ev);
+    st_mixture_free(&m);
+    rig_free(&r);
+}
+
+CU_TestInfo st_tests_vad[] = {
+    {"burst_in_noise", test_burst_in_noise},
+    {"no_onset_on_noise", test_no_onset_on_noise},
+    {"echo_does_not_start_speech", test_echo_does_not_start_speech},
+    {"params_and_network", test_params_and_network},
+    {"no_allocation", test_no_allocation},
+    {"real_mixtures", test_real_mixtures},
+    CU_TEST_INFO_NULL,
+};
