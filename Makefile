@@ -89,12 +89,15 @@ $(TEST_BIN): $(TEST_OBJ) $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) -o $@ $(TEST_OBJ) $(STATIC_LIB) $(LDFLAGS_ALL) -lcunit $(LIBS)
 
 test: all $(TEST_BIN)
-	$(Q)ST_CLI=$(CLI_BIN) $(TEST_BIN) $(SUITE)
+	$(Q)ST_CLI=$(CLI_BIN) ST_BUILD=$(BUILD) ST_LINK="$(LDFLAGS_ALL) $(LIBS)" $(TEST_BIN) $(SUITE)
 
 demo: all
 	$(Q)$(CLI_BIN) demo
 
 bench: all
+ifneq ($(ST_NO_DEPS),1)
+	$(Q)tools/deps bench
+endif
 	$(Q)$(CLI_BIN) bench all
 
 # valgrind over the test suites: any memory error, and any leak, fails.
@@ -102,7 +105,7 @@ VALGRIND := valgrind --quiet --error-exitcode=1 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible \
             --suppressions=tools/valgrind.supp --track-origins=yes
 memcheck: all $(TEST_BIN)
-	$(Q)ST_MEMCHECK=1 ST_CLI=$(CLI_BIN) $(VALGRIND) $(TEST_BIN) $(SUITE)
+	$(Q)ST_MEMCHECK=1 ST_CLI=$(CLI_BIN) ST_BUILD=$(BUILD) ST_LINK="$(LDFLAGS_ALL) $(LIBS)" $(VALGRIND) $(TEST_BIN) $(SUITE)
 
 clean:
 	rm -rf build build-address build-undefined

@@ -25,11 +25,16 @@ int st_cmd_vad(int argc, char **argv);      /* cli/cmd_frontend.c */
 int st_cmd_snn(int argc, char **argv);
 int st_cmd_snn_profile(int argc, char **argv); /* cli/snn_profile.c, via `snn` */
 int st_cmd_lm(int argc, char **argv);
+int st_cmd_lm_train(int argc, char **argv);       /* cli/lm_train_cmd.c, via `lm` */
+int st_cmd_lm_eval(int argc, char **argv);        /* cli/lm_train_cmd.c, via `lm` */
+int st_cmd_lm_eval_reply(int argc, char **argv);  /* cli/cmd_reply.c, via `lm` */
+int st_cmd_lm_dialogue(int argc, char **argv);    /* cli/cmd_reply.c, via `lm` */
 int st_cmd_say(int argc, char **argv);
 int st_cmd_run(int argc, char **argv);
 int st_cmd_stage(int argc, char **argv);
 int st_cmd_replay(int argc, char **argv);
 int st_cmd_train(int argc, char **argv);
+int st_cmd_reply(int argc, char **argv);
 
 /* ---- the benchmarks (`spiketalk bench NAME`, table in cli/cmd_bench.c) ----
     Each takes its own options and --json, and prints one report. */

@@ -628,6 +628,10 @@ static void usage(FILE *out)
             "                      repetition penalty, seeded)\n"
             "  convert IN OUT      store a model in our own format, with a tokenizer\n"
             "  info MODEL          what a model file holds\n"
+            "  train               train it on a text file (C, BPTT; docs/LM.md)\n"
+            "  eval                nats and bits per character on a text\n"
+            "  dialogue            write the agent's dialogue corpus and held-out set\n"
+            "  eval-reply          the agent's reply accuracy on held-out phrasings\n"
             "\n"
             "`spiketalk lm SUBCOMMAND --help` for each; the speed against PyTorch is\n"
             "`spiketalk bench lm`.\n");
@@ -651,6 +655,15 @@ int st_cmd_lm(int argc, char **argv)
         return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc - 1, argv + 1);
-    cli_fail(CMD, "no subcommand '%s' (golden, generate, convert, info; see --help)", argv[1]);
+    if (!strcmp(argv[1], "train"))
+        return st_cmd_lm_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval"))
+        return st_cmd_lm_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval-reply"))
+        return st_cmd_lm_eval_reply(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "dialogue"))
+        return st_cmd_lm_dialogue(argc - 1, argv + 1);
+    cli_fail(CMD, "no subcommand '%s' (golden, generate, convert, info, train, eval, "
+                 "dialogue, eval-reply; see --help)", argv[1]);
     return 2;
 }

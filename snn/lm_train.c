@@ -322,17 +322,20 @@ struct st_lm_trainer {
     size_t *row_spikes;
     /* the current gradient call */
     const int32_t *g_tokens;
+    const uint8_t *g_mask;
     float *g_states;
     size_t g_rows;
     float g_scale, g_l2;
     /* data */
     int32_t *data;
+    uint8_t *mask;       /* NULL: every token a target */
     size_t n_data;
     size_t *starts;
     size_t n_starts;
     uint64_t *pos;       /* batch: stream positions */
     float *streams;      /* batch x state_len: carried states */
     int32_t *batch_tok;  /* batch x (seq_len + 1) */
+    uint8_t *batch_mask; /* batch x (seq_len + 1) */
     uint64_t rng;
 };
 
@@ -364,6 +367,8 @@ void st_lm_trainer_destroy(st_lm_trainer **self_p)
     free(t->row_loss);
     free(t->row_spikes);
     free(t->data);
+    free(t->mask);
+    free(t->batch_mask);
     free(t->starts);
     free(t->pos);
     free(t->streams);
@@ -420,8 +425,9 @@ st_lm_trainer *st_lm_trainer_new(st_lm_model *model, const st_lm_train_params *p
     t->pos = calloc(p->batch, sizeof *t->pos);
     t->streams = malloc((size_t)p->batch * t->state_len * sizeof(float));
     t->batch_tok = malloc((size_t)p->batch * (p->seq_len + 1) * sizeof(int32_t));
+    t->batch_mask = malloc((size_t)p->batch * (p->seq_len + 1));
     if (!t->wt || !t->grad || !t->m1 || !t->m2 || !t->decay_mask || !t->pos || !t->streams ||
-        !t->batch_tok)
+        !t->batch_tok || !t->batch_mask)
         goto fail;
     memset(t->wt, 0, t->n_params * sizeof(float));
     for (unsigned i = 0; i < t->n_threads; i++)
@@ -501,8 +507,10 @@ static void row_job(void *ctx, size_t k, unsigned worker)
         st = t->fresh + k * t->state_len;
         fresh_state(t->m, st);
     }
-    t->row_loss[k] = lmt_row(&t->net, t->ws[worker], t->g_tokens + k * (t->p.seq_len + 1), st,
-                             t->g_scale, t->g_l2, g, &t->row_spikes[k]);
+    size_t at = k * (t->p.seq_len + 1);
+    t->row_loss[k] = lmt_row(&t->net, t->ws[worker], t->g_tokens + at,
+                             t->g_mask ? t->g_mask + at : NULL, st, t->g_scale, t->g_l2, g,
+                             &t->row_spikes[k]);
 }
 
 static void reduce_job(void *ctx, size_t item, unsigned worker)
@@ -519,26 +527,32 @@ static void reduce_job(void *ctx, size_t item, unsigned worker)
     }
 }
 
-int st_lm_trainer_gradient(st_lm_trainer *self, const int32_t *tokens, size_t n_seq,
-                           float *states, st_lm_train_stats *out)
+int st_lm_trainer_gradient(st_lm_trainer *self, const int32_t *tokens, const uint8_t *mask,
+                           size_t n_seq, float *states, st_lm_train_stats *out)
 {
     double t0 = st_now_s();
     const size_t T = self->p.seq_len, V = self->m->cfg.vocab;
     if (!n_seq)
         return st_error(ST_ERR_INVALID, "language-model trainer: no sequences");
-    for (size_t i = 0; i < n_seq * (T + 1); i++)
+    size_t counted = 0;
+    for (size_t i = 0; i < n_seq * (T + 1); i++) {
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= V)
             return st_error(ST_ERR_INVALID, "language-model trainer: token %d at sequence %zu, "
                                             "position %zu is outside the vocabulary (0 to %zu)",
                             (int)tokens[i], i / (T + 1), i % (T + 1), V - 1);
+        counted += i % (T + 1) && (!mask || mask[i]);
+    }
+    if (!counted)
+        return st_error(ST_ERR_INVALID, "language-model trainer: the mask leaves no target");
     int e = reserve_rows(self, n_seq);
     if (e)
         return e;
     lmt_transpose_weights(self->m, self->m->w.params, self->wt);
     self->g_tokens = tokens;
+    self->g_mask = mask;
     self->g_states = states;
     self->g_rows = n_seq;
-    double ntok = (double)n_seq * T;
+    double ntok = (double)counted;
     self->g_scale = (float)(1.0 / ntok);
     self->g_l2 = (float)(self->p.logit_l2 / ntok);
     pool_run(&self->pool, row_job, self, n_seq);
@@ -554,8 +568,8 @@ int st_lm_trainer_gradient(st_lm_trainer *self, const int32_t *tokens, size_t n_
         out->loss = loss / ntok;
         out->tokens = (size_t)ntok;
         out->spike_rate = self->m->cfg.spiking
-                              ? (double)spikes / (ntok * 2.0 * self->m->cfg.n_layer *
-                                                  self->m->cfg.n_embd)
+                              ? (double)spikes / ((double)n_seq * T * 2.0 *
+                                                  self->m->cfg.n_layer * self->m->cfg.n_embd)
                               : 0;
         out->seconds = st_now_s() - t0;
     }
@@ -635,7 +649,7 @@ static void reset_streams(st_lm_trainer *t)
     }
 }
 
-int st_lm_trainer_set_data(st_lm_trainer *self, const int32_t *ids, size_t n,
+int st_lm_trainer_set_data(st_lm_trainer *self, const int32_t *ids, const uint8_t *mask, size_t n,
                            const size_t *record_starts, size_t n_starts)
 {
     const size_t T = self->p.seq_len, B = self->p.batch;
@@ -654,19 +668,25 @@ int st_lm_trainer_set_data(st_lm_trainer *self, const int32_t *ids, size_t n,
                             (int)ids[i], i);
     int32_t *d = malloc(n * sizeof *d);
     size_t *s = n_starts ? malloc(n_starts * sizeof *s) : NULL;
-    if (!d || (n_starts && !s)) {
+    uint8_t *mk = mask ? malloc(n) : NULL;
+    if (!d || (n_starts && !s) || (mask && !mk)) {
         free(d);
         free(s);
+        free(mk);
         return st_error(ST_ERR_NOMEM, "language-model trainer: out of memory for the data");
     }
     memcpy(d, ids, n * sizeof *d);
+    if (mk)
+        memcpy(mk, mask, n);
     size_t k = 0;
     for (size_t i = 0; i < n_starts; i++)
         if (record_starts[i] < n)
             s[k++] = record_starts[i] + T + 1 <= n ? record_starts[i] : n - T - 1;
     free(self->data);
+    free(self->mask);
     free(self->starts);
     self->data = d;
+    self->mask = mk;
     self->n_data = n;
     self->starts = s;
     self->n_starts = k;
@@ -689,6 +709,8 @@ int st_lm_trainer_step(st_lm_trainer *self, double lr, st_lm_train_stats *out)
             }
             memcpy(self->batch_tok + b * (T + 1), self->data + self->pos[b],
                    (T + 1) * sizeof(int32_t));
+            if (self->mask)
+                memcpy(self->batch_mask + b * (T + 1), self->mask + self->pos[b], T + 1);
             self->pos[b] += T;
         }
     } else {
@@ -699,11 +721,13 @@ int st_lm_trainer_step(st_lm_trainer *self, double lr, st_lm_train_stats *out)
             else
                 at = (size_t)(uniform01(&self->rng) * (double)(self->n_data - T));
             memcpy(self->batch_tok + b * (T + 1), self->data + at, (T + 1) * sizeof(int32_t));
+            if (self->mask)
+                memcpy(self->batch_mask + b * (T + 1), self->mask + at, T + 1);
         }
     }
     st_lm_train_stats g;
     double t0 = st_now_s();
-    int e = st_lm_trainer_gradient(self, self->batch_tok, B,
+    int e = st_lm_trainer_gradient(self, self->batch_tok, self->mask ? self->batch_mask : NULL, B,
                                    self->p.sampling == ST_LM_SAMPLE_STREAMS ? self->streams : NULL,
                                    &g);
     if (e)

@@ -159,12 +159,15 @@ typedef struct {
 /*  The gradient of the mean loss over n_seq sequences of seq_len + 1
     tokens each (tokens [n_seq][seq_len + 1]: inputs, then each position's
     next token as its target) into the trainer's gradient buffer, without
-    updating. states: NULL (every sequence from a fresh state) or n_seq
-    blocks of st_lm_state_len() floats (the st_lm_state layout), read as
-    each sequence's initial state and overwritten with its final state.
-    ST_ERR_INVALID for a token out of range or n_seq 0. */
-int st_lm_trainer_gradient(st_lm_trainer *self, const int32_t *tokens, size_t n_seq,
-                           float *states, st_lm_train_stats *out);
+    updating. mask (may be NULL: every target counts): [n_seq][seq_len + 1]
+    bytes; a target tokens[i] whose mask[i] is 0 has no loss (e.g. the
+    user's side of a dialogue); the mean is over the targets counted.
+    states: NULL (every sequence from a fresh state) or n_seq blocks of
+    st_lm_state_len() floats (the st_lm_state layout), read as each
+    sequence's initial state and overwritten with its final state.
+    ST_ERR_INVALID for a token out of range, n_seq 0, or no target counted. */
+int st_lm_trainer_gradient(st_lm_trainer *self, const int32_t *tokens, const uint8_t *mask,
+                           size_t n_seq, float *states, st_lm_train_stats *out);
 
 /*  The gradient buffer: n_params floats, laid out as the model's parameter
     block (st_lm_model_weights()->params). Writable. */
@@ -181,12 +184,13 @@ uint64_t st_lm_trainer_steps(const st_lm_trainer *self);
 
 /* ---- data ---- */
 
-/*  The training token stream (copied). record_starts (may be NULL): the
-    positions where a record (a dialogue) begins, ascending; the random
-    sampling then starts its sequences only there. Resets the streams.
-    ST_ERR_INVALID when the data is shorter than seq_len + 1 tokens or a
-    token is out of range. */
-int st_lm_trainer_set_data(st_lm_trainer *self, const int32_t *ids, size_t n,
+/*  The training token stream (copied), with its loss mask (may be NULL:
+    every token is a target; else n bytes, 0 for tokens that are input
+    only). record_starts (may be NULL): the positions where a record (a
+    dialogue) begins, ascending; the random sampling then starts its
+    sequences only there. Resets the streams. ST_ERR_INVALID when the data
+    is shorter than seq_len + 1 tokens or a token is out of range. */
+int st_lm_trainer_set_data(st_lm_trainer *self, const int32_t *ids, const uint8_t *mask, size_t n,
                            const size_t *record_starts, size_t n_starts);
 
 /*  One step on the data: draws the batch (streams or random), computes the

@@ -87,9 +87,11 @@ LMT_HIDDEN void lmt_sigmul_backward(const float *go, const float *r, const float
 
 /* Softmax cross-entropy of T rows of V logits against targets; the
    logits are replaced by scale * dL/dlogits (plus SpikeGPT's L2Wrap:
-   l2 * max logit on each row's largest). Returns the summed loss (nats). */
-LMT_HIDDEN double lmt_ce(float *logits, const int32_t *targets, size_t V, size_t T, float scale,
-                         float l2);
+   l2 * max logit on each row's largest). mask (may be NULL): rows whose
+   mask is 0 have no loss and a zero gradient. Returns the summed loss
+   (nats) of the rows counted. */
+LMT_HIDDEN double lmt_ce(float *logits, const int32_t *targets, const uint8_t *mask, size_t V,
+                         size_t T, float scale, float l2);
 
 /* ---- the whole model, one sequence ---------------------------------------------- */
 
@@ -110,12 +112,14 @@ LMT_HIDDEN void lmt_ws_destroy(lmt_ws **self_p);
 /* Transposes every matrix of params into wt (same offsets). */
 LMT_HIDDEN void lmt_transpose_weights(const st_lm_model *m, const float *params, float *wt);
 
-/* Forward over tokens[0..T) with targets tokens[1..T], the recurrent state
-   `state` (st_lm_state layout; in: initial, out: final), saving what the
-   backward needs; then the backward with loss scale `scale` (the loss is
-   scale * sum of the T token losses), adding the gradient into grad.
-   Returns the summed loss (nats, unscaled); *spikes gets the spike count. */
-LMT_HIDDEN double lmt_row(const lmt_net *net, lmt_ws *ws, const int32_t *tokens, float *state,
-                          float scale, float l2, float *grad, size_t *spikes);
+/* Forward over tokens[0..T) with targets tokens[1..T] (those whose
+   mask[1..T] is nonzero; mask NULL: all), the recurrent state `state`
+   (st_lm_state layout; in: initial, out: final), saving what the backward
+   needs; then the backward with loss scale `scale` (the loss is scale *
+   the sum of the token losses), adding the gradient into grad. Returns
+   the summed loss (nats, unscaled); *spikes gets the spike count. */
+LMT_HIDDEN double lmt_row(const lmt_net *net, lmt_ws *ws, const int32_t *tokens,
+                          const uint8_t *mask, float *state, float scale, float l2, float *grad,
+                          size_t *spikes);
 
 #endif

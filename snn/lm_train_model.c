@@ -152,8 +152,8 @@ static void linear_back(const lmt_net *n, const float *gy, const float *x, size_
 #define P(ptr) (net->params + OFF(ptr))
 #define G(ptr) (grad + OFF(ptr))
 
-double lmt_row(const lmt_net *net, lmt_ws *ws, const int32_t *tokens, float *state, float scale,
-               float l2, float *grad, size_t *spikes)
+double lmt_row(const lmt_net *net, lmt_ws *ws, const int32_t *tokens, const uint8_t *mask,
+               float *state, float scale, float l2, float *grad, size_t *spikes)
 {
     const st_lm_model *m = net->m;
     const size_t T = net->T, D = m->cfg.n_embd, F = m->cfg.n_ffn, V = m->cfg.vocab;
@@ -216,7 +216,7 @@ double lmt_row(const lmt_net *net, lmt_ws *ws, const int32_t *tokens, float *sta
     }
     lmt_ln_forward(x, P(m->w.ln_out_w), P(m->w.ln_out_b), D, T, ws->lo, ws->xho, ws->rso);
     linear(net, ws->lo, D, m->w.head, V, ws->logits);
-    double loss = lmt_ce(ws->logits, tokens + 1, V, T, scale, l2);
+    double loss = lmt_ce(ws->logits, tokens + 1, mask ? mask + 1 : NULL, V, T, scale, l2);
     if (spikes)
         *spikes = fired;
 

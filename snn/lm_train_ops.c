@@ -390,11 +390,16 @@ void lmt_sigmul_backward(const float *go, const float *r, const float *v, size_t
 
 /* ---- the loss --------------------------------------------------------------------------------- */
 
-double lmt_ce(float *logits, const int32_t *targets, size_t V, size_t T, float scale, float l2)
+double lmt_ce(float *logits, const int32_t *targets, const uint8_t *mask, size_t V, size_t T,
+              float scale, float l2)
 {
     double loss = 0;
     for (size_t t = 0; t < T; t++) {
         float *z = logits + t * V;
+        if (mask && !mask[t]) {
+            memset(z, 0, V * sizeof(float));
+            continue;
+        }
         size_t arg = 0;
         for (size_t i = 1; i < V; i++)
             if (z[i] > z[arg])

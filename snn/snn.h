@@ -14,6 +14,46 @@
 
     Thread safety: a finished st_snn_net and an st_snn_neurons may be used by
     any number of threads at once; an st_snn_state by one thread at a time.
+
+    Usage (tests/test_snn_example.c cuts this block out of the header,
+    compiles it against libspiketalk and runs it):
+
+    EXAMPLE-BEGIN
+    #include "snn/snn.h"
+    #include <stdio.h>
+
+    int main(void)
+    {
+        int err;
+        float w[4 * 3] = {1.5f, 0, 0, 0, 1.5f, 0, 0, 0, 1.5f, 0.5f, 0.5f, 0.5f};
+        st_snn_neuron_params lif = st_snn_neuron_default_params(ST_SNN_LIF);
+        st_snn_net *net = st_snn_net_new(&err);           // the model: built once
+        int in = st_snn_net_add_input(net, "in", 3);
+        int fc = st_snn_net_add_dense(net, "fc", 4, 3, w, NULL);
+        int pop = st_snn_net_add_neurons(net, "lif", &lif, 4);
+        st_snn_net_connect(net, in, fc);
+        st_snn_net_connect(net, fc, pop);
+        if (st_snn_net_finish(net) != ST_OK) {
+            fprintf(stderr, "%s\n", st_errmsg());
+            return 1;
+        }
+        st_snn_state *stream = st_snn_state_new(net, &err); // one per stream
+        float spikes_in[3] = {1, 0, 1};                    // spikes: event path
+        size_t total = 0;
+        for (int t = 0; t < 100; t++) {
+            size_t n_fired;
+            st_snn_step(net, stream, spikes_in);
+            st_snn_state_spikes(stream, pop, &n_fired);
+            total += n_fired;
+        }
+        st_snn_counters c;
+        st_snn_state_counters(stream, -1, &c);
+        printf("%zu spikes, %llu synaptic ops\n", total, (unsigned long long)c.syn_ops);
+        st_snn_state_destroy(&stream);
+        st_snn_net_destroy(&net);
+        return total > 0 ? 0 : 1;
+    }
+    EXAMPLE-END
 */
 #ifndef ST_SNN_H
 #define ST_SNN_H

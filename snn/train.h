@@ -37,8 +37,9 @@
     chunk's forward and backward run on one thread into that chunk's own
     gradient buffer, and the buffers are summed in chunk order. The result
     is bit-identical for any thread count (it depends on `chunk`, not on
-    `threads`). Initial weights, generated data and the epoch shuffles come
-    from the seed.
+    `threads`; across machines it may differ in the last bits, as the
+    backward uses fused multiply-adds where the CPU has them). Initial
+    weights, generated data and the epoch shuffles come from the seed.
 
     Errors follow base/base.h: functions return ST_OK or a negative code
     with st_errmsg() saying what was wrong and where; constructors return
@@ -149,9 +150,10 @@ typedef struct st_train_model st_train_model;
 /*  A model of n_layers layers over n_in inputs, weights drawn from `seed`.
     Refuses, with ST_ERR_INVALID and a message naming the layer, shapes that
     do not fit (a conv1d whose in_channels do not divide its input, a kernel
-    longer than the padded input, 0 neurons, a recurrent li), a neuron model
-    the trainer cannot differentiate, bad neuron parameters (the engine's
-    check), duplicate names. NULL and *err. The caller owns the result. */
+    longer than the padded input, 0 neurons, a delay as the last layer), a
+    neuron model the trainer cannot differentiate, bad neuron parameters
+    (the engine's check), duplicate names or the names "input" and
+    "output". NULL and *err. The caller owns the result. */
 st_train_model *st_train_model_new(size_t n_in, const st_train_layer_params *layers,
                                    size_t n_layers, uint64_t seed, int *err);
 void st_train_model_destroy(st_train_model **self_p);

@@ -115,7 +115,6 @@ typedef struct {
     bool detach;          /* detach the reset */
 } tr_spike_fn;
 
-ST_TR_HIDDEN float tr_surr_grad(const tr_spike_fn *f, float u);
 ST_TR_HIDDEN float tr_surr_smooth(const tr_spike_fn *f, float u);
 
 /* One forward step of R rows of a layer's population: x [R][n] (the

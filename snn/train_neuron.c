@@ -96,11 +96,6 @@ float st_train_surrogate_smooth(st_train_surrogate s, float alpha, float u)
     return u / (1.0f + alpha * fabsf(u)) + 1.0f / alpha;
 }
 
-float tr_surr_grad(const tr_spike_fn *f, float u)
-{
-    return st_train_surrogate_grad(f->surr, f->alpha, u);
-}
-
 float tr_surr_smooth(const tr_spike_fn *f, float u)
 {
     return st_train_surrogate_smooth(f->surr, f->alpha, u);

@@ -28,6 +28,7 @@ ST_SUITE(cli);
 ST_SUITE(frontend);
 ST_SUITE(vad);
 ST_SUITE(snn);
+ST_SUITE(snn_example);
 ST_SUITE(lm);
 ST_SUITE(snn_perf);
 ST_SUITE(snn_files);
@@ -48,6 +49,7 @@ static CU_SuiteInfo suites[] = {
     {"frontend", NULL, NULL, NULL, NULL, st_tests_frontend},
     {"vad", NULL, NULL, NULL, NULL, st_tests_vad},
     {"snn", NULL, NULL, NULL, NULL, st_tests_snn},
+    {"snn_example", NULL, NULL, NULL, NULL, st_tests_snn_example},
     {"lm", NULL, NULL, NULL, NULL, st_tests_lm},
     {"snn_perf", NULL, NULL, NULL, NULL, st_tests_snn_perf},
     {"snn_files", NULL, NULL, NULL, NULL, st_tests_snn_files},

@@ -745,26 +745,39 @@ static st_train_data *small_task_data(const st_train_config *c)
     return st_train_data_generate(&c->task, NULL);
 }
 
+static void no_events(st_train_config *c)
+{
+    c->train.event_driven = false;
+}
+
+/* 1 thread, 2 threads, and the multiply-everything path: the same bits */
 static void test_threads_identical(void)
 {
-    rig a, b;
+    rig a, b, c;
     CU_ASSERT_FATAL(rig_make(&a, SMALL_TASK, 12, 1, NULL));
     CU_ASSERT_FATAL(rig_make(&b, SMALL_TASK, 12, 2, NULL));
+    CU_ASSERT_FATAL(rig_make(&c, SMALL_TASK, 12, 2, no_events));
     st_train_data *d = small_task_data(&a.cfg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    st_train_stats sa, sb;
+    st_train_stats sa, sb, sc;
     for (int e = 0; e < (memcheck() ? 1 : 2); e++) {
         CU_ASSERT_EQUAL(st_train_epoch(a.tr, d, NULL, NULL, &sa), ST_OK);
         CU_ASSERT_EQUAL(st_train_epoch(b.tr, d, NULL, NULL, &sb), ST_OK);
+        CU_ASSERT_EQUAL(st_train_epoch(c.tr, d, NULL, NULL, &sc), ST_OK);
         CU_ASSERT_EQUAL(sa.loss, sb.loss);
+        CU_ASSERT_EQUAL(sa.loss, sc.loss);
     }
-    float *pa = snapshot(a.model), *pb = snapshot(b.model);
-    CU_ASSERT_EQUAL(memcmp(pa, pb, st_train_model_param_total(a.model) * sizeof(float)), 0);
+    const size_t bytes = st_train_model_param_total(a.model) * sizeof(float);
+    float *pa = snapshot(a.model), *pb = snapshot(b.model), *pc = snapshot(c.model);
+    CU_ASSERT_EQUAL(memcmp(pa, pb, bytes), 0);
+    CU_ASSERT_EQUAL(memcmp(pa, pc, bytes), 0);
     free(pa);
     free(pb);
+    free(pc);
     st_train_data_destroy(&d);
     rig_free(&a);
     rig_free(&b);
+    rig_free(&c);
 }
 
 static void test_checkpoint_resume(void)
