@@ -88,7 +88,7 @@ $(CLI_BIN): $(CLI_OBJ) $(STATIC_LIB)
 $(TEST_BIN): $(TEST_OBJ) $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) -o $@ $(TEST_OBJ) $(STATIC_LIB) $(LDFLAGS_ALL) -lcunit $(LIBS)
 
-test: all $(TEST_BIN)
+test: all $(TEST_BIN) $(BUILD)/asr-tool
 	$(Q)ST_CLI=$(CLI_BIN) ST_BUILD=$(BUILD) ST_LINK="$(LDFLAGS_ALL) $(LIBS)" $(TEST_BIN) $(SUITE)
 
 demo: all
@@ -100,11 +100,36 @@ ifneq ($(ST_NO_DEPS),1)
 endif
 	$(Q)$(CLI_BIN) bench all
 
+# The recognizer's recipe (tools/asr_tool.c, models/README.md): features of
+# the shared speech data and synthetic words, then training.
+ASR_TOOL := $(BUILD)/asr-tool
+ASR_DIR ?= build/asr
+DATA_DIR ?= ../shared/data
+ASR_EPOCHS ?= 80
+ASR_HIDDEN ?= 192
+ASR_THREADS ?= 2
+.PHONY: asr-data train-asr train-asr-smoke
+$(ASR_TOOL): tools/asr_tool.c $(STATIC_LIB)
+	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c $(STATIC_LIB) $(LDFLAGS_ALL) $(LIBS)
+
+asr-data: all $(ASR_TOOL)
+	$(Q)mkdir -p $(ASR_DIR) && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug 1 --seed 2
+
+train-asr: asr-data
+	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out models/asr.stm --epochs $(ASR_EPOCHS) --loss ce_mean --lr 3e-3 \
+	    --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train.csv
+
+# A few steps on a few synthetic words: proves the recipe runs (tests/test_asr.c).
+train-asr-smoke: all $(ASR_TOOL)
+	$(Q)mkdir -p $(BUILD)/asr-smoke && $(ASR_TOOL) data --data-dir /nonexistent --out $(BUILD)/asr-smoke --configs 1 --aug 1 && \
+	    $(ASR_TOOL) train --dir $(BUILD)/asr-smoke --out $(BUILD)/asr-smoke/asr.stm --max-steps 5 --hidden 32 --threads 1
+
+
 # valgrind over the test suites: any memory error, and any leak, fails.
 VALGRIND := valgrind --quiet --error-exitcode=1 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible \
             --suppressions=tools/valgrind.supp --track-origins=yes
-memcheck: all $(TEST_BIN)
+memcheck: all $(TEST_BIN) $(BUILD)/asr-tool
 	$(Q)ST_MEMCHECK=1 ST_CLI=$(CLI_BIN) ST_BUILD=$(BUILD) ST_LINK="$(LDFLAGS_ALL) $(LIBS)" $(VALGRIND) $(TEST_BIN) $(SUITE)
 
 clean:

@@ -35,6 +35,8 @@ int st_cmd_stage(int argc, char **argv);
 int st_cmd_replay(int argc, char **argv);
 int st_cmd_train(int argc, char **argv);
 int st_cmd_reply(int argc, char **argv);
+int st_cmd_eval(int argc, char **argv);   /* cli/cmd_asr.c */
+int st_cmd_listen(int argc, char **argv); /* cli/cmd_asr.c */
 
 /* ---- the benchmarks (`spiketalk bench NAME`, table in cli/cmd_bench.c) ----
     Each takes its own options and --json, and prints one report. */
@@ -46,6 +48,14 @@ int st_bench_lm(int argc, char **argv);
 int st_bench_tts(int argc, char **argv);
 int st_bench_pipeline(int argc, char **argv);
 int st_bench_train(int argc, char **argv);
+int st_bench_asr(int argc, char **argv);   /* cli/bench_asr.c */
+
+/*  The recognizer's file glue (cli/cmd_asr.c): any audio file -> 16 kHz
+    (caller frees *out), and a clip's features as training made them. */
+int cli_asr_read16k(const char *path, float **out, size_t *n);
+struct st_frontend;
+int cli_asr_clip_features(const float *x, size_t n, struct st_frontend *fe, float *feat,
+                          size_t max_frames, size_t *made);
 
 /* ---- shared helpers (cli/util.c) ---- */
 

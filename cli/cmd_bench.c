@@ -22,6 +22,7 @@ static const bench benches[] = {
     {"snn", st_bench_snn, "SNN engine: CUBA network vs Brian2, streaming SNN step vs PyTorch"},
     {"tts", st_bench_tts, "synthesizer: first audio, real-time factor, cancel, intelligibility vs the engines' own CLIs"},
     {"pipeline", st_bench_pipeline, "pipeline runtime: per-hop latency and throughput (inproc, ipc, tcp), five pass-through stages, vs bare libzmq"},
+    {"asr", st_bench_asr, "recognizer: SC12 accuracy and CPU time vs pocketsphinx (en-us, a grammar of the same words)"},
     {"train", st_bench_train, "one BPTT training step of a recurrent LIF network vs PyTorch"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])

@@ -10,6 +10,7 @@
 */
 #include "cli.h"
 
+#include "snn/dialogue.h"
 #include "snn/lm.h"
 #include "snn/lm_train.h"
 
@@ -71,7 +72,7 @@ static int eval_text(const char *me, const st_lm_model *m, const char *text, siz
     int32_t *ids = NULL;
     size_t n = 0, unk = 0;
     double t0 = st_now_s();
-    int e = st_lm_encode_records(tok, text, len, NULL, &ids, &n, NULL, NULL, &unk);
+    int e = st_lm_encode_records(tok, text, len, NULL, NULL, &ids, NULL, &n, NULL, NULL, &unk);
     if (e)
         return cli_fail_lib(me, e, "encoding the held-out text");
     if (n < 2) {
@@ -141,6 +142,9 @@ static void train_usage(FILE *out)
             "                     \"\\n\\n\"): each sequence starts at a random record from a\n"
             "                     fresh state (sets --sampling random)\n"
             "  --sampling S       streams (default: state carried) or random\n"
+            "  --agent-only       the text is \"user:\" / \"agent:\" transcripts: only what\n"
+            "                     the agent writes is a target (not the user's lines, not\n"
+            "                     the tool results the runtime feeds in)\n"
             "run:\n"
             "  --steps N          optimizer steps (the cosine's length)\n"
             "  --minutes M        training time limit (the cosine follows the clock)\n"
@@ -175,7 +179,7 @@ typedef struct {
     const char *text, *out, *log, *ckpt, *resume, *records;
     long layers, embd, ffn, words, max_chars, steps, log_every, eval_every, ckpt_every, init_seed;
     double minutes, holdout;
-    bool dense;
+    bool dense, agent_only;
     st_lm_train_params p;
 } train_opts;
 
@@ -185,7 +189,7 @@ int st_cmd_lm_train(int argc, char **argv)
         O_TEXT = 1000, O_OUT, O_LAYERS, O_EMBD, O_FFN, O_DENSE, O_WORDS, O_MAXC, O_INIT, O_HOLD,
         O_REC, O_SAMP, O_STEPS, O_MIN, O_T, O_B, O_LR, O_LRMIN, O_WARM, O_B1, O_B2, O_EPS,
         O_WD, O_CLIP, O_L2, O_DETACH, O_THREADS, O_SEED, O_LOG, O_LOGE, O_EVALE, O_CK, O_CKE,
-        O_RESUME
+        O_RESUME, O_AGENT
     };
     static const struct option opts[] = {
         {"text", required_argument, 0, O_TEXT},       {"out", required_argument, 0, O_OUT},
@@ -206,7 +210,8 @@ int st_cmd_lm_train(int argc, char **argv)
         {"eval-every", required_argument, 0, O_EVALE},
         {"checkpoint", required_argument, 0, O_CK},
         {"checkpoint-every", required_argument, 0, O_CKE},
-        {"resume", required_argument, 0, O_RESUME},   {"help", no_argument, 0, 'h'},
+        {"resume", required_argument, 0, O_RESUME},   {"agent-only", no_argument, 0, O_AGENT},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *me = "lm train";
     train_opts o = {.layers = 4, .embd = 128, .ffn = 0, .max_chars = 256, .log_every = 50,
@@ -275,6 +280,7 @@ int st_cmd_lm_train(int argc, char **argv)
         case O_CK: o.ckpt = optarg; break;
         case O_CKE: INT("--checkpoint-every", 1, 100000000L, o.ckpt_every); break;
         case O_RESUME: o.resume = optarg; break;
+        case O_AGENT: o.agent_only = true; break;
         case 'h': train_usage(stdout); return 0;
         default: train_usage(stderr); return 2;
         }
@@ -297,10 +303,15 @@ int st_cmd_lm_train(int argc, char **argv)
     if (!text)
         return 1;
     size_t cut = holdout_at(text, len, o.holdout);
+    if (o.records && cut < len) { /* at a record's end */
+        const char *r = strstr(text + cut, o.records);
+        cut = r ? (size_t)(r - text) + strlen(o.records) : len;
+    }
     st_lm_model *m = NULL;
     st_lm_trainer *tr = NULL;
     st_lm_tokenizer *tok = NULL;
     int32_t *ids = NULL;
+    uint8_t *bmask = NULL, *tmask = NULL;
     size_t *starts = NULL, n_ids = 0, n_starts = 0;
     cli_progress bar;
     if (o.resume) {
@@ -327,13 +338,21 @@ int st_cmd_lm_train(int argc, char **argv)
         st_lm_train_init(m, (uint64_t)o.init_seed);
     }
     const st_lm_config *cfg = st_lm_model_config(m);
-    if ((err = st_lm_encode_records(st_lm_model_tokenizer(m), text, cut, o.records, &ids, &n_ids,
-                                    &starts, &n_starts, NULL))) {
+    if (o.agent_only) {
+        if (!(bmask = malloc(cut ? cut : 1))) {
+            cli_fail(me, "out of memory");
+            goto done;
+        }
+        st_dialogue_answer_bytes(text, cut, bmask);
+    }
+    if ((err = st_lm_encode_records(st_lm_model_tokenizer(m), text, cut, o.records, bmask, &ids,
+                                    o.agent_only ? &tmask : NULL, &n_ids, &starts, &n_starts,
+                                    NULL))) {
         cli_fail_lib(me, err, "encoding the text");
         goto done;
     }
     if (!(tr = st_lm_trainer_new(m, &o.p, &err)) ||
-        (err = st_lm_trainer_set_data(tr, ids, NULL, n_ids, o.records ? starts : NULL,
+        (err = st_lm_trainer_set_data(tr, ids, tmask, n_ids, o.records ? starts : NULL,
                                       o.records ? n_starts : 0))) {
         cli_fail_lib(me, err, "setting up the trainer");
         goto done;
@@ -450,6 +469,8 @@ done:
     st_lm_model_destroy(&m);
     st_lm_tokenizer_destroy(&tok);
     free(ids);
+    free(bmask);
+    free(tmask);
     free(starts);
     free(text);
     return status;

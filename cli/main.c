@@ -29,6 +29,8 @@ static const command commands[] = {
     {"stage", st_cmd_stage, "run one stage of a pipeline as its own process; --list the stage types"},
     {"replay", st_cmd_replay, "list the messages of a recorded run (pipeline.record = FILE)"},
     {"train", st_cmd_train, "train a spiking network (surrogate-gradient BPTT) from a config file"},
+    {"eval", st_cmd_eval, "recognizer accuracy on a manifest: `eval sc12|words --manifest M`"},
+    {"listen", st_cmd_listen, "words of an audio file with their times, as the recognizer decides them"},
     {"reply", st_cmd_reply, "the agent's answer to one line of user text (the dialogue LM, tools executed)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -570,7 +570,8 @@ typedef struct {
     void (*on_event)(const st_pipe_event *e, void *user_data); /* optional */
     void *user_data;           /* for on_event, and st_stage_user_data() of
                                   stages running in this process */
-    double start_timeout_s;    /* every stage ready within this; default 10 */
+    double start_timeout_s;    /* every stage ready within this; 0 = the
+                                  configuration's start_timeout_s (10 s) */
     const char *const *child_args; /* extra arguments before the command for
                                   stage processes (e.g. "-q"); NULL-ended */
 } st_pipe_params;
@@ -589,10 +590,12 @@ st_pipe *st_pipe_new(const st_pipe_config *cfg, const st_pipe_params *p, int *er
     that failed, with its message ("stage 'mic': ..."). */
 int st_pipe_start(st_pipe *p);
 
-/*  Supervises: sends START once every stage (external ones included) is
-    ready, watches heartbeats, restarts dead stage processes, and returns
-    ST_OK when every stage it launched has ended its stream, ST_ERR_TIMEOUT
-    after timeout_s (<= 0: none), or ST_ERR_END when *stop became non-zero. */
+/*  Supervises: starts the stages if st_pipe_start() was not called, sends
+    START once every stage (required external ones included) is ready,
+    watches heartbeats, restarts dead stage processes, and returns ST_OK
+    when every stage it launched has ended its stream, ST_ERR_TIMEOUT after
+    timeout_s (<= 0: none; the message names the stages still running), or
+    ST_ERR_END when *stop (may be NULL) became non-zero. */
 int st_pipe_run(st_pipe *p, double timeout_s, volatile int *stop);
 
 /*  One supervision step of at most timeout_s; returns ST_OK, or ST_ERR_END

@@ -381,8 +381,14 @@ static void restart_due(st_pipe *p)
         s->fail_msg[0] = '\0';
         s->failed = false;
         if (spawn(p, s)) {
-            event(p, ST_PIPE_EV_FAILED, s, "%s", st_errmsg());
-            s->gave_up = true;
+            /* Often passing (the binary being replaced): try again later. */
+            bool again = s->restarts < p->set.restarts;
+            event(p, again ? ST_PIPE_EV_FAILED : ST_PIPE_EV_GAVE_UP, s, "%s%s", st_errmsg(),
+                  again ? "; trying again" : "; giving up");
+            if (again)
+                s->restart_at_s = st_now_s() + 0.05 * (double)(1u << (s->restarts < 7 ? s->restarts : 7));
+            else
+                s->gave_up = true;
             continue;
         }
         event(p, ST_PIPE_EV_RESTARTED, s, "restarted stage '%s' (restart %d of at most %ld), "

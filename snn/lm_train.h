@@ -238,10 +238,14 @@ st_lm_tokenizer *st_lm_tokenizer_words(const char *text, size_t len, size_t max_
 /*  Encodes text cut after each occurrence of `sep` (e.g. "\n\n"; NULL: one
     record) record by record, into *ids_out (n_out tokens; caller frees)
     and, when starts_out is not NULL, the token index where each record
-    begins (*starts_out, caller frees). *n_unknown (may be NULL) counts
-    characters the tokenizer does not know. */
+    begins (*starts_out, caller frees). byte_mask (may be NULL): one byte
+    per byte of text; runs of equal value are encoded apart and
+    *mask_out (when not NULL; caller frees) gets each token's value (1
+    everywhere without a byte mask): a loss mask for the trainer. *n_unknown
+    (may be NULL) counts characters the tokenizer does not know. */
 int st_lm_encode_records(const st_lm_tokenizer *tok, const char *text, size_t len,
-                         const char *sep, int32_t **ids_out, size_t *n_out, size_t **starts_out,
+                         const char *sep, const uint8_t *byte_mask, int32_t **ids_out,
+                         uint8_t **mask_out, size_t *n_out, size_t **starts_out,
                          size_t *n_starts_out, size_t *n_unknown);
 
 /* ======================================================================

@@ -145,38 +145,48 @@ fail:
 }
 
 int st_lm_encode_records(const st_lm_tokenizer *tok, const char *text, size_t len,
-                         const char *sep, int32_t **ids_out, size_t *n_out, size_t **starts_out,
+                         const char *sep, const uint8_t *byte_mask, int32_t **ids_out,
+                         uint8_t **mask_out, size_t *n_out, size_t **starts_out,
                          size_t *n_starts_out, size_t *n_unknown)
 {
     size_t cap = len + 16, n = 0, ns = 0, scap = 64, unk = 0, sl = sep ? strlen(sep) : 0;
     int32_t *ids = malloc(cap * sizeof *ids);
+    uint8_t *mask = mask_out ? malloc(cap) : NULL;
     size_t *starts = malloc(scap * sizeof *starts);
-    if (!ids || !starts) {
-        free(ids);
-        free(starts);
-        return st_error(ST_ERR_NOMEM, "encoding: out of memory for %zu bytes of text", len);
-    }
+    if (!ids || !starts || (mask_out && !mask))
+        goto nomem;
     for (size_t at = 0; at < len;) {
         const char *end = sl ? memmem(text + at, len - at, sep, sl) : NULL;
-        size_t rl = end ? (size_t)(end - (text + at)) + sl : len - at, got = 0, u = 0;
+        size_t rl = end ? (size_t)(end - (text + at)) + sl : len - at;
         if (ns == scap) {
             size_t *b = realloc(starts, 2 * scap * sizeof *b);
-            if (!b) {
-                free(ids);
-                free(starts);
-                return st_error(ST_ERR_NOMEM, "encoding: out of memory");
-            }
+            if (!b)
+                goto nomem;
             starts = b;
             scap *= 2;
         }
         starts[ns++] = n;
-        /* each byte makes at most one token */
-        st_lm_tokenizer_encode(tok, text + at, rl, ids + n, cap - n, &got, &u);
-        n += got;
-        unk += u;
+        /* runs of equal mask are encoded apart, so no token straddles two */
+        for (size_t r = at; r < at + rl;) {
+            size_t e = r + 1;
+            if (byte_mask)
+                while (e < at + rl && byte_mask[e] == byte_mask[r])
+                    e++;
+            else
+                e = at + rl;
+            size_t got = 0, u = 0; /* each byte makes at most one token */
+            st_lm_tokenizer_encode(tok, text + r, e - r, ids + n, cap - n, &got, &u);
+            if (mask)
+                memset(mask + n, byte_mask ? byte_mask[r] : 1, got);
+            n += got;
+            unk += u;
+            r = e;
+        }
         at += rl;
     }
     *ids_out = ids;
+    if (mask_out)
+        *mask_out = mask;
     *n_out = n;
     if (starts_out) {
         *starts_out = starts;
@@ -187,4 +197,9 @@ int st_lm_encode_records(const st_lm_tokenizer *tok, const char *text, size_t le
     if (n_unknown)
         *n_unknown = unk;
     return ST_OK;
+nomem:
+    free(ids);
+    free(mask);
+    free(starts);
+    return st_error(ST_ERR_NOMEM, "encoding: out of memory for %zu bytes of text", len);
 }

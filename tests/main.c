@@ -30,9 +30,11 @@ ST_SUITE(vad);
 ST_SUITE(snn);
 ST_SUITE(snn_example);
 ST_SUITE(lm);
+ST_SUITE(lm_train);
 ST_SUITE(snn_perf);
 ST_SUITE(snn_files);
 ST_SUITE(train);
+ST_SUITE(asr);
 ST_SUITE(tts);
 ST_SUITE(wire);
 ST_SUITE(pipeline);
@@ -51,9 +53,11 @@ static CU_SuiteInfo suites[] = {
     {"snn", NULL, NULL, NULL, NULL, st_tests_snn},
     {"snn_example", NULL, NULL, NULL, NULL, st_tests_snn_example},
     {"lm", NULL, NULL, NULL, NULL, st_tests_lm},
+    {"lm_train", NULL, NULL, NULL, NULL, st_tests_lm_train},
     {"snn_perf", NULL, NULL, NULL, NULL, st_tests_snn_perf},
     {"snn_files", NULL, NULL, NULL, NULL, st_tests_snn_files},
     {"train", NULL, NULL, NULL, NULL, st_tests_train},
+    {"asr", NULL, NULL, NULL, NULL, st_tests_asr},
     {"tts", NULL, NULL, NULL, NULL, st_tests_tts},
     {"wire", NULL, NULL, NULL, NULL, st_tests_wire},
     {"pipeline", NULL, NULL, NULL, NULL, st_tests_pipeline},

@@ -533,7 +533,7 @@ static void test_supervisor_restarts_killed_stage(void)
     char out[512], text[4096];
     st_test_tmpfile(out, sizeof out, "restart.txt");
     snprintf(text, sizeof text,
-             "[pipeline]\ntransport = tcp\nprocesses = yes\nheartbeat_ms = 100\n"
+             "[pipeline]\ntransport = tcp\nprocesses = yes\nheartbeat_ms = 100\nheartbeat_timeout_ms = 3000\n"
              "[stage.text]\ntype = text_source\ninterval_ms = 100\n"
              "lines = one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
              "fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty\nout = pass\n"
@@ -589,6 +589,49 @@ static void test_supervisor_restarts_killed_stage(void)
     if (!strstr(t, "twenty\n"))
         fprintf(stderr, "transcript after restart:\n%s\nevents:\n%s\n", t, ev.text);
     free(t);
+}
+
+static void test_supervisor_kills_hung_stage(void)
+{
+    /* A stage process stuck in its callback stops its heartbeats: the
+       supervisor kills it and starts it again. */
+    char out[512], text[2048];
+    st_test_tmpfile(out, sizeof out, "hung.txt");
+    snprintf(text, sizeof text,
+             "[pipeline]\ntransport = tcp\nprocesses = yes\nheartbeat_ms = 100\n"
+             "heartbeat_timeout_ms = 600\n"
+             "[stage.text]\ntype = text_source\ninterval_ms = 2000\nlines = stuck | through\n"
+             "out = slow\n"
+             "[stage.slow]\ntype = passthrough\ndelay_ms = 30000\nout = sink\n"
+             "[stage.sink]\ntype = text_sink\nfile = %s\n",
+             out);
+    int rc;
+    st_pipe_config *cfg = st_pipe_config_parse(text, "hung.ini", &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    event_log ev = {.len = 0};
+    st_pipe_params pp = st_pipe_default_params();
+    pp.exe_path = cli();
+    pp.on_event = collect;
+    pp.user_data = &ev;
+    st_pipe *p = st_pipe_new(cfg, &pp, &rc);
+    st_pipe_config_destroy(&cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    /* The first line hangs `slow` for 30 s; within a second it is killed
+       and restarted. The run itself cannot finish: `slow` takes 30 s per
+       line. */
+    double t0 = st_now_s();
+    rc = st_pipe_start(p);
+    CU_ASSERT_EQUAL(rc, ST_OK);
+    while (!rc && st_now_s() - t0 < 10 && !ev.restarted)
+        st_pipe_poll(p, 0.05);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev.text, "stage 'slow'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev.text, "was silent for"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ev.text, "killed by signal 9"));
+    CU_ASSERT_EQUAL(ev.restarted, 1);
+    CU_ASSERT(st_now_s() - t0 < 5);
+    if (ev.restarted != 1)
+        fprintf(stderr, "events after %.1f s:\n%s", st_now_s() - t0, ev.text);
+    st_pipe_destroy(&p);
 }
 
 /* One conversation: text through a rewrite to a transcript, and audio from a
@@ -1109,6 +1152,7 @@ CU_TestInfo st_tests_pipeline[] = {
     {"epochs_drop_older_turns", test_epochs_drop_older_turns},
     {"stalled_stage_sheds_bounded", test_stalled_stage_sheds_bounded},
     {"supervisor_restarts_killed_stage", test_supervisor_restarts_killed_stage},
+    {"supervisor_kills_hung_stage", test_supervisor_kills_hung_stage},
     {"same_transcript_threads_and_processes", test_same_transcript_threads_and_processes},
     {"python_stage_joins", test_python_stage_joins},
     {"config_errors_name_file_and_line", test_config_errors_name_file_and_line},

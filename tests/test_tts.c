@@ -227,6 +227,15 @@ static void test_normalize_cases(void)
     /* kept as UTF-8 for espeak */
     CU_ASSERT_TRUE(st_tts_normalize("caf\xc3\xa9", out, sizeof out, false) > 0);
     CU_ASSERT_STRING_EQUAL(out, "caf\xc3\xa9");
+    /* the documented bound holds for the worst case, runs of digits */
+    char digits[1600];
+    size_t dl = 0;
+    for (int k = 0; k < 100; k++)
+        dl += (size_t)snprintf(digits + dl, sizeof digits - dl, "%s", k % 2 ? "7777777777777 " : "777 ");
+    size_t cap = 16 * dl + 64;
+    char *big = malloc(cap);
+    CU_ASSERT_TRUE(st_tts_normalize(digits, big, cap, false) > (long)(8 * dl));
+    free(big);
     /* too small a buffer is an error, never an overflow */
     char small[8];
     CU_ASSERT_EQUAL(st_tts_normalize("one thousand and 1234", small, sizeof small, false),

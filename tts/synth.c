@@ -31,7 +31,9 @@
 
     Locking: one mutex guards everything shared; the worker holds it only to
     take a piece and to copy a block into the queue; the reader to copy a
-    chunk out. Nothing here allocates after st_tts_new().
+    chunk out. Nothing here allocates after st_tts_new(). Touches only its
+    own memory, and the engines through st_tts_engine_ops; no files, no
+    output (problems go to st_log()).
 
     Workload: answers of a few to a few hundred words; chunks of 10-20 ms;
     engine buffers of ~10 ms (espeak-ng) to ~20 ms (flite).
@@ -447,11 +449,14 @@ static void run_piece(st_tts *t)
         t->acc_valid = false;
     }
     t->piece_base = t->in_total;
-    long len;
-    if (t->p.normalize)
+    long len = -1;
+    if (t->p.normalize) {
         len = st_tts_normalize_map(t->piece, t->piece_len, t->norm, t->norm_cap,
                                    t->eng->ascii_only, t->spans, t->spans_cap, &t->n_spans);
-    else {
+        if (len < 0)  /* cannot happen within the bounds st_tts_new() sized; say it as written */
+            st_log(ST_LOG_WARN, "tts: a piece could not be normalised: %s", st_errmsg());
+    }
+    if (len < 0) {
         /* the text as it is; the spans still map words back */
         memcpy(t->norm, t->piece, t->piece_len + 1);
         size_t pos = 0, ws, wl;
@@ -459,10 +464,6 @@ static void run_piece(st_tts *t)
         while (t->n_spans < t->spans_cap && st_tts_next_word(t->piece, t->piece_len, &pos, &ws, &wl))
             t->spans[t->n_spans++] = (st_norm_span){.out_off = ws, .src_off = ws, .src_len = wl};
         len = (long)t->piece_len;
-    }
-    if (len < 0) {
-        st_log(ST_LOG_WARN, "tts: a piece could not be normalised: %s", st_errmsg());
-        len = 0;
     }
     st_log(ST_LOG_DEBUG, "tts: utterance %d piece (words %u+%d, cut %d%s): \"%s\"", t->piece_utt,
            t->piece_first_word, t->piece_cut.words, (int)t->piece_cut.kind,
@@ -715,8 +716,10 @@ static in_utt *open_utterance(st_tts *t, int *rc)
     in_utt *u = &t->in[(t->in_head + t->in_count) % MAX_UTTERANCES];
     memset(u, 0, sizeof *u);
     u->id = t->next_id++;
-    if (t->next_id == INT32_MAX)
-        t->next_id = 1;  /* after two billion utterances; cancel_below follows */
+    if (t->next_id == INT32_MAX) {
+        t->next_id = 1;  /* after two billion utterances: start again */
+        atomic_store_explicit(&t->cancel_below, 0, memory_order_release);
+    }
     t->in_count++;
     return u;
 }

@@ -118,8 +118,9 @@ int st_tts_end(st_tts *t);
 int st_tts_say(st_tts *t, const char *text);
 
 /*  Drops everything queued (text, audio, word events) and stops the engine
-    at its next buffer (espeak-ng: ~10 ms of audio; flite: ~20 ms, or after
-    its text analysis of the current piece). Returns at once: from then on
+    at its next buffer (both engines hand over ~10 ms of audio at a time;
+    flite only once its text analysis of the current piece is done). Returns
+    at once: from then on
     st_tts_read() returns no audio of the cancelled utterances, and text
     pushed next starts a new utterance. Any thread. */
 void st_tts_cancel(st_tts *t);
@@ -236,8 +237,9 @@ const char *st_tts_engine_name(int i);
     become spaces, invalid UTF-8 is dropped. With ascii_only, accented Latin
     letters lose their accents and other non-ASCII characters are dropped
     (flite speaks ASCII only). Writes a NUL-terminated string; returns its
-    length, or ST_ERR_INVALID when out is too small (cap 8 * strlen(in) + 64
-    always suffices). Pure: any thread. */
+    length, or ST_ERR_INVALID when out is too small (16 * strlen(in) + 64
+    always suffices: the longest expansion is a run of digits, ~11.7 bytes
+    of words per digit). Pure: any thread. */
 long st_tts_normalize(const char *in, char *out, size_t cap, bool ascii_only);
 
 #ifdef __cplusplus

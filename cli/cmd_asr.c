@@ -1,0 +1,482 @@
+/*  cli/cmd_asr.c - `spiketalk eval sc12|words` and `spiketalk listen`: the
+    glue that runs the front end (audio/) and the recognizer (snn/asr.h)
+    on files.
+
+    eval sc12 --manifest M   Speech Commands layout (path label12 word
+                             speaker): each clip classified (max of the
+                             read-out over its loudest second), the word
+                             mapped to the 12 labels; per-class accuracy,
+                             the confusion matrix, last line
+                             `accuracy A (n=N)`.
+    eval words --manifest M  layout path text speaker: a one-word text is
+                             scored by clip classification (best class other
+                             than silence), a longer one by the streaming
+                             decoder's words; per-word accuracy, the
+                             confusion matrix of one-word clips, last line
+                             `wer W (n=N)`.
+    listen FILE              streaming: each word as it is decided, with the
+                             start and end of its decision window and the
+                             time it was decided; then the real-time factor.
+
+    Clip features are made exactly as tools/asr_tool.c makes them for
+    training (1 s at 16 kHz, the loudest second of longer clips, a -86 dBFS
+    dither), so eval measures the trained model on what it was trained on.
+*/
+#include "cli.h"
+
+#include "audio/audio.h"
+#include "snn/asr.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ASR_DEFAULT_MODEL "models/asr.stm"
+#define CLIP 16000
+
+
+static const char *SC12[12] = {"yes", "no", "up", "down", "left", "right", "on", "off",
+                               "stop", "go", "_unknown_", "_silence_"};
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Any file -> 16 kHz mono (caller frees *out). */
+int cli_asr_read16k(const char *path, float **out, size_t *n)
+{
+    st_audio a = {0};
+    int rc = st_audio_read(path, &a);
+    if (rc != ST_OK)
+        return rc;
+    if (a.sample_rate_hz == ST_PIPELINE_RATE_HZ) {
+        *out = a.samples;
+        *n = a.frames;
+        return ST_OK;
+    }
+    st_resampler *r = st_resampler_new(a.sample_rate_hz, ST_PIPELINE_RATE_HZ,
+                                       ST_RESAMPLE_BEST, &rc);
+    if (!r) {
+        st_audio_free(&a);
+        return rc;
+    }
+    size_t cap = st_resampler_max_output(r, a.frames) + 4096, used = 0, made = 0, total = 0;
+    float *y = malloc(cap * sizeof *y);
+    if (!y) {
+        st_resampler_destroy(&r);
+        st_audio_free(&a);
+        return ST_ERR_NOMEM;
+    }
+    st_resampler_process(r, a.samples, a.frames, y, cap, &used, &made);
+    total = made;
+    do {
+        st_resampler_flush(r, y + total, cap - total, &made);
+        total += made;
+    } while (made > 0 && total < cap);
+    st_resampler_destroy(&r);
+    st_audio_free(&a);
+    *out = y;
+    *n = total;
+    return ST_OK;
+}
+
+/* A clip as training saw it: 1 s, the loudest second of a longer one, a
+   shorter one centred, plus the same tiny dither. */
+int cli_asr_clip_features(const float *x, size_t n, st_frontend *fe, float *feat, size_t max_frames,
+                          size_t *made)
+{
+    static float buf[CLIP];
+    uint64_t s = 0x2545F4914F6CDD1Dull;
+    for (size_t i = 0; i < CLIP; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        buf[i] = (float)(((double)(s >> 11) / 9007199254740992.0 - 0.5) * 2e-4);
+    }
+    if (n > CLIP) {
+        size_t best = 0;
+        double best_e = -1;
+        for (size_t o = 0; o + CLIP <= n; o += 800) {
+            double e = 0;
+            for (size_t i = o; i < o + CLIP; i += 4)
+                e += x[i] * x[i];
+            if (e > best_e) {
+                best_e = e;
+                best = o;
+            }
+        }
+        for (size_t i = 0; i < CLIP; i++)
+            buf[i] += x[best + i];
+    } else {
+        size_t off = (CLIP - n) / 2;
+        for (size_t i = 0; i < n; i++)
+            buf[off + i] += x[i];
+    }
+    st_frontend_reset(fe, 0);
+    size_t used = 0;
+    return st_frontend_process(fe, buf, CLIP, feat, NULL, max_frames, &used, made);
+}
+
+static st_asr *load_model(const char *cmd, const char *path)
+{
+    int err = 0;
+    st_asr *a = st_asr_load(path, &err);
+    if (!a)
+        cli_fail_lib(cmd, err, path);
+    return a;
+}
+
+static st_frontend *frontend_for(const st_asr *a, int *err)
+{
+    st_frontend_params fp = st_frontend_default_params();
+    const st_asr_frontend_info *fi = st_asr_frontend(a);
+    fp.n_mels = fi->n_mels;
+    fp.hop_ms = fi->hop_ms;
+    fp.window_ms = fi->window_ms;
+    return st_frontend_new(&fp, err);
+}
+
+typedef struct {
+    char *path, *text, *label;
+} row;
+
+/* Reads a manifest (header line; tab-separated); paths relative to its folder. */
+static row *read_manifest(const char *cmd, const char *path, bool sc12, size_t *n_out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_fail(cmd, "cannot open manifest '%s'", path);
+        return NULL;
+    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    row *rows = NULL;
+    size_t n = 0, cap = 0;
+    char line[4096];
+    long ln = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (ln++ == 0 || line[0] == '\n')
+            continue;
+        line[strcspn(line, "\r\n")] = 0;
+        char *save = NULL;
+        char *p = strtok_r(line, "\t", &save);
+        char *a = strtok_r(NULL, "\t", &save);
+        char *b = sc12 ? strtok_r(NULL, "\t", &save) : NULL;
+        if (!p || !a) {
+            cli_fail(cmd, "%s:%ld: expected %s", path, ln,
+                     sc12 ? "path, label12, word, speaker" : "path, text, speaker");
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            rows = realloc(rows, cap * sizeof *rows);
+        }
+        char full[2048];
+        if (p[0] == '/')
+            snprintf(full, sizeof full, "%s", p);
+        else
+            snprintf(full, sizeof full, "%s/%s", dir, p);
+        rows[n].path = strdup(full);
+        rows[n].label = sc12 ? strdup(a) : NULL;
+        rows[n].text = strdup(sc12 ? (b ? b : "") : a);
+        n++;
+    }
+    fclose(f);
+    *n_out = n;
+    return rows;
+}
+
+static void free_rows(row *r, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        free(r[k].path);
+        free(r[k].text);
+        free(r[k].label);
+    }
+    free(r);
+}
+
+static int sc12_index(const char *label)
+{
+    for (int k = 0; k < 12; k++)
+        if (!strcmp(SC12[k], label))
+            return k;
+    return -1;
+}
+
+static int sc12_of_word(const char *w)
+{
+    if (!strcmp(w, "_silence_"))
+        return 11;
+    int k = sc12_index(w);
+    return k >= 0 && k < 10 ? k : 10;
+}
+
+/* Streaming over a whole buffer: the decided words' classes into words[]. */
+static size_t stream_words(const st_asr *a, st_frontend *fe, const float *x, size_t n, int *words,
+                           size_t cap, FILE *print, double *latency_ms, size_t *n_lat)
+{
+    int err = 0;
+    st_asr_stream *s = st_asr_stream_new(a, NULL, &err);
+    if (!s)
+        return 0;
+    size_t nf = st_asr_features(a), got = 0;
+    float feat[16 * 256];
+    uint64_t stamp[16];
+    st_frontend_reset(fe, 0);
+    size_t hop = st_frontend_hop_samples(fe);
+    double rate = ST_PIPELINE_RATE_HZ;
+    for (size_t pos = 0; pos < n; pos += hop) {
+        size_t len = n - pos < hop ? n - pos : hop, used = 0, made = 0;
+        st_frontend_process(fe, x + pos, len, feat, stamp, 16, &used, &made);
+        for (size_t j = 0; j < made; j++) {
+            st_asr_event ev;
+            if (st_asr_stream_push(s, feat + j * nf, stamp[j], &ev, NULL) == 1 &&
+                ev.word != ST_ASR_UNKNOWN) {
+                if (got < cap)
+                    words[got++] = ev.word;
+                if (print)
+                    fprintf(print, "%8.3f %8.3f  %-10s (decided at %.3f s, p %.2f)\n",
+                            ev.start_stamp / rate, ev.end_stamp / rate, st_asr_word(a, (size_t)ev.word),
+                            ev.decided_stamp / rate, ev.score);
+                if (latency_ms && n_lat)
+                    latency_ms[(*n_lat)++ % 4096] = (ev.decided_stamp - ev.end_stamp) * 1000.0 / rate;
+            }
+        }
+    }
+    st_asr_event ev;
+    if (st_asr_stream_flush(s, &ev) == 1 && ev.word != ST_ASR_UNKNOWN) {
+        if (got < cap)
+            words[got++] = ev.word;
+        if (print)
+            fprintf(print, "%8.3f %8.3f  %-10s (decided at end of input, p %.2f)\n",
+                    ev.start_stamp / rate, ev.end_stamp / rate, st_asr_word(a, (size_t)ev.word),
+                    ev.score);
+    }
+    st_asr_stream_destroy(&s);
+    return got;
+}
+
+static size_t edit_distance(const int *a, size_t na, const int *b, size_t nb)
+{
+    size_t d[65][65];
+    if (na > 64)
+        na = 64;
+    if (nb > 64)
+        nb = 64;
+    for (size_t i = 0; i <= na; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= nb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= na; i++)
+        for (size_t j = 1; j <= nb; j++) {
+            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[na][nb];
+}
+
+static int eval_usage(FILE *out)
+{
+    fprintf(out, "usage: spiketalk eval sc12|words --manifest M [--model F] [--pool max|mean]\n"
+                 "  sc12   Speech Commands layout (path label12 word speaker): 12-class accuracy\n"
+                 "  words  layout path text speaker: word error rate\n"
+                 "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n");
+    return out == stdout ? 0 : 2;
+}
+
+int st_cmd_eval(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return eval_usage(argc < 2 ? stderr : stdout);
+    bool sc12 = !strcmp(argv[1], "sc12");
+    if (!sc12 && strcmp(argv[1], "words"))
+        return cli_fail("eval", "unknown task '%s' (sc12 or words)", argv[1]) + 1;
+    const char *manifest = NULL, *model = ASR_DEFAULT_MODEL;
+    st_asr_pool pool = ST_ASR_POOL_MAX;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--manifest") && i + 1 < argc)
+            manifest = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
+            pool = !strcmp(argv[++i], "mean") ? ST_ASR_POOL_MEAN : ST_ASR_POOL_MAX;
+        else
+            return cli_fail("eval", "unknown option '%s'", argv[i]) + 1;
+    }
+    if (!manifest)
+        return cli_fail("eval", "--manifest M is required") + 1;
+    st_asr *a = load_model("eval", model);
+    if (!a)
+        return 1;
+    int err = 0;
+    st_frontend *fe = frontend_for(a, &err);
+    size_t n = 0;
+    row *rows = fe ? read_manifest("eval", manifest, sc12, &n) : NULL;
+    if (!rows || n == 0) {
+        st_asr_destroy(&a);
+        st_frontend_destroy(&fe);
+        free_rows(rows, n);
+        return rows ? cli_fail("eval", "'%s' lists no clips", manifest) : 1;
+    }
+    size_t C = st_asr_classes(a), nf = st_asr_features(a);
+    size_t K = sc12 ? 12 : C; /* confusion over these labels */
+    size_t *conf = calloc(K * K, sizeof *conf);
+    float *feat = malloc(200 * nf * sizeof *feat), scores[ST_ASR_MAX_CLASSES];
+    size_t n_ok = 0, n_err_words = 0, n_ref_words = 0, done = 0;
+    double audio_s = 0, cpu = 0; /* CPU of features + network only, not file reading */
+    for (size_t k = 0; k < n; k++) {
+        float *x = NULL;
+        size_t len = 0;
+        if (cli_asr_read16k(rows[k].path, &x, &len) != ST_OK) {
+            cli_fail_lib("eval", ST_ERR_IO, rows[k].path);
+            continue;
+        }
+        audio_s += (double)len / ST_PIPELINE_RATE_HZ;
+        int ref[64], hyp[64];
+        size_t n_ref = 0, n_hyp = 0;
+        if (!sc12) {
+            char *t = strdup(rows[k].text), *save = NULL;
+            for (char *w = strtok_r(t, " ", &save); w && n_ref < 64; w = strtok_r(NULL, " ", &save)) {
+                int c = st_asr_find(a, w);
+                ref[n_ref++] = c >= 2 ? c : ST_ASR_UNKNOWN;
+            }
+            free(t);
+        }
+        double c0 = cpu_s();
+        if (sc12 || n_ref == 1) {
+            size_t made = 0;
+            cli_asr_clip_features(x, len, fe, feat, 200, &made);
+            int best = st_asr_classify(a, feat, made, pool, scores);
+            if (sc12) {
+                int truth = sc12_index(rows[k].label);
+                int pred = sc12_of_word(st_asr_word(a, (size_t)best));
+                if (truth < 0) {
+                    cli_fail("eval", "%s: label12 '%s' is not one of the 12", rows[k].path,
+                             rows[k].label);
+                    free(x);
+                    continue;
+                }
+                conf[(size_t)truth * K + (size_t)pred]++;
+                n_ok += truth == pred;
+            } else {
+                best = st_asr_best_speech(a, scores);
+                hyp[n_hyp++] = best;
+                conf[(size_t)ref[0] * K + (size_t)best]++;
+                n_ok += best == ref[0];
+            }
+        } else {
+            n_hyp = stream_words(a, fe, x, len, hyp, 64, NULL, NULL, NULL);
+        }
+        cpu += cpu_s() - c0;
+        if (!sc12) {
+            n_err_words += edit_distance(ref, n_ref, hyp, n_hyp);
+            n_ref_words += n_ref;
+        }
+        done++;
+        free(x);
+    }
+    /* per-class accuracy and the confusion matrix */
+    printf("%-10s %6s %8s\n", "class", "n", "accuracy");
+    for (size_t r = 0; r < K; r++) {
+        size_t tot = 0;
+        for (size_t c = 0; c < K; c++)
+            tot += conf[r * K + c];
+        if (tot)
+            printf("%-10s %6zu %7.1f%%\n", sc12 ? SC12[r] : st_asr_word(a, r), tot,
+                   100.0 * conf[r * K + r] / tot);
+    }
+    printf("\nconfusion (rows: truth, columns: recognized%s)\n%-10s", sc12 ? "" : "; one-word clips", "");
+    for (size_t c = 0; c < K; c++) {
+        size_t any = 0;
+        for (size_t r = 0; r < K; r++)
+            any += conf[r * K + c] + conf[c * K + r];
+        if (any)
+            printf(" %5.5s", sc12 ? SC12[c] : st_asr_word(a, c));
+    }
+    printf("\n");
+    for (size_t r = 0; r < K; r++) {
+        size_t tot = 0, any = 0;
+        for (size_t c = 0; c < K; c++) {
+            tot += conf[r * K + c];
+            any += conf[r * K + c] + conf[c * K + r];
+        }
+        if (!any)
+            continue;
+        printf("%-10s", sc12 ? SC12[r] : st_asr_word(a, r));
+        for (size_t c = 0; c < K; c++) {
+            size_t anyc = 0;
+            for (size_t q = 0; q < K; q++)
+                anyc += conf[q * K + c] + conf[c * K + q];
+            if (anyc)
+                printf(" %5zu", conf[r * K + c]);
+        }
+        printf("\n");
+    }
+    printf("\nmodel %s: %zu classes, %zu weights; %zu clips, %.1f s of audio, %.2f s CPU (RTF %.4f)\n",
+           model, C, st_asr_param_count(a), done, audio_s, cpu, audio_s > 0 ? cpu / audio_s : 0);
+    if (sc12)
+        printf("accuracy %.4f (n=%zu)\n", done ? (double)n_ok / done : 0.0, done);
+    else
+        printf("wer %.4f (n=%zu)\n", n_ref_words ? (double)n_err_words / n_ref_words : 0.0, done);
+    free(conf);
+    free(feat);
+    free_rows(rows, n);
+    st_frontend_destroy(&fe);
+    st_asr_destroy(&a);
+    return 0;
+}
+
+int st_cmd_listen(int argc, char **argv)
+{
+    const char *file = NULL, *model = ASR_DEFAULT_MODEL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: spiketalk listen FILE [--model F]\n"
+                   "  prints each word as it is decided: start_s end_s word (decided at t)\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
+        else if (argv[i][0] != '-' && !file)
+            file = argv[i];
+        else
+            return cli_fail("listen", "unknown option '%s'", argv[i]) + 1;
+    }
+    if (!file)
+        return cli_fail("listen", "usage: spiketalk listen FILE [--model F]") + 1;
+    st_asr *a = load_model("listen", model);
+    if (!a)
+        return 1;
+    int err = 0;
+    st_frontend *fe = frontend_for(a, &err);
+    float *x = NULL;
+    size_t n = 0;
+    int rc = fe ? cli_asr_read16k(file, &x, &n) : err;
+    if (rc != ST_OK) {
+        st_frontend_destroy(&fe);
+        st_asr_destroy(&a);
+        return cli_fail_lib("listen", rc, file);
+    }
+    int words[256];
+    double lat[4096];
+    size_t n_lat = 0;
+    double t0 = cpu_s();
+    size_t got = stream_words(a, fe, x, n, words, 256, stdout, lat, &n_lat);
+    double cpu = cpu_s() - t0, dur = (double)n / ST_PIPELINE_RATE_HZ;
+    printf("%zu words in %.2f s of audio; CPU %.3f s, real-time factor %.4f\n", got, dur, cpu,
+           dur > 0 ? cpu / dur : 0);
+    free(x);
+    st_frontend_destroy(&fe);
+    st_asr_destroy(&a);
+    return 0;
+}

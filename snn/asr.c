@@ -1,0 +1,443 @@
+/*  snn/asr.c - the word recognizer (snn/asr.h): model file, clip
+    classification, the streaming decision rule.
+
+    Per frame: normalise 40 features, one st_snn_step of the exported net
+    (recurrent LSNN + LI read-out, a few tens of thousands of weights), a
+    softmax over ~40 classes. The per-stream buffers are made once in
+    st_asr_stream_new.
+*/
+#include "snn/asr.h"
+
+#include "base/base.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct st_asr {
+    st_snn_net *net;
+    int out_node;
+    size_t n_classes, n_features;
+    char (*words)[ST_ASR_WORD_LEN];
+    float *mean, *std;
+    st_asr_frontend_info fe;
+};
+
+struct st_asr_stream {
+    const st_asr *asr;
+    st_snn_state *state;
+    float *x;
+    float *prob;
+    st_asr_decider dec;
+};
+
+void st_asr_destroy(st_asr **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    st_asr *a = *self_p;
+    st_snn_net_destroy(&a->net);
+    free(a->words);
+    free(a->mean);
+    free(a->std);
+    free(a);
+    *self_p = NULL;
+}
+
+st_asr *st_asr_new(st_snn_net **net_p, const char *const *words, size_t n_classes,
+                   const float *feat_mean, const float *feat_std, size_t n_features,
+                   const st_asr_frontend_info *fe, int *err)
+{
+    int rc = ST_ERR_NOMEM;
+    st_asr *a = calloc(1, sizeof *a);
+    if (!a) {
+        st_snn_net_destroy(net_p);
+        goto fail;
+    }
+    a->net = *net_p;
+    *net_p = NULL;
+    a->out_node = st_snn_net_find(a->net, "output");
+    if (a->out_node < 0) {
+        rc = st_error(ST_ERR_INVALID, "recognizer: the net has no node 'output'");
+        goto fail;
+    }
+    st_snn_node_info info;
+    if (st_snn_net_node_info(a->net, a->out_node, &info) != ST_OK || info.n_out != n_classes) {
+        rc = st_error(ST_ERR_INVALID, "recognizer: %zu class names for a net of %zu outputs",
+                      n_classes, (size_t)info.n_out);
+        goto fail;
+    }
+    if (n_classes < 3 || n_classes > ST_ASR_MAX_CLASSES) {
+        rc = st_error(ST_ERR_INVALID, "recognizer: %zu classes (3 to %d)", n_classes,
+                      ST_ASR_MAX_CLASSES);
+        goto fail;
+    }
+    if (st_snn_net_input_len(a->net) != n_features) {
+        rc = st_error(ST_ERR_INVALID, "recognizer: %zu features for a net of %zu inputs",
+                      n_features, st_snn_net_input_len(a->net));
+        goto fail;
+    }
+    if (strcmp(words[0], "_silence_") || strcmp(words[1], "_unknown_")) {
+        rc = st_error(ST_ERR_INVALID, "recognizer: classes 0 and 1 must be _silence_, _unknown_");
+        goto fail;
+    }
+    a->n_classes = n_classes;
+    a->n_features = n_features;
+    a->words = calloc(n_classes, sizeof *a->words);
+    a->mean = malloc(n_features * sizeof *a->mean);
+    a->std = malloc(n_features * sizeof *a->std);
+    if (!a->words || !a->mean || !a->std) {
+        rc = ST_ERR_NOMEM;
+        goto fail;
+    }
+    for (size_t k = 0; k < n_classes; k++) {
+        size_t len = strlen(words[k]);
+        if (len == 0 || len >= ST_ASR_WORD_LEN || strpbrk(words[k], " \t\n")) {
+            rc = st_error(ST_ERR_INVALID, "recognizer: bad class name %zu '%s'", k, words[k]);
+            goto fail;
+        }
+        memcpy(a->words[k], words[k], len + 1);
+    }
+    for (size_t i = 0; i < n_features; i++) {
+        if (!(feat_std[i] > 0) || !isfinite(feat_std[i]) || !isfinite(feat_mean[i])) {
+            rc = st_error(ST_ERR_INVALID, "recognizer: feature %zu: std %g must be > 0", i,
+                          (double)feat_std[i]);
+            goto fail;
+        }
+        a->mean[i] = feat_mean[i];
+        a->std[i] = feat_std[i];
+    }
+    a->fe = fe ? *fe : (st_asr_frontend_info){.n_mels = (int)n_features, .hop_ms = 10, .window_ms = 25};
+    return a;
+fail:
+    st_asr_destroy(&a);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+int st_asr_save(const st_asr *self, const char *path)
+{
+    int err = ST_OK;
+    st_tensor_file *f = st_tensor_file_new("asr", &err);
+    if (!f)
+        return err;
+    size_t cap = self->n_classes * (ST_ASR_WORD_LEN + 1) + 1, len = 0;
+    char *text = malloc(cap);
+    char fe[96];
+    if (!text) {
+        err = ST_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t k = 0; k < self->n_classes; k++)
+        len += (size_t)snprintf(text + len, cap - len, "%s\n", self->words[k]);
+    snprintf(fe, sizeof fe, "%d %g %g", self->fe.n_mels, self->fe.hop_ms, self->fe.window_ms);
+    uint64_t dims[1] = {self->n_features};
+    if ((err = st_snn_net_to_file(self->net, f, "net/")) != ST_OK ||
+        (err = st_tensor_file_add_string(f, "words", text)) != ST_OK ||
+        (err = st_tensor_file_add_string(f, "frontend", fe)) != ST_OK ||
+        (err = st_tensor_file_add(f, "feat_mean", ST_DTYPE_F32, 1, dims, self->mean)) != ST_OK ||
+        (err = st_tensor_file_add(f, "feat_std", ST_DTYPE_F32, 1, dims, self->std)) != ST_OK)
+        goto done;
+    err = st_tensor_file_save(f, path);
+done:
+    free(text);
+    st_tensor_file_destroy(&f);
+    return err;
+}
+
+st_asr *st_asr_load(const char *path, int *err)
+{
+    int rc = ST_OK;
+    st_asr *a = NULL;
+    st_snn_net *net = NULL;
+    char *text = NULL;
+    st_tensor_file *f = st_tensor_file_load(path, &rc);
+    if (!f)
+        goto fail;
+    if (strcmp(st_tensor_file_kind(f), "asr")) {
+        rc = st_error(ST_ERR_FORMAT, "'%s': a file of kind '%s', not a recognizer ('asr')", path,
+                      st_tensor_file_kind(f));
+        goto fail;
+    }
+    net = st_snn_net_from_file(f, "net/", &rc);
+    if (!net)
+        goto fail;
+    size_t n_in = st_snn_net_input_len(net);
+    st_tensor tm, ts;
+    uint64_t dims[1] = {n_in};
+    if ((rc = st_tensor_file_expect(f, "feat_mean", ST_DTYPE_F32, 1, dims, &tm)) != ST_OK ||
+        (rc = st_tensor_file_expect(f, "feat_std", ST_DTYPE_F32, 1, dims, &ts)) != ST_OK)
+        goto fail;
+    size_t cap = ST_ASR_MAX_CLASSES * (ST_ASR_WORD_LEN + 1) + 1;
+    text = malloc(cap);
+    if (!text) {
+        rc = ST_ERR_NOMEM;
+        goto fail;
+    }
+    char fe_text[96];
+    st_asr_frontend_info fe = {.n_mels = (int)n_in, .hop_ms = 10, .window_ms = 25};
+    if ((rc = st_tensor_file_string(f, "words", text, cap)) != ST_OK ||
+        (rc = st_tensor_file_string(f, "frontend", fe_text, sizeof fe_text)) != ST_OK)
+        goto fail;
+    if (sscanf(fe_text, "%d %lf %lf", &fe.n_mels, &fe.hop_ms, &fe.window_ms) != 3 ||
+        fe.n_mels <= 0 || !(fe.hop_ms > 0) || !(fe.window_ms >= fe.hop_ms)) {
+        rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'frontend': bad settings '%s'", path, fe_text);
+        goto fail;
+    }
+    const char *words[ST_ASR_MAX_CLASSES];
+    size_t n = 0;
+    for (char *save = NULL, *w = strtok_r(text, "\n", &save); w; w = strtok_r(NULL, "\n", &save)) {
+        if (n == ST_ASR_MAX_CLASSES) {
+            rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'words': too many classes", path);
+            goto fail;
+        }
+        words[n++] = w;
+    }
+    if (n < 3) {
+        rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'words': %zu classes", path, n);
+        goto fail;
+    }
+    a = st_asr_new(&net, words, n, tm.data, ts.data, n_in, &fe, &rc);
+    if (!a) {
+        rc = st_error(ST_ERR_FORMAT, "'%s': %s", path, st_errmsg());
+        goto fail;
+    }
+    free(text);
+    st_tensor_file_destroy(&f);
+    return a;
+fail:
+    st_snn_net_destroy(&net);
+    free(text);
+    st_tensor_file_destroy(&f);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+size_t st_asr_classes(const st_asr *self) { return self->n_classes; }
+size_t st_asr_features(const st_asr *self) { return self->n_features; }
+const st_asr_frontend_info *st_asr_frontend(const st_asr *self) { return &self->fe; }
+const st_snn_net *st_asr_net(const st_asr *self) { return self->net; }
+
+const char *st_asr_word(const st_asr *self, size_t k)
+{
+    return k < self->n_classes ? self->words[k] : NULL;
+}
+
+int st_asr_find(const st_asr *self, const char *word)
+{
+    for (size_t k = 0; k < self->n_classes; k++)
+        if (!strcmp(self->words[k], word))
+            return (int)k;
+    return -1;
+}
+
+size_t st_asr_param_count(const st_asr *self)
+{
+    size_t total = 0;
+    size_t nodes = st_snn_net_node_count(self->net);
+    for (size_t k = 0; k < nodes; k++) {
+        st_snn_node_info info;
+        if (st_snn_net_node_info(self->net, (int)k, &info) == ST_OK)
+            total += info.n_weights;
+    }
+    return total;
+}
+
+static void normalise(const st_asr *a, const float *frame, float *x)
+{
+    for (size_t i = 0; i < a->n_features; i++)
+        x[i] = (frame[i] - a->mean[i]) / a->std[i];
+}
+
+int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st_asr_pool pool,
+                    float *scores)
+{
+    int rc = ST_OK;
+    st_snn_state *s = st_snn_state_new(self->net, &rc);
+    float *x = malloc(self->n_features * sizeof *x);
+    float acc[ST_ASR_MAX_CLASSES];
+    if (!s || !x) {
+        st_snn_state_destroy(&s);
+        free(x);
+        return rc ? rc : ST_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < self->n_classes; k++)
+        acc[k] = pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
+    for (size_t t = 0; t < n_frames; t++) {
+        normalise(self, frames + t * self->n_features, x);
+        st_snn_step(self->net, s, x);
+        const float *o = st_snn_state_output(s, self->out_node, NULL);
+        for (size_t k = 0; k < self->n_classes; k++) {
+            if (pool == ST_ASR_POOL_MAX)
+                acc[k] = o[k] > acc[k] ? o[k] : acc[k];
+            else
+                acc[k] += o[k];
+        }
+    }
+    int best = 0;
+    for (size_t k = 0; k < self->n_classes; k++) {
+        if (pool == ST_ASR_POOL_MEAN && n_frames)
+            acc[k] /= (float)n_frames;
+        if (scores)
+            scores[k] = acc[k];
+        if (acc[k] > acc[best])
+            best = (int)k;
+    }
+    st_snn_state_destroy(&s);
+    free(x);
+    return best;
+}
+
+int st_asr_best_speech(const st_asr *self, const float *scores)
+{
+    int best = 1;
+    for (size_t k = 1; k < self->n_classes; k++)
+        if (scores[k] > scores[best])
+            best = (int)k;
+    return best;
+}
+
+/* ---- decision rule ---- */
+
+st_asr_decider_params st_asr_decider_default_params(void)
+{
+    return (st_asr_decider_params){.on_threshold = 0.5f, .off_threshold = 0.3f, .min_frames = 3,
+                                   .max_frames = 100, .refractory_frames = 10};
+}
+
+void st_asr_decider_init(st_asr_decider *d, const st_asr_decider_params *p, size_t n_classes)
+{
+    assert(n_classes >= 3);
+    memset(d, 0, sizeof *d);
+    d->p = *p;
+    d->n_classes = n_classes;
+    d->cand = -1;
+}
+
+static int close_candidate(st_asr_decider *d, uint64_t stamp, st_asr_event *ev)
+{
+    int emitted = 0;
+    if (d->frames >= d->p.min_frames) {
+        *ev = (st_asr_event){.word = d->cand, .start_stamp = d->start, .end_stamp = d->last,
+                             .decided_stamp = stamp, .score = d->peak};
+        emitted = 1;
+        d->quiet = d->p.refractory_frames;
+    }
+    d->cand = -1;
+    d->frames = 0;
+    return emitted;
+}
+
+int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st_asr_event *ev)
+{
+    if (d->cand >= 0) {
+        float pc = prob[d->cand];
+        if (pc >= d->p.off_threshold) {
+            d->frames++;
+            d->last = stamp;
+            if (pc > d->peak)
+                d->peak = pc;
+            if (d->frames >= d->p.max_frames)
+                return close_candidate(d, stamp, ev);
+            return 0;
+        }
+        return close_candidate(d, stamp, ev);
+    }
+    if (d->quiet > 0) {
+        d->quiet--;
+        return 0;
+    }
+    int best = 0;
+    for (size_t k = 1; k < d->n_classes; k++)
+        if (prob[k] > prob[best])
+            best = (int)k;
+    if (best != ST_ASR_SILENCE && prob[best] >= d->p.on_threshold) {
+        d->cand = best;
+        d->frames = 1;
+        d->start = d->last = stamp;
+        d->peak = prob[best];
+    }
+    return 0;
+}
+
+int st_asr_decider_flush(st_asr_decider *d, st_asr_event *ev)
+{
+    if (d->cand < 0)
+        return 0;
+    return close_candidate(d, d->last, ev);
+}
+
+/* ---- streaming ---- */
+
+st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params *p, int *err)
+{
+    int rc = ST_ERR_NOMEM;
+    st_asr_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        goto fail;
+    s->asr = asr;
+    s->x = malloc(asr->n_features * sizeof *s->x);
+    s->prob = malloc(asr->n_classes * sizeof *s->prob);
+    if (!s->x || !s->prob)
+        goto fail;
+    s->state = st_snn_state_new(asr->net, &rc);
+    if (!s->state)
+        goto fail;
+    st_asr_decider_params dp = p ? *p : st_asr_decider_default_params();
+    st_asr_decider_init(&s->dec, &dp, asr->n_classes);
+    return s;
+fail:
+    st_asr_stream_destroy(&s);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+void st_asr_stream_destroy(st_asr_stream **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    st_asr_stream *s = *self_p;
+    st_snn_state_destroy(&s->state);
+    free(s->x);
+    free(s->prob);
+    free(s);
+    *self_p = NULL;
+}
+
+void st_asr_stream_reset(st_asr_stream *self)
+{
+    st_snn_state_reset(self->state);
+    st_asr_decider_init(&self->dec, &self->dec.p, self->asr->n_classes);
+}
+
+int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
+                       st_asr_event *ev, float *prob_out)
+{
+    const st_asr *a = self->asr;
+    normalise(a, frame, self->x);
+    st_snn_step(a->net, self->state, self->x);
+    const float *o = st_snn_state_output(self->state, a->out_node, NULL);
+    float m = o[0];
+    for (size_t k = 1; k < a->n_classes; k++)
+        m = o[k] > m ? o[k] : m;
+    float sum = 0;
+    for (size_t k = 0; k < a->n_classes; k++) {
+        self->prob[k] = expf(o[k] - m);
+        sum += self->prob[k];
+    }
+    for (size_t k = 0; k < a->n_classes; k++)
+        self->prob[k] /= sum;
+    if (prob_out)
+        memcpy(prob_out, self->prob, a->n_classes * sizeof *prob_out);
+    return st_asr_decider_step(&self->dec, self->prob, stamp, ev);
+}
+
+int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev)
+{
+    return st_asr_decider_flush(&self->dec, ev);
+}

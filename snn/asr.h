@@ -1,0 +1,161 @@
+/*  snn/asr.h - the word recognizer: a trained spiking network over the
+    front end's log-mel frames, in two modes from one model.
+
+    Workload: 40 log-mel channels every 10 ms (audio/audio.h's front end,
+    computed by the caller: snn/ never includes audio/), one engine step per
+    frame through a small recurrent adaptive-LIF (LSNN) layer and a leaky
+    integrator read-out with one unit per class. Classes are, in order,
+    "_silence_", "_unknown_" and the vocabulary words (models/README.md).
+
+      clip classification  st_asr_classify(): the read-out's max (or mean)
+                           over the clip's frames, argmax over the classes;
+      streaming words      st_asr_stream_push() one frame at a time: the
+                           read-out goes through a softmax and the decision
+                           rule below; a word is emitted as soon as it is
+                           decided, with the stamps of its first and last
+                           frames.
+
+    The decision rule (st_asr_decider, pure, usable on any read-out): a
+    word class k >= 2 opens a candidate when its probability reaches
+    `on_threshold` and is the largest; the candidate stays open while its
+    probability is above `off_threshold`; when it falls below (or after
+    max_frames), the candidate is emitted if it lasted at least min_frames
+    frames. "_unknown_" and "_silence_" never emit a vocabulary word: an
+    unknown candidate is reported with class 1 (callers print it as
+    "<unknown>" or drop it), silence never opens one. After an emission the
+    decider waits `refractory_frames` frames.
+
+    The model file is a tensor file of kind "asr": the engine network under
+    "net/", the class names as a text "words" (one per line), the feature
+    normalisation "feat_mean" and "feat_std" (f32 [n_features]), and the
+    front-end settings the model was trained with ("frontend": a text of
+    "n_mels hop_ms window_ms"). Features are normalised (x - mean) / std
+    before the first layer.
+
+    Errors follow base/base.h. Threads: a loaded st_asr is read-only and
+    may be shared; a stream belongs to one thread. st_asr_stream_push does
+    not allocate.
+*/
+#ifndef ST_ASR_H
+#define ST_ASR_H
+
+#include "snn/snn.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ST_ASR_SILENCE 0
+#define ST_ASR_UNKNOWN 1
+#define ST_ASR_MAX_CLASSES 256
+#define ST_ASR_WORD_LEN 32
+
+typedef struct st_asr st_asr;
+
+typedef struct {
+    int n_mels;        /* features per frame; 40 */
+    double hop_ms;     /* frame step; 10 */
+    double window_ms;  /* analysis window; 25 */
+} st_asr_frontend_info;
+
+/*  A recognizer from a finished engine net (ownership moves: *net_p is
+    NULLed, also on failure, when the net is destroyed), the class names
+    (words[0] = "_silence_", words[1] = "_unknown_"; n_classes = the net's
+    output size), and the normalisation (n_features = the net's input
+    size; std > 0). ST_ERR_INVALID naming what does not fit. */
+st_asr *st_asr_new(st_snn_net **net_p, const char *const *words, size_t n_classes,
+                   const float *feat_mean, const float *feat_std, size_t n_features,
+                   const st_asr_frontend_info *fe, int *err);
+void st_asr_destroy(st_asr **self_p);
+
+/*  File round trip. Load refuses (ST_ERR_FORMAT naming file and tensor) a
+    file of another kind, a missing tensor, a class list that does not match
+    the net's outputs, a non-positive std. */
+int st_asr_save(const st_asr *self, const char *path);
+st_asr *st_asr_load(const char *path, int *err);
+
+size_t st_asr_classes(const st_asr *self);
+size_t st_asr_features(const st_asr *self);
+const char *st_asr_word(const st_asr *self, size_t k);  /* borrowed; NULL out of range */
+int st_asr_find(const st_asr *self, const char *word);  /* class index or -1 */
+const st_asr_frontend_info *st_asr_frontend(const st_asr *self);
+const st_snn_net *st_asr_net(const st_asr *self);
+/*  Trainable numbers in the net (weights, biases, per-neuron parameters). */
+size_t st_asr_param_count(const st_asr *self);
+
+/* ---- clip classification ---- */
+
+typedef enum { ST_ASR_POOL_MAX = 0, ST_ASR_POOL_MEAN } st_asr_pool;
+
+/*  Runs n_frames raw frames (n_frames x n_features, the front end's log-mel)
+    from a fresh state; scores (may be NULL) gets the pooled read-out per
+    class. Returns the best class >= 0, or a negative st_err. Allocates a
+    state: not for the audio thread. */
+int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st_asr_pool pool,
+                    float *scores);
+
+/*  The best class other than silence (what a caller that knows the clip
+    holds speech asks), from the scores of st_asr_classify. */
+int st_asr_best_speech(const st_asr *self, const float *scores);
+
+/* ---- the decision rule ---- */
+
+typedef struct {
+    float on_threshold;      /* probability that opens a candidate; 0.5 */
+    float off_threshold;     /* it closes below this; 0.3 */
+    int min_frames;          /* shortest candidate emitted; 3 */
+    int max_frames;          /* a candidate longer than this is emitted at once; 100 */
+    int refractory_frames;   /* frames after an emission with no new candidate; 10 */
+} st_asr_decider_params;
+
+st_asr_decider_params st_asr_decider_default_params(void);
+
+typedef struct {
+    int word;                /* class index (>= 2 a vocabulary word, 1 unknown) */
+    uint64_t start_stamp;    /* the stamp of the candidate's first frame */
+    uint64_t end_stamp;      /* the stamp of its last frame above off_threshold */
+    uint64_t decided_stamp;  /* the stamp of the frame that decided it */
+    float score;             /* its peak probability */
+} st_asr_event;
+
+typedef struct {
+    st_asr_decider_params p;
+    size_t n_classes;
+    int cand;                /* open candidate class, -1 none */
+    int frames;              /* its length so far */
+    int quiet;               /* refractory frames left */
+    uint64_t start, last;
+    float peak;
+} st_asr_decider;
+
+void st_asr_decider_init(st_asr_decider *d, const st_asr_decider_params *p, size_t n_classes);
+/*  One frame of class probabilities (n_classes, summing to 1) stamped
+    `stamp`; returns 1 and fills *ev when a word is decided, else 0. */
+int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st_asr_event *ev);
+/*  End of input: emits an open candidate that is long enough (1), else 0. */
+int st_asr_decider_flush(st_asr_decider *d, st_asr_event *ev);
+
+/* ---- streaming ---- */
+
+typedef struct st_asr_stream st_asr_stream;
+
+/*  A stream over a loaded model (borrowed: it must outlive the stream).
+    NULL and *err. */
+st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params *p, int *err);
+void st_asr_stream_destroy(st_asr_stream **self_p);
+void st_asr_stream_reset(st_asr_stream *self);
+/*  One raw frame (n_features) stamped `stamp` (the front end's sample
+    index); returns 1 with *ev filled when a word is decided, 0 otherwise.
+    No allocation. prob_out (may be NULL) gets this frame's probabilities. */
+int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
+                       st_asr_event *ev, float *prob_out);
+int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

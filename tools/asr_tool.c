@@ -1,0 +1,809 @@
+/*  tools/asr_tool.c - the recognizer's recipe: training features and
+    training (`make asr-data`, `make train-asr`, `make train-asr-smoke`).
+
+      asr-tool data  --data-dir D --out DIR [--configs N] [--aug K] [--seed S]
+          Features of 1-s clips (100 frames x 40 log-mel, the front end of
+          audio/audio.h at its defaults) into DIR/train.std and
+          DIR/valid.std (st_train_data files, normalised by DIR/norm.stf),
+          plus DIR/test_sc12.tsv and DIR/test_fsdd.tsv: the held-out
+          speakers' clips, for `spiketalk eval`.
+          Sources: Speech Commands (speakers hashed: 20 % test, 10 %
+          validation, 70 % training), FSDD (speaker "lucas" held out for
+          test), espeak-ng and flite words (N voice/speed/pitch
+          configurations, every vocabulary word and some out-of-vocabulary
+          words each) and silence/noise from `_silence_`. Training clips are
+          augmented K times: speed 0.88-1.12, gain, noise from `_silence_`
+          at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.
+          Without the shared data, only the synthetic words are used.
+      asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
+                     [--threads T] [--max-steps S] [--lr L]
+          Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
+          class) with cross-entropy on the read-out's max over time,
+          keeps the epoch best on the validation speakers, and writes the
+          recognizer (snn/asr.h) to MODEL. --max-steps stops early (smoke).
+
+    Workload: ~10k clips of 100 frames; data generation is dominated by the
+    synthesizers and the resampler, training by the BPTT of the hidden layer.
+*/
+#include "audio/audio.h"
+#include "base/base.h"
+#include "snn/asr.h"
+#include "snn/train.h"
+#include "tts/tts.h"
+
+#include <math.h>
+#include <samplerate.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CLIP 16000
+#define FRAMES 100
+#define MELS 40
+
+static const char *const CLASSES[] = {
+    "_silence_", "_unknown_",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    "hello", "hi", "plus", "minus", "times", "what", "time", "timer", "seconds", "minutes",
+    "count", "help", "repeat", "thanks", "goodbye", "joke", "story",
+};
+#define N_CLASSES (sizeof CLASSES / sizeof CLASSES[0])
+
+/* Out-of-vocabulary words the synthesizer speaks as "_unknown_". */
+static const char *const OOV[] = {
+    "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
+    "forward", "backward", "follow", "learn", "visual", "apple", "table", "window", "music",
+    "yellow", "blue", "water", "paper", "summer", "winter", "friend", "garden", "open", "close",
+    "start", "enter", "erase", "weather", "light", "play", "pause", "next", "back", "phone",
+    "money", "river", "doctor", "hundred", "twenty", "thirty", "eleven", "twelve", "ten",
+    "morning", "night", "water", "coffee", "seventy", "timing", "stopper", "going", "upper",
+    "noon", "offer", "yet", "know", "son", "gone", "left over", "lucky", "candle", "number",
+};
+#define N_OOV (sizeof OOV / sizeof OOV[0])
+
+/* ---- small helpers ---- */
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static double urand(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+static double uniform(double lo, double hi) { return lo + (hi - lo) * urand(); }
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static int class_of(const char *word)
+{
+    for (size_t k = 2; k < N_CLASSES; k++)
+        if (!strcmp(CLASSES[k], word))
+            return (int)k;
+    return ST_ASR_UNKNOWN;
+}
+
+/* Resamples x (n at rate_in) by ratio out/in into a new buffer. */
+static float *resample(const float *x, size_t n, double ratio, size_t *n_out)
+{
+    size_t cap = (size_t)(n * ratio) + 16;
+    float *y = calloc(cap, sizeof *y);
+    if (!y)
+        return NULL;
+    SRC_DATA d = {.data_in = x, .data_out = y, .input_frames = (long)n,
+                  .output_frames = (long)cap, .src_ratio = ratio};
+    if (src_simple(&d, SRC_SINC_FASTEST, 1) != 0) {
+        free(y);
+        return NULL;
+    }
+    *n_out = (size_t)d.output_frames_gen;
+    return y;
+}
+
+/* ---- the data set being built ---- */
+
+typedef struct {
+    float *x;      /* [n][FRAMES][MELS] */
+    int32_t *label;
+    size_t n, cap;
+} set;
+
+static int set_push(set *s, const float *feat, int label)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        float *x = realloc(s->x, cap * FRAMES * MELS * sizeof *x);
+        if (!x)
+            return -1;
+        s->x = x;
+        int32_t *l = realloc(s->label, cap * sizeof *l);
+        if (!l)
+            return -1;
+        s->label = l;
+        s->cap = cap;
+    }
+    memcpy(s->x + s->n * FRAMES * MELS, feat, FRAMES * MELS * sizeof *feat);
+    s->label[s->n++] = label;
+    return 0;
+}
+
+typedef struct {
+    float **clips;
+    size_t *len;
+    size_t n;
+} noise_bank;
+
+static st_frontend *fe;
+static noise_bank noise_train;
+
+/* 1 s of 16 kHz audio (x, n samples: the clip is placed at `offset` or, when
+   longer, its loudest second is taken) -> FRAMES x MELS log-mel. */
+static void features(const float *x, size_t n, bool random_place, float *feat)
+{
+    static float buf[CLIP];
+    for (size_t i = 0; i < CLIP; i++)
+        buf[i] = (float)((urand() - 0.5) * 2e-4);
+    if (n > CLIP) {
+        size_t best = 0;
+        double best_e = -1;
+        for (size_t o = 0; o + CLIP <= n; o += 800) {
+            double e = 0;
+            for (size_t i = o; i < o + CLIP; i += 4)
+                e += x[i] * x[i];
+            if (e > best_e) {
+                best_e = e;
+                best = o;
+            }
+        }
+        for (size_t i = 0; i < CLIP; i++)
+            buf[i] += x[best + i];
+    } else {
+        size_t room = CLIP - n;
+        size_t off = random_place ? (size_t)(urand() * (double)room) : room / 2;
+        for (size_t i = 0; i < n; i++)
+            buf[off + i] += x[i];
+    }
+    st_frontend_reset(fe, 0);
+    size_t used = 0, made = 0;
+    st_frontend_process(fe, buf, CLIP, feat, NULL, FRAMES, &used, &made);
+    for (size_t k = made; k < FRAMES; k++)
+        memcpy(feat + k * MELS, feat + (made ? made - 1 : 0) * MELS, MELS * sizeof *feat);
+}
+
+/* Augments y (n samples, 16 kHz) in place or into a new buffer; returns the
+   buffer (y itself or a new one, *n updated). */
+static float *augment(float *y, size_t *n)
+{
+    /* speed (tempo and pitch together) */
+    if (urand() < 0.8) {
+        size_t m = 0;
+        float *z = resample(y, *n, uniform(0.88, 1.12), &m);
+        if (z) {
+            free(y);
+            y = z;
+            *n = m;
+        }
+    }
+    /* 8 kHz band limit */
+    if (urand() < 0.25) {
+        size_t m = 0, m2 = 0;
+        float *z = resample(y, *n, 0.5, &m);
+        float *w = z ? resample(z, m, 2.0, &m2) : NULL;
+        free(z);
+        if (w) {
+            free(y);
+            y = w;
+            *n = m2;
+        }
+    }
+    /* reverberation: a sparse decaying tail */
+    if (urand() < 0.25) {
+        float *z = calloc(*n, sizeof *z);
+        if (z) {
+            double rt = uniform(0.1, 0.5);
+            memcpy(z, y, *n * sizeof *z);
+            for (int t = 0; t < 40; t++) {
+                double d_s = uniform(0.003, 0.2);
+                size_t d = (size_t)(d_s * 16000);
+                float g = (float)(uniform(-1, 1) * 0.5 * pow(10, -3 * d_s / rt));
+                for (size_t i = d; i < *n; i++)
+                    z[i] += g * y[i - d];
+            }
+            free(y);
+            y = z;
+        }
+    }
+    /* gain: peak to -30..-1 dBFS */
+    float peak = 1e-9f;
+    for (size_t i = 0; i < *n; i++)
+        peak = fabsf(y[i]) > peak ? fabsf(y[i]) : peak;
+    float g = (float)(pow(10, uniform(-30, -1) / 20) / peak);
+    double p = 0;
+    for (size_t i = 0; i < *n; i++) {
+        y[i] *= g;
+        p += (double)y[i] * y[i];
+    }
+    p /= (double)(*n ? *n : 1);
+    /* noise at 0..25 dB SNR (against the clip's mean power) */
+    if (noise_train.n && urand() < 0.7) {
+        size_t k = rnd() % noise_train.n;
+        const float *nz = noise_train.clips[k];
+        size_t nl = noise_train.len[k];
+        double pn = 1e-12;
+        for (size_t i = 0; i < nl; i++)
+            pn += (double)nz[i] * nz[i];
+        pn /= (double)nl;
+        double snr = uniform(0, 25);
+        float a = (float)sqrt(p * 3 / pn / pow(10, snr / 10)); /* speech is ~1/3 of the clip */
+        size_t o = rnd() % nl;
+        for (size_t i = 0; i < *n; i++)
+            y[i] += a * nz[(o + i) % nl];
+    }
+    return y;
+}
+
+static float *load16k(const char *path, size_t *n)
+{
+    st_audio a = {0};
+    if (st_audio_read(path, &a) != ST_OK) {
+        fprintf(stderr, "asr-tool: %s: %s\n", path, st_errmsg());
+        return NULL;
+    }
+    float *y;
+    if (a.sample_rate_hz == 16000) {
+        y = a.samples;
+        *n = a.frames;
+        a.samples = NULL;
+    } else {
+        y = resample(a.samples, a.frames, 16000.0 / a.sample_rate_hz, n);
+    }
+    st_audio_free(&a);
+    return y;
+}
+
+/* One clip -> the sets: the original (train or valid), plus K augmented copies (train). */
+static int add_clip(set *s, float *y, size_t n, int label, int aug, bool keep_clean,
+                    bool random_place)
+{
+    float feat[FRAMES * MELS];
+    if (keep_clean) {
+        features(y, n, random_place, feat);
+        if (set_push(s, feat, label))
+            return -1;
+    }
+    for (int k = 0; k < aug; k++) {
+        size_t m = n;
+        float *z = malloc(n * sizeof *z);
+        if (!z)
+            return -1;
+        memcpy(z, y, n * sizeof *z);
+        z = augment(z, &m);
+        features(z, m, true, feat);
+        free(z);
+        if (set_push(s, feat, label))
+            return -1;
+    }
+    return 0;
+}
+
+static int save_set(const set *s, const char *path, const float *mean, const float *std)
+{
+    int err = ST_OK;
+    st_train_data *d = st_train_data_new(s->n, FRAMES, MELS, &err);
+    if (!d)
+        return err;
+    float *tmp = malloc(FRAMES * MELS * sizeof *tmp);
+    for (size_t k = 0; k < s->n && err == ST_OK; k++) {
+        for (size_t i = 0; i < FRAMES * MELS; i++)
+            tmp[i] = (s->x[k * FRAMES * MELS + i] - mean[i % MELS]) / std[i % MELS];
+        err = st_train_data_set(d, k, tmp, FRAMES, s->label[k]);
+    }
+    free(tmp);
+    if (err == ST_OK)
+        err = st_train_data_save(d, path);
+    st_train_data_destroy(&d);
+    return err;
+}
+
+static char *next_field(char **p)
+{
+    char *s = *p;
+    if (!s)
+        return NULL;
+    char *t = strchr(s, '\t');
+    if (t) {
+        *t = 0;
+        *p = t + 1;
+    } else {
+        s[strcspn(s, "\r\n")] = 0;
+        *p = NULL;
+    }
+    return s;
+}
+
+static int synth_words(set *train, int n_configs, int aug)
+{
+    st_tts_voice_info voices[64], variants[128];
+    int nv = st_tts_list_voices("espeak", voices, 64);
+    int nvar = st_tts_list_variants(variants, 128);
+    if (nv > 64)
+        nv = 64;
+    if (nvar > 128)
+        nvar = 128;
+    const char *flite[] = {"kal16", "awb", "rms", "slt", "kal"};
+    int made = 0;
+    for (int c = 0; c < n_configs; c++) {
+        char voice[160];
+        st_tts_params p = st_tts_default_params();
+        bool use_flite = (c % 5 == 4);
+        if (use_flite) {
+            p.engine = "flite";
+            p.voice = flite[(c / 5) % 5];
+        } else if (nv > 0) {
+            const char *lang = voices[rnd() % (unsigned)nv].name;
+            if (nvar > 0 && urand() < 0.8)
+                snprintf(voice, sizeof voice, "%s+%s", lang, variants[rnd() % (unsigned)nvar].name);
+            else
+                snprintf(voice, sizeof voice, "%s", lang);
+            p.voice = voice;
+            p.pitch = (int)uniform(15, 85);
+        }
+        p.rate_wpm = (int)uniform(120, 260);
+        p.sample_rate_hz = 16000;
+        p.lead_silence_ms = 0;
+        int err = 0;
+        st_tts *t = st_tts_new(&p, &err);
+        if (!t) {
+            fprintf(stderr, "asr-tool: voice %s: %s\n", p.voice ? p.voice : "?", st_errmsg());
+            continue;
+        }
+        size_t n_words = N_CLASSES - 2 + 12;
+        for (size_t w = 0; w < n_words; w++) {
+            const char *text = w < N_CLASSES - 2 ? CLASSES[w + 2] : OOV[rnd() % N_OOV];
+            int label = w < N_CLASSES - 2 ? (int)w + 2 : ST_ASR_UNKNOWN;
+            st_tts_result r = {0};
+            if (st_tts_synthesize(t, text, &r) != ST_OK || r.frames < 400) {
+                st_tts_result_free(&r);
+                continue;
+            }
+            /* trim to the word's sound when the synthesizer said where it is */
+            size_t a = 0, b = r.frames;
+            if (r.n_words >= 1 && r.words[0].end > r.words[0].start && !strchr(text, ' ')) {
+                a = r.words[0].start > 800 ? r.words[0].start - 800 : 0;
+                b = r.words[r.n_words - 1].end + 1600 < r.frames ? r.words[r.n_words - 1].end + 1600
+                                                                  : r.frames;
+            }
+            float *y = malloc((b - a) * sizeof *y);
+            if (y) {
+                memcpy(y, r.samples + a, (b - a) * sizeof *y);
+                add_clip(train, y, b - a, label, aug, false, true);
+                free(y);
+                made++;
+            }
+            st_tts_result_free(&r);
+        }
+        st_tts_destroy(&t);
+        fprintf(stderr, "\rasr-tool: synthetic configurations %d/%d", c + 1, n_configs);
+    }
+    fprintf(stderr, "\n");
+    return made;
+}
+
+static int cmd_data(int argc, char **argv)
+{
+    const char *data_dir = "../shared/data", *out = "build/asr";
+    int n_configs = 60, aug = 1;
+    long max_clips = 0;
+    for (int a = 2; a < argc; a++) {
+        if (!strcmp(argv[a], "--data-dir") && a + 1 < argc)
+            data_dir = argv[++a];
+        else if (!strcmp(argv[a], "--out") && a + 1 < argc)
+            out = argv[++a];
+        else if (!strcmp(argv[a], "--configs") && a + 1 < argc)
+            n_configs = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--aug") && a + 1 < argc)
+            aug = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--max-clips") && a + 1 < argc)
+            max_clips = atol(argv[++a]);
+        else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
+            rng_state ^= strtoull(argv[++a], NULL, 10) * 0x9E3779B97F4A7C15ull;
+        else {
+            fprintf(stderr, "asr-tool data: unknown option '%s'\n", argv[a]);
+            return 2;
+        }
+    }
+    mkdir(out, 0755);
+    int err = 0;
+    st_frontend_params fp = st_frontend_default_params();
+    fe = st_frontend_new(&fp, &err);
+    if (!fe)
+        return 1;
+    set train = {0}, valid = {0};
+    char path[1024], line[2048];
+
+    /* Speech Commands: silence clips first (noise bank, silence class) */
+    snprintf(path, sizeof path, "%s/speech/speech_commands/manifest.tsv", data_dir);
+    FILE *sc = fopen(path, "r");
+    snprintf(path, sizeof path, "%s/test_sc12.tsv", out);
+    FILE *tsc = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/test_fsdd.tsv", out);
+    FILE *tfs = fopen(path, "w");
+    if (!tsc || !tfs)
+        return 1;
+    fprintf(tsc, "path\tlabel12\tword\tspeaker\n");
+    fprintf(tfs, "path\ttext\tspeaker\n");
+    size_t counts[3] = {0};
+    if (sc) {
+        noise_train.clips = calloc(4096, sizeof(float *));
+        noise_train.len = calloc(4096, sizeof(size_t));
+        char *silence[4096];
+        size_t n_sil = 0;
+        long row = 0;
+        while (fgets(line, sizeof line, sc)) {
+            if (row++ == 0)
+                continue;
+            char *p = line;
+            char *rel = next_field(&p), *label12 = next_field(&p), *word = next_field(&p),
+                 *spk = next_field(&p);
+            if (!rel || !label12)
+                continue;
+            char full[1536];
+            snprintf(full, sizeof full, "%s/speech/speech_commands/%s", data_dir, rel);
+            char *abs = realpath(full, NULL);
+            if (!abs)
+                continue;
+            bool is_sil = !strcmp(label12, "_silence_");
+            int split; /* 0 train, 1 valid, 2 test */
+            uint32_t h = hash_str(is_sil ? rel : (spk ? spk : rel)) % 10;
+            split = h < 2 ? 2 : h == 2 ? 1 : 0;
+            if (split == 2) {
+                fprintf(tsc, "%s\t%s\t%s\t%s\n", abs, label12, word ? word : "", spk ? spk : "");
+                counts[2]++;
+                free(abs);
+                continue;
+            }
+            if (max_clips && (long)(train.n + valid.n) > max_clips) {
+                free(abs);
+                continue;
+            }
+            size_t n = 0;
+            float *y = load16k(abs, &n);
+            if (!y) {
+                free(abs);
+                continue;
+            }
+            if (is_sil) {
+                if (split == 0 && noise_train.n < 4096) {
+                    noise_train.clips[noise_train.n] = y;
+                    noise_train.len[noise_train.n++] = n;
+                    silence[n_sil++] = abs;
+                    continue;
+                }
+                add_clip(&valid, y, n, ST_ASR_SILENCE, 0, true, false);
+                free(y);
+                free(abs);
+                continue;
+            }
+            int label = class_of(word && *word ? word : label12);
+            if (split == 0)
+                add_clip(&train, y, n, label, aug, true, false);
+            else
+                add_clip(&valid, y, n, label, 0, true, false);
+            counts[split]++;
+            free(y);
+            free(abs);
+        }
+        fclose(sc);
+        /* silence / noise examples: noise clips at random levels */
+        for (size_t k = 0; k < n_sil; k++) {
+            for (int r = 0; r < 2; r++) {
+                size_t n = noise_train.len[k];
+                float *y = malloc(n * sizeof *y);
+                float g = (float)pow(10, uniform(-40, 10) / 20);
+                for (size_t i = 0; i < n; i++)
+                    y[i] = g * noise_train.clips[k][i];
+                add_clip(&train, y, n, ST_ASR_SILENCE, 0, true, true);
+                free(y);
+            }
+            free(silence[k]);
+        }
+        fprintf(stderr, "asr-tool: speech commands: %zu train, %zu valid, %zu test clips; %zu noise clips\n",
+                counts[0], counts[1], counts[2], noise_train.n);
+    } else {
+        fprintf(stderr, "asr-tool: no %s/speech: synthetic words only\n", data_dir);
+    }
+
+    /* FSDD: speaker lucas held out */
+    snprintf(path, sizeof path, "%s/speech/fsdd/manifest.tsv", data_dir);
+    FILE *fs = fopen(path, "r");
+    if (fs) {
+        long row = 0;
+        size_t n_tr = 0, n_te = 0;
+        while (fgets(line, sizeof line, fs)) {
+            if (row++ == 0)
+                continue;
+            char *p = line;
+            char *rel = next_field(&p), *text = next_field(&p), *spk = next_field(&p);
+            if (!rel || !text || !spk)
+                continue;
+            char full[1536];
+            snprintf(full, sizeof full, "%s/speech/fsdd/%s", data_dir, rel);
+            char *abs = realpath(full, NULL);
+            if (!abs)
+                continue;
+            if (!strcmp(spk, "lucas")) {
+                fprintf(tfs, "%s\t%s\t%s\n", abs, text, spk);
+                n_te++;
+            } else if (!max_clips || (long)n_tr * 4 < max_clips) {
+                size_t n = 0;
+                float *y = load16k(abs, &n);
+                if (y) {
+                    /* half the takes: the set is 4 speakers, keep it from dominating */
+                    if (rnd() % 2 == 0)
+                        add_clip(&train, y, n, class_of(text), aug, true, true);
+                    free(y);
+                    n_tr++;
+                }
+            }
+            free(abs);
+        }
+        fclose(fs);
+        fprintf(stderr, "asr-tool: fsdd: %zu train takes seen, %zu test (speaker lucas)\n", n_tr,
+                n_te);
+    }
+    fclose(tsc);
+    fclose(tfs);
+
+    int made = synth_words(&train, n_configs, aug < 1 ? 1 : aug);
+    fprintf(stderr, "asr-tool: %d synthetic words\n", made);
+
+    /* normalisation from the training set */
+    double sum[MELS] = {0}, sq[MELS] = {0};
+    size_t cnt = train.n * FRAMES;
+    for (size_t k = 0; k < train.n * FRAMES; k++)
+        for (int c = 0; c < MELS; c++) {
+            double v = train.x[k * MELS + c];
+            sum[c] += v;
+            sq[c] += v * v;
+        }
+    float mean[MELS], std[MELS];
+    for (int c = 0; c < MELS; c++) {
+        mean[c] = (float)(sum[c] / (double)cnt);
+        double var = sq[c] / (double)cnt - (double)mean[c] * mean[c];
+        std[c] = (float)sqrt(var > 1e-6 ? var : 1e-6);
+    }
+    st_tensor_file *nf = st_tensor_file_new("asr-norm", &err);
+    uint64_t dims[1] = {MELS};
+    st_tensor_file_add(nf, "feat_mean", ST_DTYPE_F32, 1, dims, mean);
+    st_tensor_file_add(nf, "feat_std", ST_DTYPE_F32, 1, dims, std);
+    snprintf(path, sizeof path, "%s/norm.stf", out);
+    err = st_tensor_file_save(nf, path);
+    st_tensor_file_destroy(&nf);
+    if (valid.n == 0) /* no shared data: hold out a slice of the synthetic words */
+        for (size_t k = 0; k < train.n; k += 10)
+            set_push(&valid, train.x + k * FRAMES * MELS, train.label[k]);
+    snprintf(path, sizeof path, "%s/train.std", out);
+    if (!err)
+        err = save_set(&train, path, mean, std);
+    snprintf(path, sizeof path, "%s/valid.std", out);
+    if (!err)
+        err = save_set(&valid, path, mean, std);
+    if (err)
+        fprintf(stderr, "asr-tool: %s\n", st_errmsg());
+    size_t per[N_CLASSES] = {0};
+    for (size_t k = 0; k < train.n; k++)
+        per[train.label[k]]++;
+    fprintf(stderr, "asr-tool: %zu training, %zu validation samples; per class:", train.n, valid.n);
+    for (size_t k = 0; k < N_CLASSES; k++)
+        fprintf(stderr, " %s=%zu", CLASSES[k], per[k]);
+    fprintf(stderr, "\n");
+    for (size_t k = 0; k < noise_train.n; k++)
+        free(noise_train.clips[k]);
+    free(noise_train.clips);
+    free(noise_train.len);
+    free(train.x);
+    free(train.label);
+    free(valid.x);
+    free(valid.label);
+    st_frontend_destroy(&fe);
+    return err ? 1 : 0;
+}
+
+/* ---- training ---- */
+
+static int save_model(const st_train_model *m, const char *norm_path, const char *out)
+{
+    int err = ST_OK;
+    st_tensor_file *nf = st_tensor_file_load(norm_path, &err);
+    if (!nf)
+        return err;
+    st_tensor tm, ts;
+    uint64_t dims[1] = {MELS};
+    st_asr *asr = NULL;
+    st_snn_net *net = NULL;
+    if ((err = st_tensor_file_expect(nf, "feat_mean", ST_DTYPE_F32, 1, dims, &tm)) ||
+        (err = st_tensor_file_expect(nf, "feat_std", ST_DTYPE_F32, 1, dims, &ts)))
+        goto done;
+    net = st_train_export(m, &err);
+    if (!net)
+        goto done;
+    st_asr_frontend_info fi = {.n_mels = MELS, .hop_ms = 10, .window_ms = 25};
+    asr = st_asr_new(&net, (const char *const *)CLASSES, N_CLASSES, tm.data, ts.data, MELS, &fi,
+                     &err);
+    if (asr)
+        err = st_asr_save(asr, out);
+done:
+    st_asr_destroy(&asr);
+    st_tensor_file_destroy(&nf);
+    return err;
+}
+
+static void progress(const st_train_progress *p, void *user)
+{
+    (void)user;
+    if (p->step % 20 == 0 || p->step == p->steps)
+        fprintf(stderr, "\repoch %u step %zu/%zu loss %.3f acc %.3f rate %.3f   ", p->epoch + 1,
+                p->step, p->steps, p->loss, p->accuracy, p->rate);
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    const char *dir = "build/asr", *out = "models/asr.stm", *log_path = NULL;
+    int epochs = 10, hidden = 128;
+    unsigned threads = 1;
+    long max_steps = 0;
+    double lr = 3e-3;
+    const char *loss = "ce_max", *neuron = "lsnn";
+    int layers = 1;
+    for (int a = 2; a < argc; a++) {
+        if (!strcmp(argv[a], "--dir") && a + 1 < argc)
+            dir = argv[++a];
+        else if (!strcmp(argv[a], "--out") && a + 1 < argc)
+            out = argv[++a];
+        else if (!strcmp(argv[a], "--epochs") && a + 1 < argc)
+            epochs = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--hidden") && a + 1 < argc)
+            hidden = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
+            threads = (unsigned)atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--max-steps") && a + 1 < argc)
+            max_steps = atol(argv[++a]);
+        else if (!strcmp(argv[a], "--lr") && a + 1 < argc)
+            lr = atof(argv[++a]);
+        else if (!strcmp(argv[a], "--loss") && a + 1 < argc)
+            loss = argv[++a];
+        else if (!strcmp(argv[a], "--neuron") && a + 1 < argc)
+            neuron = argv[++a];
+        else if (!strcmp(argv[a], "--layers") && a + 1 < argc)
+            layers = atoi(argv[++a]) == 2 ? 2 : 1;
+        else if (!strcmp(argv[a], "--log") && a + 1 < argc)
+            log_path = argv[++a];
+        else {
+            fprintf(stderr, "asr-tool train: unknown option '%s'\n", argv[a]);
+            return 2;
+        }
+    }
+    char path[1024], norm[1024];
+    int err = 0;
+    snprintf(path, sizeof path, "%s/train.std", dir);
+    st_train_data *tr = st_train_data_load(path, &err);
+    snprintf(path, sizeof path, "%s/valid.std", dir);
+    st_train_data *va = st_train_data_load(path, &err);
+    snprintf(norm, sizeof norm, "%s/norm.stf", dir);
+    if (!tr || !va) {
+        fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
+        return 1;
+    }
+    st_train_layer_params L[3];
+    for (int k = 0; k < layers; k++) {
+        L[k] = st_train_layer_default_params(ST_TRAIN_DENSE);
+        snprintf(L[k].name, sizeof L[k].name, k ? "hidden%d" : "hidden", k + 1);
+        L[k].neurons = (size_t)hidden;
+        L[k].recurrent = true;
+        L[k].neuron = st_snn_neuron_default_params(strcmp(neuron, "lif") ? ST_SNN_LSNN : ST_SNN_LIF);
+        L[k].neuron.dt = 0.01;
+        L[k].neuron.tau_syn_inv = 50;   /* 20 ms */
+        L[k].neuron.tau_mem_inv = 20;   /* 50 ms */
+        L[k].neuron.tau_adapt_inv = 2;  /* 500 ms */
+        L[k].neuron.beta = 0.5f;
+        L[k].train_tau = true;
+        L[k].rec_scale = 0.5f;
+    }
+    L[layers] = st_train_layer_default_params(ST_TRAIN_DENSE);
+    snprintf(L[layers].name, sizeof L[layers].name, "readout");
+    L[layers].neurons = N_CLASSES;
+    L[layers].neuron = st_snn_neuron_default_params(ST_SNN_LI);
+    L[layers].neuron.dt = 0.01;
+    L[layers].neuron.tau_syn_inv = 50;
+    L[layers].neuron.tau_mem_inv = 20;
+    L[layers].train_tau = true;
+    st_train_model *m = st_train_model_new(MELS, L, (size_t)layers + 1, 7, &err);
+    if (!m) {
+        fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
+        return 1;
+    }
+    st_train_params p = st_train_default_params();
+    if (st_train_loss_from_name(loss, &p.loss) != ST_OK) {
+        fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
+        return 2;
+    }
+    p.optimizer = ST_TRAIN_ADAMW;
+    p.lr = (float)lr;
+    p.lr_min = (float)(lr / 20);
+    p.weight_decay = 1e-4f;
+    p.clip_norm = 1.0f;
+    p.batch = 32;
+    p.chunk = 8;
+    p.threads = threads;
+    p.warmup_steps = max_steps ? 0 : 50;
+    size_t steps_per_epoch = (st_train_data_count(tr) + p.batch - 1) / p.batch;
+    p.decay_steps = max_steps ? (uint64_t)max_steps : steps_per_epoch * (size_t)epochs;
+    st_train *t = st_train_new(m, &p, &err);
+    if (!t || st_train_check_data(t, tr, "training data") || st_train_check_data(t, va, "validation")) {
+        fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
+        return 1;
+    }
+    fprintf(stderr, "asr-tool train: %zu train, %zu valid samples, %zu parameters\n",
+            st_train_data_count(tr), st_train_data_count(va), st_train_model_param_total(m));
+    double best = -1;
+    st_train_stats vs;
+    if (max_steps) {
+        /* smoke: a few steps on the first samples, loss before and after */
+        size_t idx[32];
+        for (size_t i = 0; i < 32; i++)
+            idx[i] = i % st_train_data_count(tr);
+        st_train_stats s0, s1;
+        for (long s = 0; s < max_steps; s++) {
+            st_train_step(t, tr, idx, 32, s == 0 ? &s0 : &s1);
+        }
+        st_train_gradient(t, tr, idx, 32, &s1);
+        printf("smoke: loss %.4f -> %.4f after %ld steps\n", s0.loss, s1.loss, max_steps);
+        err = save_model(m, norm, out);
+    } else {
+        for (int e = 0; e < epochs; e++) {
+            double t0 = st_now_s();
+            st_train_stats ts;
+            st_train_epoch(t, tr, progress, NULL, &ts);
+            st_train_evaluate(t, va, &vs);
+            fprintf(stderr, "\nepoch %d: train loss %.3f acc %.3f | valid loss %.3f acc %.3f | rate %.3f | %.0f s\n",
+                    e + 1, ts.loss, ts.accuracy, vs.loss, vs.accuracy, ts.rate, st_now_s() - t0);
+            if (log_path) {
+                st_train_log_row row = {.epoch = (uint32_t)e + 1, .steps = st_train_steps_done(t),
+                                        .lr = ts.lr, .train = ts, .valid = vs,
+                                        .seconds = st_now_s() - t0};
+                st_train_log_append(log_path, &row);
+            }
+            if (vs.accuracy > best) {
+                best = vs.accuracy;
+                err = save_model(m, norm, out);
+                fprintf(stderr, "saved %s (valid acc %.3f)\n", out, best);
+            }
+        }
+    }
+    if (err)
+        fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
+    st_train_destroy(&t);
+    st_train_model_destroy(&m);
+    st_train_data_destroy(&tr);
+    st_train_data_destroy(&va);
+    return err ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "data"))
+        return cmd_data(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "train"))
+        return cmd_train(argc, argv);
+    fprintf(stderr, "usage: asr-tool data|train [options] (see tools/asr_tool.c)\n");
+    return 2;
+}
