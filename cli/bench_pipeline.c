@@ -1,7 +1,8 @@
 /*  cli/bench_pipeline.c - `spiketalk bench pipeline`: what the pipeline
     runtime costs. A 10 ms audio frame (160 float samples at 16 kHz: a
     296-byte header and a 652-byte payload) goes from a source stage to a
-    sink stage, over one hop and through five pass-through stages, on each
+    sink stage, over one hop and through five pass-through stages (a thread
+    each, and fused on one thread with `thread =`), on each
     transport (inproc, ipc, tcp on the loopback), every stage a thread of
     one process. The peer, measured in the same run, is bare libzmq: the
     same two frames through the same number of PUSH/PULL hops between
@@ -133,8 +134,8 @@ static const st_stage_type bench_sink = {
 static const char *const transports[] = {"inproc", "ipc", "tcp"};
 
 /* Runs source -> `stages` pass-throughs -> sink; fills r. */
-static int run_runtime(const char *transport, int stages, long frames, double interval_us,
-                       double spin_us, sink_result *r)
+static int run_runtime(const char *transport, int stages, bool fused, long frames,
+                       double interval_us, double spin_us, sink_result *r)
 {
     char text[4096];
     size_t len = (size_t)snprintf(text, sizeof text,
@@ -150,7 +151,8 @@ static int run_runtime(const char *transport, int stages, long frames, double in
         else
             snprintf(next, sizeof next, "sink");
         len += (size_t)snprintf(text + len, sizeof text - len,
-                                "[stage.p%d]\ntype = passthrough\nshed = no\nout = %s\n", i, next);
+                                "[stage.p%d]\ntype = passthrough\nshed = no\nout = %s\n%s", i, next,
+                                fused && i > 1 ? "thread = p1\n" : "");
     }
     snprintf(text + len, sizeof text - len, "[stage.sink]\ntype = bench_sink\n");
     int rc;
@@ -399,6 +401,9 @@ int st_bench_pipeline(int argc, char **argv)
                    "The two take turns --repeat times (default 3); each figure is the median.\n"
                    "inside_*_us is the time the frame spent inside the five stages (each hop's\n"
                    "compute_ns: arrival to departure), the rest is transport and thread wake-ups.\n"
+                   "The \"fused\" rows run the five on one thread (configuration key\n"
+                   "thread = p1 in p2..p5): direct calls between them, sockets only at the ends;\n"
+                   "their zmq_* figures are the same six-hop peer.\n"
                    "--transport measures one transport only; --spin-us U adds rows where every\n"
                    "stage polls U microseconds before sleeping (pipeline key spin_us): hops\n"
                    "without wake-ups, for machines with a core per stage to spare.\n"
@@ -438,10 +443,14 @@ int st_bench_pipeline(int argc, char **argv)
     report_col_num(&rep, "mb_per_s", "MB/s");
     report_col_num(&rep, "lost", "");
     int status = 0;
-    double five_inproc_p99 = NAN, five_inside_p99 = NAN;
-    for (int variant = 0; variant < (spin_us > 0 ? 3 : 2); variant++) {
+    double five_inproc_p99 = NAN, five_inside_p99 = NAN, fused_inproc_p99 = NAN;
+    /* 0: one hop; 1: five pass-throughs, a thread each; 2: the same five
+       fused on one thread (`thread = p1`: direct calls inside, the source's
+       and the sink's edges stay sockets); 3: five, a thread each, spinning. */
+    for (int variant = 0; variant < (spin_us > 0 ? 4 : 3); variant++) {
         int stages = variant ? 5 : 0;
-        double spin = variant == 2 ? spin_us : 0;
+        bool fused = variant == 2;
+        double spin = variant == 3 ? spin_us : 0;
         for (int t = 0; t < 3; t++) {
             if (only && strcmp(only, transports[t]))
                 continue;
@@ -451,13 +460,13 @@ int st_bench_pipeline(int argc, char **argv)
             uint64_t got = (uint64_t)frames;
             int rc = ST_OK;
             for (long k = 0; k < repeat && !rc; k++) {
-                if ((rc = run_runtime(transports[t], stages, frames, interval_us, spin, &r)))
+                if ((rc = run_runtime(transports[t], stages, fused, frames, interval_us, spin, &r)))
                     break;
                 if (r.received < got)
                     got = r.received;
                 pct(&r, r.inside_us, &v[3][k], &v[4][k], &v[5][k]);
                 pct(&r, r.lat_us, &v[0][k], &v[1][k], &v[2][k]);
-                if ((rc = run_runtime(transports[t], stages, burst, 0, spin, &r)))
+                if ((rc = run_runtime(transports[t], stages, fused, burst, 0, spin, &r)))
                     break;
                 v[9][k] = rate_kmsg(&r);
                 run_raw(transports[t], stages + 1, frames, interval_us, &r, ipc_dir);
@@ -476,8 +485,10 @@ int st_bench_pipeline(int argc, char **argv)
             double zp50 = cli_median(v[6], nr), zp99 = cli_median(v[7], nr);
             double k = cli_median(v[9], nr), zk = cli_median(v[10], nr);
             int row = report_row(&rep);
-            report_set_text(&rep, row, "path", variant == 0 ? "1 hop" : variant == 1 ? "5 pass-through"
-                                                                        : "5 pass-through, spin");
+            report_set_text(&rep, row, "path", variant == 0   ? "1 hop"
+                                               : variant == 1 ? "5 pass-through"
+                                               : variant == 2 ? "5 pass-through, fused"
+                                                              : "5 pass-through, spin");
             report_set_text(&rep, row, "transport", transports[t]);
             report_set_num(&rep, row, "hops", stages + 1);
             report_set_num(&rep, row, "p50_us", p50);
@@ -498,6 +509,8 @@ int st_bench_pipeline(int argc, char **argv)
                 five_inproc_p99 = p99;
                 five_inside_p99 = ip99;
             }
+            if (variant == 2 && t == 0)
+                fused_inproc_p99 = p99;
         }
     }
     rmdir(ipc_dir);
@@ -510,6 +523,9 @@ int st_bench_pipeline(int argc, char **argv)
         report_note(&rep, "target: a 10 ms frame through five pass-through stages in under 100 us at "
                 "p99 (inproc): %.1f us end to end, %s; of which inside the stages: %.1f us",
                 five_inproc_p99, five_inproc_p99 < 100 ? "met" : "NOT met", five_inside_p99);
+    if (!isnan(fused_inproc_p99))
+        report_note(&rep, "the five fused on one thread (thread = p1): %.1f us at p99 (inproc), "
+                    "target %s", fused_inproc_p99, fused_inproc_p99 < 100 ? "met" : "NOT met");
     report_print(&rep, json, stdout);
     return status;
 }

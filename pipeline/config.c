@@ -52,7 +52,11 @@ typedef struct {
     long port, hwm, stream;
     double tick_ms, send_timeout_ms, spin_us;
     char listen[EP_MAX];
+    char thread[NAME_MAX_];     /* `thread = NAME`: runs on NAME's thread; "" alone */
+    int thread_line;
     /* resolved */
+    int group_head;             /* index of the chain's first stage; -1 alone */
+    int fused_next;             /* index of the next stage of its chain; -1 none */
     int n_inputs;
     int n_binds;
     char binds[ST_STAGE_MAX_BINDS][EP_MAX];
@@ -369,6 +373,12 @@ static int interpret_stage(st_pipe_config *c, cfg_stage *s)
     snprintf(s->host, sizeof s->host, "%s", v ? v : c->host);
     v = st_params_get(p, "listen");
     snprintf(s->listen, sizeof s->listen, "%s", v ? v : "");
+    v = st_params_get(p, "thread");
+    s->thread_line = line_of(p, "thread");
+    if (v && strlen(v) >= NAME_MAX_)
+        return st_error(ST_ERR_FORMAT, "%s[stage.%s] thread: '%s' is not a stage name",
+                        at(c, s->thread_line, w, sizeof w), s->name, v);
+    snprintf(s->thread, sizeof s->thread, "%s", v ? v : "");
     s->n_out = 0;
     s->out_line = line_of(p, "out");
     v = st_params_get(p, "out");
@@ -421,6 +431,72 @@ static bool all_in_process(const st_pipe_config *c)
 }
 
 static int resolve(st_pipe_config *c);
+
+/* `thread = NAME`: the stage runs on the thread of stage NAME, the first of a
+   fused chain. The stages of one thread must form a chain in which each
+   stage but the first is fed by the one before it alone, and each but the
+   last feeds the next one alone. */
+static int fuse(st_pipe_config *c)
+{
+    char w[300];
+    for (int i = 0; i < c->n; i++)
+        c->st[i].group_head = c->st[i].fused_next = -1;
+    for (int i = 0; i < c->n; i++) {
+        cfg_stage *s = &c->st[i];
+        if (!s->thread[0])
+            continue;
+        cfg_stage *h = find_stage(c, s->thread);
+        if (!h)
+            return st_error(ST_ERR_FORMAT, "%s[stage.%s] thread: no stage named '%s' (thread = "
+                            "names the first stage of a fused chain)",
+                            at(c, s->thread_line, w, sizeof w), s->name, s->thread);
+        if (h->thread[0] && strcmp(h->thread, h->name))
+            return st_error(ST_ERR_FORMAT, "%s[stage.%s] thread: '%s' runs on the thread of "
+                            "'%s': name the first stage of the chain, '%s'",
+                            at(c, s->thread_line, w, sizeof w), s->name, h->name, h->thread,
+                            h->thread);
+        const cfg_stage *apart = s->process || !s->launch ? s : h->process || !h->launch ? h : NULL;
+        if (apart)
+            return st_error(ST_ERR_FORMAT, "%s[stage.%s] thread: '%s' %s; fused stages are "
+                            "threads of the supervisor", at(c, s->thread_line, w, sizeof w),
+                            s->name, apart->name, apart->process ? "runs in a process of its own"
+                                                                 : "is not launched here");
+        s->group_head = (int)(h - c->st);
+        h->group_head = (int)(h - c->st);
+    }
+    for (int i = 0; i < c->n; i++) {
+        cfg_stage *h = &c->st[i];
+        if (h->group_head != i)
+            continue;
+        /* Walk the chain from its first stage. */
+        cfg_stage *cur = h;
+        bool in_chain[ST_PIPE_MAX_STAGES] = {false};
+        in_chain[i] = true;
+        while (cur->n_out == 1) {
+            cfg_stage *d = find_stage(c, cur->out_name[0]);
+            if (!d)
+                break;
+            int di = (int)(d - c->st);
+            if (d->group_head != i || in_chain[di] || d->n_inputs != 1)
+                break;
+            cur->fused_next = di;
+            in_chain[di] = true;
+            cur = d;
+        }
+        for (int j = 0; j < c->n; j++) {
+            cfg_stage *s = &c->st[j];
+            if (s->group_head != i || in_chain[j])
+                continue;
+            return st_error(ST_ERR_FORMAT, "%s[stage.%s] thread = %s: the stages of one thread "
+                            "must be consecutive, each fed by the one before it alone (the chain "
+                            "from '%s' ends at '%s', which %s)",
+                            at(c, s->thread_line, w, sizeof w), s->name, h->name, h->name,
+                            cur->name, cur->n_out == 1 ? "does not feed it alone"
+                                       : cur->n_out ? "has several outputs" : "has no output");
+        }
+    }
+    return ST_OK;
+}
 
 static int interpret(st_pipe_config *c)
 {
@@ -481,6 +557,8 @@ static int interpret(st_pipe_config *c)
                                 d->name, s_apart ? s->name : d->name, d->name);
         }
     }
+    if ((rc = fuse(c)))
+        return rc;
     /* Endpoints that depend on run-time choices (a port, a folder) may not
        resolve yet: that is an error only for whoever needs them. */
     c->resolve_rc = resolve(c);
@@ -793,9 +871,13 @@ void st__pipe_config_settings(const st_pipe_config *c, st__pipe_settings *o)
     for (int i = 0; i < c->n; i++) {
         const cfg_stage *s = &c->st[i];
         o->required[i] = s->required;
+        o->group_head[i] = s->group_head;
+        o->fused_next[i] = s->fused_next;
         if (s->listen[0])
             continue;
         for (int k = 0; k < s->n_out; k++) {
+            if (s->fused_next >= 0)
+                break; /* a direct call, no socket */
             int tr = edge_transport(c, s, k);
             if (tr == TR_IPC)
                 o->needs_ipc = true;

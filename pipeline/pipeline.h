@@ -21,7 +21,8 @@
     What it may touch: audio/ (devices, files, resampler) and tts/ for the
     built-in stages, libzmq and libinih. Nothing below pipeline/ depends on it.
 
-    Threads: a stage's callbacks all run on its own thread; st_stage_*
+    Threads: a stage's callbacks all run on its own thread (shared with the
+    other stages of its fused chain when configured with `thread =`); st_stage_*
     functions that take an `st_stage *` are for that thread only. st_wire_*
     byte functions are pure and may be called from any thread. An st_pipe is
     driven by one thread (its creator's).
@@ -412,6 +413,20 @@ typedef struct st_stage_actor st_stage_actor;
 st_stage_actor *st_stage_actor_new(void *zctx, const st_stage_type *type,
                                    const st_stage_config *cfg, int *err);
 
+/*  A fused chain: n stages (1 .. ST_PIPE_MAX_STAGES) on one thread. cfgs[i]
+    is stage i as st_stage_actor_new() takes it; every stage but the last has
+    exactly one output, which is the one input of the next (its endpoints
+    are ignored): that edge becomes a direct call, the message decoded from
+    the same header bytes and shared payload frame a socket would carry, so
+    each stage keeps its hop stamp, seq, epoch filter, END accounting and
+    counters. The first stage's input, the last stage's outputs and every
+    stage's report socket stay ZeroMQ; the first stage hears the bus (and
+    the pipe) for all of them and hands each event to every stage in chain
+    order before any more data. A fused edge has no queue: nothing is shed
+    and nothing waits on it. */
+st_stage_actor *st_stage_actor_new_fused(void *zctx, const st_stage_type *const *types,
+                                         const st_stage_config *cfgs, int n, int *err);
+
 /*  Tells the actor to terminate, waits for its thread (destroy() runs
     there) and frees it; NULLs *a_p; safe on NULL. */
 void st_stage_actor_destroy(st_stage_actor **a_p);
@@ -422,6 +437,10 @@ int st_stage_actor_control(st_stage_actor *a, uint32_t cmd, uint32_t arg, uint32
 
 /*  A snapshot of the actor's counters (any thread). */
 void st_stage_actor_stats(const st_stage_actor *a, st_stage_stats *out);
+
+/*  The counters of the stage `name` of a fused actor (ST_ERR_NOT_FOUND when
+    the actor has none of that name). */
+int st_stage_actor_stats_of(const st_stage_actor *a, const char *name, st_stage_stats *out);
 
 /*  Runs the stage on the calling thread until SHUTDOWN comes on the bus,
     *stop becomes non-zero (a signal handler), or the bus falls silent for

@@ -24,6 +24,8 @@ typedef struct {
     double heartbeat_ms, heartbeat_timeout_ms, start_timeout_s, metrics_ms, orphan_s;
     bool required[ST_PIPE_MAX_STAGES];
     int start_order[ST_PIPE_MAX_STAGES]; /* downstream first: binds before connects */
+    int group_head[ST_PIPE_MAX_STAGES];  /* `thread =`: the first stage of its fused chain, -1 alone */
+    int fused_next[ST_PIPE_MAX_STAGES];  /* the next stage of its fused chain, -1 none */
 } st__pipe_settings;
 
 st_pipe_config *st__pipe_config_dup(const st_pipe_config *c);

@@ -37,7 +37,8 @@ typedef struct {
     char name[48];
     uint16_t id;
     bool process, external, required;
-    st_stage_actor *actor;
+    st_stage_actor *actor;      /* shared by the stages of a fused chain */
+    bool owns_actor;            /* the chain's first stage (or a stage alone) */
     pid_t pid;
     int restarts;
     bool ready, ended, failed, gave_up, unresponsive;
@@ -566,16 +567,27 @@ int st_pipe_start(st_pipe *p)
                 return rc;
             continue;
         }
-        st_stage_config sc;
-        if ((rc = st_pipe_config_stage(p->cfg, s->name, &sc)))
-            return rc;
-        sc.user_data = p->params.user_data;
-        const st_stage_type *t = st_stage_type_find(st_pipe_config_stage_type(p->cfg, (size_t)i));
-        if (!t)
-            return st_error(ST_ERR_NOT_FOUND, "stage '%s': no stage type '%s'", s->name,
-                            st_pipe_config_stage_type(p->cfg, (size_t)i));
-        s->actor = st_stage_actor_new(p->zctx, t, &sc, &rc);
-        if (!s->actor) {
+        if (s->actor)
+            continue; /* started with its chain */
+        /* A stage alone, or the whole fused chain it belongs to. */
+        int chain[ST_PIPE_MAX_STAGES], n = 0;
+        int head = p->set.group_head[i] >= 0 ? p->set.group_head[i] : i;
+        for (int j = head; j >= 0 && n < ST_PIPE_MAX_STAGES; j = p->set.fused_next[j])
+            chain[n++] = j;
+        st_stage_config sc[ST_PIPE_MAX_STAGES];
+        const st_stage_type *types[ST_PIPE_MAX_STAGES];
+        for (int k2 = 0; k2 < n; k2++) {
+            int j = chain[k2];
+            if ((rc = st_pipe_config_stage(p->cfg, p->st[j].name, &sc[k2])))
+                return rc;
+            sc[k2].user_data = p->params.user_data;
+            types[k2] = st_stage_type_find(st_pipe_config_stage_type(p->cfg, (size_t)j));
+            if (!types[k2])
+                return st_error(ST_ERR_NOT_FOUND, "stage '%s': no stage type '%s'", p->st[j].name,
+                                st_pipe_config_stage_type(p->cfg, (size_t)j));
+        }
+        st_stage_actor *a = st_stage_actor_new_fused(p->zctx, types, sc, n, &rc);
+        if (!a) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", st_errmsg());
             s->failed = true;
@@ -583,7 +595,12 @@ int st_pipe_start(st_pipe *p)
             event(p, ST_PIPE_EV_FAILED, s, "stage '%s' could not start: %s", s->name, msg);
             return st_error(rc, "%s", msg);
         }
-        s->last_seen_s = st_now_s();
+        for (int k2 = 0; k2 < n; k2++) {
+            sup_stage *m = &p->st[chain[k2]];
+            m->actor = a;
+            m->owns_actor = k2 == 0;
+            m->last_seen_s = st_now_s();
+        }
     }
     p->launched = true;
     /* Every stage this supervisor launched must say READY in time. */
@@ -694,7 +711,7 @@ int st_pipe_stage_stats(const st_pipe *p, const char *name, st_stage_stats *out)
     if (!s)
         return st_error(ST_ERR_NOT_FOUND, "pipeline: no stage '%s'", name);
     if (s->actor)
-        st_stage_actor_stats(s->actor, out);
+        st_stage_actor_stats_of(s->actor, s->name, out);
     else
         *out = s->stats;
     return ST_OK;
@@ -727,7 +744,10 @@ void st_pipe_destroy(st_pipe **p_p)
     if (p->pub)
         publish(p, ST_CTL_SHUTDOWN, 0);
     for (int i = 0; i < p->n; i++)
-        st_stage_actor_destroy(&p->st[i].actor);
+        if (p->st[i].owns_actor)
+            st_stage_actor_destroy(&p->st[i].actor);
+    for (int i = 0; i < p->n; i++)
+        p->st[i].actor = NULL; /* the rest of a fused chain went with its first stage */
     /* Processes: SHUTDOWN (again, for late subscribers), then SIGTERM, then SIGKILL. */
     double t0 = st_now_s();
     int phase = 0;

@@ -6,7 +6,9 @@
     one conversation gives the same transcript and audio with every stage a
     thread (inproc) and with every stage a process (tcp on the loopback); a
     Python stage (python3-zmq only) joins a running pipeline; configuration
-    errors name the file and line; the example stage of docs/ works; a
+    errors name the file and line; a fused chain (`thread =`) gives the same
+    outputs, hop stamps, epoch drops and counters as one thread per stage;
+    the example stage of docs/ works; a
     recording replays; the CLI commands answer.
 
     Processes run $ST_CLI (default build/spiketalk) from the repository
@@ -842,6 +844,15 @@ static void test_config_errors_name_file_and_line(void)
     expect_config_error("[stage.a]\ntype = passthrough\nout = b@pigeon\n[stage.b]\n"
                         "type = passthrough\n", "3", "inproc, ipc or tcp");
     expect_config_error("[stage.a]\nout = a\n", "1", "has no 'type'");
+    /* Fused chains (`thread =`): an unknown thread, and stages that are not consecutive. */
+    expect_config_error("[stage.a]\ntype = passthrough\nout = b\n[stage.b]\n"
+                        "type = passthrough\nthread = nosuch\n", "6", "no stage named 'nosuch'");
+    expect_config_error("[stage.a]\ntype = passthrough\nout = b\n[stage.b]\ntype = passthrough\n"
+                        "out = c\n[stage.c]\ntype = passthrough\nthread = a\n", "9",
+                        "must be consecutive");
+    expect_config_error("[pipeline]\ntransport = tcp\n[stage.a]\ntype = passthrough\nout = b\n"
+                        "[stage.b]\ntype = passthrough\nthread = a\nprocess = yes\n", "8",
+                        "threads of the supervisor");
     /* Errors a stage finds when it starts. */
     expect_start_error("[stage.a]\ntype = passthrough\ndelay_ms = soon\n", "3",
                        "delay_ms: 'soon' is not a number");
@@ -865,6 +876,201 @@ static void test_config_errors_name_file_and_line(void)
     CU_ASSERT_EQUAL(st_pipe_config_stage(c, "agent", &sc), ST_OK);
     CU_ASSERT_STRING_EQUAL(sc.outputs[0], "inproc://st/speaker");
     st_pipe_config_destroy(&c);
+}
+
+/* ---- fusion ------------------------------------------------------------------------- */
+
+#define FUSE_N 5
+#define FUSE_MSGS 64
+
+typedef struct {
+    int n;
+    char out[FUSE_MSGS][160];
+    st_stage_stats st[FUSE_N];
+} fuse_run;
+
+/* Five pass-throughs, as five actors or one fused actor, fed by a PUSH
+   socket and drained by a PULL socket: text of several epochs, an interrupt
+   (through each actor's pipe), the new turn, then END. */
+static void run_chain(bool fused, fuse_run *fr)
+{
+    register_test_types();
+    const st_stage_type *pt = st_stage_type_find("passthrough");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pt);
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH), *pull = zmq_socket(ctx, ZMQ_PULL);
+    int zero = 0, tmo = 2000;
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(pull, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(pull, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    const char *pre = fused ? "fz" : "uf";
+    char eps[FUSE_N + 1][64];
+    for (int i = 0; i <= FUSE_N; i++)
+        snprintf(eps[i], sizeof eps[i], "inproc://%s-%d", pre, i);
+    CU_ASSERT_EQUAL_FATAL(zmq_bind(pull, eps[FUSE_N]), 0);
+    st_stage_config sc[FUSE_N];
+    const st_stage_type *types[FUSE_N];
+    char names[FUSE_N][8];
+    for (int i = 0; i < FUSE_N; i++) {
+        snprintf(names[i], sizeof names[i], "p%d", i + 1);
+        sc[i] = st_stage_default_config();
+        sc[i].name = names[i];
+        sc[i].id = (uint16_t)(i + 1);
+        sc[i].binds[0] = eps[i];
+        sc[i].outputs[0] = eps[i + 1];
+        sc[i].n_inputs = 1;
+        sc[i].shed = false;
+        types[i] = pt;
+    }
+    st_stage_actor *a[FUSE_N] = {NULL};
+    int rc, n_actors = fused ? 1 : FUSE_N;
+    if (fused)
+        a[0] = st_stage_actor_new_fused(ctx, types, sc, FUSE_N, &rc);
+    else
+        for (int i = FUSE_N - 1; i >= 0; i--)
+            a[i] = st_stage_actor_new(ctx, pt, &sc[i], &rc);
+    for (int i = 0; i < n_actors; i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(a[i]);
+    }
+    CU_ASSERT_EQUAL_FATAL(zmq_connect(push, eps[0]), 0);
+    const uint32_t epochs[] = {0, 2, 1, 2, 3, 1, 3};
+    uint64_t seq = 0;
+    for (size_t i = 0; i < sizeof epochs / sizeof *epochs; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "m%zu", i);
+        send_text(push, epochs[i], ++seq, t);
+    }
+    sleep_ms(50);
+    for (int i = 0; i < n_actors; i++)
+        CU_ASSERT_EQUAL(st_stage_actor_control(a[i], ST_CTL_INTERRUPT, 0, 5), ST_OK);
+    sleep_ms(50);
+    send_text(push, 4, ++seq, "late");
+    send_text(push, 5, ++seq, "now");
+    {
+        unsigned char buf[16];
+        long n = st_wire_control_encode(buf, sizeof buf, ST_CTL_END, 0, 99, NULL);
+        st_wire_header h;
+        st_wire_header_init(&h, ST_MSG_CONTROL, 99);
+        h.epoch = 5;
+        h.seq = ++seq;
+        st_wire_send(push, &h, buf, (size_t)n, 0);
+    }
+    st_wire_rx *rx = st_wire_rx_new("test fused output", &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rx);
+    fr->n = 0;
+    st_wire_msg m;
+    while (fr->n < FUSE_MSGS && st_wire_rx_recv(rx, pull, 0, &m) == ST_OK) {
+        char *o = fr->out[fr->n++];
+        int len = snprintf(o, 160, "%s e%u s%llu", st_wire_type_name(m.h.type), m.h.epoch,
+                           (unsigned long long)m.h.seq);
+        if (m.h.type == ST_MSG_TEXT)
+            len += snprintf(o + len, 160 - (size_t)len, " '%.*s'", (int)m.text.bytes, m.text.text);
+        else if (m.h.type == ST_MSG_CONTROL)
+            len += snprintf(o + len, 160 - (size_t)len, " %s", st_wire_ctl_name(m.control.cmd));
+        len += snprintf(o + len, 160 - (size_t)len, " hops");
+        for (int k = 0; k < m.h.n_hops; k++) {
+            len += snprintf(o + len, 160 - (size_t)len, " %u", m.h.hops[k].stage_id);
+            /* Stamps are in order and each later than the one before. */
+            if (k) {
+                CU_ASSERT(m.h.hops[k].sent_ns >= m.h.hops[k - 1].sent_ns);
+            }
+        }
+        if (m.h.type == ST_MSG_CONTROL && m.control.cmd == ST_CTL_END)
+            break;
+    }
+    st_wire_rx_destroy(&rx);
+    for (int i = 0; i < FUSE_N; i++) {
+        st_stage_stats *st = &fr->st[i];
+        for (int k = 0; k < 200; k++) {
+            if (fused) {
+                CU_ASSERT_EQUAL(st_stage_actor_stats_of(a[0], names[i], st), ST_OK);
+            } else {
+                st_stage_actor_stats(a[i], st);
+            }
+            if (st->ended)
+                break;
+            sleep_ms(5);
+        }
+    }
+    for (int i = 0; i < n_actors; i++)
+        st_stage_actor_destroy(&a[i]);
+    zmq_close(push);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+}
+
+static void test_fused_chain_matches_threads(void)
+{
+    static fuse_run apart, fused;
+    run_chain(false, &apart);
+    run_chain(true, &fused);
+    /* m0 (e0), m1 (e2), m3 (e2), m4 (e3), m6 (e3), now (e5), END; m2 and m5
+       are older than e2/e3 and "late" older than the interrupt's e5. */
+    CU_ASSERT_EQUAL(apart.n, 7);
+    CU_ASSERT_EQUAL(fused.n, apart.n);
+    for (int i = 0; i < apart.n && i < fused.n; i++) {
+        CU_ASSERT_STRING_EQUAL(fused.out[i], apart.out[i]);
+        if (strcmp(fused.out[i], apart.out[i]))
+            fprintf(stderr, "fused '%s' vs threads '%s'\n", fused.out[i], apart.out[i]);
+    }
+    if (apart.n == 7) {
+        CU_ASSERT_STRING_EQUAL(apart.out[0], "text e0 s1 'm0' hops 99 1 2 3 4 5");
+        CU_ASSERT_STRING_EQUAL(apart.out[5], "text e5 s6 'now' hops 99 1 2 3 4 5");
+        CU_ASSERT_STRING_EQUAL(apart.out[6], "control e5 s7 end hops 99 1 2 3 4 5");
+    }
+    for (int i = 0; i < FUSE_N; i++) {
+        const st_stage_stats *x = &apart.st[i], *y = &fused.st[i];
+        CU_ASSERT_EQUAL(y->received, x->received);
+        CU_ASSERT_EQUAL(y->sent, x->sent);
+        CU_ASSERT_EQUAL(y->stale, x->stale);
+        CU_ASSERT_EQUAL(y->shed, x->shed);
+        CU_ASSERT_EQUAL(y->errors, x->errors);
+        CU_ASSERT_EQUAL(y->malformed, x->malformed);
+        CU_ASSERT_EQUAL(y->controls, x->controls);
+        CU_ASSERT_EQUAL(y->epoch, x->epoch);
+        CU_ASSERT_EQUAL(y->ended, x->ended);
+        CU_ASSERT_TRUE(y->ended);
+        CU_ASSERT_EQUAL(y->epoch, 5);
+    }
+    /* The first stage drops the three stale messages; the others never see them. */
+    CU_ASSERT_EQUAL(fused.st[0].received, 10);
+    CU_ASSERT_EQUAL(fused.st[0].stale, 3);
+    CU_ASSERT_EQUAL(fused.st[1].received, 7);
+    CU_ASSERT_EQUAL(fused.st[1].stale, 0);
+}
+
+/* The supervisor runs `thread =` chains: every stage reports and ends. */
+static void test_fused_pipeline_runs(void)
+{
+    register_test_types();
+    const char *text = "[pipeline]\nheartbeat_ms = 50\n"
+                       "[stage.src]\ntype = text_source\nlines = hello world\nout = a\n"
+                       "[stage.a]\ntype = passthrough\nout = b\n"
+                       "[stage.b]\ntype = passthrough\nthread = a\nout = c\n"
+                       "[stage.c]\ntype = passthrough\nthread = a\nout = sink\n"
+                       "[stage.sink]\ntype = passthrough\n";
+    int rc;
+    st_pipe_config *cfg = st_pipe_config_parse(text, "<fused>", &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    st_pipe_params pp = st_pipe_default_params();
+    st_pipe *p = st_pipe_new(cfg, &pp, &rc);
+    st_pipe_config_destroy(&cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    rc = st_pipe_run(p, 20, NULL);
+    CU_ASSERT_EQUAL(rc, ST_OK);
+    if (rc)
+        fprintf(stderr, "fused pipeline: %s\n", st_errmsg());
+    const char *names[] = {"a", "b", "c", "sink"};
+    st_stage_stats st[4];
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(st_pipe_stage_stats(p, names[i], &st[i]), ST_OK);
+        CU_ASSERT_TRUE(st[i].ended);
+        CU_ASSERT(st[i].received >= 2);
+    }
+    CU_ASSERT_EQUAL(st[1].received, st[0].received);
+    CU_ASSERT_EQUAL(st[2].received, st[1].received);
+    CU_ASSERT_EQUAL(st[3].received, st[2].received);
+    st_pipe_destroy(&p);
 }
 
 /* ---- the example stage, recordings, the CLI ----------------------------------------- */
@@ -1156,6 +1362,8 @@ CU_TestInfo st_tests_pipeline[] = {
     {"same_transcript_threads_and_processes", test_same_transcript_threads_and_processes},
     {"python_stage_joins", test_python_stage_joins},
     {"config_errors_name_file_and_line", test_config_errors_name_file_and_line},
+    {"fused_chain_matches_threads", test_fused_chain_matches_threads},
+    {"fused_pipeline_runs", test_fused_pipeline_runs},
     {"example_stage_from_docs", test_example_stage_from_docs},
     {"audio_through_virtual_devices", test_audio_through_virtual_devices},
     {"transport_per_edge", test_transport_per_edge},
