@@ -139,3 +139,39 @@ help:
 	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# ---- the language model's training (docs/LM.md "Training", "Dialogue and tools") --------
+#   make train-lm         the tinyshakespeare figure: SpikeGPT and its dense twin, at most
+#                         LM_MINUTES (15) of training each, last 10 % held out
+#   make train-dialogue   the agent's dialogue model -> models/dialogue.stnn, then its reply
+#                         accuracy on held-out phrasings (models/README.md)
+SHARED_TEXT ?= ../shared/data/text
+LM_MINUTES ?= 15
+DIALOGUE_STEPS ?= 6000
+LM_OUT := $(BUILD)/lm
+
+.PHONY: train-lm train-dialogue
+
+train-lm: all
+	@mkdir -p $(LM_OUT)
+	$(CLI_BIN) lm train --text $(SHARED_TEXT)/tinyshakespeare.txt --minutes $(LM_MINUTES) \
+	    --out $(LM_OUT)/shakespeare-spiking.stnn --log $(LM_OUT)/shakespeare-spiking.csv \
+	    | tee $(LM_OUT)/shakespeare-spiking.txt
+	$(CLI_BIN) lm train --dense --text $(SHARED_TEXT)/tinyshakespeare.txt --minutes $(LM_MINUTES) \
+	    --out $(LM_OUT)/shakespeare-dense.stnn --log $(LM_OUT)/shakespeare-dense.csv \
+	    | tee $(LM_OUT)/shakespeare-dense.txt
+	@printf '\ntinyshakespeare, last 10 %% held out, %s minutes of training each:\n' $(LM_MINUTES)
+	@for v in spiking dense; do printf '%-8s ' $$v; \
+	    grep -h '^model:\|^trained:\|^held-out' $(LM_OUT)/shakespeare-$$v.txt | \
+	    sed 's/ (last 10 %, [0-9]* characters)//' | tr '\n' ' '; echo; done
+
+train-dialogue: all
+	@mkdir -p $(LM_OUT) models
+	$(CLI_BIN) lm dialogue --out $(LM_OUT)/dialogue.txt --chatterbot $(SHARED_TEXT)/chatterbot_dialogs.txt
+	$(CLI_BIN) lm train --text $(LM_OUT)/dialogue.txt --records '\n\n' --agent-only --words 400 \
+	    --holdout 0.02 --seq-len 96 --batch 16 --lr 2e-3 --lr-min 1e-4 --steps $(DIALOGUE_STEPS) \
+	    --out models/dialogue.stnn --log $(LM_OUT)/dialogue.csv
+	$(CLI_BIN) lm eval-reply --model models/dialogue.stnn --n 1000
+
+models/dialogue.stnn: | $(CLI_BIN)
+	$(MAKE) train-dialogue

@@ -259,7 +259,7 @@ int st_bench_asr(int argc, char **argv)
         double c0 = cpu_now();
         size_t made = 0;
         cli_asr_clip_features(x, len, fe, feat, 200, &made);
-        int best = st_asr_classify(a, feat, made, ST_ASR_POOL_MAX, NULL);
+        int best = st_asr_classify(a, feat, made, st_asr_default_pool(a), NULL);
         our_cpu += cpu_now() - c0;
         ours[n] = sc12_of(st_asr_word(a, (size_t)best));
         truth[n] = sc12_label(l);

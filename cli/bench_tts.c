@@ -637,11 +637,22 @@ int st_bench_tts(int argc, char **argv)
     if (ctl)
         fclose(ctl);
     if (do_intel && recognize(dir, ours, cli)) {
+        int tot_ours[2] = {0, 0}, tot_cli[2] = {0, 0}, tot_n[2] = {0, 0};
         for (size_t i = 0; i < N_VOICES; i++)
             if (rows[i] >= 0 && intel_ok[i]) {
                 report_set_num(&r, rows[i], "intel_ours", ours[i]);
                 report_set_num(&r, rows[i], "intel_cli", cli[i]);
+                int e = strcmp(VOICES[i].engine, "espeak") != 0;
+                tot_ours[e] += ours[i];
+                tot_cli[e] += cli[i];
+                tot_n[e] += 20;
             }
+        /* one voice moves by a word or two from run to run (espeak-ng varies
+           between calls): the totals are the steadier comparison */
+        report_note(&r, "intelligibility totals: espeak ours %d/%d vs CLI %d/%d; flite ours %d/%d "
+                        "vs CLI %d/%d",
+                    tot_ours[0], tot_n[0], tot_cli[0], tot_n[0], tot_ours[1], tot_n[1], tot_cli[1],
+                    tot_n[1]);
     } else
         report_note(&r, "intelligibility skipped: needs pocketsphinx_batch, pocketsphinx-en-us, "
                         "espeak-ng and flite (tools/deps BENCH_PKGS)%s",

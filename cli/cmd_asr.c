@@ -288,7 +288,7 @@ static size_t edit_distance(const int *a, size_t na, const int *b, size_t nb)
 
 static int eval_usage(FILE *out)
 {
-    fprintf(out, "usage: spiketalk eval sc12|words --manifest M [--model F] [--pool max|mean]\n"
+    fprintf(out, "usage: spiketalk eval sc12|words --manifest M [--model F] [--pool max|mean]\n  --pool defaults to the pooling the model was trained with\n"
                  "  sc12   Speech Commands layout (path label12 word speaker): 12-class accuracy\n"
                  "  words  layout path text speaker: word error rate\n"
                  "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n");
@@ -303,7 +303,7 @@ int st_cmd_eval(int argc, char **argv)
     if (!sc12 && strcmp(argv[1], "words"))
         return cli_fail("eval", "unknown task '%s' (sc12 or words)", argv[1]) + 1;
     const char *manifest = NULL, *model = ASR_DEFAULT_MODEL;
-    st_asr_pool pool = ST_ASR_POOL_MAX;
+    int pool = -1; /* the model's own */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--manifest") && i + 1 < argc)
             manifest = argv[++i];
@@ -319,6 +319,8 @@ int st_cmd_eval(int argc, char **argv)
     st_asr *a = load_model("eval", model);
     if (!a)
         return 1;
+    if (pool < 0)
+        pool = (int)st_asr_default_pool(a);
     int err = 0;
     st_frontend *fe = frontend_for(a, &err);
     size_t n = 0;
@@ -357,7 +359,7 @@ int st_cmd_eval(int argc, char **argv)
         if (sc12 || n_ref == 1) {
             size_t made = 0;
             cli_asr_clip_features(x, len, fe, feat, 200, &made);
-            int best = st_asr_classify(a, feat, made, pool, scores);
+            int best = st_asr_classify(a, feat, made, (st_asr_pool)pool, scores);
             if (sc12) {
                 int truth = sc12_index(rows[k].label);
                 int pred = sc12_of_word(st_asr_word(a, (size_t)best));

@@ -2,9 +2,10 @@
     classification, the streaming decision rule.
 
     Per frame: normalise 40 features, one st_snn_step of the exported net
-    (recurrent LSNN + LI read-out, a few tens of thousands of weights), a
-    softmax over ~40 classes. The per-stream buffers are made once in
-    st_asr_stream_new.
+    (recurrent LSNN + LI read-out, a few tens of thousands of weights); the
+    stream re-runs its last second every 10 frames (10 steps a frame, about
+    0.2 % of one core) and takes a softmax over ~40 classes. The per-stream
+    buffers are made once in st_asr_stream_new.
 */
 #include "snn/asr.h"
 
@@ -23,6 +24,7 @@ struct st_asr {
     char (*words)[ST_ASR_WORD_LEN];
     float *mean, *std;
     st_asr_frontend_info fe;
+    st_asr_pool pool;
 };
 
 struct st_asr_stream {
@@ -30,6 +32,9 @@ struct st_asr_stream {
     st_snn_state *state;
     float *x;
     float *prob;
+    float *ring;       /* ST_ASR_WINDOW normalised frames */
+    size_t count;      /* frames pushed since reset */
+    uint64_t first;    /* stamp of the first frame */
     st_asr_decider dec;
 };
 
@@ -138,6 +143,7 @@ int st_asr_save(const st_asr *self, const char *path)
     if ((err = st_snn_net_to_file(self->net, f, "net/")) != ST_OK ||
         (err = st_tensor_file_add_string(f, "words", text)) != ST_OK ||
         (err = st_tensor_file_add_string(f, "frontend", fe)) != ST_OK ||
+        (err = st_tensor_file_add_string(f, "pool", self->pool == ST_ASR_POOL_MEAN ? "mean" : "max")) != ST_OK ||
         (err = st_tensor_file_add(f, "feat_mean", ST_DTYPE_F32, 1, dims, self->mean)) != ST_OK ||
         (err = st_tensor_file_add(f, "feat_std", ST_DTYPE_F32, 1, dims, self->std)) != ST_OK)
         goto done;
@@ -205,6 +211,10 @@ st_asr *st_asr_load(const char *path, int *err)
         rc = st_error(ST_ERR_FORMAT, "'%s': %s", path, st_errmsg());
         goto fail;
     }
+    char pool[16];
+    if (st_tensor_file_string(f, "pool", pool, sizeof pool) == ST_OK && !strcmp(pool, "mean"))
+        a->pool = ST_ASR_POOL_MEAN;
+    st_error_clear();
     free(text);
     st_tensor_file_destroy(&f);
     return a;
@@ -218,6 +228,8 @@ fail:
 }
 
 size_t st_asr_classes(const st_asr *self) { return self->n_classes; }
+st_asr_pool st_asr_default_pool(const st_asr *self) { return self->pool; }
+void st_asr_set_pool(st_asr *self, st_asr_pool pool) { self->pool = pool; }
 size_t st_asr_features(const st_asr *self) { return self->n_features; }
 const st_asr_frontend_info *st_asr_frontend(const st_asr *self) { return &self->fe; }
 const st_snn_net *st_asr_net(const st_asr *self) { return self->net; }
@@ -305,15 +317,22 @@ int st_asr_best_speech(const st_asr *self, const float *scores)
 
 st_asr_decider_params st_asr_decider_default_params(void)
 {
-    return (st_asr_decider_params){.on_threshold = 0.5f, .off_threshold = 0.3f, .min_frames = 3,
-                                   .max_frames = 100, .refractory_frames = 10};
+    return (st_asr_decider_params){.on_threshold = 0.7f, .off_threshold = 0.4f, .min_frames = 4,
+                                   .max_frames = 100, .refractory_frames = 15};
+}
+
+st_asr_decider_params st_asr_stream_default_params(void)
+{
+    return (st_asr_decider_params){.on_threshold = 0.7f, .off_threshold = 0.5f, .min_frames = 2,
+                                   .max_frames = 1000, .refractory_frames = 0, .emit_early = true};
 }
 
 void st_asr_decider_init(st_asr_decider *d, const st_asr_decider_params *p, size_t n_classes)
 {
     assert(n_classes >= 3);
+    st_asr_decider_params copy = *p; /* p may point into d (a reset) */
     memset(d, 0, sizeof *d);
-    d->p = *p;
+    d->p = copy;
     d->n_classes = n_classes;
     d->cand = -1;
 }
@@ -321,7 +340,9 @@ void st_asr_decider_init(st_asr_decider *d, const st_asr_decider_params *p, size
 static int close_candidate(st_asr_decider *d, uint64_t stamp, st_asr_event *ev)
 {
     int emitted = 0;
-    if (d->frames >= d->p.min_frames) {
+    if (d->done) {
+        d->quiet = d->p.refractory_frames;
+    } else if (d->frames >= d->p.min_frames) {
         *ev = (st_asr_event){.word = d->cand, .start_stamp = d->start, .end_stamp = d->last,
                              .decided_stamp = stamp, .score = d->peak};
         emitted = 1;
@@ -329,6 +350,7 @@ static int close_candidate(st_asr_decider *d, uint64_t stamp, st_asr_event *ev)
     }
     d->cand = -1;
     d->frames = 0;
+    d->done = false;
     return emitted;
 }
 
@@ -341,6 +363,12 @@ int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st
             d->last = stamp;
             if (pc > d->peak)
                 d->peak = pc;
+            if (d->p.emit_early && !d->done && d->frames >= d->p.min_frames) {
+                *ev = (st_asr_event){.word = d->cand, .start_stamp = d->start, .end_stamp = d->last,
+                                     .decided_stamp = stamp, .score = d->peak};
+                d->done = true;
+                return 1;
+            }
             if (d->frames >= d->p.max_frames)
                 return close_candidate(d, stamp, ev);
             return 0;
@@ -382,12 +410,13 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
     s->asr = asr;
     s->x = malloc(asr->n_features * sizeof *s->x);
     s->prob = malloc(asr->n_classes * sizeof *s->prob);
-    if (!s->x || !s->prob)
+    s->ring = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->ring);
+    if (!s->x || !s->prob || !s->ring)
         goto fail;
     s->state = st_snn_state_new(asr->net, &rc);
     if (!s->state)
         goto fail;
-    st_asr_decider_params dp = p ? *p : st_asr_decider_default_params();
+    st_asr_decider_params dp = p ? *p : st_asr_stream_default_params();
     st_asr_decider_init(&s->dec, &dp, asr->n_classes);
     return s;
 fail:
@@ -405,6 +434,7 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
     st_snn_state_destroy(&s->state);
     free(s->x);
     free(s->prob);
+    free(s->ring);
     free(s);
     *self_p = NULL;
 }
@@ -412,6 +442,7 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
 void st_asr_stream_reset(st_asr_stream *self)
 {
     st_snn_state_reset(self->state);
+    self->count = 0;
     st_asr_decider_init(&self->dec, &self->dec.p, self->asr->n_classes);
 }
 
@@ -419,25 +450,51 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
                        st_asr_event *ev, float *prob_out)
 {
     const st_asr *a = self->asr;
-    normalise(a, frame, self->x);
-    st_snn_step(a->net, self->state, self->x);
-    const float *o = st_snn_state_output(self->state, a->out_node, NULL);
-    float m = o[0];
-    for (size_t k = 1; k < a->n_classes; k++)
-        m = o[k] > m ? o[k] : m;
-    float sum = 0;
+    size_t nf = a->n_features;
+    if (self->count == 0)
+        self->first = stamp;
+    normalise(a, frame, self->ring + (self->count % ST_ASR_WINDOW) * nf);
+    self->count++;
+    if (self->count % ST_ASR_STRIDE != 0 || self->count < 30)
+        return 0;
+    /* the last second (or what there is of it) from a fresh state */
+    size_t n = self->count < ST_ASR_WINDOW ? self->count : ST_ASR_WINDOW;
+    st_snn_state_reset(self->state);
+    float acc[ST_ASR_MAX_CLASSES];
+    for (size_t k = 0; k < a->n_classes; k++)
+        acc[k] = a->pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
+    for (size_t t = self->count - n; t < self->count; t++) {
+        st_snn_step(a->net, self->state, self->ring + (t % ST_ASR_WINDOW) * nf);
+        const float *o = st_snn_state_output(self->state, a->out_node, NULL);
+        for (size_t k = 0; k < a->n_classes; k++)
+            acc[k] = a->pool == ST_ASR_POOL_MAX ? (o[k] > acc[k] ? o[k] : acc[k]) : acc[k] + o[k];
+    }
+    float m = -INFINITY, sum = 0;
     for (size_t k = 0; k < a->n_classes; k++) {
-        self->prob[k] = expf(o[k] - m);
+        if (a->pool == ST_ASR_POOL_MEAN)
+            acc[k] /= (float)n;
+        m = acc[k] > m ? acc[k] : m;
+    }
+    for (size_t k = 0; k < a->n_classes; k++) {
+        self->prob[k] = expf(acc[k] - m);
         sum += self->prob[k];
     }
     for (size_t k = 0; k < a->n_classes; k++)
         self->prob[k] /= sum;
     if (prob_out)
         memcpy(prob_out, self->prob, a->n_classes * sizeof *prob_out);
-    return st_asr_decider_step(&self->dec, self->prob, stamp, ev);
+    int got = st_asr_decider_step(&self->dec, self->prob, stamp, ev);
+    if (got) {
+        uint64_t half = (uint64_t)(a->fe.hop_ms * 1e-3 * 16000 * ST_ASR_WINDOW / 2);
+        ev->end_stamp = ev->decided_stamp;
+        ev->start_stamp = ev->decided_stamp - self->first > half ? ev->decided_stamp - half : self->first;
+    }
+    return got;
 }
 
 int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev)
 {
+    if (self->dec.done)
+        return 0;
     return st_asr_decider_flush(&self->dec, ev);
 }

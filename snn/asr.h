@@ -2,34 +2,37 @@
     front end's log-mel frames, in two modes from one model.
 
     Workload: 40 log-mel channels every 10 ms (audio/audio.h's front end,
-    computed by the caller: snn/ never includes audio/), one engine step per
-    frame through a small recurrent adaptive-LIF (LSNN) layer and a leaky
+    computed by the caller: snn/ never includes audio/), engine steps
+    (one per frame for a clip, ten per frame when streaming) through a small recurrent adaptive-LIF (LSNN) layer and a leaky
     integrator read-out with one unit per class. Classes are, in order,
     "_silence_", "_unknown_" and the vocabulary words (models/README.md).
 
       clip classification  st_asr_classify(): the read-out's max (or mean)
                            over the clip's frames, argmax over the classes;
-      streaming words      st_asr_stream_push() one frame at a time: the
-                           read-out goes through a softmax and the decision
-                           rule below; a word is emitted as soon as it is
-                           decided, with the stamps of its first and last
-                           frames.
+      streaming words      st_asr_stream_push() one frame at a time: every
+                           100 ms the last second is classified as a clip
+                           (the model's training condition) and the
+                           window probabilities go through the decision
+                           rule below; a word is emitted as soon as two
+                           windows in a row agree on it.
 
-    The decision rule (st_asr_decider, pure, usable on any read-out): a
-    word class k >= 2 opens a candidate when its probability reaches
-    `on_threshold` and is the largest; the candidate stays open while its
-    probability is above `off_threshold`; when it falls below (or after
-    max_frames), the candidate is emitted if it lasted at least min_frames
-    frames. "_unknown_" and "_silence_" never emit a vocabulary word: an
-    unknown candidate is reported with class 1 (callers print it as
-    "<unknown>" or drop it), silence never opens one. After an emission the
-    decider waits `refractory_frames` frames.
+    The decision rule (st_asr_decider, pure, usable on any sequence of
+    class probabilities): a class k >= 1 opens a candidate when its
+    probability reaches `on_threshold` and is the largest; the candidate
+    stays open while its probability is above `off_threshold`; when it
+    falls below (or after max_frames), the candidate is emitted if it lasted
+    at least min_frames steps - or, with emit_early, as soon as it has
+    lasted min_frames, once. "_unknown_" (class 1) is reported as such,
+    never as a vocabulary word (callers drop it or print "<unknown>");
+    silence never opens a candidate. After an emission the decider waits
+    `refractory_frames` steps.
 
     The model file is a tensor file of kind "asr": the engine network under
     "net/", the class names as a text "words" (one per line), the feature
     normalisation "feat_mean" and "feat_std" (f32 [n_features]), and the
     front-end settings the model was trained with ("frontend": a text of
-    "n_mels hop_ms window_ms"). Features are normalised (x - mean) / std
+    "n_mels hop_ms window_ms"), and the clip pooling it was trained with
+    ("pool": "max" or "mean"). Features are normalised (x - mean) / std
     before the first layer.
 
     Errors follow base/base.h. Threads: a loaded st_asr is read-only and
@@ -84,12 +87,16 @@ const char *st_asr_word(const st_asr *self, size_t k);  /* borrowed; NULL out of
 int st_asr_find(const st_asr *self, const char *word);  /* class index or -1 */
 const st_asr_frontend_info *st_asr_frontend(const st_asr *self);
 const st_snn_net *st_asr_net(const st_asr *self);
+/*  The pooling the model was trained for (tensor "pool", "max" or "mean";
+    max when the file has none), and setting it before st_asr_save. */
+typedef enum { ST_ASR_POOL_MAX = 0, ST_ASR_POOL_MEAN } st_asr_pool;
+st_asr_pool st_asr_default_pool(const st_asr *self);
+void st_asr_set_pool(st_asr *self, st_asr_pool pool);
+
 /*  Trainable numbers in the net (weights, biases, per-neuron parameters). */
 size_t st_asr_param_count(const st_asr *self);
 
 /* ---- clip classification ---- */
-
-typedef enum { ST_ASR_POOL_MAX = 0, ST_ASR_POOL_MEAN } st_asr_pool;
 
 /*  Runs n_frames raw frames (n_frames x n_features, the front end's log-mel)
     from a fresh state; scores (may be NULL) gets the pooled read-out per
@@ -105,11 +112,13 @@ int st_asr_best_speech(const st_asr *self, const float *scores);
 /* ---- the decision rule ---- */
 
 typedef struct {
-    float on_threshold;      /* probability that opens a candidate; 0.5 */
-    float off_threshold;     /* it closes below this; 0.3 */
-    int min_frames;          /* shortest candidate emitted; 3 */
+    float on_threshold;      /* probability that opens a candidate; 0.7 */
+    float off_threshold;     /* it closes below this; 0.4 */
+    int min_frames;          /* shortest candidate emitted; 4 */
     int max_frames;          /* a candidate longer than this is emitted at once; 100 */
-    int refractory_frames;   /* frames after an emission with no new candidate; 10 */
+    int refractory_frames;   /* frames after an emission with no new candidate; 15 */
+    bool emit_early;         /* emit as soon as the candidate has lasted min_frames (then
+                                hold it, without a second emission, until it falls); false */
 } st_asr_decider_params;
 
 st_asr_decider_params st_asr_decider_default_params(void);
@@ -128,6 +137,7 @@ typedef struct {
     int cand;                /* open candidate class, -1 none */
     int frames;              /* its length so far */
     int quiet;               /* refractory frames left */
+    bool done;               /* emit_early: the open candidate was emitted */
     uint64_t start, last;
     float peak;
 } st_asr_decider;
@@ -139,9 +149,23 @@ int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st
 /*  End of input: emits an open candidate that is long enough (1), else 0. */
 int st_asr_decider_flush(st_asr_decider *d, st_asr_event *ev);
 
-/* ---- streaming ---- */
+/* ---- streaming ----
+
+    The stream classifies a sliding window: every `stride` frames
+    (ST_ASR_STRIDE, 100 ms) it runs the last ST_ASR_WINDOW frames (1 s, what
+    the model was trained on) from a fresh network state, takes the
+    pooled read-out's softmax, and feeds it to a decider with emit_early
+    (2 windows in agreement at >= 0.7, held until below 0.5). An event's
+    decided_stamp is the frame that decided it; end_stamp the same frame
+    (the word has been heard by then), start_stamp half a second earlier.
+    Cost: ST_ASR_WINDOW / ST_ASR_STRIDE network steps per frame. */
+#define ST_ASR_WINDOW 100
+#define ST_ASR_STRIDE 10
 
 typedef struct st_asr_stream st_asr_stream;
+
+/*  The decider settings a stream uses when given NULL (per window). */
+st_asr_decider_params st_asr_stream_default_params(void);
 
 /*  A stream over a loaded model (borrowed: it must outlive the stream).
     NULL and *err. */

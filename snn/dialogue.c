@@ -532,7 +532,7 @@ int st_dialogue_reply(const st_lm_model *model, const char *user, const st_dialo
     if (br)
         al = (size_t)(br - a);
     trim(&a, &al);
-    if (!al || memchr(a, '{', al) || memchr(a, '}', al)) {
+    if (!al || memchr(a, '{', al) || memchr(a, '}', al) || memchr(a, ']', al)) {
         in->fallback = true;
         a = FALLBACK;
         al = strlen(FALLBACK);

@@ -40,7 +40,14 @@ LMT_HIDDEN float lmt_spike_fwd(const lmt_spike *s, float u);
 /* The ATan surrogate (alpha/2) / (1 + (pi/2 alpha u)^2) = S'(u). */
 LMT_HIDDEN float lmt_spike_grad(const lmt_spike *s, float u);
 
-/* ---- operations over T tokens of n channels ------------------------------------ */
+/* ---- operations over T tokens of n channels ------------------------------------
+
+   The per-channel operations run 8 channels at a time in AVX2 + FMA when
+   the CPU has them; lmt_use_generic(true) forces the portable loops (for
+   the tests, which compare the two), false restores the choice. Not while
+   a trainer runs. */
+LMT_HIDDEN void lmt_use_generic(bool on);
+
 
 /* LayerNorm (eps 1e-5, biased variance, statistics in double) of each row:
    y = xhat g + b; xhat and rstd (T) saved for the backward. */
@@ -84,6 +91,10 @@ LMT_HIDDEN void lmt_lif_backward(const lmt_spike *sp, const float *gs, const flo
 LMT_HIDDEN void lmt_sigmul_forward(const float *r, const float *v, size_t count, float *out);
 LMT_HIDDEN void lmt_sigmul_backward(const float *go, const float *r, const float *v, size_t count,
                                     float *gr, float *gv);
+
+/* out = relu(h)^2; backward g *= 2 relu(h) in place. */
+LMT_HIDDEN void lmt_relu2(const float *hk, size_t n, float *out);
+LMT_HIDDEN void lmt_relu2_backward(const float *hk, size_t n, float *g);
 
 /* Softmax cross-entropy of T rows of V logits against targets; the
    logits are replaced by scale * dL/dlogits (plus SpikeGPT's L2Wrap:

@@ -93,26 +93,6 @@ static void transpose(const float *src, size_t rows, size_t cols, float *dst)
                     dst[c * rows + r] = src[r * cols + c];
 }
 
-/* out = relu(h)^2 */
-__attribute__((optimize("O3"))) static void relu2(const float *restrict h, size_t n,
-                                                  float *restrict out)
-{
-    for (size_t i = 0; i < n; i++) {
-        float a = h[i] > 0.0f ? h[i] : 0.0f;
-        out[i] = a * a;
-    }
-}
-
-/* g = g * 2 relu(h), in place */
-__attribute__((optimize("O3"))) static void relu2_back(const float *restrict h, size_t n,
-                                                       float *restrict g)
-{
-    for (size_t i = 0; i < n; i++) {
-        float a = h[i] > 0.0f ? h[i] : 0.0f;
-        g[i] = g[i] * 2.0f * a;
-    }
-}
-
 #define OFF(ptr) ((size_t)((ptr) - m->w.params))
 
 void lmt_transpose_weights(const st_lm_model *m, const float *params, float *wt)
@@ -204,7 +184,7 @@ double lmt_row(const lmt_net *net, lmt_ws *ws, const int32_t *tokens, const uint
         lmt_mix_forward(S->f, f_prev, P(b->ffn_mix_r), D, T, s[1]);
         memcpy(f_prev, S->f + (T - 1) * D, D * sizeof(float));
         linear(net, s[0], D, b->ffn_key, F, S->hk);
-        relu2(S->hk, T * F, sf[0]);
+        lmt_relu2(S->hk, T * F, sf[0]);
         linear(net, sf[0], F, b->ffn_value, D, S->kv);
         linear(net, s[1], D, b->ffn_receptance, D, S->rr);
         lmt_sigmul_forward(S->rr, S->kv, TD, S->o2);
@@ -240,9 +220,9 @@ double lmt_row(const lmt_net *net, lmt_ws *ws, const int32_t *tokens, const uint
         else
             memcpy(go, gx, TD * sizeof(float));
         lmt_sigmul_backward(go, S->rr, S->kv, TD, s[2] /* grr */, s[1] /* gkv */);
-        relu2(S->hk, T * F, sf[0]);
+        lmt_relu2(S->hk, T * F, sf[0]);
         linear_back(net, s[1], sf[0], F, b->ffn_value, D, sf[1], false, grad);
-        relu2_back(S->hk, T * F, sf[1]);
+        lmt_relu2_backward(S->hk, T * F, sf[1]);
         lmt_mix_forward(S->f, f_prev, P(b->ffn_mix_k), D, T, s[3]);
         lmt_mix_forward(S->f, f_prev, P(b->ffn_mix_r), D, T, s[4]);
         linear_back(net, sf[1], s[3], D, b->ffn_key, F, s[5] /* gfk */, false, grad);

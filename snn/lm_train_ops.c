@@ -251,26 +251,54 @@ __attribute__((optimize("O3"))) void lmt_mix_backward(const float *gout, const f
     }
 }
 
-/* ---- WKV -------------------------------------------------------------------------------- */
+/* ---- per-channel kernels: the choice ----------------------------------------------------
 
-void lmt_wkv_forward(const float *k, const float *v, const float *u, const float *w, float *A,
-                     float *B, float *P, size_t n, size_t T, float *y, float *sA, float *sB,
-                     float *sP)
+   The recurrences (WKV, LIF) run 8 channels at a time with their state in
+   registers, time inner; the gates elementwise. AVX2 + FMA when the CPU
+   has them, else (and for the channels past the last multiple of 8, and
+   for the smooth-step forward of the gradient checks) the portable loops. */
+
+static int simd_choice = -1; /* -1: not yet known */
+
+static bool have_avx2(void)
 {
-    for (size_t t = 0; t < T; t++) {
-        const float *kt = k + t * n, *vt = v + t * n;
-        float *yt = y + t * n;
-        if (sA) {
-            memcpy(sA + t * n, A, n * sizeof(float));
-            memcpy(sB + t * n, B, n * sizeof(float));
-            memcpy(sP + t * n, P, n * sizeof(float));
-        }
-        for (size_t c = 0; c < n; c++) {
-            float kk = kt[c], vv = vt[c], p = P[c];
+    int got = __atomic_load_n(&simd_choice, __ATOMIC_RELAXED);
+    if (got < 0) {
+        got = lmt_gemm_avx2 && st_lm_cpu_has_avx2();
+        __atomic_store_n(&simd_choice, got, __ATOMIC_RELAXED);
+    }
+    return got;
+}
+
+void lmt_use_generic(bool on)
+{
+    __atomic_store_n(&simd_choice, on ? 0 : -1, __ATOMIC_RELAXED);
+}
+
+static inline float sigmoidf(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+/* ---- portable, over channels [c0, c1) of n ------------------------------------------------- */
+
+static void wkv_fwd_c(const float *k, const float *v, const float *u, const float *w, float *A,
+                      float *B, float *P, size_t n, size_t T, float *y, float *sA, float *sB,
+                      float *sP, size_t c0, size_t c1)
+{
+    for (size_t c = c0; c < c1; c++)
+        for (size_t t = 0; t < T; t++) {
+            size_t at = t * n + c;
+            float kk = k[at], vv = v[at], p = P[c];
+            if (sA) {
+                sA[at] = A[c];
+                sB[at] = B[c];
+                sP[at] = p;
+            }
             float dlt = p - (u[c] + kk);
             float e = expf(-fabsf(dlt));
             float e1 = dlt >= 0 ? 1.0f : e, e2 = dlt >= 0 ? e : 1.0f;
-            yt[c] = (e1 * A[c] + e2 * vv) / (e1 * B[c] + e2);
+            y[at] = (e1 * A[c] + e2 * vv) / (e1 * B[c] + e2);
             float pw = p + w[c];
             dlt = pw - kk;
             e = expf(-fabsf(dlt));
@@ -280,7 +308,6 @@ void lmt_wkv_forward(const float *k, const float *v, const float *u, const float
             B[c] = e1 * B[c] + e2;
             P[c] = dlt >= 0 ? pw : kk;
         }
-    }
 }
 
 /*  Per channel, tokens in reverse, with alpha/beta the scaled adjoints of
@@ -291,21 +318,19 @@ void lmt_wkv_forward(const float *k, const float *v, const float *u, const float
       the output y = (e1 A + e2 v)/(e1 B + e2), q = max(p, u+k):
         gv += gy e2/den, gk += gy e2 (v - y)/den, gu += the same
       then alpha = gy e1/den + e^(pw-p') alpha, beta = -gy y e1/den + e^(pw-p') beta. */
-void lmt_wkv_backward(const float *k, const float *v, const float *u, const float *w,
-                      const float *sA, const float *sB, const float *sP, const float *gy,
-                      size_t n, size_t T, float *gk, float *gv, float *gu, float *gw)
+static void wkv_bwd_c(const float *k, const float *v, const float *u, const float *w,
+                      const float *sA, const float *sB, const float *sP, const float *gy, size_t n,
+                      size_t T, float *gk, float *gv, float *gu, float *gw, size_t c0, size_t c1)
 {
-    for (size_t c = 0; c < n; c++) {
+    for (size_t c = c0; c < c1; c++) {
         float al = 0, be = 0, su = 0, sw = 0;
         for (size_t t = T; t-- > 0;) {
             size_t at = t * n + c;
             float kk = k[at], vv = v[at], A = sA[at], B = sB[at], p = sP[at], g = gy[at];
-            /* the state update */
-            float pw = p + w[c], p2 = pw >= kk ? pw : kk;
-            float d1 = expf(pw - p2), d2 = expf(kk - p2);
+            float pw = p + w[c], dl = pw - kk, ee = expf(-fabsf(dl));
+            float d1 = dl >= 0 ? 1.0f : ee, d2 = dl >= 0 ? ee : 1.0f;
             float gkk = (al * vv + be) * d2, gvv = al * d2;
             sw += (al * A + be * B) * d1;
-            /* the output */
             float dlt = p - (u[c] + kk);
             float e = expf(-fabsf(dlt));
             float e1 = dlt >= 0 ? 1.0f : e, e2 = dlt >= 0 ? e : 1.0f;
@@ -325,31 +350,27 @@ void lmt_wkv_backward(const float *k, const float *v, const float *u, const floa
     }
 }
 
-/* ---- LIF ---------------------------------------------------------------------------------- */
-
-size_t lmt_lif_forward(const lmt_spike *sp, const float *c, float *mem, size_t n, size_t T,
-                       float *h, float *x)
+static size_t lif_fwd_c(const lmt_spike *sp, const float *c, float *mem, size_t n, size_t T,
+                        float *h, float *x, size_t c0, size_t c1)
 {
     size_t fired = 0;
-    for (size_t t = 0; t < T; t++) {
-        const float *ct = c + t * n;
-        float *ht = h + t * n, *xt = x + t * n;
-        for (size_t i = 0; i < n; i++) {
-            float hh = mem[i] + (ct[i] - mem[i]) * 0.5f;
+    for (size_t i = c0; i < c1; i++)
+        for (size_t t = 0; t < T; t++) {
+            size_t at = t * n + i;
+            float hh = mem[i] + (c[at] - mem[i]) * 0.5f;
             float s = lmt_spike_fwd(sp, hh - 1.0f);
-            ht[i] = hh;
+            h[at] = hh;
             fired += s > 0.5f;
             mem[i] = sp->smooth ? hh * (1.0f - s) : (s > 0.5f ? 0.0f : hh);
-            xt[i] += s;
+            x[at] += s;
         }
-    }
     return fired;
 }
 
-void lmt_lif_backward(const lmt_spike *sp, const float *gs, const float *h, size_t n, size_t T,
-                      float *gc)
+static void lif_bwd_c(const lmt_spike *sp, const float *gs, const float *h, size_t n, size_t T,
+                      float *gc, size_t c0, size_t c1)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = c0; i < c1; i++) {
         float gm = 0; /* dL/d(membrane after the token) */
         for (size_t t = T; t-- > 0;) {
             size_t at = t * n + i;
@@ -365,26 +386,301 @@ void lmt_lif_backward(const lmt_spike *sp, const float *gs, const float *h, size
     }
 }
 
-/* ---- gates ---------------------------------------------------------------------------------- */
+/* ---- AVX2 + FMA --------------------------------------------------------------------------- */
 
-static inline float sigmoidf(float x)
+#ifdef LMT_X86
+/* e^x, about 1 ulp (Cephes' polynomial, as snn/lm_kernels.c); 0 below -87.3 */
+AVX2 static inline __m256 exp8(__m256 x)
 {
-    return 1.0f / (1.0f + expf(-x));
+    const __m256 lo = _mm256_set1_ps(-87.3365478515625f);
+    __m256 zero = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, lo);
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 z = _mm256_mul_ps(r, r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)),
+                                  23);
+    return _mm256_andnot_ps(zero, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+AVX2 static inline __m256 sigmoid8(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+/* e^-|d| and which of the pair is e^0: e1 = d >= 0 ? 1 : e, e2 = d >= 0 ? e : 1 */
+AVX2 static inline void pair8(__m256 d, __m256 *e1, __m256 *e2, __m256 *ge)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = exp8(_mm256_or_ps(d, _mm256_set1_ps(-0.0f)));
+    *ge = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_GE_OQ);
+    *e1 = _mm256_blendv_ps(e, one, *ge);
+    *e2 = _mm256_blendv_ps(one, e, *ge);
+}
+
+#define LD(p) _mm256_loadu_ps(p)
+#define ST(p, v) _mm256_storeu_ps((p), (v))
+
+AVX2 static size_t wkv_fwd_avx2(const float *k, const float *v, const float *u, const float *w,
+                                float *A, float *B, float *P, size_t n, size_t T, float *y,
+                                float *sA, float *sB, float *sP)
+{
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 a = LD(A + c), b = LD(B + c), p = LD(P + c), uu = LD(u + c), ww = LD(w + c);
+        for (size_t t = 0; t < T; t++) {
+            size_t at = t * n + c;
+            __m256 kk = LD(k + at), vv = LD(v + at), e1, e2, ge;
+            if (sA) {
+                ST(sA + at, a);
+                ST(sB + at, b);
+                ST(sP + at, p);
+            }
+            pair8(_mm256_sub_ps(p, _mm256_add_ps(uu, kk)), &e1, &e2, &ge);
+            ST(y + at, _mm256_div_ps(_mm256_fmadd_ps(e1, a, _mm256_mul_ps(e2, vv)),
+                                     _mm256_fmadd_ps(e1, b, e2)));
+            __m256 pw = _mm256_add_ps(p, ww);
+            pair8(_mm256_sub_ps(pw, kk), &e1, &e2, &ge);
+            a = _mm256_fmadd_ps(e1, a, _mm256_mul_ps(e2, vv));
+            b = _mm256_fmadd_ps(e1, b, e2);
+            p = _mm256_blendv_ps(kk, pw, ge);
+        }
+        ST(A + c, a);
+        ST(B + c, b);
+        ST(P + c, p);
+    }
+    return c;
+}
+
+AVX2 static size_t wkv_bwd_avx2(const float *k, const float *v, const float *u, const float *w,
+                                const float *sA, const float *sB, const float *sP,
+                                const float *gy, size_t n, size_t T, float *gk, float *gv,
+                                float *gu, float *gw)
+{
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 al = _mm256_setzero_ps(), be = al, su = al, sw = al;
+        const __m256 uu = LD(u + c), ww = LD(w + c);
+        for (size_t t = T; t-- > 0;) {
+            size_t at = t * n + c;
+            __m256 kk = LD(k + at), vv = LD(v + at), A = LD(sA + at), B = LD(sB + at);
+            __m256 p = LD(sP + at), g = LD(gy + at), d1, d2, e1, e2, ge;
+            pair8(_mm256_sub_ps(_mm256_add_ps(p, ww), kk), &d1, &d2, &ge);
+            __m256 gkk = _mm256_mul_ps(_mm256_fmadd_ps(al, vv, be), d2);
+            __m256 gvv = _mm256_mul_ps(al, d2);
+            sw = _mm256_fmadd_ps(_mm256_fmadd_ps(al, A, _mm256_mul_ps(be, B)), d1, sw);
+            pair8(_mm256_sub_ps(p, _mm256_add_ps(uu, kk)), &e1, &e2, &ge);
+            __m256 den = _mm256_fmadd_ps(e1, B, e2);
+            __m256 y = _mm256_div_ps(_mm256_fmadd_ps(e1, A, _mm256_mul_ps(e2, vv)), den);
+            __m256 gd = _mm256_div_ps(g, den);
+            __m256 gde2 = _mm256_mul_ps(gd, e2);
+            gvv = _mm256_add_ps(gvv, gde2);
+            __m256 gq = _mm256_mul_ps(gde2, _mm256_sub_ps(vv, y));
+            gkk = _mm256_add_ps(gkk, gq);
+            su = _mm256_add_ps(su, gq);
+            __m256 gde1 = _mm256_mul_ps(gd, e1);
+            al = _mm256_fmadd_ps(d1, al, gde1);
+            be = _mm256_fnmadd_ps(gde1, y, _mm256_mul_ps(d1, be));
+            ST(gk + at, gkk);
+            ST(gv + at, gvv);
+        }
+        ST(gu + c, _mm256_add_ps(LD(gu + c), su));
+        ST(gw + c, _mm256_add_ps(LD(gw + c), sw));
+    }
+    return c;
+}
+
+AVX2 static size_t lif_fwd_avx2(const float *c, float *mem, size_t n, size_t T, float *h, float *x,
+                                size_t *fired)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    size_t i = 0, f = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 m = LD(mem + i);
+        for (size_t t = 0; t < T; t++) {
+            size_t at = t * n + i;
+            __m256 hh = _mm256_fmadd_ps(_mm256_sub_ps(LD(c + at), m), half, m);
+            __m256 s = _mm256_cmp_ps(hh, one, _CMP_GE_OQ);
+            ST(h + at, hh);
+            m = _mm256_andnot_ps(s, hh);
+            ST(x + at, _mm256_add_ps(LD(x + at), _mm256_and_ps(s, one)));
+            f += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(s));
+        }
+        ST(mem + i, m);
+    }
+    *fired = f;
+    return i;
+}
+
+AVX2 static size_t lif_bwd_avx2(const lmt_spike *sp, const float *gs, const float *h, size_t n,
+                                size_t T, float *gc)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 ka = _mm256_set1_ps((float)(M_PI / 2) * sp->alpha);
+    const __m256 ha = _mm256_set1_ps(0.5f * sp->alpha);
+    const __m256 keep = sp->detach ? _mm256_setzero_ps() : one;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gm = _mm256_setzero_ps();
+        for (size_t t = T; t-- > 0;) {
+            size_t at = t * n + i;
+            __m256 hh = LD(h + at), u = _mm256_sub_ps(hh, one);
+            __m256 s = _mm256_and_ps(_mm256_cmp_ps(u, _mm256_setzero_ps(), _CMP_GE_OQ), one);
+            __m256 z = _mm256_mul_ps(ka, u);
+            __m256 ds = _mm256_div_ps(ha, _mm256_fmadd_ps(z, z, one));
+            __m256 dm = _mm256_sub_ps(_mm256_sub_ps(one, s), _mm256_mul_ps(keep,
+                                                                           _mm256_mul_ps(hh, ds)));
+            __m256 gh = _mm256_fmadd_ps(LD(gs + at), ds, _mm256_mul_ps(gm, dm));
+            gm = _mm256_mul_ps(half, gh);
+            ST(gc + at, gm);
+        }
+    }
+    return i;
+}
+
+AVX2 static size_t sigmul_fwd_avx2(const float *r, const float *v, size_t count, float *out)
+{
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        ST(out + i, _mm256_mul_ps(sigmoid8(LD(r + i)), LD(v + i)));
+    return i;
+}
+
+AVX2 static size_t sigmul_bwd_avx2(const float *go, const float *r, const float *v, size_t count,
+                                   float *gr, float *gv)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 s = sigmoid8(LD(r + i)), g = LD(go + i);
+        ST(gv + i, _mm256_mul_ps(g, s));
+        ST(gr + i, _mm256_mul_ps(_mm256_mul_ps(g, LD(v + i)),
+                                 _mm256_mul_ps(s, _mm256_sub_ps(one, s))));
+    }
+    return i;
+}
+
+AVX2 static size_t relu2_avx2(const float *hk, size_t n, float *out, bool back)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_max_ps(LD(hk + i), _mm256_setzero_ps());
+        ST(out + i, back ? _mm256_mul_ps(LD(out + i), _mm256_add_ps(a, a)) : _mm256_mul_ps(a, a));
+    }
+    return i;
+}
+#undef LD
+#undef ST
+#endif
+
+/* ---- the entry points ---------------------------------------------------------------------- */
+
+void lmt_wkv_forward(const float *k, const float *v, const float *u, const float *w, float *A,
+                     float *B, float *P, size_t n, size_t T, float *y, float *sA, float *sB,
+                     float *sP)
+{
+    size_t c = 0;
+#ifdef LMT_X86
+    if (have_avx2())
+        c = wkv_fwd_avx2(k, v, u, w, A, B, P, n, T, y, sA, sB, sP);
+#endif
+    wkv_fwd_c(k, v, u, w, A, B, P, n, T, y, sA, sB, sP, c, n);
+}
+
+void lmt_wkv_backward(const float *k, const float *v, const float *u, const float *w,
+                      const float *sA, const float *sB, const float *sP, const float *gy,
+                      size_t n, size_t T, float *gk, float *gv, float *gu, float *gw)
+{
+    size_t c = 0;
+#ifdef LMT_X86
+    if (have_avx2())
+        c = wkv_bwd_avx2(k, v, u, w, sA, sB, sP, gy, n, T, gk, gv, gu, gw);
+#endif
+    wkv_bwd_c(k, v, u, w, sA, sB, sP, gy, n, T, gk, gv, gu, gw, c, n);
+}
+
+size_t lmt_lif_forward(const lmt_spike *sp, const float *c, float *mem, size_t n, size_t T,
+                       float *h, float *x)
+{
+    size_t i = 0, fired = 0;
+#ifdef LMT_X86
+    if (have_avx2() && !sp->smooth)
+        i = lif_fwd_avx2(c, mem, n, T, h, x, &fired);
+#endif
+    return fired + lif_fwd_c(sp, c, mem, n, T, h, x, i, n);
+}
+
+void lmt_lif_backward(const lmt_spike *sp, const float *gs, const float *h, size_t n, size_t T,
+                      float *gc)
+{
+    size_t i = 0;
+#ifdef LMT_X86
+    if (have_avx2() && !sp->smooth)
+        i = lif_bwd_avx2(sp, gs, h, n, T, gc);
+#endif
+    lif_bwd_c(sp, gs, h, n, T, gc, i, n);
 }
 
 void lmt_sigmul_forward(const float *r, const float *v, size_t count, float *out)
 {
-    for (size_t i = 0; i < count; i++)
+    size_t i = 0;
+#ifdef LMT_X86
+    if (have_avx2())
+        i = sigmul_fwd_avx2(r, v, count, out);
+#endif
+    for (; i < count; i++)
         out[i] = sigmoidf(r[i]) * v[i];
 }
 
 void lmt_sigmul_backward(const float *go, const float *r, const float *v, size_t count, float *gr,
                          float *gv)
 {
-    for (size_t i = 0; i < count; i++) {
+    size_t i = 0;
+#ifdef LMT_X86
+    if (have_avx2())
+        i = sigmul_bwd_avx2(go, r, v, count, gr, gv);
+#endif
+    for (; i < count; i++) {
         float s = sigmoidf(r[i]);
         gv[i] = go[i] * s;
         gr[i] = go[i] * v[i] * s * (1.0f - s);
+    }
+}
+
+void lmt_relu2(const float *hk, size_t n, float *out)
+{
+    size_t i = 0;
+#ifdef LMT_X86
+    if (have_avx2())
+        i = relu2_avx2(hk, n, out, false);
+#endif
+    for (; i < n; i++) {
+        float a = hk[i] > 0.0f ? hk[i] : 0.0f;
+        out[i] = a * a;
+    }
+}
+
+void lmt_relu2_backward(const float *hk, size_t n, float *g)
+{
+    size_t i = 0;
+#ifdef LMT_X86
+    if (have_avx2())
+        i = relu2_avx2(hk, n, g, true);
+#endif
+    for (; i < n; i++) {
+        float a = hk[i] > 0.0f ? hk[i] : 0.0f;
+        g[i] = g[i] * (a + a);
     }
 }
 

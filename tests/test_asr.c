@@ -95,6 +95,21 @@ static void test_decider(void)
         CU_ASSERT_EQUAL(st_asr_decider_step(&d, hold, (uint64_t)t, &ev), 0);
     CU_ASSERT_EQUAL(st_asr_decider_flush(&d, &ev), 1);
     CU_ASSERT_EQUAL(ev.word, 3);
+    /* emit_early: one event, on the min_frames-th frame, none when it falls or at the end */
+    p.emit_early = true;
+    p.min_frames = 2;
+    st_asr_decider_init(&d, &p, 4);
+    emitted = 0;
+    for (int t = 0; t < 10; t++) {
+        float *pr = t >= 2 && t < 7 ? hold : (float[4]){0.9f, 0.04f, 0.03f, 0.03f};
+        if (st_asr_decider_step(&d, pr, (uint64_t)t, &ev)) {
+            emitted++;
+            CU_ASSERT_EQUAL(ev.word, 3);
+            CU_ASSERT_EQUAL(ev.decided_stamp, 3);
+        }
+    }
+    CU_ASSERT_EQUAL(st_asr_decider_flush(&d, &ev), 0);
+    CU_ASSERT_EQUAL(emitted, 1);
 }
 
 static void test_unknown_is_never_a_word(void)
@@ -109,8 +124,8 @@ static void test_unknown_is_never_a_word(void)
         float prob[4] = {0.9f, 0.04f, 0.03f, 0.03f};
         if (t >= 5 && t < 15) {
             prob[0] = 0.02f;
-            prob[1] = 0.6f;
-            prob[2] = 0.38f;
+            prob[1] = 0.75f;
+            prob[2] = 0.23f;
         }
         if (st_asr_decider_step(&d, prob, (uint64_t)t, &ev)) {
             emitted++;
@@ -134,6 +149,19 @@ static void test_unknown_is_never_a_word(void)
     for (int t = 0; t < 50; t++)
         if (st_asr_stream_push(s, frames + t * 4, (uint64_t)t, &ev, NULL))
             CU_ASSERT(ev.word < 2);
+    /* a word the model knows is emitted once by the windowed stream */
+    st_asr_stream_reset(s);
+    float yes[120 * 4] = {0};
+    for (int t = 20; t < 60; t++)
+        yes[t * 4 + 2] = 4.0f;
+    int got = 0;
+    for (int t = 0; t < 120; t++)
+        if (st_asr_stream_push(s, yes + t * 4, (uint64_t)t * 160, &ev, NULL)) {
+            got++;
+            CU_ASSERT_EQUAL(ev.word, 2);
+            CU_ASSERT(ev.start_stamp <= ev.end_stamp && ev.end_stamp == ev.decided_stamp);
+        }
+    CU_ASSERT_EQUAL(got, 1);
     st_asr_stream_destroy(&s);
     st_asr_destroy(&a);
 }
@@ -142,12 +170,15 @@ static void test_file_round_trip(void)
 {
     st_asr *a = hand_model();
     char path[512], bad[512];
+    CU_ASSERT_EQUAL(st_asr_default_pool(a), ST_ASR_POOL_MAX);
+    st_asr_set_pool(a, ST_ASR_POOL_MEAN);
     st_test_tmpfile(path, sizeof path, "asr.stm");
     CU_ASSERT_EQUAL_FATAL(st_asr_save(a, path), ST_OK);
     int err = 0;
     st_asr *b = st_asr_load(path, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL(st_asr_classes(b), 4);
+    CU_ASSERT_EQUAL(st_asr_default_pool(b), ST_ASR_POOL_MEAN);
     CU_ASSERT_STRING_EQUAL(st_asr_word(b, 2), "yes");
     CU_ASSERT_EQUAL(st_asr_find(b, "no"), 3);
     CU_ASSERT_EQUAL(st_asr_find(b, "maybe"), -1);

@@ -128,7 +128,7 @@ static bool close_to(double a, double b, double rel, double abs_tol)
     return fabs(a - b) <= abs_tol + rel * fmax(fabs(a), fabs(b));
 }
 
-enum { N_OP = 5, T_OP = 6 };
+enum { N_OP = 11, T_OP = 6 }; /* 8 channels in SIMD, 3 in the tail */
 
 typedef struct {
     float x[T_OP * N_OP], g[N_OP], b[N_OP], w[T_OP * N_OP]; /* w: the loss weights */
@@ -345,6 +345,65 @@ static void test_op_gate_and_loss(void)
         CU_ASSERT_EQUAL(g[1 * 7 + i], 0.0f); /* a masked row */
 }
 
+/* Every per-channel operation: the SIMD path against the portable one. */
+static void test_simd_matches_generic(void)
+{
+    enum { n = 19, T = 7, NT = n * T };
+    float k[NT], v[NT], r[NT], g[NT], c[NT], u[n], w[n];
+    fill(k, NT, -6, 6);
+    fill(v, NT, -2, 2);
+    fill(r, NT, -8, 8);
+    fill(g, NT, -1, 1);
+    fill(c, NT, -1, 5);
+    fill(u, n, -1, 1);
+    fill(w, n, -3, -0.01);
+    float out[2][12][NT];
+    size_t fired[2];
+    memset(out, 0, sizeof out);
+    float A0[n], B0[n], P0[n], mem0[n];
+    for (size_t i = 0; i < n; i++) {
+        A0[i] = (float)urand();
+        B0[i] = 0.5f + (float)urand();
+        P0[i] = i % 3 ? (float)urand() : ST_LM_P_INIT;
+        mem0[i] = (float)urand() * 0.9f;
+    }
+    for (int path = 0; path < 2; path++) {
+        lmt_use_generic(path == 0);
+        float A[n], B[n], P[n], mem[n], gu[n] = {0}, gw[n] = {0};
+        memcpy(A, A0, sizeof A);
+        memcpy(B, B0, sizeof B);
+        memcpy(P, P0, sizeof P);
+        memcpy(mem, mem0, sizeof mem);
+        float sA[NT], sB[NT], sP[NT];
+        lmt_wkv_forward(k, v, u, w, A, B, P, n, T, out[path][0], sA, sB, sP);
+        lmt_wkv_backward(k, v, u, w, sA, sB, sP, g, n, T, out[path][1], out[path][2], gu, gw);
+        memcpy(out[path][3], gu, sizeof gu);
+        memcpy(out[path][3] + n, gw, sizeof gw);
+        memcpy(out[path][3] + 2 * n, A, sizeof A);
+        lmt_spike sp = {.alpha = 2};
+        fired[path] = lmt_lif_forward(&sp, c, mem, n, T, out[path][4], out[path][5]);
+        lmt_lif_backward(&sp, g, out[path][4], n, T, out[path][6]);
+        sp.detach = true;
+        lmt_lif_backward(&sp, g, out[path][4], n, T, out[path][7]);
+        lmt_sigmul_forward(r, v, NT, out[path][8]);
+        lmt_sigmul_backward(g, r, v, NT, out[path][9], out[path][10]);
+        memcpy(out[path][11], g, sizeof g);
+        lmt_relu2_backward(c, NT, out[path][11]);
+    }
+    lmt_use_generic(false);
+    CU_ASSERT_EQUAL(fired[0], fired[1]);
+    CU_ASSERT(fired[0] > 0);
+    for (int q = 0; q < 12; q++) {
+        double worst = 0;
+        for (size_t i = 0; i < NT; i++)
+            worst = fmax(worst, fabs((double)out[0][q][i] - out[1][q][i]) /
+                                    (1e-3 + fabs((double)out[0][q][i])));
+        CU_ASSERT(worst < 1e-4);
+        if (worst >= 1e-4)
+            fprintf(stderr, "\n  output %d: SIMD and portable differ by %.3g\n", q, worst);
+    }
+}
+
 /* ---- the whole model against finite differences ------------------------------------------ */
 
 typedef struct {
@@ -427,7 +486,7 @@ static void check_model(model_ctx *k, const char *const *only, double tol)
             dir[i] = use[i] ? (float)(urand() * 2 - 1) : 0.0f;
             gd += (double)g[i] * dir[i];
         }
-        const double h = 1e-2;
+        const double h = 3e-3;
         for (size_t i = 0; i < np; i++)
             p[i] = save[i] + (float)(h * dir[i]);
         double lp = model_loss(k);
@@ -1135,9 +1194,24 @@ static void test_cli(void)
     CU_ASSERT_EQUAL(run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "bits/char"));
     free(out);
-    /* no model: the message says how to build one */
+    /* a model that is not there is an error naming it */
     CU_ASSERT_EQUAL(run_cli("reply \"hello\" --model /nonexistent/dialogue.stnn", &out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/dialogue.stnn"));
     free(out);
+    /* no model anywhere (a copy of the binary away from models/): the message says how to
+       build one */
+    const char *dir = st_test_tmpdir();
+    snprintf(args, sizeof args,
+             "mkdir -p %s/bin && cp %s %s/bin/spiketalk && cd %s && "
+             "env -u SPIKETALK_DIALOGUE_MODEL ./bin/spiketalk reply hello 2>&1",
+             dir, bin && *bin ? bin : "build/spiketalk", dir, dir);
+    FILE *p = popen(args, "r");
+    char msg[1024] = "";
+    size_t got = p ? fread(msg, 1, sizeof msg - 1, p) : 0;
+    msg[got] = '\0';
+    int status = p ? pclose(p) : -1;
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "make train-dialogue"));
     CU_ASSERT_EQUAL(run_cli("lm train --text /nonexistent.txt --out x --steps 1", &out), 1);
     free(out);
     CU_ASSERT_EQUAL(run_cli("lm train --text x", &out), 2);
@@ -1151,6 +1225,7 @@ CU_TestInfo st_tests_lm_train[] = {
     {"op_wkv", test_op_wkv},
     {"op_lif", test_op_lif},
     {"op_gate_and_loss", test_op_gate_and_loss},
+    {"simd_matches_generic", test_simd_matches_generic},
     {"model_fd_dense", test_model_fd_dense},
     {"model_fd_spiking_smooth", test_model_fd_spiking_smooth},
     {"model_fd_spiking_hard_head", test_model_fd_spiking_hard_head},

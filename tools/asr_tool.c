@@ -620,7 +620,7 @@ static int cmd_data(int argc, char **argv)
 
 /* ---- training ---- */
 
-static int save_model(const st_train_model *m, const char *norm_path, const char *out)
+static int save_model(const st_train_model *m, const char *norm_path, const char *out, bool mean_pool)
 {
     int err = ST_OK;
     st_tensor_file *nf = st_tensor_file_load(norm_path, &err);
@@ -639,8 +639,10 @@ static int save_model(const st_train_model *m, const char *norm_path, const char
     st_asr_frontend_info fi = {.n_mels = MELS, .hop_ms = 10, .window_ms = 25};
     asr = st_asr_new(&net, (const char *const *)CLASSES, N_CLASSES, tm.data, ts.data, MELS, &fi,
                      &err);
-    if (asr)
+    if (asr) {
+        st_asr_set_pool(asr, mean_pool ? ST_ASR_POOL_MEAN : ST_ASR_POOL_MAX);
         err = st_asr_save(asr, out);
+    }
 done:
     st_asr_destroy(&asr);
     st_tensor_file_destroy(&nf);
@@ -767,7 +769,7 @@ static int cmd_train(int argc, char **argv)
         }
         st_train_gradient(t, tr, idx, 32, &s1);
         printf("smoke: loss %.4f -> %.4f after %ld steps\n", s0.loss, s1.loss, max_steps);
-        err = save_model(m, norm, out);
+        err = save_model(m, norm, out, p.loss == ST_TRAIN_LOSS_CE_MEAN);
     } else {
         for (int e = 0; e < epochs; e++) {
             double t0 = st_now_s();
@@ -784,7 +786,7 @@ static int cmd_train(int argc, char **argv)
             }
             if (vs.accuracy > best) {
                 best = vs.accuracy;
-                err = save_model(m, norm, out);
+                err = save_model(m, norm, out, p.loss == ST_TRAIN_LOSS_CE_MEAN);
                 fprintf(stderr, "saved %s (valid acc %.3f)\n", out, best);
             }
         }
