@@ -94,7 +94,11 @@ static const char *const T_PLUS[] = {
     "calculate {a} plus {b}", "what is the sum of {a} and {b}", "add {a} to {b}",
     "{a} and {b} added together", "what does {a} plus {b} make", "can you add {a} and {b}",
     "what's {a} added to {b}", "the sum of {a} and {b}", "if i add {a} and {b} what do i get",
-    "what is {a} and {b} together"};
+    "what is {a} and {b} together",
+    "{a} plus {b} equals what", "work out {a} plus {b}", "figure out {a} plus {b}",
+    "what's the sum of {a} and {b}", "i need {a} plus {b}", "add up {a} and {b}",
+    "compute {a} plus {b}", "how much do {a} and {b} make together"
+};
 static const char *const T_MINUS[] = {
     "what is {a} minus {b}", "what's {a} minus {b}", "{a} minus {b}", "subtract {b} from {a}",
     "how much is {a} minus {b}", "what do you get when you subtract {b} from {a}",
@@ -102,14 +106,22 @@ static const char *const T_MINUS[] = {
     "{a} take away {b}", "what's the difference between {a} and {b}",
     "what does {a} minus {b} make", "can you subtract {b} from {a}",
     "what's left when you take {b} from {a}", "{a} subtract {b}",
-    "if i subtract {b} from {a} what do i get"};
+    "if i subtract {b} from {a} what do i get",
+    "{a} minus {b} equals what", "work out {a} minus {b}", "figure out {a} minus {b}",
+    "what's {a} take away {b}", "i need {a} minus {b}", "take away {b} from {a}",
+    "compute {a} minus {b}", "how much is left if you take {b} from {a}"
+};
 static const char *const T_TIMES[] = {
     "what is {a} times {b}", "what's {a} times {b}", "{a} times {b}", "multiply {a} by {b}",
     "how much is {a} times {b}", "what do you get when you multiply {a} by {b}",
     "calculate {a} times {b}", "what is {a} multiplied by {b}", "multiply {a} and {b}",
     "{a} multiplied by {b}", "what's the product of {a} and {b}", "what does {a} times {b} make",
     "can you multiply {a} by {b}", "what are {a} times {b}", "what is {a} lots of {b}",
-    "if i multiply {a} by {b} what do i get"};
+    "if i multiply {a} by {b} what do i get",
+    "{a} times {b} equals what", "work out {a} times {b}", "figure out {a} times {b}",
+    "what's {a} multiplied by {b}", "i need {a} times {b}", "times {a} by {b}",
+    "compute {a} times {b}", "how much is {a} multiplied by {b}"
+};
 static const char *const T_DIV[] = {
     "what is {a} divided by {b}", "what's {a} divided by {b}", "{a} divided by {b}",
     "divide {a} by {b}", "how much is {a} divided by {b}",
@@ -117,56 +129,91 @@ static const char *const T_DIV[] = {
     "what is {a} over {b}", "how many times does {b} go into {a}", "{a} over {b}",
     "what's {a} shared between {b}", "what does {a} divided by {b} make",
     "can you divide {a} by {b}", "what's {a} split {b} ways",
-    "if i divide {a} by {b} what do i get", "what is {a} split into {b} parts"};
+    "if i divide {a} by {b} what do i get", "what is {a} split into {b} parts",
+    "{a} divided by {b} equals what", "work out {a} divided by {b}",
+    "figure out {a} divided by {b}", "how much is {a} over {b}", "i need {a} divided by {b}",
+    "split {a} into {b}", "compute {a} divided by {b}", "what do i get if i divide {a} by {b}"
+};
 static const char *const T_GREATER[] = {
     "is {a} greater than {b}", "is {a} bigger than {b}", "is {a} more than {b}",
     "would you say {a} is greater than {b}", "is {a} larger than {b}", "is {a} higher than {b}",
     "is {a} above {b}", "is {a} a larger number than {b}", "tell me if {a} is greater than {b}",
     "is it true that {a} is more than {b}", "is {a} a bigger number than {b}",
-    "is {a} higher than {b} or not"};
+    "is {a} higher than {b} or not",
+    "{a} is bigger than {b} right", "check if {a} is greater than {b}",
+    "is the number {a} more than {b}", "is {a} bigger than {b} yes or no"
+};
 static const char *const T_LESS[] = {
     "is {a} less than {b}", "is {a} smaller than {b}", "is {a} lower than {b}",
     "would you say {a} is less than {b}", "is {a} below {b}", "is {a} fewer than {b}",
     "is {a} under {b}", "is {a} a lower number than {b}", "tell me if {a} is less than {b}",
     "is it true that {a} is smaller than {b}", "is {a} a smaller number than {b}",
-    "is {a} smaller than {b} or not"};
+    "is {a} smaller than {b} or not",
+    "{a} is smaller than {b} right", "check if {a} is less than {b}",
+    "is the number {a} less than {b}", "is {a} smaller than {b} yes or no"
+};
 static const char *const T_TIME[] = {
     "what time is it", "what's the time", "tell me the time", "do you know what time it is",
     "what is the time", "what time is it now", "can you tell me the time",
     "what's the time right now", "time please", "what's the current time",
     "have you got the time", "what is the current time", "check the time", "give me the time",
-    "what hour is it", "could you check the time"};
+    "what hour is it", "could you check the time",
+    "what's the time now", "tell me what time it is", "got the time",
+    "what time do you have", "the time please", "what is the time now", "say the time",
+    "do you have the time"
+};
 static const char *const T_TIMER[] = {
     "set a timer for {d}", "start a timer for {d}", "timer for {d}", "set a {j} timer",
     "can you set a timer for {d}", "start a {j} timer", "remind me in {d}",
     "put a timer on for {d}", "i need a timer for {d}", "make a timer for {d}",
     "wake me up in {d}", "set the timer to {d}", "please time {d}", "alert me in {d}",
-    "create a {j} timer", "let me know in {d}"};
+    "create a {j} timer", "let me know in {d}",
+    "set timer {d}", "i want a timer for {d}", "remind me after {d}",
+    "put on a {j} timer", "timer {d} please", "notify me in {d}", "give me a {j} timer",
+    "tell me when {d} are up"
+};
 static const char *const T_COUNT_TO[] = {
     "count to {n}", "count up to {n}", "can you count to {n}", "count from one to {n}",
     "please count to {n}", "let's count to {n}", "start counting to {n}",
     "count all the way to {n}", "i want you to count to {n}",
-    "show me how you count to {n}", "could you count up to {n}", "count up until {n}"};
+    "show me how you count to {n}", "could you count up to {n}", "count up until {n}",
+    "count to {n} out loud", "can you count up to {n}", "count out loud to {n}",
+    "could you count to {n}"
+};
 static const char *const T_COUNT_FROM[] = {
     "count from {a} to {b}", "count up from {a} to {b}", "can you count from {a} to {b}",
     "start at {a} and count to {b}", "count {a} to {b}", "please count from {a} to {b}",
-    "begin at {a} and count up to {b}", "can you count up from {a} to {b}"};
+    "begin at {a} and count up to {b}", "can you count up from {a} to {b}",
+    "count from {a} up to {b}", "from {a} count to {b}",
+    "count up starting at {a} to {b}", "count from {a} until {b}"
+};
 static const char *const T_COUNT_DOWN[] = {
     "count down from {n}", "countdown from {n}", "can you count down from {n}",
     "count backwards from {n}", "do a countdown from {n}", "start a countdown from {n}",
-    "count back from {n}", "give me a countdown from {n}"};
+    "count back from {n}", "give me a countdown from {n}",
+    "count down starting at {n}", "countdown starting from {n}",
+    "please count down from {n}", "do a countdown starting at {n}"
+};
 static const char *const T_JOKE[] = {
     "tell me a joke", "tell a joke", "do you know any jokes", "do you have a joke for me",
     "make me laugh", "say something funny", "i want to hear a joke", "got any jokes",
-    "joke please", "know any good jokes", "tell me something funny", "can you tell me a joke"};
+    "joke please", "know any good jokes", "tell me something funny", "can you tell me a joke",
+    "tell us a joke", "joke time", "i'd like a joke", "say a joke"
+};
 static const char *const T_STORY_TOPIC[] = {
     "tell me a story about {t}", "i want a story about {t}", "can you tell me a story about {t}",
     "tell me a short story about {t}", "do you know a story about {t}",
-    "read me a story about {t}", "i'd like a story about {t}", "tell a story about {t}"};
+    "read me a story about {t}", "i'd like a story about {t}", "tell a story about {t}",
+    "story about {t}", "i want to hear a story about {t}",
+    "tell me a bedtime story about {t}", "would you tell me a story about {t}"
+};
 static const char *const T_STORY[] = {
     "tell me a story", "tell me a short story", "story time", "read me a story",
     "tell me a bedtime story", "can you tell me a story", "i want to hear a story",
-    "do you know any stories"};
+    "do you know any stories",
+    "tell me any story", "i'd like a story", "tell me a little story",
+    "can i have a story"
+};
 
 typedef struct {
     const char *const *tpl;
@@ -176,29 +223,47 @@ typedef struct {
 
 static const char *const G_HELLO[] = {
     "hello", "hi", "hey", "hi there", "hello there", "good morning", "good afternoon",
-    "good evening", "hey there", "howdy", "greetings", "hey hello"};
+    "good evening", "hey there", "howdy", "greetings", "why hello",
+    "good day", "hey hey", "hello spike", "hi spike"
+};
 static const char *const G_HOW[] = {"how are you", "how are you doing", "how's it going",
                                     "how are things", "how do you do", "how have you been",
-                                    "what's up", "how are you today"};
+                                    "what's up", "how are you today",
+    "how is it going", "how are you feeling", "how's your day", "how's everything"
+};
 static const char *const G_THANKS[] = {"thank you", "thanks", "thanks a lot",
                                        "thank you very much", "cheers", "much appreciated",
-                                       "thanks so much", "many thanks"};
+                                       "thanks so much", "many thanks",
+    "thanks a bunch", "thank you so much", "thanks spike", "thank you kindly"
+};
 static const char *const G_BYE[] = {
     "goodbye", "bye", "see you later", "bye bye", "good night", "talk to you later",
-    "farewell", "see you soon"};
+    "farewell", "see you soon",
+    "bye for now", "catch you later", "see ya", "goodbye spike"
+};
 static const char *const G_NAME[] = {
     "what's your name", "what is your name", "who are you", "what should i call you",
-    "tell me your name", "do you have a name", "what are you called", "tell me who you are"};
+    "tell me your name", "do you have a name", "what are you called", "tell me who you are",
+    "what do i call you", "your name please", "who am i talking to",
+    "what's your name again"
+};
 static const char *const H_HELP[] = {"help", "what can you do", "what can i ask you",
                                      "how can you help me", "what are you able to do",
                                      "what do you know how to do", "what are your skills",
                                      "what kind of things can you do", "i need help",
                                      "what features do you have", "list what you can do",
-                                     "what can you help me with"};
+                                     "what can you help me with",
+    "what can you help with", "what do you do", "what are you good at",
+    "tell me what you can do"
+};
 static const char *const Y_HEAR[] = {"can you hear me", "do you hear me",
-                                     "are you able to hear me", "can you hear what i'm saying"};
+                                     "are you able to hear me", "can you hear what i'm saying",
+    "hear me", "can you hear me now", "do you hear what i say", "can you hear me clearly"
+};
 static const char *const Y_HERE[] = {"are you listening", "are you there", "are you awake",
-                                     "are you still there"};
+                                     "are you still there",
+    "hello are you there", "are you around", "you there", "are you here"
+};
 static const char *const Y_ROBOT[] = {"are you a robot", "are you a computer",
                                       "are you a machine", "are you an ai",
                                       "are you artificial", "are you a program",
@@ -237,7 +302,13 @@ static const char *const OOD[] = {
     "where is my phone", "start the dishwasher", "how many calories are in an apple",
     "who won the world cup", "text my sister", "what's the traffic like",
     "spell the word necessary", "what's a good name for a dog", "how old is the universe",
-    "turn off the heating", "find me a hotel", "what should i wear today"};
+    "turn off the heating", "find me a hotel", "what should i wear today",
+    "what's the weather in london", "is it cold outside", "play my playlist",
+    "dim the lights", "book a table for two", "order some flowers", "email my team",
+    "what's the tallest building", "who invented the telephone", "how deep is the ocean",
+    "translate thank you into french", "call a doctor", "directions to the station",
+    "how is the stock market", "wake me at six tomorrow", "what meetings do i have"
+};
 
 static const char *const PREFIX[] = {"hey ", "ok ", "please ", "uh ", "so ", "um ", "hey spike ",
                                      "alright ", "excuse me ", "well ", "quick question ",
@@ -341,6 +412,35 @@ static void dress(uint64_t *s, bool held, bool question, char *user, size_t cap)
     if (pick(s, 5) == 0) {
         snprintf(tmp, sizeof tmp, "%s%s", user, SUFFIX[pick_tpl(s, COUNT(SUFFIX), held)]);
         snprintf(user, cap, "%s", tmp);
+    }
+}
+
+/* Training only: a filler word or two at random places, so the model learns
+   to read past words that carry nothing (none of them is a held-out prefix
+   or suffix). */
+static const char *const FILLER[] = {"um",    "like",     "so",    "just", "hey",   "ok",
+                                     "now",   "quickly",  "you know", "actually", "maybe",
+                                     "well",  "please",   "okay",  "hmm",  "oh"};
+
+static void augment(uint64_t *s, char *user, size_t cap)
+{
+    int n = pick(s, 10) < 3 ? 1 + (int)pick(s, 2) : 0;
+    for (int k = 0; k < n; k++) {
+        size_t len = strlen(user), spaces = 0;
+        for (size_t i = 0; i < len; i++)
+            spaces += user[i] == ' ';
+        size_t at = pick(s, spaces + 2), pos = len, w = 0; /* before word `at`, or at the end */
+        for (size_t i = 0; i < len; i++)
+            if ((i == 0 || user[i - 1] == ' ') && w++ == at) {
+                pos = i;
+                break;
+            }
+        const char *f = FILLER[pick(s, COUNT(FILLER))];
+        char tmp[512];
+        int m = pos >= len ? snprintf(tmp, sizeof tmp, "%s %s", user, f)
+                           : snprintf(tmp, sizeof tmp, "%.*s%s %s", (int)pos, user, f, user + pos);
+        if (m > 0 && (size_t)m < cap)
+            memcpy(user, tmp, (size_t)m + 1);
     }
 }
 
@@ -559,9 +659,9 @@ static void make_ood(uint64_t *s, bool held, example *e)
     e->intent = ST_DLG_OOD;
 }
 
-/* Training mix, per cent: arithmetic 30, comparisons 8, time 7, timer 10,
+/* Training mix, per cent: arithmetic 28, comparisons 8, time 7, timer 10,
    counting 9, greetings 8, help 3, yes/no 4, jokes 6, stories 5,
-   out of domain 10. */
+   out of domain 12. */
 static void make(uint64_t *s, bool held, st_dialogue_intent intent, example *e)
 {
     memset(e, 0, sizeof *e);
@@ -584,7 +684,7 @@ static void make(uint64_t *s, bool held, st_dialogue_intent intent, example *e)
 
 static st_dialogue_intent train_intent(uint64_t *s)
 {
-    static const int pct[ST_DLG_N_INTENTS] = {30, 8, 7, 10, 9, 8, 3, 4, 6, 5, 10};
+    static const int pct[ST_DLG_N_INTENTS] = {28, 8, 7, 10, 9, 8, 3, 4, 6, 5, 12};
     int r = (int)pick(s, 100);
     for (int i = 0; i < ST_DLG_N_INTENTS; i++) {
         if (r < pct[i])
@@ -736,6 +836,7 @@ int st_dialogue_corpus(const st_dialogue_gen_params *p, char **text, size_t *len
     for (size_t i = 0; i < p->dialogues && !e; i++) {
         example ex;
         make(&s, false, train_intent(&s), &ex);
+        augment(&s, ex.user, sizeof ex.user);
         snprintf(buf, sizeof buf, "user: %s\nagent:%s\n", ex.user, ex.agent);
         e = push(&r, buf);
     }

@@ -363,6 +363,17 @@ static void stamp_first_piece(st_tts *t, size_t i)
         u->first_piece_s = st_now_s();
 }
 
+/*  Whether the worker could take a piece now (under mu). */
+static bool head_has_piece(const st_tts *t)
+{
+    if (t->in_count == 0)
+        return false;
+    const in_utt *u = &t->in[t->in_head];
+    st_cut cut;
+    int limit = u->pieces_done == 0 ? t->p.first_piece_words : t->p.piece_words;
+    return st_tts_find_cut(t->text, u->len, u->ended, limit, &cut);
+}
+
 /*  Takes the next piece (under mu). False when none is complete. */
 static bool take_piece(st_tts *t)
 {
@@ -741,7 +752,10 @@ int st_tts_push(st_tts *t, const char *text)
         t->text_len += n;
         u->len += n;
         stamp_first_piece(t, t->in_count - 1);
-        pthread_cond_signal(&t->cv_work);
+        /* wake the worker only for a piece it can take: a wake-up per token
+           would cost a context switch each, for nothing */
+        if (head_has_piece(t))
+            pthread_cond_signal(&t->cv_work);
         rc = u->id;
     }
     pthread_mutex_unlock(&t->mu);
