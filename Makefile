@@ -147,7 +147,7 @@ help:
 #                         accuracy on held-out phrasings (models/README.md)
 SHARED_TEXT ?= ../shared/data/text
 LM_MINUTES ?= 15
-DIALOGUE_STEPS ?= 6000
+DIALOGUE_STEPS ?= 10000
 LM_OUT := $(BUILD)/lm
 
 .PHONY: train-lm train-dialogue

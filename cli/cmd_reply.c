@@ -176,7 +176,7 @@ static void dialogue_usage(FILE *out)
             "the corpus never contains) as TSV: user, intent, clock, timer seconds, the\n"
             "right answers separated by '|'.\n"
             "\n"
-            "  --dialogues N     generated dialogues (default 30000)\n"
+            "  --dialogues N     generated dialogues (default 60000)\n"
             "  --seed S          (default 1)\n"
             "  --chatterbot FILE the real dialogues (\"A:\" / \"B:\" turns)\n"
             "  --repeat K        times each real dialogue is included (default 1)\n"

@@ -126,7 +126,7 @@ int st_dialogue_reply(const st_lm_model *model, const char *user, const st_dialo
 
 typedef struct {
     uint64_t seed;
-    size_t dialogues;            /* generated dialogues (default 30000) */
+    size_t dialogues;            /* generated dialogues (default 60000) */
     const char *chatterbot_path; /* the real dialogues ("A: / B:" turns), NULL: none */
     unsigned chatterbot_repeat;  /* times each is included (default 1) */
 } st_dialogue_gen_params;

@@ -89,131 +89,295 @@ static const story STORIES[] = {
 /* ---- what the user says ----------------------------------------------------------- */
 
 static const char *const T_PLUS[] = {
-    "what is {a} plus {b}", "what's {a} plus {b}", "{a} plus {b}", "add {a} and {b}",
-    "how much is {a} plus {b}", "what do you get when you add {a} and {b}",
-    "calculate {a} plus {b}", "what is the sum of {a} and {b}", "add {a} to {b}",
-    "{a} and {b} added together", "what does {a} plus {b} make", "can you add {a} and {b}",
-    "what's {a} added to {b}", "the sum of {a} and {b}", "if i add {a} and {b} what do i get",
-    "what is {a} and {b} together",
-    "{a} plus {b} equals what", "work out {a} plus {b}", "figure out {a} plus {b}",
-    "what's the sum of {a} and {b}", "i need {a} plus {b}", "add up {a} and {b}",
-    "compute {a} plus {b}", "how much do {a} and {b} make together"
-};
+    "what is {a} plus {b}",
+    "what's {a} plus {b}",
+    "{a} plus {b}",
+    "can you add {a} and {b}",
+    "how much is {a} plus {b}",
+    "what do you get when you add {a} and {b}",
+    "calculate {a} plus {b}",
+    "what is the sum of {a} and {b}",
+    "add {a} to {b}",
+    "{a} and {b} added together",
+    "what does {a} plus {b} make",
+    "what's {a} added to {b}",
+    "the sum of {a} and {b}",
+    "if i add {a} and {b} what do i get",
+    "add {a} and {b}",
+    "what is {a} and {b} added together",
+    "{a} plus {b} equals what",
+    "work out {a} plus {b}",
+    "figure out {a} plus {b}",
+    "what's the sum of {a} and {b}",
+    "i need {a} plus {b}",
+    "add up {a} and {b}",
+    "compute {a} plus {b}",
+    "how much do {a} and {b} make when added"};
 static const char *const T_MINUS[] = {
-    "what is {a} minus {b}", "what's {a} minus {b}", "{a} minus {b}", "subtract {b} from {a}",
-    "how much is {a} minus {b}", "what do you get when you subtract {b} from {a}",
-    "calculate {a} minus {b}", "what is {a} take away {b}", "take {b} away from {a}",
-    "{a} take away {b}", "what's the difference between {a} and {b}",
-    "what does {a} minus {b} make", "can you subtract {b} from {a}",
-    "what's left when you take {b} from {a}", "{a} subtract {b}",
-    "if i subtract {b} from {a} what do i get",
-    "{a} minus {b} equals what", "work out {a} minus {b}", "figure out {a} minus {b}",
-    "what's {a} take away {b}", "i need {a} minus {b}", "take away {b} from {a}",
-    "compute {a} minus {b}", "how much is left if you take {b} from {a}"
-};
+    "what is {a} minus {b}",
+    "what's {a} minus {b}",
+    "{a} minus {b}",
+    "what do you get if you subtract {b} from {a}",
+    "how much is {a} minus {b}",
+    "what do you get when you subtract {b} from {a}",
+    "calculate {a} minus {b}",
+    "what is {a} take away {b}",
+    "take {b} away from {a}",
+    "{a} take away {b}",
+    "what does {a} minus {b} make",
+    "how much is {a} take away {b}",
+    "can you subtract {b} from {a}",
+    "what's left when you take {b} from {a}",
+    "subtract {b} from {a}",
+    "if i subtract {b} from {a} what's left",
+    "{a} minus {b} equals what",
+    "work out {a} minus {b}",
+    "figure out {a} minus {b}",
+    "what's {a} take away {b}",
+    "i need {a} minus {b}",
+    "take away {b} from {a}",
+    "compute {a} minus {b}",
+    "can you work out {a} minus {b}"};
 static const char *const T_TIMES[] = {
-    "what is {a} times {b}", "what's {a} times {b}", "{a} times {b}", "multiply {a} by {b}",
-    "how much is {a} times {b}", "what do you get when you multiply {a} by {b}",
-    "calculate {a} times {b}", "what is {a} multiplied by {b}", "multiply {a} and {b}",
-    "{a} multiplied by {b}", "what's the product of {a} and {b}", "what does {a} times {b} make",
-    "can you multiply {a} by {b}", "what are {a} times {b}", "what is {a} lots of {b}",
+    "what is {a} times {b}",
+    "what's {a} times {b}",
+    "{a} times {b}",
+    "can you multiply {a} and {b}",
+    "how much is {a} times {b}",
+    "what do you get when you multiply {a} by {b}",
+    "calculate {a} times {b}",
+    "what is {a} multiplied by {b}",
+    "multiply {a} and {b}",
+    "{a} multiplied by {b}",
+    "what's the product of {a} and {b}",
+    "what does {a} times {b} make",
+    "can you multiply {a} by {b}",
+    "what are {a} times {b}",
+    "multiply {a} by {b}",
     "if i multiply {a} by {b} what do i get",
-    "{a} times {b} equals what", "work out {a} times {b}", "figure out {a} times {b}",
-    "what's {a} multiplied by {b}", "i need {a} times {b}", "times {a} by {b}",
-    "compute {a} times {b}", "how much is {a} multiplied by {b}"
-};
+    "{a} times {b} equals what",
+    "work out {a} times {b}",
+    "figure out {a} times {b}",
+    "how much is {a} multiplied by {b}",
+    "i need {a} times {b}",
+    "times {a} by {b}",
+    "compute {a} times {b}",
+    "what's {a} multiplied by {b}"};
 static const char *const T_DIV[] = {
-    "what is {a} divided by {b}", "what's {a} divided by {b}", "{a} divided by {b}",
-    "divide {a} by {b}", "how much is {a} divided by {b}",
-    "what do you get when you divide {a} by {b}", "calculate {a} divided by {b}",
-    "what is {a} over {b}", "how many times does {b} go into {a}", "{a} over {b}",
-    "what's {a} shared between {b}", "what does {a} divided by {b} make",
-    "can you divide {a} by {b}", "what's {a} split {b} ways",
-    "if i divide {a} by {b} what do i get", "what is {a} split into {b} parts",
-    "{a} divided by {b} equals what", "work out {a} divided by {b}",
-    "figure out {a} divided by {b}", "how much is {a} over {b}", "i need {a} divided by {b}",
-    "split {a} into {b}", "compute {a} divided by {b}", "what do i get if i divide {a} by {b}"
-};
+    "what is {a} divided by {b}",
+    "what's {a} divided by {b}",
+    "{a} divided by {b}",
+    "can you divide {a} by {b}",
+    "how much is {a} divided by {b}",
+    "what do you get when you divide {a} by {b}",
+    "calculate {a} divided by {b}",
+    "what is {a} over {b}",
+    "divide {a} by {b}",
+    "{a} over {b}",
+    "how many times does {b} go into {a}",
+    "what does {a} divided by {b} make",
+    "what's {a} shared between {b}",
+    "what's {a} split {b} ways",
+    "if i divide {a} by {b} what do i get",
+    "what's {a} over {b}",
+    "{a} divided by {b} equals what",
+    "work out {a} divided by {b}",
+    "figure out {a} divided by {b}",
+    "how much is {a} over {b}",
+    "i need {a} divided by {b}",
+    "split {a} into {b}",
+    "compute {a} divided by {b}",
+    "what do i get if i divide {a} by {b}"};
 static const char *const T_GREATER[] = {
-    "is {a} greater than {b}", "is {a} bigger than {b}", "is {a} more than {b}",
-    "would you say {a} is greater than {b}", "is {a} larger than {b}", "is {a} higher than {b}",
-    "is {a} above {b}", "is {a} a larger number than {b}", "tell me if {a} is greater than {b}",
-    "is it true that {a} is more than {b}", "is {a} a bigger number than {b}",
-    "is {a} higher than {b} or not",
-    "{a} is bigger than {b} right", "check if {a} is greater than {b}",
-    "is the number {a} more than {b}", "is {a} bigger than {b} yes or no"
-};
+    "is {a} greater than {b}",
+    "is {a} bigger than {b}",
+    "is {a} more than {b}",
+    "tell me if {a} is bigger than {b}",
+    "is {a} larger than {b}",
+    "is {a} higher than {b}",
+    "is {a} above {b}",
+    "is {a} a larger number than {b}",
+    "tell me if {a} is greater than {b}",
+    "is it true that {a} is more than {b}",
+    "is {a} a bigger number than {b}",
+    "is it true that {a} is bigger than {b}",
+    "{a} is bigger than {b} right",
+    "check if {a} is greater than {b}",
+    "is the number {a} more than {b}",
+    "check if {a} is larger than {b}",
+    "is {a} greater than {b} or not",
+    "is {a} bigger than {b} yes or no",
+    "would you say {a} is greater than {b}",
+    "is {a} higher than {b} or not"};
 static const char *const T_LESS[] = {
-    "is {a} less than {b}", "is {a} smaller than {b}", "is {a} lower than {b}",
-    "would you say {a} is less than {b}", "is {a} below {b}", "is {a} fewer than {b}",
-    "is {a} under {b}", "is {a} a lower number than {b}", "tell me if {a} is less than {b}",
-    "is it true that {a} is smaller than {b}", "is {a} a smaller number than {b}",
-    "is {a} smaller than {b} or not",
-    "{a} is smaller than {b} right", "check if {a} is less than {b}",
-    "is the number {a} less than {b}", "is {a} smaller than {b} yes or no"
-};
+    "is {a} less than {b}",
+    "is {a} smaller than {b}",
+    "is {a} lower than {b}",
+    "tell me if {a} is smaller than {b}",
+    "is {a} below {b}",
+    "is {a} fewer than {b}",
+    "is {a} under {b}",
+    "is {a} a lower number than {b}",
+    "tell me if {a} is less than {b}",
+    "is it true that {a} is smaller than {b}",
+    "is {a} a smaller number than {b}",
+    "is it true that {a} is less than {b}",
+    "{a} is smaller than {b} right",
+    "check if {a} is less than {b}",
+    "is the number {a} less than {b}",
+    "check if {a} is smaller than {b}",
+    "is {a} less than {b} or not",
+    "is {a} smaller than {b} yes or no",
+    "would you say {a} is less than {b}",
+    "is {a} lower than {b} or not"};
 static const char *const T_TIME[] = {
-    "what time is it", "what's the time", "tell me the time", "do you know what time it is",
-    "what is the time", "what time is it now", "can you tell me the time",
-    "what's the time right now", "time please", "what's the current time",
-    "have you got the time", "what is the current time", "check the time", "give me the time",
-    "what hour is it", "could you check the time",
-    "what's the time now", "tell me what time it is", "got the time",
-    "what time do you have", "the time please", "what is the time now", "say the time",
-    "do you have the time"
-};
+    "what time is it",
+    "what's the time",
+    "tell me the time",
+    "do you know the time",
+    "what is the time",
+    "what time is it now",
+    "can you tell me the time",
+    "what's the time right now",
+    "time please",
+    "what's the current time",
+    "have you got the time",
+    "what is the current time",
+    "check the time",
+    "give me the time",
+    "what hour is it",
+    "can you check the time",
+    "what's the time now",
+    "tell me what time it is",
+    "got the time",
+    "do you have the time",
+    "the time please",
+    "what is the time now",
+    "say the time",
+    "tell me the current time",
+    "do you know what time it is",
+    "what time do you have",
+    "what time is it right now",
+    "can you tell me what time it is"};
 static const char *const T_TIMER[] = {
-    "set a timer for {d}", "start a timer for {d}", "timer for {d}", "set a {j} timer",
-    "can you set a timer for {d}", "start a {j} timer", "remind me in {d}",
-    "put a timer on for {d}", "i need a timer for {d}", "make a timer for {d}",
-    "wake me up in {d}", "set the timer to {d}", "please time {d}", "alert me in {d}",
-    "create a {j} timer", "let me know in {d}",
-    "set timer {d}", "i want a timer for {d}", "remind me after {d}",
-    "put on a {j} timer", "timer {d} please", "notify me in {d}", "give me a {j} timer",
-    "tell me when {d} are up"
-};
+    "set a timer for {d}",
+    "start a timer for {d}",
+    "timer for {d}",
+    "set a {j} timer",
+    "can you set a timer for {d}",
+    "start a {j} timer",
+    "remind me in {d}",
+    "put a timer on for {d}",
+    "i need a timer for {d}",
+    "make a timer for {d}",
+    "wake me up in {d}",
+    "set the timer for {d}",
+    "put on a {j} timer",
+    "please time {d}",
+    "alert me in {d}",
+    "give me a timer for {d}",
+    "set timer {d}",
+    "i want a timer for {d}",
+    "remind me after {d}",
+    "can you start a timer for {d}",
+    "timer {d} please",
+    "notify me in {d}",
+    "let me know in {d}",
+    "i want a {j} timer",
+    "tell me when {d} are up",
+    "set the timer to {d}",
+    "create a {j} timer",
+    "let me know when {d} are up"};
 static const char *const T_COUNT_TO[] = {
-    "count to {n}", "count up to {n}", "can you count to {n}", "count from one to {n}",
-    "please count to {n}", "let's count to {n}", "start counting to {n}",
-    "count all the way to {n}", "i want you to count to {n}",
-    "show me how you count to {n}", "could you count up to {n}", "count up until {n}",
-    "count to {n} out loud", "can you count up to {n}", "count out loud to {n}",
-    "could you count to {n}"
-};
+    "count to {n}",
+    "count up to {n}",
+    "can you count to {n}",
+    "can you count up to {n}",
+    "please count to {n}",
+    "let's count to {n}",
+    "start counting to {n}",
+    "count from one to {n}",
+    "count all the way to {n}",
+    "i want you to count to {n}",
+    "show me how you count to {n}",
+    "count all the way up to {n}",
+    "count out loud to {n}",
+    "count up until {n}",
+    "count to {n} out loud",
+    "can you count all the way to {n}"};
 static const char *const T_COUNT_FROM[] = {
-    "count from {a} to {b}", "count up from {a} to {b}", "can you count from {a} to {b}",
-    "start at {a} and count to {b}", "count {a} to {b}", "please count from {a} to {b}",
-    "begin at {a} and count up to {b}", "can you count up from {a} to {b}",
-    "count from {a} up to {b}", "from {a} count to {b}",
-    "count up starting at {a} to {b}", "count from {a} until {b}"
-};
+    "count from {a} to {b}",
+    "count up from {a} to {b}",
+    "can you count from {a} to {b}",
+    "start at {a} and count up to {b}",
+    "count {a} to {b}",
+    "please count from {a} to {b}",
+    "begin at {a} and count to {b}",
+    "count from {a} up to {b}",
+    "from {a} count to {b}",
+    "count up starting at {a} to {b}",
+    "count from {a} until {b}",
+    "can you count up from {a} to {b}"};
 static const char *const T_COUNT_DOWN[] = {
-    "count down from {n}", "countdown from {n}", "can you count down from {n}",
-    "count backwards from {n}", "do a countdown from {n}", "start a countdown from {n}",
-    "count back from {n}", "give me a countdown from {n}",
-    "count down starting at {n}", "countdown starting from {n}",
-    "please count down from {n}", "do a countdown starting at {n}"
-};
+    "count down from {n}",
+    "countdown from {n}",
+    "can you count down from {n}",
+    "can you do a countdown from {n}",
+    "do a countdown from {n}",
+    "start a countdown from {n}",
+    "count back from {n}",
+    "give me a countdown from {n}",
+    "count backwards from {n}",
+    "countdown starting from {n}",
+    "count down starting at {n}",
+    "can you count backwards from {n}"};
 static const char *const T_JOKE[] = {
-    "tell me a joke", "tell a joke", "do you know any jokes", "do you have a joke for me",
-    "make me laugh", "say something funny", "i want to hear a joke", "got any jokes",
-    "joke please", "know any good jokes", "tell me something funny", "can you tell me a joke",
-    "tell us a joke", "joke time", "i'd like a joke", "say a joke"
-};
+    "tell me a joke",
+    "tell a joke",
+    "do you know any jokes",
+    "can you tell me a joke",
+    "make me laugh",
+    "say something funny",
+    "i want to hear a joke",
+    "tell me something funny",
+    "joke please",
+    "know any good jokes",
+    "got any jokes",
+    "do you know a joke",
+    "tell us a joke",
+    "joke time",
+    "i'd like a joke",
+    "say a joke"};
 static const char *const T_STORY_TOPIC[] = {
-    "tell me a story about {t}", "i want a story about {t}", "can you tell me a story about {t}",
-    "tell me a short story about {t}", "do you know a story about {t}",
-    "read me a story about {t}", "i'd like a story about {t}", "tell a story about {t}",
-    "story about {t}", "i want to hear a story about {t}",
-    "tell me a bedtime story about {t}", "would you tell me a story about {t}"
-};
+    "tell me a story about {t}",
+    "i want a story about {t}",
+    "can you tell me a story about {t}",
+    "tell me a short story about {t}",
+    "do you know a story about {t}",
+    "read me a story about {t}",
+    "i'd like a story about {t}",
+    "tell a story about {t}",
+    "story about {t}",
+    "i want to hear a story about {t}",
+    "tell me a bedtime story about {t}",
+    "can you read me a story about {t}"};
 static const char *const T_STORY[] = {
-    "tell me a story", "tell me a short story", "story time", "read me a story",
-    "tell me a bedtime story", "can you tell me a story", "i want to hear a story",
+    "tell me a story",
+    "tell me a short story",
+    "story time",
+    "read me a story",
+    "tell me a bedtime story",
+    "can you tell me a story",
+    "i want to hear a story",
+    "do you know a story",
+    "tell me any story",
+    "i'd like a story",
+    "tell me a little story",
+    "can i have a story",
     "do you know any stories",
-    "tell me any story", "i'd like a story", "tell me a little story",
-    "can i have a story"
-};
+    "any stories",
+    "tell me one of your stories",
+    "tell me one of your short stories"};
 
 typedef struct {
     const char *const *tpl;
@@ -222,56 +386,127 @@ typedef struct {
 } fixed_intent;
 
 static const char *const G_HELLO[] = {
-    "hello", "hi", "hey", "hi there", "hello there", "good morning", "good afternoon",
-    "good evening", "hey there", "howdy", "greetings", "why hello",
-    "good day", "hey hey", "hello spike", "hi spike"
-};
-static const char *const G_HOW[] = {"how are you", "how are you doing", "how's it going",
-                                    "how are things", "how do you do", "how have you been",
-                                    "what's up", "how are you today",
-    "how is it going", "how are you feeling", "how's your day", "how's everything"
-};
-static const char *const G_THANKS[] = {"thank you", "thanks", "thanks a lot",
-                                       "thank you very much", "cheers", "much appreciated",
-                                       "thanks so much", "many thanks",
-    "thanks a bunch", "thank you so much", "thanks spike", "thank you kindly"
-};
+    "hello",
+    "hi",
+    "hey",
+    "hi there",
+    "hello there",
+    "good morning",
+    "good afternoon",
+    "hey there",
+    "good evening",
+    "howdy",
+    "greetings",
+    "good day",
+    "hey hey",
+    "hello spike",
+    "hi spike",
+    "hey spike"};
+static const char *const G_HOW[] = {
+    "how are you",
+    "how are you doing",
+    "how's it going",
+    "how are you today",
+    "how do you do",
+    "how have you been",
+    "what's up",
+    "how are you doing today",
+    "how is it going",
+    "how are you feeling",
+    "how's your day",
+    "how have you been doing"};
+static const char *const G_THANKS[] = {
+    "thank you",
+    "thanks",
+    "thanks a lot",
+    "thanks very much",
+    "thank you very much",
+    "cheers",
+    "much appreciated",
+    "thank you so much",
+    "many thanks",
+    "thanks a bunch",
+    "thanks spike",
+    "thank you spike",
+    "thank you kindly"};
 static const char *const G_BYE[] = {
-    "goodbye", "bye", "see you later", "bye bye", "good night", "talk to you later",
-    "farewell", "see you soon",
-    "bye for now", "catch you later", "see ya", "goodbye spike"
-};
+    "goodbye",
+    "bye",
+    "see you later",
+    "bye bye",
+    "good night",
+    "talk to you later",
+    "farewell",
+    "goodbye spike",
+    "see you soon",
+    "bye for now",
+    "catch you later",
+    "talk to you soon",
+    "see ya"};
 static const char *const G_NAME[] = {
-    "what's your name", "what is your name", "who are you", "what should i call you",
-    "tell me your name", "do you have a name", "what are you called", "tell me who you are",
-    "what do i call you", "your name please", "who am i talking to",
-    "what's your name again"
-};
-static const char *const H_HELP[] = {"help", "what can you do", "what can i ask you",
-                                     "how can you help me", "what are you able to do",
-                                     "what do you know how to do", "what are your skills",
-                                     "what kind of things can you do", "i need help",
-                                     "what features do you have", "list what you can do",
-                                     "what can you help me with",
-    "what can you help with", "what do you do", "what are you good at",
-    "tell me what you can do"
-};
-static const char *const Y_HEAR[] = {"can you hear me", "do you hear me",
-                                     "are you able to hear me", "can you hear what i'm saying",
-    "hear me", "can you hear me now", "do you hear what i say", "can you hear me clearly"
-};
-static const char *const Y_HERE[] = {"are you listening", "are you there", "are you awake",
-                                     "are you still there",
-    "hello are you there", "are you around", "you there", "are you here"
-};
-static const char *const Y_ROBOT[] = {"are you a robot", "are you a computer",
-                                      "are you a machine", "are you an ai",
-                                      "are you artificial", "are you a program",
-                                      "are you a bot", "are you a computer program"};
-static const char *const Y_HUMAN[] = {"are you human", "are you a person", "are you a real person",
-                                      "are you alive", "is this a real person",
-                                      "am i talking to a human", "are you a man or a woman",
-                                      "are you a human being"};
+    "what's your name",
+    "what is your name",
+    "who are you",
+    "tell me who you are",
+    "do you have a name",
+    "what are you called",
+    "what should i call you",
+    "who am i talking to",
+    "what do i call you",
+    "your name please",
+    "introduce yourself",
+    "what name do you have"};
+static const char *const H_HELP[] = {
+    "help",
+    "what can you do",
+    "what can i ask you",
+    "what can you help me with",
+    "how can you help me",
+    "what are you able to do",
+    "what do you know how to do",
+    "tell me what you can do",
+    "what are your skills",
+    "what kind of things can you do",
+    "i need help",
+    "what are you able to help with",
+    "what features do you have",
+    "list what you can do",
+    "can you help me with something",
+    "what do you do",
+    "what are you good at",
+    "what can you help with",
+    "help me",
+    "how can you help"};
+static const char *const Y_HEAR[] = {
+    "can you hear me",
+    "do you hear me",
+    "are you able to hear me",
+    "can you still hear me",
+    "hear me",
+    "can you hear what i'm saying",
+    "do you hear what i say",
+    "are you able to hear what i say"};
+static const char *const Y_HERE[] = {
+    "are you listening",
+    "are you there",
+    "are you awake",
+    "hello are you there",
+    "are you still there",
+    "are you around",
+    "you there",
+    "are you still listening"};
+static const char *const Y_ROBOT[] = {
+    "are you a robot", "are you a computer", "are you a machine", "are you a real robot",
+    "are you an ai", "are you artificial", "are you a program", "are you a computer program"};
+static const char *const Y_HUMAN[] = {
+    "are you human",
+    "are you a person",
+    "are you a real person",
+    "are you a real human",
+    "are you alive",
+    "is this a real person",
+    "am i talking to a human",
+    "am i talking to a real person"};
 
 static const fixed_intent GREET[] = {
     {G_HELLO, COUNT(G_HELLO), "hello! how can i help you?"},
@@ -310,16 +545,37 @@ static const char *const OOD[] = {
     "how is the stock market", "wake me at six tomorrow", "what meetings do i have"
 };
 
-static const char *const PREFIX[] = {"hey ", "ok ", "please ", "uh ", "so ", "um ", "hey spike ",
-                                     "alright ", "excuse me ", "well ", "quick question ",
-                                     "listen "};
+static const char *const PREFIX[] = {
+    "hey ",
+    "ok ",
+    "please ",
+    "uh ",
+    "so ",
+    "um ",
+    "hey spike ",
+    "alright ",
+    "excuse me ",
+    "well ",
+    "quick question ",
+    "yo "};
 static const char *const SUFFIX[] = {
-    " please", " for me", " thanks", " thank you", " now", " if you can", " if possible",
+    " please",
+    " for me",
+    " thanks",
+    " right away",
+    " now",
+    " if you can",
+    " if possible",
     " real quick"};
-static const char *const WRAP[] = {"can you tell me {q}", "tell me {q}", "i want to know {q}",
-                                   "could you tell me {q}", "do you know {q}",
-                                   "i'd like to know {q}", "please tell me {q}",
-                                   "would you tell me {q}"};
+static const char *const WRAP[] = {
+    "can you tell me {q}",
+    "tell me {q}",
+    "i want to know {q}",
+    "can you please tell me {q}",
+    "i'd like to know {q}",
+    "could you tell me {q}",
+    "would you tell me {q}",
+    "i would like to know {q}"};
 
 /* ---- random numbers --------------------------------------------------------------- */
 
@@ -659,9 +915,9 @@ static void make_ood(uint64_t *s, bool held, example *e)
     e->intent = ST_DLG_OOD;
 }
 
-/* Training mix, per cent: arithmetic 28, comparisons 8, time 7, timer 10,
-   counting 9, greetings 8, help 3, yes/no 4, jokes 6, stories 5,
-   out of domain 12. */
+/* Training mix, per cent: arithmetic 26, comparisons 8, time 7, timer 10,
+   counting 11, greetings 8, help 4, yes/no 5, jokes 6, stories 5,
+   out of domain 10. */
 static void make(uint64_t *s, bool held, st_dialogue_intent intent, example *e)
 {
     memset(e, 0, sizeof *e);
@@ -684,7 +940,7 @@ static void make(uint64_t *s, bool held, st_dialogue_intent intent, example *e)
 
 static st_dialogue_intent train_intent(uint64_t *s)
 {
-    static const int pct[ST_DLG_N_INTENTS] = {28, 8, 7, 10, 9, 8, 3, 4, 6, 5, 12};
+    static const int pct[ST_DLG_N_INTENTS] = {26, 8, 7, 10, 11, 8, 4, 5, 6, 5, 10};
     int r = (int)pick(s, 100);
     for (int i = 0; i < ST_DLG_N_INTENTS; i++) {
         if (r < pct[i])
@@ -706,7 +962,7 @@ const char *st_dialogue_intent_name(st_dialogue_intent i)
 
 st_dialogue_gen_params st_dialogue_gen_default_params(void)
 {
-    return (st_dialogue_gen_params){.seed = 1, .dialogues = 30000, .chatterbot_repeat = 1};
+    return (st_dialogue_gen_params){.seed = 1, .dialogues = 60000, .chatterbot_repeat = 1};
 }
 
 typedef struct {
