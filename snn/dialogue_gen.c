@@ -401,7 +401,8 @@ static const char *const G_HELLO[] = {
     "hey hey",
     "hello spike",
     "hi spike",
-    "hey spike"};
+    "hey spike",
+    "hi there spike", "hello hello", "hey good morning", "hello hi", "hi hi", "good morning spike", "hello again", "hi good morning"};
 static const char *const G_HOW[] = {
     "how are you",
     "how are you doing",
@@ -455,7 +456,8 @@ static const char *const G_NAME[] = {
     "what do i call you",
     "your name please",
     "introduce yourself",
-    "what name do you have"};
+    "what name do you have",
+    "can i know your name", "what's the name you go by", "do you have a name i can use", "what do you want me to call you", "name please", "say your name", "tell me your name please", "can you tell me your name"};
 static const char *const H_HELP[] = {
     "help",
     "what can you do",
@@ -485,7 +487,8 @@ static const char *const Y_HEAR[] = {
     "hear me",
     "can you hear what i'm saying",
     "do you hear what i say",
-    "are you able to hear what i say"};
+    "are you able to hear what i say",
+    "hear me ok", "can you hear my voice", "is my voice clear", "do you hear my voice"};
 static const char *const Y_HERE[] = {
     "are you listening",
     "are you there",
@@ -494,10 +497,12 @@ static const char *const Y_HERE[] = {
     "are you still there",
     "are you around",
     "you there",
-    "are you still listening"};
+    "are you still listening",
+    "still there", "hello hello are you there", "spike are you there", "are you there spike"};
 static const char *const Y_ROBOT[] = {
     "are you a robot", "are you a computer", "are you a machine", "are you a real robot",
-    "are you an ai", "are you artificial", "are you a program", "are you a computer program"};
+    "are you an ai", "are you artificial", "are you a program", "are you a computer program",
+    "am i talking to a robot", "is this a robot", "you are a robot right", "am i talking to a machine", "are you some kind of robot", "is this a computer", "you're a robot", "are you a robot or a computer"};
 static const char *const Y_HUMAN[] = {
     "are you human",
     "are you a person",
@@ -506,7 +511,8 @@ static const char *const Y_HUMAN[] = {
     "are you alive",
     "is this a real person",
     "am i talking to a human",
-    "am i talking to a real person"};
+    "am i talking to a real person",
+    "you are a human right", "is this a human", "am i talking to a person", "is this a real human"};
 
 static const fixed_intent GREET[] = {
     {G_HELLO, COUNT(G_HELLO), "hello! how can i help you?"},
@@ -542,8 +548,8 @@ static const char *const OOD[] = {
     "dim the lights", "book a table for two", "order some flowers", "email my team",
     "what's the tallest building", "who invented the telephone", "how deep is the ocean",
     "translate thank you into french", "call a doctor", "directions to the station",
-    "how is the stock market", "wake me at six tomorrow", "what meetings do i have"
-};
+    "how is the stock market", "wake me at six tomorrow", "what meetings do i have",
+    "turn on the tv", "switch off the fan", "turn on the radio", "switch on the lamp", "what's the news today", "who is the best football player", "how do i get to the mall", "close the curtains", "what is the capital of spain", "order me a coffee", "send a text to my dad", "what's the forecast for today", "play some jazz", "where is the nearest bank", "how much does a car cost", "turn off the tv"};
 
 static const char *const PREFIX[] = {
     "hey ",
@@ -915,9 +921,9 @@ static void make_ood(uint64_t *s, bool held, example *e)
     e->intent = ST_DLG_OOD;
 }
 
-/* Training mix, per cent: arithmetic 26, comparisons 8, time 7, timer 10,
-   counting 11, greetings 8, help 4, yes/no 5, jokes 6, stories 5,
-   out of domain 10. */
+/* Training mix, per cent: arithmetic 24, comparisons 8, time 7, timer 10,
+   counting 11, greetings 10, help 4, yes/no 6, jokes 6, stories 5,
+   out of domain 9. */
 static void make(uint64_t *s, bool held, st_dialogue_intent intent, example *e)
 {
     memset(e, 0, sizeof *e);
@@ -940,7 +946,7 @@ static void make(uint64_t *s, bool held, st_dialogue_intent intent, example *e)
 
 static st_dialogue_intent train_intent(uint64_t *s)
 {
-    static const int pct[ST_DLG_N_INTENTS] = {26, 8, 7, 10, 11, 8, 4, 5, 6, 5, 10};
+    static const int pct[ST_DLG_N_INTENTS] = {24, 8, 7, 10, 11, 10, 4, 6, 6, 5, 9};
     int r = (int)pick(s, 100);
     for (int i = 0; i < ST_DLG_N_INTENTS; i++) {
         if (r < pct[i])

@@ -43,6 +43,12 @@ static bool memcheck(void)
     return getenv("ST_MEMCHECK") != NULL;
 }
 
+/* ST_VERBOSE=1 prints the measured agreement of each gradient check. */
+static bool verbose(void)
+{
+    return getenv("ST_VERBOSE") != NULL;
+}
+
 static uint64_t rng_s = 12345;
 
 static double urand(void)
@@ -495,6 +501,9 @@ static void check_model(model_ctx *k, const char *const *only, double tol)
         double lm = model_loss(k);
         memcpy(p, save, np * sizeof(float));
         double num = (lp - lm) / (2 * h);
+        if (verbose())
+            fprintf(stderr, "\n  directional derivative %.6g, finite difference %.6g (rel %.2e)",
+                    gd, num, fabs(gd - num) / fmax(fabs(num), 1e-12));
         CU_ASSERT(close_to(gd, num, tol, 1e-4));
         if (!close_to(gd, num, tol, 1e-4))
             fprintf(stderr, "\n  directional derivative %.6g, finite difference %.6g\n", gd, num);
@@ -627,6 +636,9 @@ static void compare_grads(const st_lm_model *m, const float *ours, const fixture
         for (size_t i = 0; i < te.count; i++)
             worst = fmax(worst, fabs((double)g[i] - ref[i]));
         CU_ASSERT(worst <= rel * mx + abs_tol);
+        if (verbose())
+            fprintf(stderr, "\n  %s%-30s max |ours - torch| %.2e, largest |torch| %.2e", prefix,
+                    te.name, worst, mx);
         if (worst > rel * mx + abs_tol)
             fprintf(stderr, "\n  %s%s: |ours - torch| %.3g (largest |torch| %.3g)\n", prefix,
                     te.name, worst, mx);
@@ -677,6 +689,8 @@ static void check_fixture(const char *file, bool spiking)
     double l1 = ((const float *)fx_find(&fx, "", "loss1")->data)[0];
     double l2 = ((const float *)fx_find(&fx, "", "loss2")->data)[0];
     CU_ASSERT(close_to(s1.loss, l1, 2e-6, 0));
+    if (verbose())
+        fprintf(stderr, "\n  loss: ours %.9f, torch %.9f", s1.loss, l1);
     compare_grads(m, st_lm_trainer_grad(tr), &fx, "g1/", 2e-4, 1e-6);
     /* the second chunk from the carried state */
     CU_ASSERT_EQUAL(st_lm_trainer_gradient(tr, &c2[0][0], NULL, B, states, &s2), ST_OK);
