@@ -13,7 +13,7 @@ static const st_stage_type *const builtins[] = {
     &st__stage_audio_source, &st__stage_audio_sink, &st__stage_resampler,
     &st__stage_passthrough,  &st__stage_recorder,   &st__stage_replay,
     &st__stage_text_source,  &st__stage_rewrite,    &st__stage_text_sink,
-    &st__stage_synthesizer,
+    &st__stage_synthesizer,  &st__stage_encoder,
 };
 #define N_BUILTINS (sizeof builtins / sizeof builtins[0])
 #define MAX_REGISTERED 64

@@ -1307,6 +1307,96 @@ static void test_synthesizer_speaks_tokens(void)
     st_audio_free(&y);
 }
 
+/* The encoder stage: a 16 kHz file through `encoder` into a recorder gives
+   exactly the events of the front end and encoder run directly on the same
+   samples, each at its own capture sample index. */
+static void test_encoder_stage_matches_library(void)
+{
+    const char *dir = st_test_tmpdir();
+    char wav[512], rec[512], text[2048];
+    snprintf(wav, sizeof wav, "%s/enc.wav", dir);
+    snprintf(rec, sizeof rec, "%s/enc.rec", dir);
+    enum { N = 16000 };
+    static float x[N];
+    uint64_t rs = 7;
+    for (size_t i = 0; i < N; i++) {
+        rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+        double noise = ((double)(rs >> 11) / 9007199254740992.0 - 0.5) * 0.01;
+        double tone = (i > 4000 && i < 9000) ? 0.3 * sin(2 * M_PI * 440 * i / 16000.0) : 0;
+        x[i] = (float)(noise + tone);
+    }
+    CU_ASSERT_EQUAL_FATAL(st_audio_write_wav(wav, x, N, 16000, ST_WAV_FLOAT), ST_OK);
+    snprintf(text, sizeof text,
+             "[stage.mic]\ntype = audio_source\ndevice = file\ninput = %s\nout = spikes\n"
+             "[stage.spikes]\ntype = encoder\nkind = sod\nshed = no\nout = tape\n"
+             "[stage.tape]\ntype = recorder\nfile = %s\n",
+             wav, rec);
+    int rc;
+    st_pipe_config *cfg = st_pipe_config_parse(text, "enc.ini", &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    st_pipe *p = st_pipe_new(cfg, NULL, &rc);
+    st_pipe_config_destroy(&cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(st_pipe_run(p, 20, NULL), ST_OK);
+    st_pipe_destroy(&p);
+
+    /* The library, directly. */
+    st_frontend_params fp = st_frontend_default_params();
+    st_frontend *fe = st_frontend_new(&fp, &rc);
+    st_encoder_params ep = st_encoder_default_params(ST_ENCODER_SOD);
+    st_encoder *enc = st_encoder_new(&ep, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fe);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    size_t maxf = st_frontend_max_frames(fe, N), used, made;
+    float *feat = malloc(maxf * 40 * sizeof *feat);
+    uint64_t *stamp = malloc(maxf * sizeof *stamp);
+    size_t cap = st_encoder_max_events(enc), n_ref = 0;
+    st_aer_event *ev = malloc(cap * sizeof *ev);
+    uint64_t *ref_at = malloc(maxf * cap * sizeof *ref_at);
+    uint32_t *ref_ch = malloc(maxf * cap * sizeof *ref_ch);
+    st_frontend_process(fe, x, N, feat, stamp, maxf, &used, &made);
+    for (size_t f = 0; f < made; f++) {
+        size_t got;
+        st_encoder_encode(enc, feat + f * 40, stamp[f], ev, cap, &got);
+        for (size_t i = 0; i < got; i++, n_ref++) {
+            ref_at[n_ref] = ev[i].sample_index;
+            ref_ch[n_ref] = ev[i].address;
+        }
+    }
+    CU_ASSERT(n_ref > 20); /* the burst's onset and end make events */
+
+    /* The recording: every event at the same instant (to the µs) and channel. */
+    st_rec_reader *r = st_rec_open(rec, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    st_rec_entry e;
+    size_t k = 0, msgs = 0;
+    bool same = true;
+    while (st_rec_read(r, &e) == ST_OK) {
+        if (e.from_bus || e.m.h.type != ST_MSG_SPIKES)
+            continue;
+        msgs++;
+        CU_ASSERT_EQUAL(e.m.spikes.n_channels, 80);
+        for (size_t i = 0; i < e.m.spikes.n_events; i++, k++) {
+            st_wire_spike sp = st_wire_spike_at(&e.m.spikes, i);
+            uint64_t at_us = e.m.h.sample_index * 1000000u / 16000u + sp.t_us;
+            if (k >= n_ref || sp.channel != ref_ch[k] ||
+                at_us / 1000 != ref_at[k] * 1000000u / 16000u / 1000)
+                same = false;
+        }
+    }
+    st_rec_close(&r);
+    CU_ASSERT(msgs >= 90); /* one message a 10 ms frame */
+    CU_ASSERT_EQUAL(k, n_ref);
+    CU_ASSERT(same);
+    free(feat);
+    free(stamp);
+    free(ev);
+    free(ref_at);
+    free(ref_ch);
+    st_encoder_destroy(&enc);
+    st_frontend_destroy(&fe);
+}
+
 static void test_cli_run_stage_replay(void)
 {
     char *out;
@@ -1369,6 +1459,7 @@ CU_TestInfo st_tests_pipeline[] = {
     {"transport_per_edge", test_transport_per_edge},
     {"recording_replays", test_recording_replays},
     {"synthesizer_speaks_tokens", test_synthesizer_speaks_tokens},
+    {"encoder_stage_matches_library", test_encoder_stage_matches_library},
     {"cli_run_stage_replay", test_cli_run_stage_replay},
     CU_TEST_INFO_NULL,
 };
