@@ -1,10 +1,12 @@
 /*  base/base.h - what every layer of spiketalk shares: error codes, the thread's
-    last error message, logging, a real-time guard and the monotonic clock.
+    last error message, logging, a real-time guard, the monotonic clock and a
+    small pool of worker threads for the trainers.
 
     The lowest layer: it depends on libc only, and audio/, snn/, tts/ and
-    pipeline/ all sit on it. Nothing here allocates after first use or blocks,
-    so every function may be called from any thread, including the audio
-    callback (st_rt_* and the clock are meant for it).
+    pipeline/ all sit on it. Nothing here but the worker pool allocates after
+    first use or blocks, so every other function may be called from any
+    thread, including the audio callback (st_rt_* and the clock are meant
+    for it).
 */
 #ifndef ST_BASE_H
 #define ST_BASE_H
@@ -87,6 +89,19 @@ double st_now_s(void);
 /*  Sleeps until the monotonic clock reads `deadline_s`. Not for the audio
     callback. */
 void st_sleep_until_s(double deadline_s);
+
+/*  Worker threads for data-parallel jobs (base/workers.c): st_workers_run()
+    calls fn(ctx, item, worker) for every item in 0..n_items-1, items handed
+    out one at a time to n_threads - 1 workers and the caller (worker ids
+    1..n-1, the caller 0), and returns when all are done. One job at a time,
+    from one thread. n_threads <= 1 (or a NULL pool) runs everything on the
+    caller. A job allocates nothing. For the trainers, not the audio path. */
+typedef void (*st_job_fn)(void *ctx, size_t item, unsigned worker);
+typedef struct st_workers st_workers;
+st_workers *st_workers_new(unsigned n_threads, int *err);
+void st_workers_destroy(st_workers **w_p);
+unsigned st_workers_count(const st_workers *w); /* threads, the caller included */
+void st_workers_run(st_workers *w, st_job_fn fn, void *ctx, size_t n_items);
 
 #ifdef __cplusplus
 }

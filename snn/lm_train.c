@@ -188,117 +188,6 @@ void st_lm_train_init(st_lm_model *model, uint64_t seed)
     st_lm_model_prepare(model);
 }
 
-/* ---- the pool ------------------------------------------------------------------------- */
-
-typedef void (*job_fn)(void *ctx, size_t item, unsigned worker);
-
-typedef struct {
-    pthread_t th[MAX_THREADS];
-    unsigned n;            /* workers besides the caller */
-    unsigned started;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    uint64_t gen;
-    unsigned busy;
-    bool quit;
-    job_fn fn;
-    void *ctx;
-    size_t n_items;
-    atomic_size_t next;
-} pool;
-
-typedef struct {
-    pool *p;
-    unsigned id;
-} worker_arg;
-
-static void drain(pool *p, unsigned id)
-{
-    size_t k;
-    while ((k = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < p->n_items)
-        p->fn(p->ctx, k, id);
-}
-
-static void *worker(void *arg)
-{
-    pool *p = ((worker_arg *)arg)->p;
-    unsigned id = ((worker_arg *)arg)->id;
-    free(arg);
-    uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->quit && p->gen == seen)
-            pthread_cond_wait(&p->work, &p->mu);
-        if (p->quit)
-            break;
-        seen = p->gen;
-        pthread_mutex_unlock(&p->mu);
-        drain(p, id);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0)
-            pthread_cond_signal(&p->done);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-static void pool_stop(pool *p)
-{
-    pthread_mutex_lock(&p->mu);
-    p->quit = true;
-    pthread_cond_broadcast(&p->work);
-    pthread_mutex_unlock(&p->mu);
-    for (unsigned i = 0; i < p->started; i++)
-        pthread_join(p->th[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->work);
-    pthread_cond_destroy(&p->done);
-}
-
-static int pool_start(pool *p, unsigned workers)
-{
-    memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->done, NULL);
-    for (unsigned i = 0; i < workers; i++) {
-        worker_arg *a = malloc(sizeof *a);
-        if (!a)
-            break;
-        *a = (worker_arg){p, i + 1};
-        if (pthread_create(&p->th[i], NULL, worker, a)) {
-            free(a);
-            break;
-        }
-        p->started++;
-    }
-    p->n = p->started;
-    return ST_OK;
-}
-
-static void pool_run(pool *p, job_fn fn, void *ctx, size_t n_items)
-{
-    if (!p->n || n_items <= 1) {
-        for (size_t k = 0; k < n_items; k++)
-            fn(ctx, k, 0);
-        return;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_items = n_items;
-    atomic_store(&p->next, 0);
-    p->busy = p->n;
-    p->gen++;
-    pthread_cond_broadcast(&p->work);
-    pthread_mutex_unlock(&p->mu);
-    drain(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-}
-
 /* ---- the trainer ------------------------------------------------------------------------ */
 
 struct st_lm_trainer {
@@ -309,8 +198,7 @@ struct st_lm_trainer {
     size_t n_params, state_len;
     unsigned n_threads;
     lmt_ws *ws[MAX_THREADS];
-    pool pool;
-    bool pool_on;
+    st_workers *pool;
     float *grad, *m1, *m2;
     uint8_t *decay_mask; /* weight decay applies */
     uint64_t steps;
@@ -353,8 +241,7 @@ void st_lm_trainer_destroy(st_lm_trainer **self_p)
     if (!self_p || !*self_p)
         return;
     st_lm_trainer *t = *self_p;
-    if (t->pool_on)
-        pool_stop(&t->pool);
+    st_workers_destroy(&t->pool);
     for (unsigned i = 0; i < MAX_THREADS; i++)
         lmt_ws_destroy(&t->ws[i]);
     free(t->wt);
@@ -451,11 +338,8 @@ st_lm_trainer *st_lm_trainer_new(st_lm_model *model, const st_lm_train_params *p
                                  .smooth = p->smooth_forward,
                                  .detach = p->detach_reset},
                        .T = p->seq_len};
-    if (pool_start(&t->pool, t->n_threads - 1) != ST_OK)
+    if (!(t->pool = st_workers_new(t->n_threads, &e)))
         goto fail;
-    t->pool_on = true;
-    if (t->pool.n + 1 < t->n_threads)
-        t->n_threads = t->pool.n + 1;
     return t;
 fail:
     if (e == ST_ERR_NOMEM)
@@ -555,8 +439,8 @@ int st_lm_trainer_gradient(st_lm_trainer *self, const int32_t *tokens, const uin
     double ntok = (double)counted;
     self->g_scale = (float)(1.0 / ntok);
     self->g_l2 = (float)(self->p.logit_l2 / ntok);
-    pool_run(&self->pool, row_job, self, n_seq);
-    pool_run(&self->pool, reduce_job, self, (self->n_params + SLICE - 1) / SLICE);
+    st_workers_run(self->pool, row_job, self, n_seq);
+    st_workers_run(self->pool, reduce_job, self, (self->n_params + SLICE - 1) / SLICE);
     if (out) {
         double loss = 0;
         size_t spikes = 0;
@@ -629,7 +513,7 @@ int st_lm_trainer_apply(st_lm_trainer *self, double lr, st_lm_train_stats *out)
                   .bc1 = (float)(1.0 - pow(self->p.beta1, (double)self->steps)),
                   .bc2_sqrt = (float)sqrt(1.0 - pow(self->p.beta2, (double)self->steps)),
                   .wd = self->p.weight_decay};
-    pool_run(&self->pool, adam_job, &a, (self->n_params + SLICE - 1) / SLICE);
+    st_workers_run(self->pool, adam_job, &a, (self->n_params + SLICE - 1) / SLICE);
     int e = st_lm_model_prepare(self->m);
     if (out) {
         out->grad_norm = norm;

@@ -492,132 +492,6 @@ tr_coef tr_layer_coef(const st_train_model *m, const tr_layer *L)
     };
 }
 
-/* ---- the worker pool -------------------------------------------------------------------
-
-   n - 1 workers sleeping on a condition variable; a job is a function over
-   items 0..n_items-1 handed out through an atomic counter, the caller
-   working too. Workers are numbered 1..n-1, the caller 0: each has its own
-   workspace. */
-
-typedef void (*tr_job_fn)(void *ctx, size_t item, unsigned worker);
-
-typedef struct {
-    pthread_t *threads;
-    unsigned n_workers, started;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
-    uint64_t generation;
-    unsigned busy;
-    bool quit;
-    tr_job_fn fn;
-    void *ctx;
-    size_t n_items;
-    atomic_size_t next;
-} tr_pool;
-
-typedef struct {
-    tr_pool *pool;
-    unsigned id;
-} tr_worker_arg;
-
-static void pool_drain(tr_pool *p, unsigned id)
-{
-    size_t k;
-    while ((k = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < p->n_items)
-        p->fn(p->ctx, k, id);
-}
-
-static void *pool_worker(void *arg)
-{
-    tr_worker_arg *wa = arg;
-    tr_pool *p = wa->pool;
-    const unsigned id = wa->id;
-    free(wa);
-    uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->quit && p->generation == seen)
-            pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->quit)
-            break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
-        pool_drain(p, id);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0)
-            pthread_cond_signal(&p->done_cv);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-static void pool_stop(tr_pool *p)
-{
-    pthread_mutex_lock(&p->mu);
-    p->quit = true;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
-    for (unsigned t = 0; t < p->started; t++)
-        pthread_join(p->threads[t], NULL);
-    pthread_cond_destroy(&p->work_cv);
-    pthread_cond_destroy(&p->done_cv);
-    pthread_mutex_destroy(&p->mu);
-    free(p->threads);
-    p->threads = NULL;
-}
-
-static int pool_start(tr_pool *p, unsigned n_threads)
-{
-    memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work_cv, NULL);
-    pthread_cond_init(&p->done_cv, NULL);
-    atomic_init(&p->next, 0);
-    p->n_workers = n_threads - 1;
-    if (!p->n_workers)
-        return ST_OK;
-    p->threads = calloc(p->n_workers, sizeof *p->threads);
-    if (!p->threads)
-        return st_error(ST_ERR_NOMEM, "out of memory for the trainer's threads");
-    for (unsigned t = 0; t < p->n_workers; t++) {
-        tr_worker_arg *wa = malloc(sizeof *wa);
-        if (wa) {
-            wa->pool = p;
-            wa->id = t + 1;
-        }
-        if (!wa || pthread_create(&p->threads[t], NULL, pool_worker, wa) != 0) {
-            free(wa);
-            return st_error(ST_ERR_NOMEM, "cannot start worker thread %u of %u", t + 1,
-                            p->n_workers);
-        }
-        p->started++;
-    }
-    return ST_OK;
-}
-
-static void pool_run(tr_pool *p, tr_job_fn fn, void *ctx, size_t n_items)
-{
-    if (p->n_workers == 0 || n_items < 2) {
-        for (size_t k = 0; k < n_items; k++)
-            fn(ctx, k, 0);
-        return;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_items = n_items;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    p->busy = p->n_workers;
-    p->generation++;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
-    pool_drain(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy)
-        pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-}
-
 /* ---- the trainer ------------------------------------------------------------------------ */
 
 /* One worker's buffers for a chunk of R samples over T steps. The state
@@ -662,8 +536,7 @@ struct st_train {
     tr_chunk_out *cout;
     size_t n_cout;
     tr_ws *ws;
-    tr_pool pool;
-    bool pool_up;
+    st_workers *pool;
     uint64_t steps;
     uint32_t epochs;
     size_t *perm;
@@ -880,11 +753,8 @@ st_train *st_train_new(st_train_model *model, const st_train_params *p, int *err
     tr->ws = calloc(tr->n_threads, sizeof *tr->ws);
     if (!tr->grad || !tr->mom1 || !tr->mom2 || !tr->wt || !tr->ws)
         goto nomem;
-    if ((rc = pool_start(&tr->pool, tr->n_threads)) != ST_OK) {
-        tr->pool_up = true;
+    if (!(tr->pool = st_workers_new(tr->n_threads, &rc)))
         goto fail;
-    }
-    tr->pool_up = true;
     if (err)
         *err = ST_OK;
     return tr;
@@ -902,8 +772,7 @@ void st_train_destroy(st_train **self_p)
     if (!self_p || !*self_p)
         return;
     st_train *tr = *self_p;
-    if (tr->pool_up)
-        pool_stop(&tr->pool);
+    st_workers_destroy(&tr->pool);
     if (tr->ws)
         for (unsigned t = 0; t < tr->n_threads; t++)
             ws_free(&tr->ws[t], tr->m->n_layers);
@@ -1431,7 +1300,7 @@ static int run_job(st_train *tr, const st_train_data *d, const size_t *idx, size
     tr->job_n = n;
     tr->job_backward = backward;
     tr->job_scale = 1.0f / (float)n;
-    pool_run(&tr->pool, run_chunk, tr, n_chunks);
+    st_workers_run(tr->pool, run_chunk, tr, n_chunks);
     for (size_t c = 0; c < n_chunks; c++)
         if (tr->cout[c].rc != ST_OK)
             return tr->cout[c].rc;
