@@ -90,6 +90,14 @@ $(TEST_BIN): $(TEST_OBJ) $(STATIC_LIB)
 
 test: all $(TEST_BIN) $(BUILD)/asr-tool
 	$(Q)ST_CLI=$(CLI_BIN) ST_BUILD=$(BUILD) ST_LINK="$(LDFLAGS_ALL) $(LIBS)" $(TEST_BIN) $(SUITE)
+	$(Q)$(if $(SUITE)$(SANITIZER),,$(MAKE) --no-print-directory test-python)
+
+# The Python bindings' pytest files (bindings/python/README.md) against this
+# build; `make test` runs them after the suites (not with SUITE= or a sanitizer).
+.PHONY: test-python
+test-python: all
+	$(Q)PYTHONDONTWRITEBYTECODE=1 SPIKETALK_LIB=$(abspath $(SHARED_LIB)) ST_CLI=$(abspath $(CLI_BIN)) \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider bindings/python/tests
 
 demo: all
 	$(Q)$(CLI_BIN) demo
