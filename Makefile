@@ -39,7 +39,7 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPTIMIZATION) $(WARN) \
               $(if $(WERROR),-Werror) -MMD -MP -I. -I/usr/include/hdf5/serial $(CFLAGS)
 LIBS := -lportaudio -lsamplerate -lsndfile -lasound -ljack \
         -lespeak-ng -lflite_cmu_us_kal16 -lflite_cmu_us_kal -lflite_cmu_us_awb -lflite_cmu_us_rms \
-        -lflite_cmu_us_slt -lflite_usenglish -lflite_cmulex -lflite -lzmq -linih -lhdf5_serial -lfftw3f -lpthread -lm
+        -lflite_cmu_us_slt -lflite_usenglish -lflite_cmulex -lflite -lzmq -linih -lspeexdsp -lhdf5_serial -lfftw3f -lpthread -lm
 LDFLAGS_ALL := -pthread $(LDFLAGS)
 
 ifeq ($(SANITIZER),address)
@@ -102,6 +102,11 @@ test-python: all
 demo: all
 	$(Q)$(CLI_BIN) demo
 
+# The standard scenario set (docs/SCENARIOS.md): text files, regenerated.
+.PHONY: scenarios
+scenarios:
+	$(Q)/usr/bin/python3 scenarios/make_standard.py --data $(DATA_DIR)
+
 bench: all
 ifneq ($(ST_NO_DEPS),1)
 	$(Q)tools/deps bench
@@ -121,7 +126,8 @@ $(ASR_TOOL): tools/asr_tool.c $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c $(STATIC_LIB) $(LDFLAGS_ALL) $(LIBS)
 
 asr-data: all $(ASR_TOOL)
-	$(Q)mkdir -p $(ASR_DIR) && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug 1 --seed 2
+	$(Q)mkdir -p $(ASR_DIR) && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug 1 --seed 2 \
+	    --requests 100 --per-config 12
 
 train-asr: asr-data
 	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out models/asr.stm --epochs $(ASR_EPOCHS) --loss ce_mean --lr 3e-3 \
@@ -129,7 +135,8 @@ train-asr: asr-data
 
 # A few steps on a few synthetic words: proves the recipe runs (tests/test_asr.c).
 train-asr-smoke: all $(ASR_TOOL)
-	$(Q)mkdir -p $(BUILD)/asr-smoke && $(ASR_TOOL) data --data-dir /nonexistent --out $(BUILD)/asr-smoke --configs 1 --aug 1 && \
+	$(Q)mkdir -p $(BUILD)/asr-smoke && $(ASR_TOOL) data --data-dir /nonexistent --out $(BUILD)/asr-smoke --configs 1 --aug 1 \
+	    --requests 1 --per-config 2 && \
 	    $(ASR_TOOL) train --dir $(BUILD)/asr-smoke --out $(BUILD)/asr-smoke/asr.stm --max-steps 5 --hidden 32 --threads 1
 
 
@@ -140,13 +147,48 @@ VALGRIND := valgrind --quiet --error-exitcode=1 --leak-check=full \
 memcheck: all $(TEST_BIN) $(BUILD)/asr-tool
 	$(Q)ST_MEMCHECK=1 ST_CLI=$(CLI_BIN) ST_BUILD=$(BUILD) ST_LINK="$(LDFLAGS_ALL) $(LIBS)" $(VALGRIND) $(TEST_BIN) $(SUITE)
 
+# libFuzzer targets (fuzz/README.md): the library rebuilt with clang-14 under
+# ASan and UBSan in build-fuzz/, one binary per fuzz/fuzz_NAME.c.
+#   make fuzz              every target for FUZZ_SECONDS (60) each
+#   make fuzz-smoke        every target for 10 s (CI, after make test)
+#   make fuzz FUZZ=wire    one target
+FUZZ_CC ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build-fuzz
+FUZZ_ALL := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ ?= $(FUZZ_ALL)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC -pthread $(WARN) -MMD -MP -I. \
+               -I/usr/include/hdf5/serial $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_LIB := $(FUZZ_BUILD)/libspiketalk.a
+FUZZ_BINS := $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-corpus
+.SECONDARY: $(FUZZ_ALL:%=$(FUZZ_BUILD)/obj/fuzz/fuzz_%.o)
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(call say,LD,$@)$(FUZZ_CC) -o $@ $< $(FUZZ_LIB) -pthread $(FUZZ_SAN) -fsanitize=fuzzer $(LIBS)
+fuzz-build: deps $(FUZZ_BINS)
+fuzz: fuzz-build
+	$(Q)fuzz/run $(FUZZ_SECONDS) $(FUZZ)
+fuzz-smoke: fuzz-build
+	$(Q)fuzz/run 10 $(FUZZ)
+# Regenerates the seed corpora in fuzz/corpus/ with the library's own writers.
+fuzz-corpus: all
+	$(Q)$(CC) $(CFLAGS_ALL) -o $(BUILD)/fuzz-corpus fuzz/corpus.c $(STATIC_LIB) $(LDFLAGS_ALL) $(LIBS)
+	$(Q)$(BUILD)/fuzz-corpus fuzz/corpus
+
 clean:
-	rm -rf build build-address build-undefined
+	rm -rf build build-address build-undefined build-fuzz
 
 help:
 	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(wildcard $(FUZZ_BUILD)/obj/*/*.d)
 
 # ---- the language model's training (docs/LM.md "Training", "Dialogue and tools") --------
 #   make train-lm         the tinyshakespeare figure: SpikeGPT and its dense twin, at most

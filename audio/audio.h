@@ -620,6 +620,289 @@ int st_mixture_write(const st_mixture *m, const char *wav_path, const char *tsv_
 
 void st_mixture_free(st_mixture *m);
 
+/* ======================================================================== */
+/*  Echo: the agent hears itself (audio/echo.c). An echo canceller over      */
+/*  speexdsp, and a room simulator that puts the played voice into a mic.    */
+/* ======================================================================== */
+
+/*  Timing contract. Call st_echo_process() once per frame with the captured
+    frame (capture indices c .. c+frame) and the frame the speaker was sent at
+    the same play indices (p = c .. c+frame: what the application wrote to the
+    playback ring for that block, silence when nothing). A sample played at
+    play index p comes back in the capture at index p + delay_samples, where
+    delay_samples is the device's playback->capture delay: the round trip
+    `spiketalk loopback` measures from the stamps (st_loopback_report), or 0
+    on the virtual devices. The canceller delays the reference by that much,
+    so its adaptive filter (filter_ms long) only models the room: the path
+    from the loudspeaker to the microphone, direct sound plus reflections.
+
+    Flushes: after a barge-in flush of the speaker, do nothing; the reference
+    is what was actually played, silence included, and the room is the same.
+    Call st_echo_reset() when the stream restarts (device stopped and started
+    again, or a new delay): it forgets the filter and the delay line. */
+typedef struct {
+    int sample_rate_hz;          /* 8000 .. 48000; ST_PIPELINE_RATE_HZ in the pipeline */
+    int frame_samples;           /* samples per st_echo_process() call, 2.5 .. 40 ms
+                                    (default 160: 10 ms at 16 kHz) */
+    double filter_ms;            /* room tail the adaptive filter models, 10 .. 1000 ms
+                                    (default 200; a third to a half of the room's RT60
+                                    past the direct path is what speex suggests) */
+    int delay_samples;           /* playback->capture delay of the device, samples */
+    int max_delay_samples;       /* capacity of the delay line (st_echo_set_delay()
+                                    stays below it without allocating); default 1 s */
+    bool suppress_residual;      /* speex's preprocessor removes what the linear
+                                    filter left (non-linear, per band); default on */
+    int echo_suppress_db;        /* residual attenuation, echo only (default -40) */
+    int echo_suppress_active_db; /* ... while the near end talks (default -15) */
+    bool denoise;                /* also suppress stationary noise (default off:
+                                    the recognizer's front end sees the raw noise
+                                    it was trained on) */
+} st_echo_params;
+
+/*  16 kHz, 10 ms frames, 200 ms filter, no delay, 1 s delay line, residual
+    suppression on (-40 dB / -15 dB), no denoising. */
+st_echo_params st_echo_default_params(void);
+
+typedef struct st_echo st_echo;
+
+/*  Owned by the caller. Allocates everything the canceller will use.
+    Errors (NULL, *err): ST_ERR_INVALID naming the parameter, ST_ERR_NOMEM. */
+st_echo *st_echo_new(const st_echo_params *p, int *err);
+void st_echo_destroy(st_echo **e_p);
+
+/*  One frame: mic (frame_samples), played (the reference, frame_samples, or
+    NULL for silence), out (frame_samples; may be mic). Samples in [-1, 1]
+    (clipped to 16 bits for speex). No allocation, no lock, no I/O: safe on
+    the audio thread. Always ST_OK. */
+int st_echo_process(st_echo *e, const float *mic, const float *played, float *out);
+
+/*  Forgets the filter, the delay line and the statistics. Allocates nothing. */
+void st_echo_reset(st_echo *e);
+
+/*  Changes the device delay (then resets). ST_ERR_INVALID beyond
+    max_delay_samples or below 0. */
+int st_echo_set_delay(st_echo *e, int delay_samples);
+
+typedef struct {
+    uint64_t frames;             /* frames processed since the last reset */
+    double mic_energy;           /* sum of squares of mic samples */
+    double out_energy;           /* ... of output samples */
+    double ref_energy;           /* ... of (delayed) reference samples */
+} st_echo_stats;
+void st_echo_get_stats(const st_echo *e, st_echo_stats *s);
+const st_echo_params *st_echo_params_of(const st_echo *e);
+
+/*  A synthetic room: the impulse response from the loudspeaker to the
+    microphone, a direct path after `delay_ms` and exponentially decaying
+    reflections (about one per millisecond at random times and signs, their
+    envelope falling 60 dB in rt60_ms), truncated where it is 60 dB down. */
+typedef struct {
+    int sample_rate_hz;          /* default ST_PIPELINE_RATE_HZ */
+    double delay_ms;             /* loudspeaker -> mic direct path, 0 .. 500 (default 10) */
+    double direct_gain;          /* gain of the direct path, 0 .. 4 (default 0.5) */
+    double rt60_ms;              /* reverberation time, 0 .. 2000 (default 300; 0: direct only) */
+    double reflection_gain;      /* first reflections' gain relative to the direct
+                                    path (default 0.5) */
+    uint32_t seed;               /* the reflections' positions and signs */
+} st_room_params;
+st_room_params st_room_default_params(void);
+
+typedef struct st_room st_room;
+
+/*  Owned by the caller. Errors: ST_ERR_INVALID naming the parameter, ST_ERR_NOMEM. */
+st_room *st_room_new(const st_room_params *p, int *err);
+void st_room_destroy(st_room **r_p);
+
+/*  Streaming: feeds n played samples and ADDS their echo to mic[0..n) (the
+    microphone signal of the same sample indices). No allocation. */
+void st_room_process(st_room *r, const float *played, float *mic, size_t n);
+
+/*  Back to a silent room (history zeroed). */
+void st_room_reset(st_room *r);
+
+/*  The impulse response (borrowed, *len taps: delay + RT60 + 1). */
+const float *st_room_impulse(const st_room *r, size_t *len);
+
+/* ======================================================================== */
+/*  Scenarios (audio/scenario.c): scripted conversations for the agent's     */
+/*  tests and the latency benchmark. File format: docs/SCENARIOS.md.         */
+/* ======================================================================== */
+
+#define ST_SCENARIO_NAME 64
+#define ST_SCENARIO_TEXT 512
+#define ST_SCENARIO_MAX_PARTS 8
+
+typedef enum {
+    ST_TURN_COMMAND = 0,         /* a short command: "what time is it" */
+    ST_TURN_ARITHMETIC,          /* "what is three plus four" */
+    ST_TURN_REQUEST,             /* a longer request, often with a pause inside */
+    ST_TURN_INTERRUPTION,        /* starts while the agent answers: must stop it */
+    ST_TURN_BACKCHANNEL,         /* "mm-hm" while the agent answers: must not stop it */
+    ST_TURN_ECHO_ONLY,           /* asks for a long answer, then the user stays quiet:
+                                    the answer's echo alone must not interrupt */
+    ST_TURN_NOISE,               /* a noise burst (cough, door) while the agent talks */
+    ST_TURN_N_KINDS
+} st_turn_kind;
+
+/*  "command", "arithmetic", ...; from_name: ST_ERR_NOT_FOUND when unknown. */
+const char *st_turn_kind_name(st_turn_kind k);
+int st_turn_kind_from_name(const char *name, st_turn_kind *out);
+
+/*  When a turn's speech starts: an absolute time, or an offset from an
+    event of an earlier turn (ref), known only once the conversation runs. */
+typedef enum {
+    ST_AT_ABSOLUTE = 0,          /* offset_s from the start of the conversation */
+    ST_AT_USER_END,              /* offset_s after the end of turn ref's speech */
+    ST_AT_AGENT_START,           /* ... after the agent's first sample answering ref */
+    ST_AT_AGENT_END              /* ... after the agent's last sample answering ref */
+} st_anchor_kind;
+
+typedef struct {
+    st_anchor_kind kind;
+    int ref;                     /* index of an earlier turn (not for ABSOLUTE) */
+    double offset_s;             /* may be negative for USER_END/AGENT_*; >= 0 absolute */
+} st_scenario_anchor;
+
+typedef struct {
+    char name[ST_SCENARIO_NAME]; /* from [turn NAME] */
+    int line;                    /* line of its [turn] header */
+    st_turn_kind kind;
+    char text[ST_SCENARIO_TEXT]; /* to synthesize; '|' marks a pause of pause_s */
+    char files[ST_SCENARIO_TEXT];/* or: audio files, space-separated, joined with
+                                    file_gap_s ('|' = a pause of pause_s); relative
+                                    to the scenario's folder, "shared:" = data_dir */
+    char fallback_text[ST_SCENARIO_TEXT]; /* spoken instead when a file is missing */
+    char engine[16];             /* "espeak" or "flite" (default espeak) */
+    char voice[64];              /* the engine's voice ("" = the engine's default) */
+    int rate_wpm;                /* 0 = the engine's default */
+    double level_db;             /* speech RMS, dBFS (default -20) */
+    double pause_s;              /* each '|' pause, s (default 0.8) */
+    double file_gap_s;           /* silence between files, s (default 0.15) */
+    double duration_s;           /* noise turns: length of the burst (default 0.3) */
+    st_scenario_anchor at;       /* when its speech starts */
+    int at_line;                 /* line of its `at` key (0: the default anchor) */
+    char intent[32];             /* what the agent should understand ("time", "arith",
+                                    "timer", "story", "joke", "stop", "none", ...) */
+    char expect[128];            /* words the answer must contain, '|' between
+                                    alternatives ("" = not checked) */
+    bool interrupts;             /* it should stop the agent (default: kind ==
+                                    interruption) */
+} st_scenario_turn;
+
+typedef struct {
+    char path[512];              /* the file it came from ("<string>" for parse) */
+    char name[ST_SCENARIO_NAME];
+    char description[ST_SCENARIO_TEXT];
+    uint32_t seed;               /* noise generation */
+    double tail_s;               /* silence after the last event (default 3) */
+    char noise[256];             /* "none", "white", "pink", "brown", or a file
+                                    (looped; "shared:" = data_dir) */
+    char noise_fallback[16];     /* generated kind used when the file is missing */
+    double noise_db;             /* background RMS, dBFS (default -50) */
+    bool room;                   /* the agent's voice echoes into the mic */
+    st_room_params room_params;  /* room_delay_ms, room_rt60_ms, room_gain */
+    char agent_engine[16];       /* the agent's voice, so that tests can check the
+                                    users' voices differ (default espeak en-us) */
+    char agent_voice[64];
+    st_scenario_turn *turns;     /* owned */
+    size_t n_turns;
+} st_scenario;
+
+/*  Reads and checks a scenario file. Errors: ST_ERR_NOT_FOUND / ST_ERR_IO
+    (the file), ST_ERR_FORMAT with "PATH:LINE: what was wrong" in st_errmsg()
+    (syntax, unknown section or key, a value out of range, an anchor naming a
+    turn that does not come before it), ST_ERR_NOMEM. On error `out` is empty. */
+int st_scenario_load(const char *path, st_scenario *out);
+
+/*  The same on text in memory; `origin` names it in messages. */
+int st_scenario_parse(const char *text, const char *origin, st_scenario *out);
+void st_scenario_free(st_scenario *sc);
+
+/*  Rendering: one turn's audio at 16 kHz with the true time of every word. */
+typedef struct {
+    uint64_t start, end;         /* samples (end exclusive) */
+    char text[48];
+} st_scenario_word;
+
+typedef struct {
+    float *samples;              /* owned (malloc) */
+    size_t frames;
+    st_scenario_word *words;     /* owned (malloc), in time order */
+    size_t n_words;
+} st_scenario_clip;
+void st_scenario_clip_free(st_scenario_clip *c);
+
+/*  The synthesizer, supplied by the caller (audio/ does not know tts/; the
+    adapter over st_tts_synthesize is a dozen lines, see tests/test_scenario.c):
+    text at 16 kHz with word times; fills `out` (malloc'd, the renderer frees
+    it) and returns ST_OK or a negative st_err with st_error()'s message. */
+typedef int (*st_scenario_synth_fn)(void *user_data, const char *engine, const char *voice,
+                                    int rate_wpm, const char *text, st_scenario_clip *out);
+
+typedef struct {
+    st_scenario_synth_fn synth;  /* required for text turns */
+    void *synth_data;
+    const char *data_dir;        /* for "shared:" paths; NULL = "../shared/data" */
+    double agent_latency_s;      /* st_scenario_render only: assumed end of user speech
+                                    -> agent's first sample (default 0.5) */
+    double answer_s;             /* assumed length of an answer (default 2) */
+    double long_answer_s;        /* ... of a story or joke (intent), default 12 */
+} st_scenario_render_params;
+st_scenario_render_params st_scenario_render_default_params(void);
+
+/*  What happened in one turn, in samples of the rendering (or of the clip). */
+typedef struct {
+    size_t turn;                 /* index in sc->turns */
+    uint64_t at;                 /* where its speech starts (the anchor, resolved) */
+    uint64_t start, end;         /* true speech start / end (first word's start,
+                                    last word's end) */
+    uint64_t part_start[ST_SCENARIO_MAX_PARTS], part_end[ST_SCENARIO_MAX_PARTS];
+    int n_parts;                 /* stretches of speech between '|' pauses */
+    uint64_t agent_start, agent_end; /* st_scenario_render: the assumed answer */
+    bool from_files;             /* human recordings (else synthesized) */
+    bool fallback;               /* a file was missing: fallback_text was spoken */
+} st_scenario_truth;
+
+/*  Turn i alone: its clip (speech from sample 0, the words' times within it)
+    and truth relative to the clip (at = start). For drivers that place turns
+    at times known only while the conversation runs. Allocates. Errors: those
+    of the synthesizer and of st_audio_read (naming the file and the
+    scenario's line), ST_ERR_NOT_FOUND when a file is missing and there is no
+    fallback_text. */
+int st_scenario_render_turn(const st_scenario *sc, size_t i, const st_scenario_render_params *p,
+                            st_scenario_clip *clip, st_scenario_truth *truth);
+
+/*  Where turn i's speech starts, in samples, given what is known of earlier
+    turns (arrays of n_turns sample indices, -1 = not yet known): user_end[j],
+    agent_start[j], agent_end[j]. Returns -1 while its anchor is unknown. */
+int64_t st_scenario_turn_at(const st_scenario *sc, size_t i, const int64_t *user_end,
+                            const int64_t *agent_start, const int64_t *agent_end);
+
+/*  The whole user side with an assumed agent (agent_latency_s, answer_s):
+    every turn placed at its anchor, plus the background noise. No agent
+    voice or echo in it (the room adds those while the agent runs). */
+typedef struct {
+    float *samples;              /* owned, 16 kHz mono */
+    size_t frames;
+    st_scenario_truth *turns;    /* owned, one per turn, in order */
+    size_t n_turns;
+    st_scenario_word *words;     /* owned, every word of every turn, mix positions */
+    size_t n_words;
+    bool noise_fallback;         /* the noise file was missing: generated noise used */
+} st_scenario_rendering;
+int st_scenario_render(const st_scenario *sc, const st_scenario_render_params *p,
+                       st_scenario_rendering *out);
+void st_scenario_rendering_free(st_scenario_rendering *r);
+
+/*  Adds the scenario's background noise for samples [from, from + n) to
+    out: deterministic (the same samples for the same indices on every call,
+    in any block sizes). `noise` is loaded once by st_scenario_noise_new. */
+typedef struct st_scenario_noise st_scenario_noise;
+st_scenario_noise *st_scenario_noise_new(const st_scenario *sc, const char *data_dir,
+                                         bool *fell_back, int *err);
+void st_scenario_noise_add(st_scenario_noise *nz, uint64_t from, float *out, size_t n);
+void st_scenario_noise_destroy(st_scenario_noise **nz_p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -329,12 +329,46 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Speech is where the power in 5 ms windows (centred, every 1 ms) is within
-   below_db of the loudest 20 ms window. Returns false for a clip whose own
-   noise is not clearly under that threshold: the 20 ms windows wholly
-   outside the speech (when there are 10 or more) must have their 90th
-   percentile 10 dB under it, so a click or a hum that crosses it does not
-   pass for the word. */
+/* The speech band for the truth and the SNR: a 4th-order Butterworth
+   high-pass at 100 Hz (two biquads), so that a clip's rumble, hum or DC
+   (some Speech Commands clips carry handling noise 10 dB over the word,
+   under 100 Hz) neither places the truth nor counts as speech power.
+   y[i] = x[i] filtered from rest; y may be x. */
+static void speech_band(const float *x, size_t n, float *y)
+{
+    static const double q[2] = {0.54119610, 1.30656296};
+    const double w = tan(M_PI * 100.0 / RATE);
+    for (int s = 0; s < 2; s++) {
+        double k = 1 / (1 + w / q[s] + w * w);
+        double b0 = k, b1 = -2 * k, b2 = k, a1 = 2 * (w * w - 1) * k,
+               a2 = (1 - w / q[s] + w * w) * k;
+        double z1 = 0, z2 = 0;
+        const float *in = s == 0 ? x : y;
+        for (size_t i = 0; i < n; i++) {
+            double v = in[i], o = b0 * v + z1;
+            z1 = b1 * v - a1 * o + z2;
+            z2 = b2 * v - a2 * o;
+            y[i] = (float)o;
+        }
+    }
+}
+
+#define TRUTH_BRIDGE_MS 20   /* gaps this short join windows into one burst */
+#define TRUTH_BURST_MS 30    /* a burst this long (first to last window) is speech */
+#define TRUTH_ATTACH_MS 150  /* a shorter burst counts only this close to speech */
+
+/* Speech is where the speech band's power in 5 ms windows (centred, every
+   1 ms) is within below_db of its loudest 20 ms window, in bursts: windows
+   over the threshold with gaps under 20 ms between them. A burst spanning
+   30 ms or more is speech; a shorter one (a click, a lip smack, a plosive's
+   release) counts only within 150 ms of speech, so an isolated click half a
+   second before the word does not place its onset. Returns false for a clip
+   without such a burst, or whose own noise is not clearly under the
+   threshold: the 20 ms windows wholly outside the speech (when there are 10
+   or more) must have their 90th percentile 10 dB under it, so a hum that
+   crosses it does not pass for the word; and so must the windows before the
+   onset, of which there must be 25 ms (a clip that starts in speech or in
+   its own loud noise has no onset to place). */
 static bool find_truth(const float *x, size_t n, double below_db, truth *t)
 {
     const size_t w20 = RATE / 50, w5 = RATE / 200, step = RATE / 1000;
@@ -342,30 +376,78 @@ static bool find_truth(const float *x, size_t n, double below_db, truth *t)
         return false;
     double *cum = malloc((n + 1) * sizeof *cum);
     double *outside = malloc((n / step + 1) * sizeof *outside);
-    if (!cum || !outside) {
+    float *y = malloc(n * sizeof *y);
+    if (!cum || !outside || !y) {
         free(cum);
         free(outside);
+        free(y);
         return false;
     }
+    speech_band(x, n, y);
     cum[0] = 0;
     for (size_t i = 0; i < n; i++)
-        cum[i + 1] = cum[i] + (double)x[i] * x[i];
+        cum[i + 1] = cum[i] + (double)y[i] * y[i];
     double peak = 0;
     for (size_t s = 0; s + w20 <= n; s += step) {
         double p = (cum[s + w20] - cum[s]) / w20;
         peak = p > peak ? p : peak;
     }
     double thr = peak * pow(10.0, -below_db / 10.0);
-    size_t on = n, off = 0;
-    for (size_t s = 0; peak > 0 && s + w5 <= n; s += step) {
-        double p = (cum[s + w5] - cum[s]) / w5;
-        if (p > thr) {
-            if (on == n)
-                on = s + w5 / 2;
-            off = s + w5 / 2 + 1;
+    /* bursts: [b_on, b_off) in window positions (ms); the first and last
+       speech bursts, and the short ones attached to them */
+    const size_t bridge = TRUTH_BRIDGE_MS, longb = TRUTH_BURST_MS, attach = TRUTH_ATTACH_MS;
+    size_t nb = 0, cap = 64;
+    size_t(*b)[2] = malloc(cap * sizeof *b);
+    bool ok = b != NULL;
+    for (size_t s = 0, pos = 0; ok && peak > 0 && s + w5 <= n; s += step, pos++) {
+        if ((cum[s + w5] - cum[s]) / w5 <= thr)
+            continue;
+        if (nb && pos - b[nb - 1][1] < bridge) {
+            b[nb - 1][1] = pos + 1;
+            continue;
         }
+        if (nb == cap) {
+            size_t(*g)[2] = realloc(b, 2 * cap * sizeof *b);
+            if (!g) {
+                ok = false;
+                break;
+            }
+            b = g;
+            cap *= 2;
+        }
+        b[nb][0] = pos;
+        b[nb][1] = pos + 1;
+        nb++;
     }
-    bool ok = on < off;
+    size_t first = nb, last = nb;
+    for (size_t k = 0; ok && k < nb; k++)
+        if (b[k][1] - b[k][0] >= longb) {
+            if (first == nb)
+                first = k;
+            last = k;
+        }
+    ok = ok && first < nb;
+    size_t on = 0, off = 0;
+    if (ok) {
+        size_t bo = b[first][0], bf = b[last][1];
+        for (size_t k = first; k-- > 0 && b[k][1] + attach >= bo;)
+            bo = b[k][0];
+        for (size_t k = last + 1; k < nb && b[k][0] <= bf + attach; k++)
+            bf = b[k][1];
+        on = bo * step + w5 / 2;
+        off = (bf - 1) * step + w5 / 2 + 1;
+        ok = on < off && off <= n;
+    }
+    free(b);
+    /* what comes before the onset places it: 25 ms or more of it, clean */
+    ok = ok && on >= w20 + w5;
+    if (ok) {
+        size_t no = 0;
+        for (size_t s = 0; s + w20 <= on; s += step)
+            outside[no++] = (cum[s + w20] - cum[s]) / w20;
+        qsort(outside, no, sizeof *outside, cmp_double);
+        ok = no > 0 && outside[(no * 9) / 10] <= thr * 0.1;
+    }
     if (ok) {
         size_t no = 0;
         for (size_t s = 0; s + w20 <= n; s += step)
@@ -383,6 +465,7 @@ static bool find_truth(const float *x, size_t n, double below_db, truth *t)
     }
     free(cum);
     free(outside);
+    free(y);
     return ok;
 }
 
@@ -852,10 +935,20 @@ int st_mix_speech(const st_mix_params *p, st_mixture *out)
     for (int k = 0; k < n_pl; k++) {
         placed *q = &pl[k];
         size_t on = q->start + q->t.on, off = q->start + q->t.off;
+        /* the noise's power in the same speech band as the clip's (the
+           filter starts up to 50 ms early, on noise only) */
+        size_t lo = on - (on - q->start < RATE / 20 ? on - q->start : RATE / 20);
+        float *nb = malloc((off - lo) * sizeof *nb);
+        if (!nb) {
+            rc = st_error(ST_ERR_NOMEM, "mixtures: out of memory");
+            goto done;
+        }
+        speech_band(out->samples + lo, off - lo, nb);
         double pn = 0;
         for (size_t i = on; i < off; i++)
-            pn += (double)out->samples[i] * out->samples[i];
+            pn += (double)nb[i - lo] * nb[i - lo];
         pn /= (double)(off - on);
+        free(nb);
         double g = sqrt(pn * pow(10.0, q->snr_db / 10.0) / q->t.power);
         for (size_t i = 0; i < q->audio.n && q->start + i < total; i++)
             out->samples[q->start + i] += (float)(g * q->audio.x[i]);

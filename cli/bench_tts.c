@@ -15,13 +15,19 @@
       - intelligibility: the digits zero..nine and yes no up down left right
         on off stop go, spoken through the stage at 16 kHz and by the
         engine's own CLI (`espeak-ng -w`, `flite -o`, resampled to 16 kHz
-        with libsamplerate's best converter), each as its system wrote it,
-        recognized by pocketsphinx_batch (en-us model, a JSGF grammar of the
-        twenty words) in one process: correct counts for both.
+        with libsamplerate's best converter; cut to the span ours covers,
+        and whole), with the same noise draw and the same silence around
+        them, each decoded 4 times at 4 offsets against the decoder's frames
+        (see "the protocol" below), by pocketsphinx_batch (en-us model, a
+        JSGF grammar of the twenty words) in one process: correct counts;
+      - the waveform: the same words through the stage at the engine's
+        native rate against the CLI's file, sample by sample.
 
-    Touches: a temporary folder (removed at the end), the engines' CLIs and
-    pocketsphinx_batch as subprocesses. Tuned to finish the default run in
-    under a minute on two cores.
+    Touches: a temporary folder (removed at the end unless --keep), the
+    engines' CLIs, `spiketalk say` (this binary) and pocketsphinx_batch as
+    subprocesses; libc's rand() sequence (srand(1) before each flite word).
+    The timing part finishes in under a minute on two idle cores; the
+    intelligibility part adds 1-3 minutes (3120 decodings).
 */
 #include "cli.h"
 
@@ -32,6 +38,8 @@
 #include <flite/flite.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -252,13 +260,23 @@ static void cancel_and_settle(st_tts *t)
 
 #define RTF_SENTENCES 10
 
-static int measure_voice(const bench_voice *v, int sentences, int rate_hz, voice_figures *f)
+/*  This (the reader's) thread at SCHED_FIFO `priority`, or back to normal
+    scheduling with 0. Returns 0 or an errno. */
+static int reader_priority(int priority)
+{
+    struct sched_param sp = {.sched_priority = priority};
+    return pthread_setschedparam(pthread_self(), priority > 0 ? SCHED_FIFO : SCHED_OTHER, &sp);
+}
+
+static int measure_voice(const bench_voice *v, int sentences, int rate_hz, int priority,
+                         voice_figures *f)
 {
     memset(f, 0, sizeof *f);
     st_tts_params p = st_tts_default_params();
     p.engine = v->engine;
     p.voice = v->voice;
     p.sample_rate_hz = rate_hz;
+    p.worker_priority = priority;
     int rc;
     st_tts *t = st_tts_new(&p, &rc);
     if (!t)
@@ -280,6 +298,8 @@ static int measure_voice(const bench_voice *v, int sentences, int rate_hz, voice
        sentence at once: its first chunk measures how soon the stage is
        ready again. */
     int n = 0;
+    if (priority > 0)
+        reader_priority(priority);  /* only while timed: the rest is bulk work */
     for (int i = 0; i < sentences; i++) {
         make_sentence(i, s, sizeof s);
         make_sentence(i + 1, s2, sizeof s2);
@@ -311,6 +331,8 @@ static int measure_voice(const bench_voice *v, int sentences, int rate_hz, voice
         n++;
         cancel_and_settle(t);
     }
+    if (priority > 0)
+        reader_priority(0);
     /* real-time factor: whole sentences */
     st_tts_stats s0, s1;
     st_tts_get_stats(t, &s0);
@@ -361,6 +383,30 @@ static int measure_voice(const bench_voice *v, int sentences, int rate_hz, voice
 
 /* ---- intelligibility ----------------------------------------------------------------- */
 
+/*  The protocol. pocketsphinx's answer for a word flips with small changes
+    of what surrounds it (the 0.17 s of flite's pause the CLI keeps and the
+    stage trims to 50 ms, espeak-ng's 0.3 s of trailing zeros), so that two
+    files with the same speech in them can score differently. To measure
+    what our chain does to the audio:
+    - same noise: flite's clustergen voices (awb, rms, slt) excite unvoiced
+      sounds with libc rand(), so every synthesis is one draw of noise; the
+      CLI, a fresh process, always makes seed 1's draw. srand(1) before each
+      of our syntheses makes the same draw (this process uses rand() for
+      nothing else). libespeak-ng carries its glottal phase and pitch
+      flutter from one synthesis to the next, so its words come from a
+      fresh `spiketalk say` process, like the CLI's.
+    - sample by sample: ours at the engine's native rate against the CLI's
+      file, aligned (the stage only trims silence at the ends): the largest
+      difference over the overlap, and the largest CLI sample left out.
+    - same span: ours is read at 16 kHz from the stage (its resampler);
+      "cli" is the CLI's file cut to the span ours covers (aligned at the
+      native rate), resampled with libsamplerate's best converter; "file" is
+      the CLI's whole file, resampled the same way. Each loses the exact
+      zeros at its ends and gets INTEL_PAD_MS of zeros at each end instead.
+      ours vs cli measures the chain (resampler, joins, gain); ours vs file
+      adds the stage's silence trims.
+    - same decoder: one pocketsphinx_batch run over all files, its defaults
+      (the model's feat.params), a JSGF grammar of the twenty words. */
 static bool have_tool(const char *name)
 {
     char cmd[256];
@@ -368,39 +414,199 @@ static bool have_tool(const char *name)
     return system(cmd) == 0;
 }
 
-/*  Writes x (at `rate`) resampled to 16 kHz. Not padded: pocketsphinx
-    misrecognizes next to long runs of digital zeros, so each file is
-    compared as its system wrote it. */
-static int write_16k(const char *path, const float *x, size_t n, int rate)
+#define INTEL_PAD_MS 200
+#define INTEL_SHIFTS 4                  /* decodings per file, ... */
+#define INTEL_SHIFT_STEP 40             /* ... each 2.5 ms later against the frames */
+#define INTEL_UNIT "/80"                /* 20 words x INTEL_SHIFTS decodings */
+_Static_assert(20 * INTEL_SHIFTS == 80, "INTEL_UNIT");
+#define INTEL_FADE_MS 3.0               /* the stage's cut fades (2 ms) and a margin */
+
+/*  Sample comparison of one word: ours (native rate) against the CLI's. */
+typedef struct {
+    double max_diff;             /* largest |ours - cli| over the aligned overlap,
+                                    outside the fades, 16-bit LSB */
+    double cut_peak;             /* largest |cli| outside the overlap: what the
+                                    stage left out, 16-bit LSB */
+    size_t from, to;             /* the overlap in the CLI's samples */
+    bool ok;
+} wave_cmp;
+
+static long first_above(const float *x, size_t n, float thr)
 {
-    if (rate == 16000)
-        return st_audio_write_wav(path, x, n, 16000, ST_WAV_PCM16);
-    size_t cap = (size_t)ceil((double)n * 16000.0 / rate) + 4096;
-    float *y = calloc(cap, sizeof *y);
-    if (!y)
-        return ST_ERR_NOMEM;
-    int rc;
-    st_resampler *r = st_resampler_new(rate, 16000, ST_RESAMPLE_BEST, &rc);
-    if (!r) {
-        free(y);
-        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(x[i]) > thr)
+            return (long)i;
+    return -1;
+}
+
+static long last_above(const float *x, size_t n, float thr)
+{
+    for (size_t i = n; i > 0; i--)
+        if (fabsf(x[i - 1]) > thr)
+            return (long)i - 1;
+    return -1;
+}
+
+/*  Aligns ours inside the CLI's output (ours[i] ~ cli[i + lag]: the stage
+    only drops silence at the ends), then measures the difference. */
+static wave_cmp compare_wave(const float *o, size_t no, const float *c, size_t nc, int rate)
+{
+    wave_cmp r = {0};
+    /* a first guess where both cross a tenth of their peak (in the speech:
+       flite's pauses hold clicks up to -30 dBFS) */
+    float po = 0, pc = 0;
+    for (size_t i = 0; i < no; i++)
+        po = fmaxf(po, fabsf(o[i]));
+    for (size_t i = 0; i < nc; i++)
+        pc = fmaxf(pc, fabsf(c[i]));
+    long fo = first_above(o, no, po / 10), fc = first_above(c, nc, pc / 10);
+    if (fo < 0 || fc < 0)
+        return r;
+    long lag0 = fc - fo, best = lag0;
+    double best_sum = INFINITY;
+    for (long lag = lag0 - 64; lag <= lag0 + 64; lag++) {
+        long i0 = lag < 0 ? -lag : 0, i1 = (long)no < (long)nc - lag ? (long)no : (long)nc - lag;
+        if (i1 - i0 < (long)no / 2)
+            continue;
+        double s = 0;
+        for (long i = i0; i < i1; i++)
+            s += fabs((double)o[i] - c[i + lag]);
+        s /= (double)(i1 - i0);
+        if (s < best_sum) {
+            best_sum = s;
+            best = lag;
+        }
     }
-    size_t used, made, total = 0;
-    st_resampler_process(r, x, n, y, cap, &used, &made);
-    total = made;
-    do {
-        st_resampler_flush(r, y + total, cap - total, &made);
-        total += made;
-    } while (made > 0 && total < cap);
-    st_resampler_destroy(&r);
-    rc = st_audio_write_wav(path, y, total, 16000, ST_WAV_PCM16);
+    if (!isfinite(best_sum))
+        return r;
+    long i0 = best < 0 ? -best : 0, i1 = (long)no < (long)nc - best ? (long)no : (long)nc - best;
+    long fade = (long)ceil(INTEL_FADE_MS / 1000.0 * rate);
+    for (long i = i0 + fade; i < i1 - fade; i++) {
+        double d = fabs((double)o[i] - c[i + best]) * 32768.0;
+        if (d > r.max_diff)
+            r.max_diff = d;
+    }
+    r.from = (size_t)(i0 + best);
+    r.to = (size_t)(i1 + best);
+    for (size_t j = 0; j < nc; j++)
+        if (j < r.from || j >= r.to)
+            r.cut_peak = fmax(r.cut_peak, fabs((double)c[j]) * 32768.0);
+    r.ok = true;
+    return r;
+}
+
+/*  Writes x (at `rate`) as the decoder gets it, INTEL_SHIFTS times: at
+    16 kHz (resampled with the best converter when needed), without the
+    samples at its ends that round to 0 in 16 bits, after INTEL_PAD_MS of
+    zeros plus k * INTEL_SHIFT_STEP samples (shift k), before INTEL_PAD_MS of
+    zeros. The shifts move the word against the decoder's 10 ms frames:
+    a word pocketsphinx barely gets flips with a shift of a few samples, so
+    one decoding per word is a coin toss for the marginal ones. Appends
+    SRC_VOICE_SHIFT_WORD to the control list. */
+static int write_for_decoder(const char *dir, const char *src, int vi, const char *word,
+                             const float *x, size_t n, int rate, FILE *ctl)
+{
+    float *y = NULL;
+    size_t ny = n;
+    int rc = ST_OK;
+    if (rate != 16000) {
+        size_t cap = (size_t)ceil((double)n * 16000.0 / rate) + 4096;
+        y = calloc(cap, sizeof *y);
+        if (!y)
+            return ST_ERR_NOMEM;
+        st_resampler *r = st_resampler_new(rate, 16000, ST_RESAMPLE_BEST, &rc);
+        if (!r) {
+            free(y);
+            return rc;
+        }
+        size_t used, made;
+        st_resampler_process(r, x, n, y, cap, &used, &made);
+        ny = made;
+        do {
+            st_resampler_flush(r, y + ny, cap - ny, &made);
+            ny += made;
+        } while (made > 0 && ny < cap);
+        st_resampler_destroy(&r);
+        x = y;
+    }
+    const float lsb_half = 0.5f / 32768.0f;
+    long a = first_above(x, ny, lsb_half), z = last_above(x, ny, lsb_half);
+    size_t len = a < 0 ? 0 : (size_t)(z - a + 1), pad = INTEL_PAD_MS * 16;
+    size_t cap = len + 2 * pad + INTEL_SHIFTS * INTEL_SHIFT_STEP;
+    float *out = calloc(cap, sizeof *out);
+    if (!out) {
+        free(y);
+        return ST_ERR_NOMEM;
+    }
+    for (int k = 0; k < INTEL_SHIFTS && rc == ST_OK; k++) {
+        size_t lead = pad + (size_t)k * INTEL_SHIFT_STEP;
+        memset(out, 0, cap * sizeof *out);
+        if (len)
+            memcpy(out + lead, x + a, len * sizeof *out);
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s_%d_%d_%s.wav", dir, src, vi, k, word);
+        rc = st_audio_write_wav(path, out, lead + len + pad, 16000, ST_WAV_PCM16);
+        fprintf(ctl, "%s_%d_%d_%s\n", src, vi, k, word);
+    }
+    free(out);
     free(y);
     return rc;
 }
 
-/* Synthesizes the twenty words for voice v, ours and the CLI's; appends the
-   files to the control list. Returns false when something failed. */
-static bool intel_files(const bench_voice *v, int vi, const char *dir, FILE *ctl)
+/*  Ours for one word: r16 at 16 kHz (for the decoder) and rn at the
+    engine's native rate (for the comparison); see the protocol above. */
+static bool ours_word(const bench_voice *v, st_tts *t, st_tts *tn, const char *word,
+                      const char *dir, st_audio *r16, st_audio *rn)
+{
+    memset(r16, 0, sizeof *r16);
+    memset(rn, 0, sizeof *rn);
+    if (strcmp(v->engine, "espeak")) {
+        st_tts_result r;
+        srand(1);
+        if (st_tts_synthesize(t, word, &r) != ST_OK)
+            return false;
+        *r16 = (st_audio){r.samples, r.frames, r.sample_rate_hz, 1};
+        free(r.words);
+        srand(1);
+        if (st_tts_synthesize(tn, word, &r) != ST_OK) {
+            st_audio_free(r16);
+            return false;
+        }
+        *rn = (st_audio){r.samples, r.frames, r.sample_rate_hz, 1};
+        free(r.words);
+        return true;
+    }
+    char self[1024], cmd[8192], p16[1024], pn[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return false;
+    self[n] = '\0';
+    snprintf(p16, sizeof p16, "%.1000s/say16.wav", dir);
+    snprintf(pn, sizeof pn, "%.1000s/sayn.wav", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' say '%s' -v '%s' -s 16000 -o '%s' >/dev/null 2>&1 && "
+             "'%s' say '%s' -v '%s' -o '%s' >/dev/null 2>&1",
+             self, word, st_tts_voice(t), p16, self, word, st_tts_voice(t), pn);
+    bool ok = system(cmd) == 0 && st_audio_read(p16, r16) == ST_OK;
+    ok = ok && st_audio_read(pn, rn) == ST_OK;
+    if (!ok) {
+        st_audio_free(r16);
+        st_audio_free(rn);
+    }
+    unlink(p16);
+    unlink(pn);
+    return ok;
+}
+
+typedef struct {
+    double diff, cut;            /* largest over the words */
+    int same;                    /* words bit-identical over the overlap */
+} voice_wave;
+
+/*  One voice's twenty words, ours and the CLI's: appends the decoder's files
+    to the control list, the comparison to *vw. Returns false when something
+    failed. */
+static bool intel_files(const bench_voice *v, int vi, const char *dir, FILE *ctl, voice_wave *vw)
 {
     st_tts_params p = st_tts_default_params();
     p.engine = v->engine;
@@ -408,20 +614,24 @@ static bool intel_files(const bench_voice *v, int vi, const char *dir, FILE *ctl
     p.sample_rate_hz = 16000;
     int rc;
     st_tts *t = st_tts_new(&p, &rc);
-    if (!t)
+    p.sample_rate_hz = 0;
+    st_tts *tn = t ? st_tts_new(&p, &rc) : NULL;
+    if (!tn) {
+        st_tts_destroy(&t);
         return false;
+    }
     bool ok = true;
+    memset(vw, 0, sizeof *vw);
     for (int w = 0; w < 20 && ok; w++) {
-        char path[1024], raw[1024], cmd[2048];
-        st_tts_result r;
-        if (st_tts_synthesize(t, WORDS20[w], &r) != ST_OK) {
+        char raw[1024], cmd[2048];
+        st_audio r16, rn, a;
+        if (!ours_word(v, t, tn, WORDS20[w], dir, &r16, &rn)) {
             ok = false;
             break;
         }
-        snprintf(path, sizeof path, "%s/ours_%d_%s.wav", dir, vi, WORDS20[w]);
-        ok = write_16k(path, r.samples, r.frames, r.sample_rate_hz) == ST_OK;
-        st_tts_result_free(&r);
-        fprintf(ctl, "ours_%d_%s\n", vi, WORDS20[w]);
+        ok = write_for_decoder(dir, "ours", vi, WORDS20[w], r16.samples, r16.frames,
+                               r16.sample_rate_hz, ctl) == ST_OK;
+        st_audio_free(&r16);
         /* the engine's own command line */
         snprintf(raw, sizeof raw, "%s/raw_%d_%s.wav", dir, vi, WORDS20[w]);
         if (!strcmp(v->engine, "espeak"))  /* the voice as the stage resolved it */
@@ -430,23 +640,38 @@ static bool intel_files(const bench_voice *v, int vi, const char *dir, FILE *ctl
         else
             snprintf(cmd, sizeof cmd, "flite -voice '%s' -o '%s' -t '%s' >/dev/null 2>&1",
                      v->voice, raw, WORDS20[w]);
-        st_audio a;
         if (ok && system(cmd) == 0 && st_audio_read(raw, &a) == ST_OK) {
-            snprintf(path, sizeof path, "%s/cli_%d_%s.wav", dir, vi, WORDS20[w]);
-            ok = write_16k(path, a.samples, a.frames, a.sample_rate_hz) == ST_OK;
+            wave_cmp wc = {0};
+            if (a.sample_rate_hz == rn.sample_rate_hz)
+                wc = compare_wave(rn.samples, rn.frames, a.samples, a.frames, a.sample_rate_hz);
+            if (wc.ok) {
+                vw->diff = fmax(vw->diff, wc.max_diff);
+                vw->cut = fmax(vw->cut, wc.cut_peak);
+                vw->same += wc.max_diff == 0;
+            } else {
+                vw->diff = INFINITY;  /* no alignment: not the same signal at all */
+                wc.from = 0;
+                wc.to = a.frames;
+            }
+            ok = write_for_decoder(dir, "cli", vi, WORDS20[w], a.samples + wc.from,
+                                   wc.to - wc.from, a.sample_rate_hz, ctl) == ST_OK;
+            ok = ok && write_for_decoder(dir, "file", vi, WORDS20[w], a.samples, a.frames,
+                                         a.sample_rate_hz, ctl) == ST_OK;
             st_audio_free(&a);
             unlink(raw);
-            fprintf(ctl, "cli_%d_%s\n", vi, WORDS20[w]);
         } else
             ok = false;
+        st_audio_free(&rn);
     }
+    st_tts_destroy(&tn);
     st_tts_destroy(&t);
     return ok;
 }
 
 /* Runs pocketsphinx_batch once over the list; counts correct words per
-   (source, voice). */
-static bool recognize(const char *dir, int ours[], int cli[])
+   (source, voice) over all shifts: correct[0] ours, [1] cli, [2] file;
+   *unsteady: the files whose answer was right at some shifts only. */
+static bool recognize(const char *dir, int correct[3][N_VOICES], int *unsteady)
 {
     char cmd[4096], path[1024];
     snprintf(path, sizeof path, "%s/words.jsgf", dir);
@@ -469,9 +694,11 @@ static bool recognize(const char *dir, int ours[], int cli[])
     FILE *h = fopen(path, "r");
     if (!h)
         return false;
+    static int right[3][N_VOICES][20];  /* right answers per file, over the shifts */
+    memset(right, 0, sizeof right);
     char line[512];
     while (fgets(line, sizeof line, h)) {
-        /* "seven (ours_3_seven -1234)" or "(cli_3_seven -1234)" */
+        /* "seven (ours_3_0_seven -1234)" or "(cli_3_2_seven -1234)" */
         char *paren = strrchr(line, '(');
         if (!paren)
             continue;
@@ -482,18 +709,26 @@ static bool recognize(const char *dir, int ours[], int cli[])
         char id[128];
         if (sscanf(paren + 1, "%127s", id) != 1)
             continue;
-        int vi;
+        int vi, shift;
         char src[8], word[32];
-        if (sscanf(id, "%7[a-z]_%d_%31s", src, &vi, word) != 3 || vi < 0 || vi >= (int)N_VOICES)
+        if (sscanf(id, "%7[a-z]_%d_%d_%31s", src, &vi, &shift, word) != 4 || vi < 0 ||
+            vi >= (int)N_VOICES)
             continue;
-        if (strcmp(said, word))
+        int w = 0;
+        while (w < 20 && strcmp(word, WORDS20[w]))
+            w++;
+        if (w == 20 || shift < 0 || shift >= INTEL_SHIFTS || strcmp(said, word))
             continue;
-        if (!strcmp(src, "ours"))
-            ours[vi]++;
-        else
-            cli[vi]++;
+        int k = !strcmp(src, "ours") ? 0 : !strcmp(src, "cli") ? 1 : 2;
+        correct[k][vi]++;
+        right[k][vi][w]++;
     }
     fclose(h);
+    *unsteady = 0;
+    for (int k = 0; k < 3; k++)
+        for (size_t v = 0; v < N_VOICES; v++)
+            for (int w = 0; w < 20; w++)
+                *unsteady += right[k][v][w] > 0 && right[k][v][w] < INTEL_SHIFTS;
     return true;
 }
 
@@ -513,11 +748,14 @@ int st_bench_tts(int argc, char **argv)
                                          {"rate", required_argument, 0, 'r'},
                                          {"quick", no_argument, 0, 'q'},
                                          {"no-intelligibility", no_argument, 0, 'I'},
+                                         {"only-intelligibility", no_argument, 0, 'O'},
+                                         {"keep", no_argument, 0, 'K'},
+                                         {"rt-priority", required_argument, 0, 'P'},
                                          {"json", no_argument, 0, 'J'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    long sentences = 100, rate = 48000;
-    bool json = false, quick = false, intel = true;
+    long sentences = 100, rate = 48000, priority = 0;
+    bool json = false, quick = false, intel = true, only_intel = false, keep = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -532,10 +770,17 @@ int st_bench_tts(int argc, char **argv)
             break;
         case 'q': quick = true; break;
         case 'I': intel = false; break;
+        case 'O': only_intel = true; break;
+        case 'K': keep = true; break;
+        case 'P':
+            if (!cli_parse_int("bench tts", "--rt-priority", optarg, 0, 99, &priority))
+                return 2;
+            break;
         case 'J': json = true; break;
         case 'h':
             printf("usage: spiketalk bench tts [--sentences N] [--rate HZ] [--quick]\n"
-                   "                           [--no-intelligibility] [--json]\n\n"
+                   "                           [--no-intelligibility | --only-intelligibility]\n"
+                   "                           [--keep] [--rt-priority N] [--json]\n\n"
                    "For each engine voice (espeak-ng's English voices, flite's five):\n"
                    "  ttfa_p50_ms/ttfa_p95_ms  first audio through the stage: N sentences (default\n"
                    "                           100) pushed token by token, from the moment the\n"
@@ -548,20 +793,47 @@ int st_bench_tts(int argc, char **argv)
                    "  cancel_p50_ms/p95_ms     st_tts_cancel() right after a sentence's first chunk\n"
                    "                           until the engine has stopped; cancel_call_us: the\n"
                    "                           call itself (p95; after it no cancelled audio can\n"
-                   "                           be read); stale: cancelled audio read afterwards\n"
+                   "                           be read; a note names any voice where some was)\n"
                    "  restart_p95_ms           from the cancel to the first chunk of the next\n"
                    "                           sentence, said at once\n"
                    "  intel_ours/intel_cli     of the twenty words zero..nine, yes, no, up, down,\n"
-                   "                           left, right, on, off, stop, go: how many pocketsphinx\n"
-                   "                           recognizes, spoken through the stage and by the\n"
-                   "                           engine's CLI (espeak-ng -w, flite -o)\n"
-                   "--quick: 20 sentences, espeak en-us and the flite voices only.\n");
+                   "  intel_file               left, right, on, off, stop, go: how many pocketsphinx\n"
+                   "                           recognizes, of 80: each file decoded 4 times, moved\n"
+                   "                           by 2.5 ms against the decoder's frames each time\n"
+                   "                           (one pocketsphinx_batch run, en-us, JSGF grammar of\n"
+                   "                           the twenty), spoken through the stage at\n"
+                   "                           16 kHz (ours) and by the engine's CLI (espeak-ng -w,\n"
+                   "                           flite -o): its file cut to the span ours covers (cli)\n"
+                   "                           and whole (file); the same noise draw for flite's\n"
+                   "                           clustergen voices (srand(1), as a fresh CLI), each\n"
+                   "                           file's end zeros replaced by 200 ms of zeros\n"
+                   "  wave_diff                ours at the engine's native rate against the CLI's\n"
+                   "                           file, aligned: the largest difference (16-bit LSB,\n"
+                   "                           outside the 2 ms fades; 0 = bit-identical); notes\n"
+                   "                           give the identical words and the largest CLI sample\n"
+                   "                           the stage left out (its silence trims)\n"
+                   "--quick: 20 sentences, espeak en-us and the flite voices only.\n"
+                   "--keep: keep the decoder's files and its answers (the folder is named in a\n"
+                   "        note).\n"
+                   "--rt-priority N: the stage's worker (worker_priority) and this reader thread\n"
+                   "        at SCHED_FIFO priority N (default 0: normal scheduling).\n");
             return 0;
         default: return 2;
         }
     }
     if (quick && sentences == 100)
         sentences = 20;
+    const char *sched = "normal scheduling";
+    if (priority > 0) {
+        int e = reader_priority((int)priority);
+        if (e) {
+            fprintf(stderr, "spiketalk bench tts: --rt-priority %ld: SCHED_FIFO refused: %s\n",
+                    priority, strerror(e));
+            return 1;
+        }
+        reader_priority(0);
+        sched = "worker and reader at SCHED_FIFO while timed (--rt-priority)";
+    }
 
     double load_start = NAN;
     if (getloadavg(&load_start, 1) < 1)
@@ -580,9 +852,10 @@ int st_bench_tts(int argc, char **argv)
     report_col_num(&r, "cancel_p95_ms", "ms");
     report_col_num(&r, "cancel_call_us", "us");
     report_col_num(&r, "restart_p95_ms", "ms");
-    report_col_num(&r, "stale", "");
-    report_col_num(&r, "intel_ours", "/20");
-    report_col_num(&r, "intel_cli", "/20");
+    report_col_num(&r, "intel_ours", INTEL_UNIT);
+    report_col_num(&r, "intel_cli", INTEL_UNIT);
+    report_col_num(&r, "intel_file", INTEL_UNIT);
+    report_col_num(&r, "wave_diff", "lsb");
 
     char dir[] = "/tmp/spiketalk-bench-tts.XXXXXX";
     bool do_intel = intel && have_tool("pocketsphinx_batch") && have_tool("espeak-ng") &&
@@ -598,7 +871,8 @@ int st_bench_tts(int argc, char **argv)
 
     int rows[N_VOICES];
     bool intel_ok[N_VOICES];
-    int ours[N_VOICES] = {0}, cli[N_VOICES] = {0};
+    int correct[3][N_VOICES] = {{0}};
+    voice_wave vw[N_VOICES] = {{0}};
     int status = 0, stale_total = 0;
     for (size_t i = 0; i < N_VOICES; i++) {
         rows[i] = -1;
@@ -606,12 +880,17 @@ int st_bench_tts(int argc, char **argv)
         const bench_voice *v = &VOICES[i];
         if (quick && !strcmp(v->engine, "espeak") && strcmp(v->voice, "en-us"))
             continue;
-        voice_figures f;
-        int rc = measure_voice(v, (int)sentences, (int)rate, &f);
         int row = report_row(&r);
         rows[i] = row;
         report_set_text(&r, row, "engine", v->engine);
         report_set_text(&r, row, "voice", v->voice);
+        if (only_intel) {
+            if (do_intel)
+                intel_ok[i] = intel_files(v, (int)i, dir, ctl, &vw[i]);
+            continue;
+        }
+        voice_figures f;
+        int rc = measure_voice(v, (int)sentences, (int)rate, (int)priority, &f);
         if (rc) {
             report_note(&r, "%s %s: %s", v->engine, v->voice, st_errmsg());
             status = 1;
@@ -627,45 +906,61 @@ int st_bench_tts(int argc, char **argv)
         report_set_num(&r, row, "cancel_p95_ms", f.cancel_p95);
         report_set_num(&r, row, "cancel_call_us", f.cancel_call_p95_us);
         report_set_num(&r, row, "restart_p95_ms", f.restart_p95);
-        report_set_num(&r, row, "stale", f.stale);
+        if (f.stale)
+            report_note(&r, "%s %s: %d chunks of cancelled audio read after the cancel",
+                        v->engine, v->voice, f.stale);
         stale_total += f.stale;
         if (!f.ok)
             status = 1;
         if (do_intel)
-            intel_ok[i] = intel_files(v, (int)i, dir, ctl);
+            intel_ok[i] = intel_files(v, (int)i, dir, ctl, &vw[i]);
     }
     if (ctl)
         fclose(ctl);
-    if (do_intel && recognize(dir, ours, cli)) {
-        int tot_ours[2] = {0, 0}, tot_cli[2] = {0, 0}, tot_n[2] = {0, 0};
+    int unsteady = 0;
+    if (do_intel && recognize(dir, correct, &unsteady)) {
+        int tot[3][2] = {{0}}, tot_n[2] = {0, 0}, same = 0, words = 0;
+        double cut_max = 0;
         for (size_t i = 0; i < N_VOICES; i++)
             if (rows[i] >= 0 && intel_ok[i]) {
-                report_set_num(&r, rows[i], "intel_ours", ours[i]);
-                report_set_num(&r, rows[i], "intel_cli", cli[i]);
+                report_set_num(&r, rows[i], "intel_ours", correct[0][i]);
+                report_set_num(&r, rows[i], "intel_cli", correct[1][i]);
+                report_set_num(&r, rows[i], "intel_file", correct[2][i]);
+                report_set_num(&r, rows[i], "wave_diff", vw[i].diff);
+                cut_max = fmax(cut_max, vw[i].cut);
+                same += vw[i].same;
+                words += 20;
                 int e = strcmp(VOICES[i].engine, "espeak") != 0;
-                tot_ours[e] += ours[i];
-                tot_cli[e] += cli[i];
-                tot_n[e] += 20;
+                for (int k = 0; k < 3; k++)
+                    tot[k][e] += correct[k][i];
+                tot_n[e] += 20 * INTEL_SHIFTS;
             }
-        /* one voice moves by a word or two from run to run (espeak-ng varies
-           between calls): the totals are the steadier comparison */
-        report_note(&r, "intelligibility totals: espeak ours %d/%d vs CLI %d/%d; flite ours %d/%d "
-                        "vs CLI %d/%d",
-                    tot_ours[0], tot_n[0], tot_cli[0], tot_n[0], tot_ours[1], tot_n[1], tot_cli[1],
-                    tot_n[1]);
+        report_note(&r, "intelligibility: correct of 20 words x %d decodings of each file (the "
+                        "word %d samples later each time); totals (ours / cli / file): espeak "
+                        "%d / %d / %d of %d, flite %d / %d / %d of %d; %d of %d files were right "
+                        "at some shifts only",
+                    INTEL_SHIFTS, INTEL_SHIFT_STEP, tot[0][0], tot[1][0], tot[2][0], tot_n[0],
+                    tot[0][1], tot[1][1], tot[2][1], tot_n[1], unsteady,
+                    3 * (tot_n[0] + tot_n[1]) / INTEL_SHIFTS);
+        report_note(&r, "waveforms at the native rate: %d of %d words bit-identical to the CLI's "
+                        "over the span the stage keeps; it left out CLI samples of at most %.0f "
+                        "LSB (flite's lead pause, with its clicks)",
+                    same, words, cut_max);
     } else
         report_note(&r, "intelligibility skipped: needs pocketsphinx_batch, pocketsphinx-en-us, "
                         "espeak-ng and flite (tools/deps BENCH_PKGS)%s",
                     intel ? "" : " (--no-intelligibility)");
-    if (do_intel)
+    if (do_intel && keep)
+        report_note(&r, "the decoder's files and answers (hyp) are in %s", dir);
+    else if (do_intel)
         rm_dir(dir);
     double load[3] = {0, 0, 0};
     int nload = getloadavg(load, 3);
     report_note(&r, "%ld sentences per voice at %ld Hz, 10 ms chunks, p50/p95 over them, rtf over "
                     "the first %d; load average %.2f -> %.2f on %ld CPUs (busy CPUs delay wake-ups "
-                    "up to a 4 ms tick)",
+                    "up to a 4 ms tick); %s",
                 sentences, rate, RTF_SENTENCES, load_start, nload > 0 ? load[0] : NAN,
-                sysconf(_SC_NPROCESSORS_ONLN));
+                sysconf(_SC_NPROCESSORS_ONLN), sched);
     report_note(&r, "bare = the library alone on the whole normalised sentence; ttfa = from the "
                     "first complete piece; stale = cancelled audio read after the cancel (%s)",
                 stale_total ? "SOME" : "none");

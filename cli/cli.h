@@ -19,6 +19,11 @@ int st_cmd_devices(int argc, char **argv);
 int st_cmd_loopback(int argc, char **argv);
 int st_cmd_bench(int argc, char **argv);
 int st_cmd_demo(int argc, char **argv);
+int st_cmd_live(int argc, char **argv);   /* cli/cmd_live.c */
+/*  A model file: given, else $env, else rel under the current folder, else
+    rel beside the folder of the binary (cli/cmd_demo.c). NULL: none. */
+const char *cli_agent_find_model(const char *given, const char *env, const char *rel, char *buf,
+                                 size_t cap);
 int st_cmd_version(int argc, char **argv);
 int st_cmd_features(int argc, char **argv); /* cli/cmd_frontend.c */
 int st_cmd_vad(int argc, char **argv);      /* cli/cmd_frontend.c */
@@ -33,6 +38,7 @@ int st_cmd_say(int argc, char **argv);
 int st_cmd_run(int argc, char **argv);
 int st_cmd_stage(int argc, char **argv);
 int st_cmd_replay(int argc, char **argv);
+int st_cmd_keygen(int argc, char **argv); /* cli/cmd_keygen.c */
 int st_cmd_train(int argc, char **argv);
 int st_cmd_reply(int argc, char **argv);
 int st_cmd_eval(int argc, char **argv);   /* cli/cmd_asr.c */
@@ -49,6 +55,8 @@ int st_bench_tts(int argc, char **argv);
 int st_bench_pipeline(int argc, char **argv);
 int st_bench_train(int argc, char **argv);
 int st_bench_asr(int argc, char **argv);   /* cli/bench_asr.c */
+int st_bench_echo(int argc, char **argv);  /* cli/bench_echo.c */
+int st_bench_latency(int argc, char **argv); /* cli/bench_latency.c */
 
 /*  The recognizer's file glue (cli/cmd_asr.c): any audio file -> 16 kHz
     (caller frees *out), and a clip's features as training made them. */

@@ -14,6 +14,18 @@
                              decoder's words; per-word accuracy, the
                              confusion matrix of one-word clips, last line
                              `wer W (n=N)`.
+    eval requests --manifest M  whole requests in running speech (layout
+                             path text speaker ends, as `asr-tool data
+                             --requests` writes them: ends = each word's
+                             end in seconds): the streaming decoder's
+                             emitted words against the request's
+                             vocabulary words (words outside it are not
+                             expected), their substitutions, deletions and
+                             insertions, and the emission latency after
+                             each correctly emitted word's end (p50, p95);
+                             last line `wer W (n=N)`.
+                             --on P --off P --min K --refractory K set the
+                             decision rule (snn/asr.h; also for listen).
     listen FILE              streaming: each word as it is decided, with the
                              start and end of its decision window and the
                              time it was decided; then the real-time factor.
@@ -141,11 +153,12 @@ static st_frontend *frontend_for(const st_asr *a, int *err)
 }
 
 typedef struct {
-    char *path, *text, *label;
+    char *path, *text, *label, *ends;
 } row;
 
 /* Reads a manifest (header line; tab-separated); paths relative to its folder. */
-static row *read_manifest(const char *cmd, const char *path, bool sc12, size_t *n_out)
+static row *read_manifest(const char *cmd, const char *path, bool sc12, bool requests,
+                          size_t *n_out)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -170,10 +183,12 @@ static row *read_manifest(const char *cmd, const char *path, bool sc12, size_t *
         char *save = NULL;
         char *p = strtok_r(line, "\t", &save);
         char *a = strtok_r(NULL, "\t", &save);
-        char *b = sc12 ? strtok_r(NULL, "\t", &save) : NULL;
-        if (!p || !a) {
+        char *b = sc12 || requests ? strtok_r(NULL, "\t", &save) : NULL;
+        char *e = requests ? strtok_r(NULL, "\t", &save) : NULL;
+        if (!p || !a || (requests && !e)) {
             cli_fail(cmd, "%s:%ld: expected %s", path, ln,
-                     sc12 ? "path, label12, word, speaker" : "path, text, speaker");
+                     sc12 ? "path, label12, word, speaker"
+                          : requests ? "path, text, speaker, ends" : "path, text, speaker");
             continue;
         }
         if (n == cap) {
@@ -188,6 +203,7 @@ static row *read_manifest(const char *cmd, const char *path, bool sc12, size_t *
         rows[n].path = strdup(full);
         rows[n].label = sc12 ? strdup(a) : NULL;
         rows[n].text = strdup(sc12 ? (b ? b : "") : a);
+        rows[n].ends = e ? strdup(e) : NULL;
         n++;
     }
     fclose(f);
@@ -201,6 +217,7 @@ static void free_rows(row *r, size_t n)
         free(r[k].path);
         free(r[k].text);
         free(r[k].label);
+        free(r[k].ends);
     }
     free(r);
 }
@@ -221,12 +238,14 @@ static int sc12_of_word(const char *w)
     return k >= 0 && k < 10 ? k : 10;
 }
 
-/* Streaming over a whole buffer: the decided words' classes into words[]. */
-static size_t stream_words(const st_asr *a, st_frontend *fe, const float *x, size_t n, int *words,
-                           size_t cap, FILE *print, double *latency_ms, size_t *n_lat)
+/* Streaming over a whole buffer: the decided words' classes into words[]
+   (and the second each was decided at into decided_s, may be NULL). */
+static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_frontend *fe,
+                           const float *x, size_t n, int *words, double *decided_s, size_t cap,
+                           FILE *print, double *latency_ms, size_t *n_lat)
 {
     int err = 0;
-    st_asr_stream *s = st_asr_stream_new(a, NULL, &err);
+    st_asr_stream *s = st_asr_stream_new(a, dp, &err);
     if (!s)
         return 0;
     size_t nf = st_asr_features(a), got = 0;
@@ -242,8 +261,11 @@ static size_t stream_words(const st_asr *a, st_frontend *fe, const float *x, siz
             st_asr_event ev;
             if (st_asr_stream_push(s, feat + j * nf, stamp[j], &ev, NULL) == 1 &&
                 ev.word != ST_ASR_UNKNOWN) {
-                if (got < cap)
+                if (got < cap) {
+                    if (decided_s)
+                        decided_s[got] = ev.decided_stamp / rate;
                     words[got++] = ev.word;
+                }
                 if (print)
                     fprintf(print, "%8.3f %8.3f  %-10s (decided at %.3f s, p %.2f)\n",
                             ev.start_stamp / rate, ev.end_stamp / rate, st_asr_word(a, (size_t)ev.word),
@@ -255,8 +277,11 @@ static size_t stream_words(const st_asr *a, st_frontend *fe, const float *x, siz
     }
     st_asr_event ev;
     if (st_asr_stream_flush(s, &ev) == 1 && ev.word != ST_ASR_UNKNOWN) {
-        if (got < cap)
+        if (got < cap) {
+            if (decided_s)
+                decided_s[got] = (double)n / rate;
             words[got++] = ev.word;
+        }
         if (print)
             fprintf(print, "%8.3f %8.3f  %-10s (decided at end of input, p %.2f)\n",
                     ev.start_stamp / rate, ev.end_stamp / rate, st_asr_word(a, (size_t)ev.word),
@@ -286,11 +311,155 @@ static size_t edit_distance(const int *a, size_t na, const int *b, size_t nb)
     return d[na][nb];
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(const double *sorted, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t k = (size_t)ceil(q * (double)n);
+    return sorted[k > 0 ? k - 1 : 0];
+}
+
+/* `eval requests`: streaming over whole requests; see the file comment. */
+static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size_t n,
+                         const st_asr_decider_params *dp, const char *model)
+{
+    size_t n_ref_words = 0, n_sub = 0, n_del = 0, n_ins = 0, n_emit = 0, n_lat = 0, done = 0;
+    size_t n_requests_ok = 0, n_cap = 4096;
+    double *lat = malloc(n_cap * sizeof *lat), audio_s = 0, cpu = 0;
+    if (!lat)
+        return cli_fail_lib("eval", ST_ERR_NOMEM, "latencies");
+    for (size_t k = 0; k < n; k++) {
+        int ref[64], hyp[64];
+        double end[64], dec[64];
+        size_t n_ref = 0, n_words = 0;
+        char *t = strdup(rows[k].text), *e = strdup(rows[k].ends), *s1 = NULL, *s2 = NULL;
+        char *w = strtok_r(t, " ", &s1), *v = strtok_r(e, " ", &s2);
+        for (; w && v && n_ref < 64; w = strtok_r(NULL, " ", &s1), v = strtok_r(NULL, " ", &s2)) {
+            char low[64];
+            size_t L = 0;
+            for (const char *c = w; *c && L < sizeof low - 1; c++)
+                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z'))
+                    low[L++] = (char)(*c | 0x20);
+            low[L] = 0;
+            int c = st_asr_find(a, low);
+            n_words++;
+            if (c >= 2) {
+                end[n_ref] = atof(v);
+                ref[n_ref++] = c;
+            }
+        }
+        bool mismatch = (w != NULL) != (v != NULL);
+        free(t);
+        free(e);
+        if (mismatch || n_words == 0) {
+            cli_fail("eval", "%s: the text and the ends do not have the same number of words",
+                     rows[k].path);
+            continue;
+        }
+        float *x = NULL;
+        size_t len = 0;
+        if (cli_asr_read16k(rows[k].path, &x, &len) != ST_OK) {
+            cli_fail_lib("eval", ST_ERR_IO, rows[k].path);
+            continue;
+        }
+        audio_s += (double)len / ST_PIPELINE_RATE_HZ;
+        double c0 = cpu_s();
+        size_t n_hyp = stream_words(a, dp, fe, x, len, hyp, dec, 64, NULL, NULL, NULL);
+        cpu += cpu_s() - c0;
+        free(x);
+        /* alignment: edit distance with a backtrace (matches first) */
+        size_t d[65][65];
+        for (size_t i = 0; i <= n_ref; i++)
+            d[i][0] = i;
+        for (size_t j = 0; j <= n_hyp; j++)
+            d[0][j] = j;
+        for (size_t i = 1; i <= n_ref; i++)
+            for (size_t j = 1; j <= n_hyp; j++) {
+                size_t sub = d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]);
+                size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+                d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            }
+        size_t i = n_ref, j = n_hyp;
+        while (i > 0 || j > 0) {
+            if (i > 0 && j > 0 && d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1])) {
+                if (ref[i - 1] == hyp[j - 1]) {
+                    if (n_lat == n_cap) {
+                        double *m = realloc(lat, 2 * n_cap * sizeof *lat);
+                        if (!m)
+                            break;
+                        lat = m;
+                        n_cap *= 2;
+                    }
+                    lat[n_lat++] = (dec[j - 1] - end[i - 1]) * 1000.0;
+                } else {
+                    n_sub++;
+                }
+                i--, j--;
+            } else if (i > 0 && d[i][j] == d[i - 1][j] + 1) {
+                n_del++, i--;
+            } else {
+                n_ins++, j--;
+            }
+        }
+        n_requests_ok += d[n_ref][n_hyp] == 0;
+        n_ref_words += n_ref;
+        n_emit += n_hyp;
+        done++;
+    }
+    qsort(lat, n_lat, sizeof *lat, cmp_double);
+    printf("requests %zu, vocabulary words %zu, emitted %zu: correct %zu, substituted %zu, "
+           "deleted %zu, inserted %zu; whole requests right %zu (%.1f %%)\n",
+           done, n_ref_words, n_emit, n_lat, n_sub, n_del, n_ins, n_requests_ok,
+           done ? 100.0 * n_requests_ok / done : 0.0);
+    printf("emission after the word's end (correct words): p50 %.0f ms, p95 %.0f ms, max %.0f ms "
+           "(n=%zu)\n",
+           percentile(lat, n_lat, 0.5), percentile(lat, n_lat, 0.95),
+           n_lat ? lat[n_lat - 1] : 0.0, n_lat);
+    printf("decision rule: on %.2f off %.2f min %d refractory %d%s\n", dp->on_threshold,
+           dp->off_threshold, dp->min_frames, dp->refractory_frames,
+           dp->emit_early ? " early" : "");
+    printf("model %s: %.1f s of audio, %.2f s CPU (RTF %.4f)\n", model, audio_s, cpu,
+           audio_s > 0 ? cpu / audio_s : 0);
+    printf("wer %.4f (n=%zu)\n",
+           n_ref_words ? (double)(n_sub + n_del + n_ins) / (double)n_ref_words : 0.0, done);
+    free(lat);
+    return 0;
+}
+
+/* --on/--off/--min/--refractory; 1 when argv[*i] was one (and consumed). */
+static int decider_option(int argc, char **argv, int *i, st_asr_decider_params *dp)
+{
+    if (*i + 1 >= argc)
+        return 0;
+    const char *o = argv[*i];
+    if (!strcmp(o, "--on"))
+        dp->on_threshold = (float)atof(argv[++*i]);
+    else if (!strcmp(o, "--off"))
+        dp->off_threshold = (float)atof(argv[++*i]);
+    else if (!strcmp(o, "--min"))
+        dp->min_frames = atoi(argv[++*i]);
+    else if (!strcmp(o, "--refractory"))
+        dp->refractory_frames = atoi(argv[++*i]);
+    else
+        return 0;
+    return 1;
+}
+
 static int eval_usage(FILE *out)
 {
-    fprintf(out, "usage: spiketalk eval sc12|words --manifest M [--model F] [--pool max|mean]\n  --pool defaults to the pooling the model was trained with\n"
+    fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean]\n"
+                 "       [--on P] [--off P] [--min K] [--refractory K]\n"
+                 "  --pool defaults to the pooling the model was trained with\n"
                  "  sc12   Speech Commands layout (path label12 word speaker): 12-class accuracy\n"
                  "  words  layout path text speaker: word error rate\n"
+                 "  requests  layout path text speaker ends: streaming word error rate and\n"
+                 "         emission latency after each word's end (--on.. set the decision rule)\n"
                  "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n");
     return out == stdout ? 0 : 2;
 }
@@ -299,9 +468,10 @@ int st_cmd_eval(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
         return eval_usage(argc < 2 ? stderr : stdout);
-    bool sc12 = !strcmp(argv[1], "sc12");
-    if (!sc12 && strcmp(argv[1], "words"))
-        return cli_fail("eval", "unknown task '%s' (sc12 or words)", argv[1]) + 1;
+    bool sc12 = !strcmp(argv[1], "sc12"), requests = !strcmp(argv[1], "requests");
+    if (!sc12 && !requests && strcmp(argv[1], "words"))
+        return cli_fail("eval", "unknown task '%s' (sc12, words or requests)", argv[1]) + 1;
+    st_asr_decider_params dp = st_asr_stream_default_params();
     const char *manifest = NULL, *model = ASR_DEFAULT_MODEL;
     int pool = -1; /* the model's own */
     for (int i = 2; i < argc; i++) {
@@ -311,7 +481,7 @@ int st_cmd_eval(int argc, char **argv)
             model = argv[++i];
         else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
             pool = !strcmp(argv[++i], "mean") ? ST_ASR_POOL_MEAN : ST_ASR_POOL_MAX;
-        else
+        else if (!decider_option(argc, argv, &i, &dp))
             return cli_fail("eval", "unknown option '%s'", argv[i]) + 1;
     }
     if (!manifest)
@@ -324,12 +494,19 @@ int st_cmd_eval(int argc, char **argv)
     int err = 0;
     st_frontend *fe = frontend_for(a, &err);
     size_t n = 0;
-    row *rows = fe ? read_manifest("eval", manifest, sc12, &n) : NULL;
+    row *rows = fe ? read_manifest("eval", manifest, sc12, requests, &n) : NULL;
     if (!rows || n == 0) {
         st_asr_destroy(&a);
         st_frontend_destroy(&fe);
         free_rows(rows, n);
         return rows ? cli_fail("eval", "'%s' lists no clips", manifest) : 1;
+    }
+    if (requests) {
+        int rc = eval_requests(a, fe, rows, n, &dp, model);
+        free_rows(rows, n);
+        st_frontend_destroy(&fe);
+        st_asr_destroy(&a);
+        return rc;
     }
     size_t C = st_asr_classes(a), nf = st_asr_features(a);
     size_t K = sc12 ? 12 : C; /* confusion over these labels */
@@ -378,7 +555,7 @@ int st_cmd_eval(int argc, char **argv)
                 n_ok += best == ref[0];
             }
         } else {
-            n_hyp = stream_words(a, fe, x, len, hyp, 64, NULL, NULL, NULL);
+            n_hyp = stream_words(a, &dp, fe, x, len, hyp, NULL, 64, NULL, NULL, NULL);
         }
         cpu += cpu_s() - c0;
         if (!sc12) {
@@ -442,13 +619,16 @@ int st_cmd_eval(int argc, char **argv)
 int st_cmd_listen(int argc, char **argv)
 {
     const char *file = NULL, *model = ASR_DEFAULT_MODEL;
+    st_asr_decider_params dp = st_asr_stream_default_params();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: spiketalk listen FILE [--model F]\n"
+            printf("usage: spiketalk listen FILE [--model F] [--on P] [--off P] [--min K] [--refractory K]\n"
                    "  prints each word as it is decided: start_s end_s word (decided at t)\n");
             return 0;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
+        else if (decider_option(argc, argv, &i, &dp))
+            continue;
         else if (argv[i][0] != '-' && !file)
             file = argv[i];
         else
@@ -473,7 +653,7 @@ int st_cmd_listen(int argc, char **argv)
     double lat[4096];
     size_t n_lat = 0;
     double t0 = cpu_s();
-    size_t got = stream_words(a, fe, x, n, words, 256, stdout, lat, &n_lat);
+    size_t got = stream_words(a, &dp, fe, x, n, words, NULL, 256, stdout, lat, &n_lat);
     double cpu = cpu_s() - t0, dur = (double)n / ST_PIPELINE_RATE_HZ;
     printf("%zu words in %.2f s of audio; CPU %.3f s, real-time factor %.4f\n", got, dur, cpu,
            dur > 0 ? cpu / dur : 0);

@@ -24,6 +24,8 @@ static const bench benches[] = {
     {"pipeline", st_bench_pipeline, "pipeline runtime: per-hop latency and throughput (inproc, ipc, tcp), five pass-through stages, vs bare libzmq"},
     {"asr", st_bench_asr, "recognizer: SC12 accuracy and CPU time vs pocketsphinx (en-us, a grammar of the same words)"},
     {"train", st_bench_train, "one BPTT training step of a recurrent LIF network vs PyTorch"},
+    {"echo", st_bench_echo, "echo canceller in simulated rooms: ERLE, double talk, cost per frame, vs speex's filter alone"},
+    {"latency", st_bench_latency, "the agent on the standard scenario set in virtual time: voice-to-voice, end of turn, barge-in, quality rates; --baseline"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

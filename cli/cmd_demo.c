@@ -1,131 +1,571 @@
-/*  cli/cmd_demo.c - `spiketalk demo`: the voice-agent demo on its embedded
-    default, no sound card needed.
+/*  cli/cmd_demo.c - `spiketalk demo`: the voice agent in a scripted
+    conversation on virtual devices, no sound card needed; or, with
+    --input FILE, the agent listening to any recording.
 
-    What exists of the conversation so far runs here: the embedded default
-    utterance goes through the virtual microphone, the capture ring, the
-    resampler to 16 kHz and back, the playback ring and the virtual speaker,
-    with the measured round trip. The recognizer, the language model and the
-    synthesizer join this path as their issues land (see README.md).
+    The script's user turns are synthesized with a voice other than the
+    agent's and placed at realistic times: each a short gap after the
+    agent's answer ends, one cough and one interruption while it speaks,
+    one pause inside a request. The microphone hears the user, a little
+    background noise and the agent's own voice through a simulated room
+    (audio/'s st_room: 10 ms direct path at gain 0.5, RT60 300 ms).
+    Everything runs through pipeline/agent.c block by block (virtual time:
+    the same conversation, to the sample, on every run; --realtime paces it
+    to the wall clock). The conversation is printed as it happens, both
+    sides go to one stereo WAV (left: the microphone, right: the speaker),
+    and a latency summary closes it.
+
+    Also the helpers `spiketalk live` shares: where the models are.
 */
 #include "cli.h"
 
 #include "audio/audio.h"
+#include "pipeline/pipeline.h"
+#include "tts/tts.h"
 
 #include <getopt.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-/*  The embedded default: 1.5 s of a voiced, vowel-like sound (a glottal
-    pulse train at a falling pitch through three formant resonators), made in
-    code so the binary carries no audio file. */
-static void embedded_utterance(float *x, size_t n, int rate)
+#define RATE ST_PIPELINE_RATE_HZ
+#define BLOCK ST_AGENT_BLOCK
+#define MAX_S 180
+#define MAX_LAT 256
+
+/* ---- models: --model, the environment, ./models, models/ beside build/ -------- */
+
+static bool exists(const char *p)
 {
-    static const double formant_hz[3] = {700, 1220, 2600}, bw_hz[3] = {130, 70, 160};
-    double y1[3] = {0}, y2[3] = {0}, phase = 0;
-    for (size_t i = 0; i < n; i++) {
-        double t = (double)i / rate;
-        double f0 = 140 - 30 * t;
-        phase += f0 / rate;
-        double src = 0;
-        if (phase >= 1) {
-            phase -= 1;
-            src = 1;
-        }
-        double out = 0;
-        for (int k = 0; k < 3; k++) {
-            double r = exp(-M_PI * bw_hz[k] / rate);
-            double a1 = 2 * r * cos(2 * M_PI * formant_hz[k] / rate), a2 = -r * r;
-            double y = (1 - r) * src + a1 * y1[k] + a2 * y2[k];
-            y2[k] = y1[k];
-            y1[k] = y;
-            out += y;
-        }
-        double env = fmin(1, fmin(t / 0.05, ((double)n / rate - t) / 0.1));
-        x[i] = (float)(0.5 * env * out);
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *cli_agent_find_model(const char *given, const char *env, const char *rel, char *buf,
+                                 size_t cap)
+{
+    if (given)
+        return given;
+    const char *e = env ? getenv(env) : NULL;
+    if (e && *e)
+        return e;
+    if (exists(rel)) {
+        snprintf(buf, cap, "%s", rel);
+        return buf;
     }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        snprintf(buf, cap, "%s/../%s", dirname(exe), rel);
+        if (exists(buf))
+            return buf;
+    }
+    return NULL;
+}
+
+/* ---- the script ------------------------------------------------------------ */
+
+typedef enum { AFTER_ANSWER, WHILE_SPEAKING } when;
+
+typedef struct {
+    when at;             /* what the gap counts from */
+    double gap_s;        /* after the agent's answer ends / starts */
+    const char *says;    /* what the user's synthesizer says; NULL: a cough */
+    double pause_s;      /* > 0: a pause inside the request, then `rest` */
+    const char *rest;
+    const char *note;    /* what this line shows */
+} line;
+
+/*  The user speaks the recognizer's vocabulary (models/README.md): it is a
+    keyword spotter, and the dialogue model answers its transcripts. */
+static const line script[] = {
+    {AFTER_ANSWER, 0.8, "hello.", 0, NULL, NULL},
+    {AFTER_ANSWER, 0.7, "what, seven, times, six?", 0, NULL, NULL},
+    {AFTER_ANSWER, 0.7, "joke.", 0, NULL, NULL},
+    {WHILE_SPEAKING, 1.2, NULL, 0, NULL, "a cough while the agent speaks: it must go on"},
+    {WHILE_SPEAKING, 2.6, "timer,", 0.6, "five, minutes.",
+     "an interruption, with a pause inside the request"},
+    {AFTER_ANSWER, 0.7, "count, three.", 0, NULL, NULL},
+    {AFTER_ANSWER, 0.7, "goodbye.", 0, NULL, NULL},
+};
+#define N_LINES (sizeof script / sizeof script[0])
+
+typedef struct {
+    float *x;
+    size_t n;
+    char text[160];
+} clip;
+
+/* A cough: 150 ms of noise shaped like a burst of breath, deterministic. */
+static void cough(clip *c)
+{
+    c->n = (size_t)(0.15 * RATE);
+    c->x = calloc(c->n, sizeof(float));
+    if (!c->x)
+        return;
+    uint32_t s = 12345;
+    float y = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        s = s * 1664525u + 1013904223u;
+        float w = ((float)(s >> 8) / 16777216.0f - 0.5f);
+        y = 0.6f * y + w; /* a little low-pass */
+        double t = (double)i / c->n;
+        c->x[i] = (float)(0.25 * y * sin(M_PI * t) * (1 - t));
+    }
+    snprintf(c->text, sizeof c->text, "(cough)");
+}
+
+static int synth_line(st_tts *tts, const line *l, clip *c)
+{
+    if (!l->says) {
+        cough(c);
+        return c->x ? ST_OK : ST_ERR_NOMEM;
+    }
+    st_tts_result a = {0}, b = {0};
+    int rc = st_tts_synthesize(tts, l->says, &a);
+    if (rc)
+        return rc;
+    size_t pause = (size_t)(l->pause_s * RATE);
+    if (l->rest && (rc = st_tts_synthesize(tts, l->rest, &b))) {
+        st_tts_result_free(&a);
+        return rc;
+    }
+    c->n = a.frames + (l->rest ? pause + b.frames : 0);
+    c->x = calloc(c->n ? c->n : 1, sizeof(float));
+    if (c->x) {
+        memcpy(c->x, a.samples, a.frames * sizeof(float));
+        if (l->rest)
+            memcpy(c->x + a.frames + pause, b.samples, b.frames * sizeof(float));
+    }
+    if (l->rest)
+        snprintf(c->text, sizeof c->text, "%s ... (%.1f s) ... %s", l->says, l->pause_s, l->rest);
+    else
+        snprintf(c->text, sizeof c->text, "%s", l->says);
+    st_tts_result_free(&a);
+    st_tts_result_free(&b);
+    return c->x ? ST_OK : ST_ERR_NOMEM;
+}
+
+/* ---- the run ----------------------------------------------------------------- */
+
+typedef struct {
+    bool scripted, quiet;
+    size_t total;            /* samples of the session */
+    float *mic, *spk;        /* the two tracks (mic: what the agent heard) */
+    float *user;             /* the user's track (scripted), before noise and echo */
+    clip clips[N_LINES];
+    size_t next;             /* the next script line */
+    uint64_t armed[N_LINES]; /* where each line is placed (0: not yet) */
+    uint64_t line_end;       /* where the latest placed line ends */
+    uint64_t last_activity;
+    bool finished;           /* the script is through and the agent done */
+    uint64_t finish_at;
+    char heard[512];         /* the recognizer's words since the last request */
+    char answer[1024];
+    double compute_ms;
+    uint64_t request_decided;
+    /* figures */
+    double v2v[MAX_LAT], eot[MAX_LAT], comp[MAX_LAT], silence[MAX_LAT];
+    int n_v2v, n_eot, n_comp, n_sil;
+    int false_pauses, resumes, interruptions;
+} demo;
+
+static double sec(uint64_t s)
+{
+    return (double)s / RATE;
+}
+
+static bool user_active(const demo *d, uint64_t at)
+{
+    /* Was any placed script line sounding within 0.3 s before `at`? */
+    for (size_t i = 0; i < d->next; i++) {
+        uint64_t a = d->armed[i], e = a + d->clips[i].n;
+        if (a && at + 1 >= a && at <= e + (uint64_t)(0.3 * RATE))
+            return true;
+    }
+    return false;
+}
+
+static void place(demo *d, size_t i, uint64_t at)
+{
+    d->armed[i] = at;
+    const clip *c = &d->clips[i];
+    for (size_t k = 0; k < c->n && at + k < d->total; k++)
+        d->user[at + k] += c->x[k];
+    d->line_end = at + c->n;
+}
+
+/* Arms the next lines that count from this event. */
+static void arm(demo *d, when w, uint64_t from)
+{
+    for (size_t i = d->next; i < N_LINES && script[i].at == w; i++) {
+        if (d->armed[i])
+            continue;
+        d->armed[i] = from + (uint64_t)(script[i].gap_s * RATE);
+        if (w == AFTER_ANSWER)
+            break;
+    }
+}
+
+static int percentile_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(double *v, int n, double p)
+{
+    if (n <= 0)
+        return NAN;
+    qsort(v, (size_t)n, sizeof *v, percentile_cmp);
+    double r = p / 100.0 * (n - 1);
+    int lo = (int)r;
+    return lo + 1 < n ? v[lo] + (r - lo) * (v[lo + 1] - v[lo]) : v[lo];
+}
+
+static void on_event(const st_agent_event *e, void *user_data)
+{
+    demo *d = user_data;
+    switch (e->kind) {
+    case ST_AGENT_EV_STATE:
+        if (!d->quiet && getenv("SPIKETALK_DEMO_STATES"))
+            printf("  %6.2f s  [%s -> %s]\n", sec(e->sample), st_turn_state_name(e->from),
+                   st_turn_state_name(e->to));
+        break;
+    case ST_AGENT_EV_ONSET:
+        d->last_activity = e->sample;
+        break;
+    case ST_AGENT_EV_WORD: {
+        size_t l = strlen(d->heard);
+        snprintf(d->heard + l, sizeof d->heard - l, "%s%s", l ? " " : "", e->text);
+        break;
+    }
+    case ST_AGENT_EV_REQUEST:
+        if (d->n_eot < MAX_LAT)
+            d->eot[d->n_eot++] = (double)(e->sample - e->ref) * 1000.0 / RATE;
+        d->request_decided = e->sample;
+        printf("  %6.2f s  user : \"%s\"\n", sec(e->ref), e->text);
+        printf("             (turn ended %.0f ms after the user stopped; all the recognizer heard: "
+               "%s)\n",
+               (double)(e->sample - e->ref) * 1000.0 / RATE, d->heard);
+        d->heard[0] = '\0';
+        break;
+    case ST_AGENT_EV_ANSWER:
+        snprintf(d->answer, sizeof d->answer, "%s", e->text);
+        d->compute_ms = e->compute_ms;
+        if (d->n_comp < MAX_LAT)
+            d->comp[d->n_comp++] = e->compute_ms;
+        break;
+    case ST_AGENT_EV_SPEAKING: {
+        double ms = (double)(e->sample - e->ref) * 1000.0 / RATE;
+        if (d->n_v2v < MAX_LAT)
+            d->v2v[d->n_v2v++] = ms;
+        printf("  %6.2f s  agent: \"%s\"\n", sec(e->sample), d->answer);
+        printf("             (first sound %.0f ms after the user stopped; LM + synthesis took "
+               "%.1f ms of compute)\n",
+               ms, d->compute_ms);
+        arm(d, WHILE_SPEAKING, e->sample);
+        break;
+    }
+    case ST_AGENT_EV_PAUSED: {
+        double ms = (double)(e->sample - e->ref) * 1000.0 / RATE;
+        bool real = user_active(d, e->ref);
+        if (!real)
+            d->false_pauses++;
+        else if (d->n_sil < MAX_LAT)
+            d->silence[d->n_sil++] = ms;
+        printf("  %6.2f s  ...  %s: the agent is silent %.0f ms after the onset\n", sec(e->sample),
+               real ? "the user speaks over the agent" : "the agent paused for no user (echo?)",
+               ms);
+        break;
+    }
+    case ST_AGENT_EV_RESUMED:
+        d->resumes++;
+        printf("  %6.2f s  ...  it was nothing (too short, no word): the agent goes on\n",
+               sec(e->sample));
+        break;
+    case ST_AGENT_EV_INTERRUPTED:
+        d->interruptions++;
+        printf("  %6.2f s  ...  interrupted; the user heard only: \"%s\"\n", sec(e->sample),
+               e->text && *e->text ? e->text : "(nothing)");
+        break;
+    case ST_AGENT_EV_DONE:
+        arm(d, AFTER_ANSWER, e->sample);
+        break;
+    case ST_AGENT_EV_OFFSET: break;
+    }
+}
+
+static int write_stereo(const char *path, const float *l, const float *r, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return st_error(ST_ERR_IO, "cannot create %s", path);
+    uint32_t data = (uint32_t)(n * 4), rate = RATE, byte_rate = RATE * 4, riff = 36 + data,
+             fmt_len = 16;
+    uint16_t pcm = 1, ch = 2, align = 4, bits = 16;
+    fwrite("RIFF", 1, 4, f);
+    fwrite(&riff, 4, 1, f);
+    fwrite("WAVEfmt ", 1, 8, f);
+    fwrite(&fmt_len, 4, 1, f);
+    fwrite(&pcm, 2, 1, f);
+    fwrite(&ch, 2, 1, f);
+    fwrite(&rate, 4, 1, f);
+    fwrite(&byte_rate, 4, 1, f);
+    fwrite(&align, 2, 1, f);
+    fwrite(&bits, 2, 1, f);
+    fwrite("data", 1, 4, f);
+    fwrite(&data, 4, 1, f);
+    for (size_t i = 0; i < n; i++) {
+        int16_t s[2];
+        for (int c = 0; c < 2; c++) {
+            float v = (c ? r : l)[i];
+            v = v > 1 ? 1 : v < -1 ? -1 : v;
+            s[c] = (int16_t)lrintf(v * 32767);
+        }
+        fwrite(s, 2, 2, f);
+    }
+    if (fclose(f))
+        return st_error(ST_ERR_IO, "cannot write %s", path);
+    return ST_OK;
+}
+
+static void usage(void)
+{
+    printf("usage: spiketalk demo [--input FILE] [--output FILE] [--realtime] [options]\n\n"
+           "The voice agent in a scripted conversation on virtual devices (no sound card):\n"
+           "the user's turns are synthesized with another voice than the agent's, at\n"
+           "realistic times, with one cough and one interruption while the agent speaks and\n"
+           "one pause inside a request; the microphone also hears the agent through a\n"
+           "simulated room. Prints the conversation as it happens and a latency summary;\n"
+           "writes both sides to one stereo WAV (left: microphone, right: speaker).\n"
+           "Runs in virtual time (the same figures on every run) unless --realtime.\n\n"
+           "options:\n"
+           "  -i, --input FILE     the microphone is this recording instead of the script\n"
+           "  -o, --output FILE    the stereo WAV (default build/demo.wav)\n"
+           "      --realtime       pace the blocks to the wall clock\n"
+           "      --no-echo        no room echo of the agent's voice at the microphone\n"
+           "      --model FILE     dialogue model (default: $SPIKETALK_DIALOGUE_MODEL,\n"
+           "                       models/dialogue.stnn)\n"
+           "      --asr FILE       recognizer model (default models/asr.stm)\n"
+           "      --user-voice V   the user's espeak voice (default en-gb-scotland)\n"
+           "      --agent-voice V  the agent's espeak voice (default en-us)\n");
 }
 
 int st_cmd_demo(int argc, char **argv)
 {
+    enum { O_REALTIME = 1000, O_NO_ECHO, O_MODEL, O_ASR, O_UVOICE, O_AVOICE };
     static const struct option opts[] = {{"input", required_argument, 0, 'i'},
                                          {"output", required_argument, 0, 'o'},
+                                         {"realtime", no_argument, 0, O_REALTIME},
+                                         {"no-echo", no_argument, 0, O_NO_ECHO},
+                                         {"model", required_argument, 0, O_MODEL},
+                                         {"asr", required_argument, 0, O_ASR},
+                                         {"user-voice", required_argument, 0, O_UVOICE},
+                                         {"agent-voice", required_argument, 0, O_AVOICE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *input = NULL, *output = NULL;
+    const char *input = NULL, *output = "build/demo.wav", *model = NULL, *asr = NULL;
+    const char *user_voice = "en-gb-scotland", *agent_voice = "en-us";
+    bool realtime = false, echo = true;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
-        case 'h':
-            printf("usage: spiketalk demo [--input FILE] [--output FILE]\n\n"
-                   "Runs the voice-agent demo on virtual devices (no sound card needed): the\n"
-                   "embedded default utterance, or --input FILE, through the audio path; the\n"
-                   "agent's answer (today: the audio path's loopback) goes to --output FILE or\n"
-                   "is discarded. The recognizer, language model and synthesizer stages join the\n"
-                   "demo as they are built; the README says which exist.\n");
-            return 0;
+        case O_REALTIME: realtime = true; break;
+        case O_NO_ECHO: echo = false; break;
+        case O_MODEL: model = optarg; break;
+        case O_ASR: asr = optarg; break;
+        case O_UVOICE: user_voice = optarg; break;
+        case O_AVOICE: agent_voice = optarg; break;
+        case 'h': usage(); return 0;
         default: return 2;
         }
     }
-    char tmp[] = "/tmp/spiketalk-demo-XXXXXX.wav";
-    bool made_tmp = false;
-    if (!input) {
-        int fd = mkstemps(tmp, 4);
-        if (fd < 0)
-            return cli_fail("demo", "cannot make a temporary file in /tmp");
-        close(fd);
-        made_tmp = true;
-        const int rate = ST_PIPELINE_RATE_HZ;
-        size_t n = (size_t)(1.5 * rate);
-        float *x = malloc(n * sizeof *x);
-        if (!x) {
-            unlink(tmp);
-            return cli_fail("demo", "out of memory");
+    char asr_buf[4200], lm_buf[4200];
+    const char *asr_path = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf);
+    if (!asr_path)
+        return cli_fail("demo", "no recognizer model: models/asr.stm is not here nor beside the "
+                                "binary (give --asr FILE)");
+    const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",
+                                               "models/dialogue.stnn", lm_buf, sizeof lm_buf);
+
+    demo *d = calloc(1, sizeof *d);
+    if (!d)
+        return cli_fail("demo", "out of memory");
+    int rc = ST_OK, status = 1;
+    st_agent *agent = NULL;
+    st_room *room = NULL;
+    float *input_x = NULL;
+    size_t input_n = 0;
+    d->scripted = !input;
+    if (input) {
+        if ((rc = cli_asr_read16k(input, &input_x, &input_n))) {
+            cli_fail_lib("demo", rc, input);
+            goto done;
         }
-        embedded_utterance(x, n, rate);
-        int rc = st_audio_write_wav(tmp, x, n, rate, ST_WAV_PCM16);
-        free(x);
+        d->total = input_n + 3 * RATE;
+    } else {
+        st_tts_params up = st_tts_default_params();
+        up.voice = user_voice;
+        up.sample_rate_hz = RATE;
+        st_tts *utts = st_tts_new(&up, &rc);
+        if (!utts) {
+            cli_fail_lib("demo", rc, "the user's synthesizer");
+            goto done;
+        }
+        for (size_t i = 0; i < N_LINES && !rc; i++)
+            rc = synth_line(utts, &script[i], &d->clips[i]);
+        st_tts_destroy(&utts);
         if (rc) {
-            unlink(tmp);
-            return cli_fail_lib("demo", rc, "cannot write the embedded utterance");
+            cli_fail_lib("demo", rc, "synthesizing the user's lines");
+            goto done;
         }
-        input = tmp;
+        d->total = (size_t)MAX_S * RATE;
     }
-    printf("spiketalk demo: user speech from %s\n", made_tmp ? "the embedded default utterance" : input);
-    printf("  stages running: virtual mic -> capture ring -> resample 48k->16k -> resample 16k->48k"
-           " -> playback ring -> virtual speaker\n");
-    printf("  stages to come: spike encoder, VAD, recognizer (issue 6), language model (issue 7),"
-           " synthesizer (issue 5)\n");
-    st_device_params dp = st_device_default_params();
-    st_virtual_params vp = {.input_path = input, .output_path = output, .realtime = false};
-    int rc = ST_OK;
-    st_device *dev = st_device_open_virtual(&dp, &vp, &rc);
-    if (!dev) {
-        if (made_tmp)
-            unlink(tmp);
-        return cli_fail_lib("demo", rc, "cannot open the virtual devices");
+    d->mic = calloc(d->total + BLOCK, sizeof(float));
+    d->spk = calloc(d->total + 2 * BLOCK, sizeof(float));
+    d->user = calloc(d->total + BLOCK, sizeof(float));
+    if (!d->mic || !d->spk || !d->user) {
+        cli_fail("demo", "out of memory");
+        goto done;
     }
-    st_loopback_params lp = st_loopback_default_params();
-    st_loopback_report rep;
+    if (input)
+        memcpy(d->user, input_x, input_n * sizeof(float));
+
+    st_agent_params ap = st_agent_default_params();
+    ap.asr_model = asr_path;
+    ap.lm_model = lm_path;
+    ap.tts_voice = agent_voice;
+    ap.on_event = on_event;
+    ap.user_data = d;
+    if (d->scripted) { /* the same answers on every run: the clock reads 10:30 */
+        ap.clock_hour = 10;
+        ap.clock_minute = 30;
+    }
+    if (!(agent = st_agent_new(&ap, &rc))) {
+        cli_fail_lib("demo", rc, "cannot start the agent");
+        goto done;
+    }
+    printf("spiketalk demo: %s\n",
+           d->scripted ? "a scripted conversation with the voice agent, on virtual devices"
+                       : input);
+    printf("  user voice %s, agent voice %s, %s, %s time; recognizer %s, dialogue model %s\n",
+           d->scripted ? user_voice : "(the recording)", agent_voice,
+           echo && d->scripted ? "a room's echo on the microphone (canceller on)" : "no room echo",
+           realtime ? "real" : "virtual", asr_path, lm_path ? lm_path : "MISSING");
+    if (!lm_path)
+        printf("  (no dialogue model: models/dialogue.stnn is not here; every answer says so)\n");
+    printf("\n");
+    if (d->scripted)
+        d->armed[0] = (uint64_t)(script[0].gap_s * RATE);
+
+    if (echo && d->scripted) {
+        st_room_params rp = st_room_default_params(); /* 10 ms, gain 0.5, RT60 300 ms */
+        if (!(room = st_room_new(&rp, &rc))) {
+            cli_fail_lib("demo", rc, "the simulated room");
+            goto done;
+        }
+    }
     double t0 = st_now_s();
-    rc = st_loopback_run(dev, &lp, &rep);
+    uint32_t noise = 7;
+    uint64_t pos = 0;
+    for (; pos + BLOCK <= d->total; pos += BLOCK) {
+        /* The script: place every line whose time has come. */
+        while (d->scripted && d->next < N_LINES && d->armed[d->next] &&
+               d->armed[d->next] <= pos) {
+            size_t i = d->next++;
+            printf("  %6.2f s  (script: the user says \"%s\"%s%s)\n", sec(pos), d->clips[i].text,
+                   script[i].note ? "; " : "", script[i].note ? script[i].note : "");
+            place(d, i, pos);
+        }
+        /* Nothing answered the last line (the recognizer heard no word): go on. */
+        if (d->scripted && d->next < N_LINES && !d->armed[d->next] && d->line_end &&
+            pos > d->line_end + 3 * RATE && st_agent_state(agent) == ST_TURN_LISTENING) {
+            printf("  %6.2f s  (script: no answer came; the user goes on)\n", sec(pos));
+            while (d->next < N_LINES && script[d->next].at == WHILE_SPEAKING)
+                d->next++; /* nothing to talk over */
+            if (d->next < N_LINES)
+                d->armed[d->next] = pos;
+        }
+        for (size_t k = 0; k < BLOCK; k++) {
+            uint64_t t = pos + k;
+            noise = noise * 1664525u + 1013904223u;
+            float n = ((float)(noise >> 8) / 16777216.0f - 0.5f) * 0.002f; /* ~ -65 dBFS */
+            d->mic[t] = d->user[t] + n;
+        }
+        if (room) /* what the speaker plays during this block comes back */
+            st_room_process(room, d->spk + pos, d->mic + pos, BLOCK);
+        uint32_t ep;
+        if ((rc = st_agent_process(agent, d->mic + pos, d->spk + pos + BLOCK, &ep))) {
+            cli_fail_lib("demo", rc, "the agent");
+            goto done;
+        }
+        if (realtime) {
+            double due = t0 + sec(pos + BLOCK);
+            double wait = due - st_now_s();
+            if (wait > 0) {
+                struct timespec ts = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+        }
+        bool script_done = !d->scripted ? pos >= input_n : d->next >= N_LINES;
+        if (script_done && pos > d->line_end && st_agent_state(agent) == ST_TURN_LISTENING) {
+            if (!d->finish_at)
+                d->finish_at = pos + RATE;
+            if (pos >= d->finish_at)
+                break;
+        } else
+            d->finish_at = 0;
+    }
+    size_t n = pos + BLOCK < d->total ? pos + BLOCK : d->total;
     double wall = st_now_s() - t0;
-    st_device_destroy(&dev);
-    if (made_tmp)
-        unlink(tmp);
-    if (rc)
-        return cli_fail_lib("demo", rc, "the audio path failed");
-    printf("  %.2f s of audio through the path in %.3f s (%.0fx real time)\n",
-           rep.frames_in / (double)rep.sample_rate_hz, wall,
-           rep.frames_in / (double)rep.sample_rate_hz / wall);
-    printf("  round trip mic -> speaker: %.0f samples at %d Hz = %.2f ms (resamplers %.2f ms)\n",
-           rep.round_trip_frames, rep.sample_rate_hz, rep.round_trip_ms,
-           1e3 * rep.resampler_latency_frames / rep.sample_rate_hz);
-    if (output)
-        printf("  speaker output written to %s\n", output);
-    return 0;
+    st_agent_stats st;
+    st_agent_get_stats(agent, &st);
+
+    printf("\nthe conversation as the agent remembers it:\n");
+    st_agent_turn h;
+    for (size_t i = 0; st_agent_history(agent, i, &h); i++)
+        printf("  %-5s %s%s\n", h.agent ? "agent" : "user", h.text,
+               h.interrupted ? "  [interrupted: only what was played]" : "");
+
+    printf("\nlatency summary (%zu answers, %.1f s of conversation in %.2f s: %.0fx real time)\n",
+           (size_t)st.answers, sec(n), wall, sec(n) / wall);
+    printf("  voice-to-voice round trip, end of user speech -> agent's first sample:\n");
+    printf("    p50 %4.0f ms   p95 %4.0f ms   max %4.0f ms   (target 250 / 400 ms)\n",
+           pct(d->v2v, d->n_v2v, 50), pct(d->v2v, d->n_v2v, 95), pct(d->v2v, d->n_v2v, 100));
+    printf("  of which the end-of-turn wait: p50 %4.0f ms   p95 %4.0f ms\n",
+           pct(d->eot, d->n_eot, 50), pct(d->eot, d->n_eot, 95));
+    printf("  compute (LM + synthesis, wall clock): p50 %.1f ms   p95 %.1f ms\n",
+           pct(d->comp, d->n_comp, 50), pct(d->comp, d->n_comp, 95));
+    if (d->n_sil)
+        printf("  barge-in, user onset -> agent silent: p50 %.0f ms   max %.0f ms   (target 150 ms)\n",
+               pct(d->silence, d->n_sil, 50), pct(d->silence, d->n_sil, 100));
+    printf("  interruptions %d, resumed after nothing %d, pauses with no user speaking %d, "
+           "stale samples after a flush %llu\n",
+           d->interruptions, d->resumes, d->false_pauses, (unsigned long long)st.stale_samples);
+    if (output) {
+        if ((rc = write_stereo(output, d->mic, d->spk, n)))
+            cli_fail_lib("demo", rc, output);
+        else
+            printf("  both sides written to %s (left: microphone, right: speaker)\n", output);
+    }
+    status = rc ? 1 : 0;
+done:
+    st_room_destroy(&room);
+    st_agent_destroy(&agent);
+    for (size_t i = 0; i < N_LINES; i++)
+        free(d->clips[i].x);
+    free(d->mic);
+    free(d->spk);
+    free(d->user);
+    free(d);
+    free(input_x);
+    return status;
 }

@@ -16,6 +16,7 @@ typedef struct {
 
 static const command commands[] = {
     {"demo", st_cmd_demo, "run the voice-agent demo on its embedded default (no sound card needed)"},
+    {"live", st_cmd_live, "the voice agent on the real microphone and speaker, with a live view"},
     {"devices", st_cmd_devices, "list audio devices (says so, and exits 0, when there are none)"},
     {"loopback", st_cmd_loopback, "microphone -> 16 kHz -> speaker; report the measured round-trip delay"},
     {"bench", st_cmd_bench, "benchmarks: a table, or --json for machines (`bench --help`)"},
@@ -28,6 +29,7 @@ static const command commands[] = {
     {"run", st_cmd_run, "run a pipeline of stages (the built-in one, or --config FILE), supervised"},
     {"stage", st_cmd_stage, "run one stage of a pipeline as its own process; --list the stage types"},
     {"replay", st_cmd_replay, "list the messages of a recorded run (pipeline.record = FILE)"},
+    {"keygen", st_cmd_keygen, "make a CurveZMQ key pair for a stage (FILE and FILE.pub)"},
     {"train", st_cmd_train, "train a spiking network (surrogate-gradient BPTT) from a config file"},
     {"eval", st_cmd_eval, "recognizer accuracy on a manifest: `eval sc12|words --manifest M`"},
     {"listen", st_cmd_listen, "words of an audio file with their times, as the recognizer decides them"},

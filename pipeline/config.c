@@ -729,6 +729,12 @@ int st_pipe_config_set(st_pipe_config *c, const char *assignment)
 {
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
+    /* One line: a line break would let the value add keys and sections to
+       the file written for stage processes (found by fuzz/fuzz_config.c). */
+    for (const char *p = assignment; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            return st_error(ST_ERR_INVALID, "--set: a control character (0x%02x) at byte %d",
+                            (unsigned char)*p, (int)(p - assignment));
     if (!eq || !dot || dot > eq)
         return st_error(ST_ERR_INVALID, "--set '%s': write SECTION.KEY=VALUE (pipeline.hwm=16, "
                         "mic.device=virtual)", assignment);
@@ -743,8 +749,18 @@ int st_pipe_config_set(st_pipe_config *c, const char *assignment)
     while (*key && key[strlen(key) - 1] == ' ')
         key[strlen(key) - 1] = '\0';
     const char *value = eq + 1;
-    while (*value == ' ')
+    while (*value == ' ' || *value == '\t')
         value++;
+    /* The written line "key = value" must fit the reader's line, as a line
+       of a file does (found by fuzz/fuzz_config.c). */
+    if (strlen(key) + 3 + strlen(value) > ST_PARAM_VALUE_MAX - 10)
+        return st_error(ST_ERR_INVALID, "--set %s.%s: the line is too long (at most %d characters)",
+                        section, key, ST_PARAM_VALUE_MAX - 10);
+    size_t vlen = strlen(value);
+    if (strstr(value, " ;") || strstr(value, "\t;") ||
+        (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t')))
+        return st_error(ST_ERR_INVALID, "--set %s.%s: a value cannot end in a space or hold ' ;' "
+                        "(a file could not say it)", section, key);
     st_params *target;
     if (!strcmp(section, "pipeline"))
         target = &c->pipeline;
@@ -780,7 +796,9 @@ static void write_params(const st_params *p, FILE *out, bool overrides_only)
 {
     for (int i = 0; i < p->n; i++)
         if (!overrides_only || p->p[i].line < 0)
-            fprintf(out, "%s = %s\n", p->p[i].key, p->p[i].value);
+            /* "key =;x": a space before ';' or '#' would make it a comment. */
+            fprintf(out, "%s =%s%s\n", p->p[i].key, strchr(";#", p->p[i].value[0]) ? "" : " ",
+                    p->p[i].value);
 }
 
 int st_pipe_config_write(const st_pipe_config *c, FILE *out)

@@ -46,6 +46,12 @@ int st_params_set(st_params *p, const char *key, const char *value, int line)
     if (strlen(value) >= ST_PARAM_VALUE_MAX)
         return st_error(ST_ERR_INVALID, "%s%s: the value is too long (at most %d bytes)", at, key,
                         ST_PARAM_VALUE_MAX - 1);
+    /* What st_pipe_config_write() writes must read back as the same key:
+       no empty key (its line would continue the previous value), nothing
+       INI splits or strips at (found by fuzz/fuzz_config.c). */
+    if (!key[0] || strpbrk(key, "=:;#[]\t\r\n") || key[0] == ' ' || key[strlen(key) - 1] == ' ')
+        return st_error(ST_ERR_INVALID, "%skey '%s': empty, or holds '=', ':', ';', '#', '[', "
+                        "']', a line break or surrounding spaces", at, key);
     for (int i = 0; i < p->n; i++)
         if (!strcmp(p->p[i].key, key)) {
             snprintf(p->p[i].value, sizeof p->p[i].value, "%s", value);

@@ -145,9 +145,11 @@ typedef enum {
     ST_CTL_HEARTBEAT = 7,  /* bus: arg 1 once started; report: the stage is alive */
     ST_CTL_READY = 8,      /* report: initialised and hearing the bus; text: the stage's name */
     ST_CTL_FAILED = 9,     /* report: could not start or must stop; text: why */
-    ST_CTL_SHUTDOWN = 10   /* bus: exit cleanly */
+    ST_CTL_SHUTDOWN = 10,  /* bus: exit cleanly */
+    ST_CTL_SPEECH = 11     /* in-band: the VAD's speech onset (arg 1) or offset (arg 0);
+                              the header's sample_index is where it is placed */
 } st_ctl_cmd;
-#define ST_CTL_MAX 10
+#define ST_CTL_MAX 11
 typedef struct {
     uint32_t cmd;          /* st_ctl_cmd */
     uint32_t arg;
@@ -643,6 +645,244 @@ int st_pipe_stage_stats(const st_pipe *p, const char *name, st_stage_stats *out)
 void st_pipe_destroy(st_pipe **p_p);
 
 /* ======================================================================== */
+/*  Turn controller (pipeline/turn.c): who speaks, when a turn ends, barge-in */
+/* ======================================================================== */
+
+/*  A pure state machine over the capture sample index (16 kHz): it is told
+    the voice-activity events, the recognizer's words, the time, and what
+    the speaker did; it answers with actions. No I/O, no allocation after
+    st_turn_new(), no clock of its own: the same inputs give the same
+    outputs (docs/AGENT.md has the states and the timing).
+
+      LISTENING --onset--> USER --offset + wait--> THINKING --first sample
+          ^                 ^  \--noise (no word)--> LISTENING   played--> AGENT
+          |                 |                                      |  |
+          |                 +--onset (user goes on): INTERRUPT <---+  | onset:
+          |                                                           | PAUSE
+          +--------------- speaker drained ---------------- AGENT <--BOTH
+                                              silent resume_hold, gate not met:
+                                                     RESUME  |  speech >= gate
+                                                             |  or a word:
+                                                             v  INTERRUPT
+                                                            USER
+
+    End of turn: after the VAD's offset the controller waits `complete_wait_s`
+    when the words so far are a complete request (st_turn_request_complete),
+    `incomplete_wait_s` otherwise (a pause inside "timer ... five minutes");
+    an onset in the wait continues the same turn. A turn without a single
+    word is dropped as noise. Barge-in: an onset while the agent speaks
+    pauses the speaker at once (PAUSE); speech that adds up to `barge_min_s`
+    (pieces less than resume_hold_s apart) or brings a word commits the
+    interruption (INTERRUPT: a new epoch, the synthesizer cancels, the
+    speaker flushes); silence of resume_hold_s short of that resumes the
+    answer where it paused (RESUME): backchannels and coughs do not stop
+    the agent. */
+
+typedef enum {
+    ST_TURN_LISTENING = 0,     /* nobody speaks */
+    ST_TURN_USER,              /* the user speaks (or pauses inside a request) */
+    ST_TURN_THINKING,          /* the request is complete; the answer is being made */
+    ST_TURN_AGENT,             /* the agent speaks */
+    ST_TURN_BOTH               /* the user speaks over the agent (paused) */
+} st_turn_state;
+#define ST_TURN_N_STATES 5
+
+/*  Actions: what the caller must do (a bit set). */
+#define ST_TURN_DO_ANSWER 0x01     /* answer st_turn_request() under st_turn_epoch() */
+#define ST_TURN_DO_PAUSE 0x02      /* stop playing, keep the queue */
+#define ST_TURN_DO_RESUME 0x04     /* play the kept queue on */
+#define ST_TURN_DO_INTERRUPT 0x08  /* new epoch: cancel synthesis and LM, flush the speaker */
+
+typedef struct {
+    int rate_hz;               /* the capture clock; 16000 */
+    double complete_wait_s;    /* after the offset, a complete request; 0.05 s */
+    double incomplete_wait_s;  /* ... an incomplete one (a pause inside it); 0.7 s */
+    double barge_min_s;        /* user speech over the agent that commits a barge-in
+                                  (segments less than resume_hold_s apart add up); 0.3 s */
+    double resume_hold_s;      /* after such speech ends short of it, the agent waits this
+                                  long before it resumes (and speech this soon after a
+                                  resume still adds up); 0.4 s */
+    bool barge_on_word;        /* a recognized word commits it sooner; true */
+    double late_word_s;        /* a word decided this long after the offset still
+                                  belongs to the turn (the recognizer lags); 0.6 s */
+} st_turn_params;
+
+st_turn_params st_turn_default_params(void);
+
+typedef struct st_turn st_turn;
+
+/*  Called on every change of state, with the sample index that caused it.
+    On the caller's thread, inside the st_turn_* call. */
+typedef void (*st_turn_state_fn)(st_turn_state from, st_turn_state to, uint64_t sample,
+                                 void *user_data);
+
+/*  Owned by the caller. ST_ERR_INVALID naming a parameter out of range. */
+st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *user_data,
+                     int *err);
+void st_turn_destroy(st_turn **t_p);
+
+/*  Inputs; each returns the actions (ST_TURN_DO_*). `sample` is where the
+    event is placed on the capture clock, `now` the index of the newest
+    sample the caller has seen (the decision time). */
+int st_turn_onset(st_turn *t, uint64_t sample, uint64_t now);
+int st_turn_offset(st_turn *t, uint64_t sample, uint64_t now);
+/*  A recognized word (vocabulary words only; NUL-terminated, borrowed). */
+int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uint64_t now);
+/*  Time passes: end-of-turn waits and the barge-in gate are checked here. */
+int st_turn_tick(st_turn *t, uint64_t now);
+/*  The agent speaks unasked (an announcement, a timer going off): from
+    LISTENING to THINKING under a new epoch, as if a request had ended now.
+    Returns ST_TURN_DO_ANSWER, or 0 (nothing) in any other state. */
+int st_turn_announce(st_turn *t, uint64_t now);
+/*  The speaker played the first sample of the answer / ran dry after it. */
+int st_turn_agent_started(st_turn *t, uint64_t now);
+int st_turn_agent_done(st_turn *t, uint64_t now);
+
+st_turn_state st_turn_get_state(const st_turn *t);
+const char *st_turn_state_name(st_turn_state s);   /* "listening", ...; static */
+uint32_t st_turn_epoch(const st_turn *t);          /* the current turn */
+/*  The request of the latest ANSWER: the turn's words, space-separated.
+    Borrowed until the next st_turn_* call. */
+const char *st_turn_request(const st_turn *t);
+/*  Where the user's speech of the latest ANSWER ended (the offset's sample)
+    and when the controller decided (the end-of-turn wait is the difference). */
+uint64_t st_turn_request_end(const st_turn *t);
+uint64_t st_turn_request_decided(const st_turn *t);
+/*  The onset that the latest PAUSE or INTERRUPT answered. */
+uint64_t st_turn_barge_onset(const st_turn *t);
+
+/*  Whether words (space-separated, the recognizer's vocabulary) end in a
+    complete request of the agent's grammar: "[what] N plus|minus|times N",
+    "timer N seconds|minutes", "count N", "[what] time", "joke", "story",
+    "hello", "hi", "help", "thanks", "goodbye", "repeat", "yes", "no". Pure. */
+bool st_turn_request_complete(const char *words);
+
+/* ======================================================================== */
+/*  The agent (pipeline/agent.c): the whole conversation, frame by frame.    */
+/* ======================================================================== */
+
+/*  Microphone in, speaker out, one 10 ms block (160 samples at 16 kHz) per
+    call, full duplex: the front end, the spiking VAD (with the agent's own
+    played signal as its echo estimate), the recognizer, the turn controller
+    (above), the dialogue LM (snn/dialogue.h, tools executed) and the
+    synthesizer (tts/), and a speaker queue tagged with the turn's epoch
+    that pauses, resumes and flushes. Everything runs on the caller's thread
+    in block order, so a recording gives the same conversation, to the
+    sample, on every run (virtual time); the compute each answer took is
+    measured on the wall clock and reported beside it.
+
+    The clock: block k holds capture samples [160 k, 160 k + 160); what
+    st_agent_process() returns for it is played during block k + 1 (one
+    block of output latency, counted in every latency). */
+
+#define ST_AGENT_BLOCK 160
+
+typedef enum {
+    ST_AGENT_EV_STATE = 1,     /* the turn controller changed state (from, to) */
+    ST_AGENT_EV_ONSET,         /* the VAD: user speech starts (sample: where) */
+    ST_AGENT_EV_OFFSET,        /* ... ends */
+    ST_AGENT_EV_WORD,          /* the recognizer heard a word (text) */
+    ST_AGENT_EV_REQUEST,       /* end of turn: text = the request, ref = end of speech */
+    ST_AGENT_EV_ANSWER,        /* the answer's text, compute_ms = LM + synthesis */
+    ST_AGENT_EV_SPEAKING,      /* first sample played; ref = end of the request
+                                  (0: st_agent_say(), nobody asked) */
+    ST_AGENT_EV_PAUSED,        /* barge-in: speaker paused; ref = the user's onset */
+    ST_AGENT_EV_RESUMED,       /* it was nothing: speaking on */
+    ST_AGENT_EV_INTERRUPTED,   /* barge-in committed: text = what the user heard */
+    ST_AGENT_EV_DONE           /* the answer was played to its end */
+} st_agent_event_kind;
+
+typedef struct {
+    st_agent_event_kind kind;
+    uint64_t sample;           /* capture (or play) sample index of the event */
+    uint64_t ref;              /* the sample it answers (see the kinds); 0 none */
+    st_turn_state from, to;    /* ST_AGENT_EV_STATE */
+    const char *text;          /* borrowed for the callback; NULL when none */
+    double compute_ms;         /* ST_AGENT_EV_ANSWER: wall-clock LM + synthesis */
+    uint32_t epoch;
+} st_agent_event;
+
+typedef void (*st_agent_event_fn)(const st_agent_event *e, void *user_data);
+
+typedef struct {
+    const char *asr_model;     /* the recognizer (models/asr.stm); required */
+    const char *lm_model;      /* the dialogue model (models/dialogue.stnn); NULL: none,
+                                  and every answer says the model is missing */
+    const char *tts_engine;    /* the agent's voice: "espeak" */
+    const char *tts_voice;     /* NULL: the engine's default */
+    int tts_rate_wpm;          /* 0: the engine's default */
+    double echo_residual_db;   /* the most echo the VAD is told to expect, relative to
+                                  the played signal's level (the loudest of its last
+                                  120 ms, per mel channel); below it the canceller's
+                                  tracked residual is used. -6 dB (a loud room before
+                                  the canceller has converged); -200: no echo input.
+                                  Besides, an onset while the agent plays counts only
+                                  when the cleaned mic is within 25 dB of the played
+                                  signal (a double-talk gate; docs/AGENT.md) */
+    bool echo_cancel;          /* a speexdsp echo canceller (audio/ st_echo) on the mic,
+                                  fed with what the speaker played; true */
+    int echo_delay_samples;    /* the device's playback -> capture delay beyond the one
+                                  block the agent itself adds (0 on virtual devices) */
+    double max_answer_s;       /* longest answer played; 30 s */
+    int clock_hour;            /* the LM's time tool: hour 0..23 (-1: local time) */
+    int clock_minute;
+    st_turn_params turn;
+    st_agent_event_fn on_event;/* may be NULL */
+    void *user_data;
+} st_agent_params;
+
+/*  espeak default voice, echo canceller on, residual -6 dB, barge-in by
+    duration only (turn.barge_on_word false), 30 s answers, local time, the turn
+    controller's defaults; asr_model and lm_model NULL (the caller finds them). */
+st_agent_params st_agent_default_params(void);
+
+typedef struct st_agent st_agent;
+
+/*  Loads the models, starts the synthesizer. Owned by the caller. Errors
+    (NULL, *err): the model's or the engine's (ST_ERR_NOT_FOUND, ST_ERR_FORMAT,
+    ...), ST_ERR_INVALID for a parameter, ST_ERR_NOMEM. */
+st_agent *st_agent_new(const st_agent_params *p, int *err);
+void st_agent_destroy(st_agent **a_p);
+
+/*  One block: mic[ST_AGENT_BLOCK] in, speaker[ST_AGENT_BLOCK] out (to be
+    played next). *epoch (may be NULL) gets the turn of the samples written
+    (0: silence). Events go to on_event from inside this call. Answers are
+    made here too (LM and synthesis, tens of ms): call it from the agent's
+    thread, never from an audio callback. ST_OK or the LM's/synthesizer's
+    error. */
+int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *epoch);
+
+/*  The agent says `text` from the next block on, as an answer of a new
+    turn (an announcement; also how tests make it talk). ST_ERR_STATE
+    unless it is listening; the synthesizer's errors. */
+int st_agent_say(st_agent *a, const char *text);
+
+/*  The capture index of the next block. */
+uint64_t st_agent_position(const st_agent *a);
+st_turn_state st_agent_state(const st_agent *a);
+
+/*  The conversation so far, as the agent remembers it: entry i (oldest
+    first), false past the last. An interrupted answer holds only the words
+    the speaker actually played. Borrowed until the next st_agent_process(). */
+typedef struct {
+    bool agent;                /* who: the agent, or the user */
+    const char *text;
+    uint64_t start, end;       /* capture/play sample indices */
+    bool interrupted;          /* an agent answer cut short by the user */
+} st_agent_turn;
+bool st_agent_history(const st_agent *a, size_t i, st_agent_turn *out);
+
+typedef struct {
+    uint64_t answers;          /* answers started */
+    uint64_t interruptions;    /* barge-ins committed */
+    uint64_t resumes;          /* pauses that were nothing */
+    uint64_t dropped_turns;    /* speech without a word */
+    uint64_t echo_onsets;      /* VAD onsets over the agent judged its own echo */
+    uint64_t stale_samples;    /* samples of an old epoch played after its flush (0) */
+} st_agent_stats;
+void st_agent_get_stats(const st_agent *a, st_agent_stats *out);
+
+/* ======================================================================== */
 /*  Recordings (pipeline/stage_recorder.c): every message of a run.          */
 /* ======================================================================== */
 
@@ -660,6 +900,58 @@ st_rec_reader *st_rec_open(const char *path, int *err);
     message says where; reading stops). */
 int st_rec_read(st_rec_reader *r, st_rec_entry *e);
 void st_rec_close(st_rec_reader **r_p);
+
+/* ======================================================================== */
+/*  Security (pipeline/security.c, docs/SECURITY.md): CurveZMQ keys, the     */
+/*  authenticator that refuses unknown peers, owner-only ipc sockets.        */
+/* ======================================================================== */
+
+#define ST_CURVE_KEY_Z85 40         /* characters of a Z85-encoded 32-byte key */
+
+typedef struct {
+    char public_z85[ST_CURVE_KEY_Z85 + 1];
+    char secret_z85[ST_CURVE_KEY_Z85 + 1]; /* empty when only the public key is known */
+} st_curve_keys;
+
+/*  A new key pair (zmq_curve_keypair). ST_ERR_UNSUPPORTED when libzmq was
+    built without CURVE. */
+int st_curve_keygen(st_curve_keys *out);
+
+/*  Writes the pair to `path` (created with mode 0600, never over an
+    existing file: ST_ERR_INVALID) and the public key alone to
+    `path`.pub (0644), the file to hand to peers. ST_ERR_IO naming the path. */
+int st_curve_keys_write(const char *path, const st_curve_keys *k);
+
+/*  Reads a key file: a pair (refused, ST_ERR_INVALID, when group or others
+    may read it, as ssh does), or a .pub file (secret_z85 left empty).
+    ST_ERR_NOT_FOUND, ST_ERR_FORMAT ("FILE:LINE: ..."). */
+int st_curve_keys_read(const char *path, st_curve_keys *out);
+
+/*  A public key given as 40 Z85 characters or as the path of a key file.
+    ST_ERR_FORMAT / errors of st_curve_keys_read. */
+int st_curve_public_parse(const char *text, char out[ST_CURVE_KEY_Z85 + 1]);
+
+/*  The authenticator of one ZeroMQ context: a ZAP handler thread that
+    admits a CURVE client only when its public key is on the list. Owned by
+    the caller; destroy it before terminating the context. The list is
+    copied. ST_ERR_IO when the handler cannot bind (one per context). */
+typedef struct st_sec_auth st_sec_auth;
+st_sec_auth *st_sec_auth_new(void *zctx, const char *const *allowed_z85, size_t n, int *err);
+void st_sec_auth_destroy(st_sec_auth **self_p);
+/*  Clients refused and admitted so far (any thread). */
+uint64_t st_sec_auth_refused(const st_sec_auth *self);
+uint64_t st_sec_auth_admitted(const st_sec_auth *self);
+
+/*  Socket options, before bind / connect. server: CURVE server with our
+    secret key, checked by the context's authenticator. client: CURVE client
+    with our pair, trusting only `server_public_z85`. ST_ERR_INVALID for a
+    key that is not 40 Z85 characters or a pair without its secret. */
+int st_sec_curve_server(void *sock, const st_curve_keys *own);
+int st_sec_curve_client(void *sock, const st_curve_keys *own, const char *server_public_z85);
+
+/*  After binding an ipc:// endpoint: makes the socket file owner-only
+    (0600). Other transports: nothing. ST_ERR_IO naming the path. */
+int st_sec_ipc_restrict(const char *endpoint);
 
 #ifdef __cplusplus
 }

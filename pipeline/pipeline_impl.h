@@ -15,6 +15,9 @@ extern const st_stage_type st__stage_text_source;
 extern const st_stage_type st__stage_rewrite;
 extern const st_stage_type st__stage_text_sink;
 extern const st_stage_type st__stage_synthesizer;
+extern const st_stage_type st__stage_vad;
+extern const st_stage_type st__stage_recognizer;
+extern const st_stage_type st__stage_lm;
 extern const st_stage_type st__stage_encoder;
 
 /*  Configuration internals for the supervisor (config.c). */

@@ -14,6 +14,7 @@ static const st_stage_type *const builtins[] = {
     &st__stage_passthrough,  &st__stage_recorder,   &st__stage_replay,
     &st__stage_text_source,  &st__stage_rewrite,    &st__stage_text_sink,
     &st__stage_synthesizer,  &st__stage_encoder,
+    &st__stage_vad,          &st__stage_recognizer, &st__stage_lm,
 };
 #define N_BUILTINS (sizeof builtins / sizeof builtins[0])
 #define MAX_REGISTERED 64

@@ -374,9 +374,12 @@ static int setup(st_stage *s)
         set_int(s->in, ZMQ_LINGER, 0);
         int64_t maxsize = (int64_t)ST_WIRE_MAX_PAYLOAD + 4096;
         zmq_setsockopt(s->in, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
-        for (int i = 0; i < s->n_binds; i++)
+        for (int i = 0; i < s->n_binds; i++) {
             if (zmq_bind(s->in, s->binds[i]))
                 return zfail(s, "listen on", s->binds[i]);
+            if ((rc = st_sec_ipc_restrict(s->binds[i]))) /* owner-only (docs/SECURITY.md) */
+                return rc;
+        }
     }
     for (int o = 0; o < s->n_out; o++) {
         s->out[o] = zmq_socket(s->zctx, ZMQ_PUSH);
@@ -510,7 +513,8 @@ static void handle_data(st_stage *s, const st_wire_msg *m)
                     st_stage_forward(s, m);
                 complete(s);
             }
-        } else if (cmd == ST_CTL_FLUSH || cmd == ST_CTL_TURN || cmd == ST_CTL_INTERRUPT) {
+        } else if (cmd == ST_CTL_FLUSH || cmd == ST_CTL_TURN || cmd == ST_CTL_INTERRUPT ||
+                   cmd == ST_CTL_SPEECH) {
             set_epoch(s, m->h.epoch);
             call_control(s, m);
             st_stage_forward(s, m);

@@ -256,6 +256,9 @@ st_pipe *st_pipe_new(const st_pipe_config *cfg, const st_pipe_params *params, in
                       zmq_strerror(errno));
         goto fail;
     }
+    /* ipc socket files owner-only (docs/SECURITY.md). */
+    if ((rc = st_sec_ipc_restrict(ctl)) || (rc = st_sec_ipc_restrict(rep)))
+        goto fail;
     if (!(p->rx = st_wire_rx_new("supervisor reports", &rc)))
         goto fail;
     *err = ST_OK;

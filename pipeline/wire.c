@@ -604,7 +604,8 @@ const char *st_wire_type_name(int type)
 const char *st_wire_ctl_name(uint32_t cmd)
 {
     static const char *names[] = {"?",   "start",     "stop",  "interrupt", "flush",  "turn",
-                                  "end", "heartbeat", "ready", "failed",    "shutdown"};
+                                  "end", "heartbeat", "ready", "failed",    "shutdown",
+                                  "speech"};
     return cmd >= 1 && cmd <= ST_CTL_MAX ? names[cmd] : "?";
 }
 

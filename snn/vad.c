@@ -56,22 +56,23 @@ st_vad_params st_vad_default_params(void)
         .frontend_delay_samples = 199.5,
         .channel_hz = NULL,
         .speech_lo_hz = 90,
-        .speech_hi_hz = 4000,
+        .speech_hi_hz = 1200,
         .out_band_weight = 0.3f,
+        .high_band_weight = -0.4f,
         .min_level_db = -80,
         .level_db = 6,
         .level_step_db = 3,
         .n_levels = 8,
         .level_gain = 1.3f,
-        .e_tau_s = 0.015,
+        .e_tau_s = 0.01,
         .floor_up_db_s = 30,
         .floor_up_speech_db_s = 8,
         .floor_down_db_s = 30,
-        .readout_tau_s = 0.02,
-        .onset_threshold = 0.05f,
-        .offset_threshold = 0.025f,
+        .readout_tau_s = 0.01,
+        .onset_threshold = 0.08f,
+        .offset_threshold = 0.015f,
         .onset_frames = 3,
-        .hangover_s = 0.08,
+        .hangover_s = 0.1,
         .warmup_s = 0.2,
         .echo_margin_db = 3,
     };
@@ -91,6 +92,7 @@ static const pdesc pdescs[] = {
     PD(n_channels, P_INT),          PD(hop_s, P_DOUBLE),
     PD(frontend_delay_samples, P_DOUBLE), PD(speech_lo_hz, P_DOUBLE),
     PD(speech_hi_hz, P_DOUBLE),     PD(out_band_weight, P_FLOAT),
+    PD(high_band_weight, P_FLOAT),
     PD(min_level_db, P_FLOAT),      PD(level_db, P_FLOAT),
     PD(level_step_db, P_FLOAT),     PD(n_levels, P_INT),
     PD(level_gain, P_FLOAT),
@@ -161,8 +163,11 @@ static int check(const st_vad_params *p)
         BAD("vad: hop_s %g is not in (0, 0.1]", p->hop_s);
     if (!(p->frontend_delay_samples >= 0))
         BAD("vad: frontend_delay_samples %g must be >= 0", p->frontend_delay_samples);
-    if (!(p->speech_hi_hz > p->speech_lo_hz) || !(p->out_band_weight >= 0))
-        BAD("vad: need speech_lo_hz < speech_hi_hz and out_band_weight >= 0");
+    if (!(p->speech_hi_hz > p->speech_lo_hz) || !(p->out_band_weight >= 0) ||
+        !(p->high_band_weight >= -1) || p->high_band_weight > 1)
+        BAD("vad: need speech_lo_hz < speech_hi_hz, out_band_weight >= 0 and -1 <= "
+            "high_band_weight (%g) <= 1",
+            p->high_band_weight);
     if (p->n_levels < 1 || p->n_levels > ST_VAD_MAX_LEVELS || !(p->level_db > 0) ||
         !(p->level_step_db >= 0) || !(p->level_gain > 0) || p->level_gain > 4)
         BAD("vad: need 1 <= n_levels (%d) <= %d, level_db > 0, level_step_db >= 0, "
@@ -375,15 +380,20 @@ st_vad_model *st_vad_model_new(const st_vad_params *p, int *err)
     NODE(E, st_snn_net_add_neurons_each(net, "E", ep, nk));
     TRY(st_snn_net_connect(net, x_exp, E));
     TRY(st_snn_net_connect(net, inh, E));
-    /* R: the band-weighted share of the E levels that fire, leaky */
+    /* R: the band-weighted share of the E levels that fire, leaky; the
+       channels above the voicing band weigh high_band_weight (< 0: a rise
+       mostly up there, a clack or a hiss, counts against speech), and the
+       share is of the positive weights */
     double wsum = 0;
     for (int c = 0; c < n; c++) {
         double hz = p->channel_hz ? p->channel_hz[c] : mel_default_hz(c, n);
-        float wc = hz >= p->speech_lo_hz && hz <= p->speech_hi_hz ? 1.0f : p->out_band_weight;
+        float wc = hz > p->speech_hi_hz    ? p->high_band_weight
+                   : hz >= p->speech_lo_hz ? 1.0f
+                                           : p->out_band_weight;
         float g = 1;
         for (int k = 0; k < K; k++, g *= p->level_gain) {
             w[(size_t)c * K + k] = wc * g;
-            wsum += wc * g;
+            wsum += wc > 0 ? wc * g : 0;
         }
     }
     if (!(wsum > 0)) {

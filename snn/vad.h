@@ -9,8 +9,9 @@
                                ▲                │    the rise above the floor
                  floor: integrators per channel │    (levels level_db + k step,
                                                 │    weighted level_gain^k)
-                 stepped up/down by spikes of   │            │ band-weighted
-                 [x > floor] / [x < floor]  ◄───┘            ▼
+                 stepped up/down by spikes of   │            │ band-weighted: +1 in
+                 [x > floor] / [x < floor]  ◄───┘            │ the voicing band, < 0
+                                                             ▼ above it (inhibits)
                  (a median tracker of the         R: leaky-integrator read-out
                  background; the up step          │
                  shrinks while speech)            ├─ R > onset_threshold for
@@ -24,6 +25,26 @@
     channel and is subtracted); E is the fast excitatory side (a rise of the
     speech band over it). An onset is reported when S turns on, an offset
     when it turns off.
+
+    The voicing band (speech_lo_hz..speech_hi_hz, 90..1200 Hz) excites R;
+    the channels above it inhibit it (high_band_weight -0.4): a voiced onset
+    rises most below 1.2 kHz, while the clacks, clinks and hiss of kitchens
+    and machines rise most above it, and those were nearly all of the false
+    onsets on the `_silence_` backgrounds (6.5 a minute before this band
+    weighting on the tune split, 0.35 after). The cost: a word that opens
+    with a long fricative ("stop", "seven") is found at its vowel, 100 to
+    250 ms after the /s/ starts.
+
+    Operating point (`spiketalk bench vad`, docs/BENCH.md): fast E and R
+    (10 ms), R > 0.08 for 3 frames, a 100 ms hangover; picked on the tune
+    split (speakers and noise clips the test split does not hold) as the
+    fastest onset whose false onsets stayed under 0.4 a minute there, for
+    barge-in, where a false onset silences the agent. Measured on the test
+    split (200 utterances, 10 min of noise): onset median 44 ms, p95 172
+    ms, 0.7 false onsets a minute, 20 of 200 utterances missed (17 of them
+    at 0-7 dB SNR). onset_threshold and onset_frames trade the two: 0.06 and
+    2 frames give a 35 ms median and about 4 false onsets a minute on the
+    test split's noise.
 
     Input. Frames of n_channels natural-log energies, as audio/'s front end
     makes them (st_frontend_process with normalize off), each with the
@@ -65,8 +86,8 @@ typedef struct {
     const double *channel_hz;   /* centre frequency per channel (borrowed during
                                    st_vad_model_new); NULL = HTK mel, 60..8000 Hz */
     double speech_lo_hz;        /* full weight from here (voicing) ...; 90 Hz */
-    double speech_hi_hz;        /* ... to here; 4000 Hz */
-    float out_band_weight;      /* weight of the channels outside that band; 0.3 */
+    double speech_hi_hz;        /* ... to here; 1200 Hz */
+    float out_band_weight;      /* weight of the channels below that band, >= 0; 0.3 */
     float min_level_db;         /* channel levels are clamped up to this (digital
                                    silence is not a floor to rise from); -80 dB */
     float level_db;             /* E: first level above the floor; 6 dB */
@@ -75,21 +96,26 @@ typedef struct {
                                    (6 .. 27 dB) */
     float level_gain;           /* R: weight of each level over the one below (> 1: a
                                    strong rise in a few channels counts more); 1.3 */
-    double e_tau_s;             /* E: membrane time constant; 0.015 s */
+    double e_tau_s;             /* E: membrane time constant; 0.01 s (= the hop: E
+                                   follows the rise within the frame) */
     double floor_up_db_s;       /* floor: rise rate while x > floor, no speech; 30 dB/s
                                    (equal up and down rates: a median tracker) */
     double floor_up_speech_db_s;/* floor: the same during speech; 8 dB/s (a louder
                                    background still ends a false speech in seconds) */
     double floor_down_db_s;     /* floor: fall rate while x < floor; 30 dB/s */
-    double readout_tau_s;       /* R: leaky integrator time constant; 0.02 s */
-    float onset_threshold;      /* R level that starts speech, 0..1; 0.05 */
-    float offset_threshold;     /* R level that keeps it, 0..onset; 0.025 */
+    double readout_tau_s;       /* R: leaky integrator time constant; 0.01 s */
+    float onset_threshold;      /* R level that starts speech, 0..1; 0.08 */
+    float offset_threshold;     /* R level that keeps it, 0..onset; 0.015 */
     int onset_frames;           /* consecutive frames above onset_threshold; 3 (a
                                    click lasts 2 frames through the 25 ms window) */
-    double hangover_s;          /* speech lasts this long after R < offset_threshold; 0.08 s */
+    double hangover_s;          /* speech lasts this long after R < offset_threshold; 0.1 s */
     double warmup_s;            /* the floor is the mean of this first stretch (no
                                    events then); 0.2 s */
     float echo_margin_db;       /* added to the echo estimate before it inhibits; 3 dB */
+    float high_band_weight;     /* weight of the channels above speech_hi_hz, -1..1;
+                                   < 0 inhibits (R is the share of the positive
+                                   weights, less this band's); -0.4 (set it to
+                                   out_band_weight for the detector before it) */
 } st_vad_params;
 
 st_vad_params st_vad_default_params(void);
@@ -138,7 +164,8 @@ typedef struct {
 int st_vad_process(st_vad *v, const float *frames, const uint64_t *stamps, const float *echo,
                    size_t n, st_vad_event *out, size_t cap, size_t *made);
 
-/*  After the last frame: is speech on, and the read-out R (0..1). */
+/*  After the last frame: is speech on, and the read-out R (at most 1; below
+    0 while only the channels above speech_hi_hz rise, high_band_weight < 0). */
 bool st_vad_active(const st_vad *v);
 float st_vad_score(const st_vad *v);
 

@@ -6,6 +6,12 @@
     AddressSanitizer the allocator is ASan's, so the same counting runs from
     its malloc hook instead. Under valgrind neither is reached, and
     st_test_alloc_live() says so (the tests then skip, visibly).
+
+    Fault injection (tests/test_faults.c): st_test_alloc_fail_at(n) makes the
+    n-th allocation of the calling thread from then on return NULL, and
+    counts the bytes that thread allocates and frees until
+    st_test_alloc_disarm(): a constructor that fails cleanly leaves the
+    count at zero. Only where the interposer works (not under ASan).
 */
 #include "testutil.h"
 
@@ -35,6 +41,28 @@ unsigned long st_test_rt_allocs(void)
 unsigned long st_test_all_allocs(void)
 {
     return atomic_load(&all_allocs);
+}
+
+/* Fault injection: this thread only, so that other threads' allocations
+   (ZeroMQ's, a pool's) neither fail nor count. */
+static _Thread_local bool fi_armed;
+static _Thread_local unsigned long fi_fail_at, fi_seen;
+static _Thread_local long long fi_net;
+
+void st_test_alloc_fail_at(unsigned long n)
+{
+    fi_fail_at = n;
+    fi_seen = 0;
+    fi_net = 0;
+    fi_armed = true;
+}
+
+unsigned long st_test_alloc_disarm(long long *net_bytes)
+{
+    fi_armed = false;
+    if (net_bytes)
+        *net_bytes = fi_net;
+    return fi_seen;
 }
 
 static inline void count(void)
@@ -71,6 +99,20 @@ extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+size_t malloc_usable_size(void *);
+
+static inline bool fi_fail(void)
+{
+    return fi_armed && ++fi_seen == fi_fail_at;
+}
+
+static inline void *fi_got(void *p)
+{
+    if (fi_armed && p)
+        fi_net += (long long)malloc_usable_size(p);
+    return p;
+}
 
 void *malloc(size_t n);
 void *calloc(size_t n, size_t m);
@@ -78,44 +120,71 @@ void *realloc(void *p, size_t n);
 void *memalign(size_t a, size_t n);
 int posix_memalign(void **p, size_t a, size_t n);
 void *aligned_alloc(size_t a, size_t n);
+void free(void *p);
 
 void *malloc(size_t n)
 {
     count();
-    return __libc_malloc(n);
+    return fi_fail() ? NULL : fi_got(__libc_malloc(n));
 }
 
 void *calloc(size_t n, size_t m)
 {
     count();
-    return __libc_calloc(n, m);
+    return fi_fail() ? NULL : fi_got(__libc_calloc(n, m));
 }
 
 void *realloc(void *p, size_t n)
 {
     count();
-    return __libc_realloc(p, n);
+    if (fi_fail())
+        return NULL;
+    long long before = fi_armed && p ? (long long)malloc_usable_size(p) : 0;
+    void *q = __libc_realloc(p, n);
+    if (fi_armed && (q || !n))
+        fi_net -= before;
+    return fi_got(q);
 }
 
 void *memalign(size_t a, size_t n)
 {
     count();
-    return __libc_memalign(a, n);
+    return fi_fail() ? NULL : fi_got(__libc_memalign(a, n));
 }
 
 void *aligned_alloc(size_t a, size_t n)
 {
     count();
-    return __libc_memalign(a, n);
+    return fi_fail() ? NULL : fi_got(__libc_memalign(a, n));
 }
 
 int posix_memalign(void **p, size_t a, size_t n)
 {
     count();
-    *p = __libc_memalign(a, n);
+    *p = fi_fail() ? NULL : fi_got(__libc_memalign(a, n));
     return *p ? 0 : 12; /* ENOMEM */
 }
+
+void free(void *p)
+{
+    if (fi_armed && p)
+        fi_net -= (long long)malloc_usable_size(p);
+    __libc_free(p);
+}
 #endif
+
+bool st_test_alloc_faults_live(void)
+{
+#ifdef ST_NO_INTERPOSE
+    return false;
+#else
+    st_test_alloc_fail_at(1);
+    void *volatile p = malloc(16);
+    st_test_alloc_disarm(NULL);
+    free(p);
+    return p == NULL;
+#endif
+}
 
 bool st_test_alloc_live(void)
 {

@@ -38,6 +38,12 @@ ST_SUITE(asr);
 ST_SUITE(tts);
 ST_SUITE(wire);
 ST_SUITE(pipeline);
+ST_SUITE(fuzz_regress);
+ST_SUITE(security);
+ST_SUITE(faults);
+ST_SUITE(agent);
+ST_SUITE(echo);
+ST_SUITE(scenario);
 
 /* One line a suite, in dependency order. */
 static CU_SuiteInfo suites[] = {
@@ -61,6 +67,12 @@ static CU_SuiteInfo suites[] = {
     {"tts", NULL, NULL, NULL, NULL, st_tests_tts},
     {"wire", NULL, NULL, NULL, NULL, st_tests_wire},
     {"pipeline", NULL, NULL, NULL, NULL, st_tests_pipeline},
+    {"fuzz_regress", NULL, NULL, NULL, NULL, st_tests_fuzz_regress},
+    {"security", NULL, NULL, NULL, NULL, st_tests_security},
+    {"faults", NULL, NULL, NULL, NULL, st_tests_faults},
+    {"agent", NULL, NULL, NULL, NULL, st_tests_agent},
+    {"echo", NULL, NULL, NULL, NULL, st_tests_echo},
+    {"scenario", NULL, NULL, NULL, NULL, st_tests_scenario},
     CU_SUITE_INFO_NULL,
 };
 

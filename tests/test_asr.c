@@ -2,7 +2,10 @@
     synthetic read-outs, the model file round trip and a bad model refused,
     an out-of-vocabulary case that must come out as "_unknown_", the smoke
     recipe (tools/asr_tool.c: a few steps lower the loss), and the last line
-    of `spiketalk eval`.
+    of `spiketalk eval`; the held-out requests the recipe writes (each word
+    with its end inside the audio) and `spiketalk eval requests` over them
+    (its counts agree with an alignment: correct + substituted + deleted =
+    the reference words, correct + substituted + inserted = the emitted).
 
     The hand-made models are an input of 4 features, a dense node and an LI
     read-out of 4 classes (_silence_, _unknown_, yes, no): tiny, built in
@@ -251,7 +254,8 @@ static void test_smoke_recipe_and_eval(void)
     const char *dir = st_test_tmpdir();
     int status = 0;
     snprintf(cmd, sizeof cmd,
-             "%s data --data-dir /nonexistent --out %s --configs 1 --aug 1 2>/dev/null && "
+             "%s data --data-dir /nonexistent --out %s --configs 1 --aug 1 --requests 1 "
+             "--per-config 2 2>/dev/null && "
              "%s train --dir %s --out %s/asr.stm --max-steps 8 --hidden 32 --threads 1 2>&1",
              tool, dir, tool, dir, dir);
     char *out = run(cmd, &status);
@@ -301,6 +305,57 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_EQUAL(sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn), 2);
     CU_ASSERT_EQUAL(nn, 2);
     CU_ASSERT(acc >= 0 && acc <= 1);
+    free(out);
+    /* the held-out requests: every word has an end, in order, inside its audio */
+    snprintf(man, sizeof man, "%s/test_requests.tsv", dir);
+    f = fopen(man, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[2048];
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "path\t", 5))
+            continue;
+        char *save = NULL;
+        char *path = strtok_r(line, "\t", &save), *text = strtok_r(NULL, "\t", &save);
+        char *spk = strtok_r(NULL, "\t", &save), *ends = strtok_r(NULL, "\t\n", &save);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ends);
+        CU_ASSERT(spk && strstr(spk, "/"));
+        int n_text = 1, n_ends = 0;
+        for (const char *c = text; *c; c++)
+            n_text += *c == ' ';
+        double prev = 0, e = 0;
+        for (char *v = strtok_r(ends, " ", &save); v; v = strtok_r(NULL, " ", &save)) {
+            e = atof(v);
+            CU_ASSERT(e > prev);
+            prev = e;
+            n_ends++;
+        }
+        CU_ASSERT_EQUAL(n_text, n_ends);
+        char full[1024];
+        snprintf(full, sizeof full, "%s/%s", dir, path);
+        st_audio au = {0};
+        CU_ASSERT_EQUAL_FATAL(st_audio_read(full, &au), ST_OK);
+        CU_ASSERT(e < (double)au.frames / au.sample_rate_hz);
+        st_audio_free(&au);
+        rows++;
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(rows, 5);
+    snprintf(cmd, sizeof cmd, "%s eval requests --manifest %s --model %s 2>&1", cli, man, model);
+    out = run(cmd, &status);
+    CU_ASSERT_EQUAL(status, 0);
+    unsigned long nr = 0, V = 0, E = 0, C = 0, S = 0, D = 0, I = 0;
+    s = strstr(out, "requests ");
+    CU_ASSERT_EQUAL(s ? sscanf(s, "requests %lu, vocabulary words %lu, emitted %lu: correct %lu, "
+                               "substituted %lu, deleted %lu, inserted %lu",
+                               &nr, &V, &E, &C, &S, &D, &I) : 0, 7);
+    CU_ASSERT_EQUAL(nr, 5);
+    CU_ASSERT(V > 0);
+    CU_ASSERT_EQUAL(C + S + D, V);
+    CU_ASSERT_EQUAL(C + S + I, E);
+    CU_ASSERT_EQUAL(sscanf(last_line(out), "wer %lf (n=%d)", &w, &nn), 2);
+    CU_ASSERT_EQUAL(nn, 5);
+    CU_ASSERT(fabs(w - (double)(S + D + I) / (double)V) < 1e-3);
     free(out);
 }
 

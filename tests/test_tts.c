@@ -4,7 +4,8 @@
     incremental joining (first audio before the last token, total length
     close to the engine's one-shot synthesis, no jumps at the joins), word
     events (monotonic, and where the engine itself puts the words, within a
-    chunk), cancel in the middle of a word (no audio of the cancelled
+    chunk), the samples (flite's own, exactly, at its rate; at 48 kHz the
+    same as resampling them in one go), cancel in the middle of a word (no audio of the cancelled
     utterance afterwards, the engine stops, the next utterance starts clean),
     text that would break the engines (empty, 10 000 characters, control
     characters, invalid UTF-8, other scripts), chunk sizes at 8/16/48 kHz,
@@ -33,6 +34,7 @@
 #include <sys/wait.h>
 
 cst_voice *register_cmu_us_kal16(const char *voxdir);
+cst_voice *register_cmu_us_slt(const char *voxdir);
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -469,6 +471,109 @@ static void test_words_flite(void)
     st_tts_result_free(&r);
 }
 
+/* ---- the waveform: nothing in the chain changes the engine's samples -------- */
+
+/*  The stage at the engine's own rate against flite_text_to_wave() of the
+    same word: ours must be the engine's samples exactly, cut out of its
+    wave (the stage trims the leading pause to 50 ms with a 2 ms fade).
+    Clustergen voices excite unvoiced sounds with rand(): srand(1) before
+    each synthesis gives both the same draw. */
+static void same_samples(const char *voice, cst_voice *(*reg)(const char *), const char *word)
+{
+    st_tts *t = make("flite", voice, 0);
+    if (!t)
+        return;
+    st_tts_result r;
+    srand(1);
+    int rc = st_tts_synthesize(t, word, &r);
+    st_tts_destroy(&t);
+    CU_ASSERT_EQUAL_FATAL(rc, ST_OK);
+    srand(1);
+    cst_wave *w = flite_text_to_wave(word, reg(NULL));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL(r.sample_rate_hz, w->sample_rate);
+    /* where ours starts in the engine's wave: the one offset at which ours,
+       past its fade, is the wave */
+    size_t fade = (size_t)(0.003 * r.sample_rate_hz), n = (size_t)w->num_samples, lag = SIZE_MAX;
+    for (size_t k = 0; r.frames > fade && k + r.frames <= n && lag == SIZE_MAX; k++) {
+        size_t i = fade;
+        while (i < r.frames && lrintf(r.samples[i] * 32768.0f) == w->samples[k + i])
+            i++;
+        if (i == r.frames)
+            lag = k;
+    }
+    CU_ASSERT_NOT_EQUAL(lag, SIZE_MAX);
+    if (lag == SIZE_MAX)
+        fprintf(stderr, "flite %s '%s': the stage's %zu samples are nowhere in flite's %zu\n",
+                voice, word, r.frames, n);
+    else {
+        /* ours ends with the wave and keeps at least the 50 ms before the word */
+        CU_ASSERT_EQUAL(lag + r.frames, n);
+        CU_ASSERT_TRUE(r.frames > (size_t)(0.05 * r.sample_rate_hz));
+    }
+    delete_wave(w);
+    st_tts_result_free(&r);
+}
+
+static void test_waveform_flite(void)
+{
+    same_samples("kal16", register_cmu_us_kal16, "seven");
+    same_samples("slt", register_cmu_us_slt, "stop");
+}
+
+/*  The stage at 48 kHz against its own output at the native rate,
+    resampled in one go with the same converter: the pieces, the joins and
+    the 10 ms chunks add nothing (the resampler runs through the utterance). */
+static void resampled_in_one_go(const char *engine, const char *voice, const char *text)
+{
+    st_tts *tn = make(engine, voice, 0), *t = make(engine, voice, 48000);
+    st_tts_result rn = {0}, r = {0};
+    bool ok = tn && t;
+    srand(1);
+    ok = ok && st_tts_synthesize(tn, text, &rn) == ST_OK;
+    srand(1);
+    ok = ok && st_tts_synthesize(t, text, &r) == ST_OK;
+    st_tts_destroy(&tn);
+    st_tts_destroy(&t);
+    CU_ASSERT_TRUE_FATAL(ok);
+    int err;
+    st_resampler *rs = st_resampler_new(rn.sample_rate_hz, 48000, ST_RESAMPLE_MEDIUM, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    size_t cap = rn.frames * 48000 / (size_t)rn.sample_rate_hz + 8192, used, made, ny;
+    float *y = calloc(cap, sizeof *y);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+    CU_ASSERT_EQUAL(st_resampler_process(rs, rn.samples, rn.frames, y, cap, &used, &made), ST_OK);
+    CU_ASSERT_EQUAL(used, rn.frames);
+    ny = made;
+    do {
+        CU_ASSERT_EQUAL(st_resampler_flush(rs, y + ny, cap - ny, &made), ST_OK);
+        ny += made;
+    } while (made > 0 && ny < cap);
+    st_resampler_destroy(&rs);
+    CU_ASSERT_EQUAL(r.frames, ny);
+    double worst = 0;
+    for (size_t i = 0; i < r.frames && i < ny; i++)
+        worst = fmax(worst, fabs((double)r.samples[i] - y[i]));
+    CU_ASSERT_TRUE(worst < 1e-6);
+    if (worst >= 1e-6 || r.frames != ny)
+        fprintf(stderr, "%s %s: stage %zu frames, one go %zu, largest difference %g\n", engine,
+                voice, r.frames, ny, worst);
+    free(y);
+    st_tts_result_free(&rn);
+    st_tts_result_free(&r);
+}
+
+static void test_resampled_in_one_go(void)
+{
+    /* several pieces: a clause, then a cut after 12 words */
+    resampled_in_one_go("flite", "kal16",
+                        "Well, one two three four five six seven eight nine ten eleven twelve "
+                        "thirteen.");
+    resampled_in_one_go("flite", "kal", "Sure, the train leaves at 7:30 from platform 4.");
+    /* (espeak-ng carries its glottal phase from one synthesis to the next:
+       two syntheses of the same text differ, so it cannot be compared so) */
+}
+
 /* ---- cancel ---------------------------------------------------------------- */
 
 static void cancel_mid_word(const char *engine, const char *voice)
@@ -652,6 +757,23 @@ static void test_params_errors(void)
     p.rate_wpm = 20;
     CU_ASSERT_PTR_NULL(st_tts_new(&p, &err));
     CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    p = st_tts_default_params();
+    p.worker_priority = 100;
+    CU_ASSERT_PTR_NULL(st_tts_new(&p, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "worker_priority"));
+    /* a real-time worker where the process may, the normal one where not:
+       it speaks either way */
+    p.worker_priority = 1;
+    st_tts *t = st_tts_new(&p, &err);
+    CU_ASSERT_PTR_NOT_NULL(t);
+    st_tts_result r;
+    if (t && st_tts_synthesize(t, "yes", &r) == ST_OK) {
+        CU_ASSERT_TRUE(r.frames > 1000);
+        st_tts_result_free(&r);
+    } else
+        CU_FAIL("a stage with worker_priority 1 did not speak");
+    st_tts_destroy(&t);
     /* voices are listed for both engines */
     st_tts_voice_info v[64];
     CU_ASSERT_TRUE(st_tts_list_voices("espeak", v, 64) >= 2);
@@ -830,6 +952,8 @@ CU_TestInfo st_tests_tts[] = {
     {"incremental_flite", test_incremental_flite},
     {"words_espeak", test_words_espeak},
     {"words_flite", test_words_flite},
+    {"waveform_flite", test_waveform_flite},
+    {"resampled_in_one_go", test_resampled_in_one_go},
     {"cancel_espeak", test_cancel_espeak},
     {"cancel_flite", test_cancel_flite},
     {"bad_text_espeak", test_bad_text_espeak},

@@ -3,7 +3,8 @@
     feeds it.
 
     A synthetic voiced burst in noise is found with its onset and offset in
-    time; steady and changing noise alone makes no onset; the agent's own
+    time; steady and changing noise alone makes no onset, nor do clacks (a
+    rise above the voicing band); the agent's own
     voice, given as the echo estimate, does not start speech while the
     user's voice over it does; the same input gives the same events; the
     parameters are checked; process never allocates; and, when the shared
@@ -207,6 +208,62 @@ static void test_no_onset_on_noise(void)
     rig_free(&r);
 }
 
+/* Clacks: a clank every 0.45 s (a burst decaying in 20 ms, its energy
+   mostly above 1.5 kHz as a dish's or a machine's is, 20 dB over the
+   background)
+   starts no speech, because a rise above the voicing band counts against
+   it (high_band_weight < 0); with that band counting for speech, as it did
+   before, the same clacks start speech. A voiced word among them still
+   does. */
+static void add_clacks(float *x, size_t n, double rms)
+{
+    uint32_t s = 12345;
+    double prev = 0;
+    for (size_t at = RATE / 2; at + RATE / 10 < n; at += (size_t)(0.45 * RATE)) {
+        for (size_t i = 0; i < RATE / 10; i++) {
+            s = s * 1664525u + 1013904223u;
+            double u = (double)(s >> 8) / 16777216.0 - 0.5;
+            double hp = u - prev; /* first difference: energy rising with frequency */
+            prev = u;
+            x[at + i] += (float)(rms * 4 * (hp + 0.25 * u) * exp(-(double)i / (0.02 * RATE)));
+        }
+    }
+}
+
+static void test_clacks_do_not_start_speech(void)
+{
+    enum { N = 10 * RATE };
+    float *x = malloc(N * sizeof *x);
+    st_vad_event ev[256];
+    make_noise(x, N, 31, 0.003);
+    add_clacks(x, N, 0.03);
+    rig r;
+    rig_init(&r, NULL);
+    size_t n = rig_run(&r, x, NULL, N, ev, 256);
+    if (n)
+        printf("\n  clacks: %zu events, the first at %.2f s\n", n,
+               (double)ev[0].decided_index / RATE);
+    CU_ASSERT_EQUAL(n, 0);
+    /* a voiced word among them is found */
+    add_burst(x, 5 * RATE, (size_t)(0.5 * RATE), 0.003 * pow(10, 15 / 20.0), 140);
+    n = rig_run(&r, x, NULL, N, ev, 256);
+    CU_ASSERT_FATAL(n >= 1);
+    CU_ASSERT_EQUAL(ev[0].kind, ST_VAD_ONSET);
+    double lat = ((double)ev[0].decided_index - 5.0 * RATE) / RATE;
+    CU_ASSERT(lat >= 0 && lat <= 0.060);
+    rig_free(&r);
+    /* the band above speech_hi_hz counting for speech: the clacks start it */
+    st_vad_params p = st_vad_default_params();
+    p.high_band_weight = p.out_band_weight;
+    rig_init(&r, &p);
+    make_noise(x, N, 31, 0.003);
+    add_clacks(x, N, 0.03);
+    n = rig_run(&r, x, NULL, N, ev, 256);
+    CU_ASSERT(n >= 2);
+    rig_free(&r);
+    free(x);
+}
+
 /* The agent's own voice after echo cancellation: a residual at the
    microphone, with the canceller's estimate of it as `echo`, starts no
    speech; the user talking over it does. */
@@ -257,6 +314,13 @@ static void test_params_and_network(void)
     CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
     CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "offset_threshold"));
+    p = st_vad_default_params();
+    p.high_band_weight = -2; /* inhibits more than a channel can excite */
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "high_band_weight"));
+    CU_ASSERT_EQUAL(st_vad_set_param(&p, "high_band_weight", "-0.5"), ST_OK);
+    CU_ASSERT_DOUBLE_EQUAL(p.high_band_weight, -0.5, 1e-6);
     p = st_vad_default_params();
     p.hop_s = 0.005;
     p.readout_tau_s = 0.001;
@@ -389,6 +453,7 @@ CU_TestInfo st_tests_vad[] = {
     {"burst_in_noise", test_burst_in_noise},
     {"no_onset_on_noise", test_no_onset_on_noise},
     {"echo_does_not_start_speech", test_echo_does_not_start_speech},
+    {"clacks_do_not_start_speech", test_clacks_do_not_start_speech},
     {"params_and_network", test_params_and_network},
     {"no_allocation", test_no_allocation},
     {"real_mixtures", test_real_mixtures},

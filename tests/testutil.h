@@ -36,6 +36,15 @@ unsigned long st_test_rt_allocs(void);
 unsigned long st_test_all_allocs(void);
 bool st_test_alloc_live(void);
 
+/*  Fault injection (tests/alloc_count.c): the n-th allocation (1-based) of
+    the calling thread after this call returns NULL; bytes the thread
+    allocates minus those it frees are counted until disarm, which returns
+    the allocations seen and the net bytes. faults_live: false where it
+    cannot work (ASan, valgrind). */
+void st_test_alloc_fail_at(unsigned long n);
+unsigned long st_test_alloc_disarm(long long *net_bytes);
+bool st_test_alloc_faults_live(void);
+
 /*  Fills buf with deterministic band-limited noise (a seeded xorshift through
     a four-pole low-pass), scaled to an RMS of 0.1 (peaks about 0.4): a signal
     with one clear cross-correlation peak. */

@@ -15,6 +15,16 @@
           augmented K times: speed 0.88-1.12, gain, noise from `_silence_`
           at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.
           Without the shared data, only the synthetic words are used.
+          --requests R (--per-config Q, 12): words in context too: R voice
+          configurations each speak Q whole requests of the agent's domain
+          (templates below, fillers around); from each, 1-s windows that
+          END 0-100 ms after a word's end, labelled with that word (the
+          stream's "word that just ended"), windows ending inside a word
+          (_unknown_) and in the pause after the request (_silence_).
+          Voices of the held-out groups (pick_voice) never train: they
+          speak the validation windows and DIR/valid_requests.tsv and
+          DIR/test_requests.tsv (wav files with each word's end, for
+          `spiketalk eval requests`).
       asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
                      [--threads T] [--max-steps S] [--lr L]
           Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
@@ -330,6 +340,53 @@ static char *next_field(char **p)
     return s;
 }
 
+/* Voices never used in training: the espeak-ng variants whose name hashes
+   to 0 mod 4, and flite's rms. The held-out request sets are spoken by them:
+   variants hashing to 0 mod 8 (and rms) for the test set, the others for the
+   validation set the decision rule is tuned on. */
+static bool variant_held_out(const char *name) { return hash_str(name) % 4 == 0; }
+static const char *const FLITE_TRAIN[] = {"kal16", "awb", "slt", "kal"};
+
+/* A random voice configuration for training (held_out 0) or for a held-out
+   request set (1 validation, 2 test); voice[] holds the espeak name. */
+static void pick_voice(st_tts_params *p, char *voice, size_t cap, int c, int held_out,
+                       const st_tts_voice_info *voices, int nv, const st_tts_voice_info *variants,
+                       int nvar)
+{
+    *p = st_tts_default_params();
+    p->rate_wpm = (int)uniform(120, 260);
+    p->sample_rate_hz = 16000;
+    p->lead_silence_ms = 0;
+    if (held_out == 2 && c % 5 == 4) {
+        p->engine = "flite";
+        p->voice = "rms";
+        return;
+    }
+    if (!held_out && c % 5 == 4) {
+        p->engine = "flite";
+        p->voice = FLITE_TRAIN[(c / 5) % 4];
+        return;
+    }
+    if (nv <= 0)
+        return;
+    const char *lang = voices[rnd() % (unsigned)nv].name;
+    const char *var = NULL;
+    for (int tries = 0; nvar > 0 && tries < 1000 && (held_out || urand() < 0.8); tries++) {
+        const char *v = variants[rnd() % (unsigned)nvar].name;
+        bool out = variant_held_out(v), test = hash_str(v) % 8 == 0;
+        if ((!held_out && !out) || (held_out == 1 && out && !test) || (held_out == 2 && test)) {
+            var = v;
+            break;
+        }
+    }
+    if (var)
+        snprintf(voice, cap, "%s+%s", lang, var);
+    else
+        snprintf(voice, cap, "%s", lang);
+    p->voice = voice;
+    p->pitch = (int)uniform(15, 85);
+}
+
 static int synth_words(set *train, int n_configs, int aug)
 {
     st_tts_voice_info voices[64], variants[128];
@@ -339,27 +396,11 @@ static int synth_words(set *train, int n_configs, int aug)
         nv = 64;
     if (nvar > 128)
         nvar = 128;
-    const char *flite[] = {"kal16", "awb", "rms", "slt", "kal"};
     int made = 0;
     for (int c = 0; c < n_configs; c++) {
         char voice[160];
-        st_tts_params p = st_tts_default_params();
-        bool use_flite = (c % 5 == 4);
-        if (use_flite) {
-            p.engine = "flite";
-            p.voice = flite[(c / 5) % 5];
-        } else if (nv > 0) {
-            const char *lang = voices[rnd() % (unsigned)nv].name;
-            if (nvar > 0 && urand() < 0.8)
-                snprintf(voice, sizeof voice, "%s+%s", lang, variants[rnd() % (unsigned)nvar].name);
-            else
-                snprintf(voice, sizeof voice, "%s", lang);
-            p.voice = voice;
-            p.pitch = (int)uniform(15, 85);
-        }
-        p.rate_wpm = (int)uniform(120, 260);
-        p.sample_rate_hz = 16000;
-        p.lead_silence_ms = 0;
+        st_tts_params p;
+        pick_voice(&p, voice, sizeof voice, c, 0, voices, nv, variants, nvar);
         int err = 0;
         st_tts *t = st_tts_new(&p, &err);
         if (!t) {
@@ -398,10 +439,252 @@ static int synth_words(set *train, int n_configs, int aug)
     return made;
 }
 
+/* ---- whole requests (words in context) ---- */
+
+static const char *const DIGIT[] = {"zero", "one", "two", "three", "four",
+                                    "five", "six", "seven", "eight", "nine"};
+
+/* Request templates from the agent's domain; each # is a random digit word. */
+static const char *const REQUEST[] = {
+    "what is # times #", "what is # plus #", "what is # minus #", "# times #", "# plus # minus #",
+    "set a timer for # minutes", "set a timer for # seconds", "timer # minutes",
+    "start a timer for # minutes and # seconds", "count down from #", "count to #",
+    "count from # to #", "tell me a joke", "tell me a story", "another joke", "hello",
+    "hi there", "hello how are you", "hi", "what time is it", "what is the time", "time",
+    "help", "can you help me", "help me please", "repeat that", "please repeat", "repeat",
+    "thanks", "thank you", "thanks a lot", "goodbye", "okay goodbye", "yes", "no",
+    "yes please", "no thanks", "go", "stop", "stop the timer", "turn it up", "turn it down",
+    "turn on the light", "turn off the light", "go left", "go right", "left", "right", "up",
+    "down", "on", "off", "what is # times # please", "yes # minutes", "no stop",
+    "the weather is nice today", "play some music", "open the window", "call my friend",
+};
+#define N_REQUEST (sizeof REQUEST / sizeof REQUEST[0])
+static const char *const FILLER[] = {"um", "okay", "so", "hey", "please", "well", "and", "now"};
+#define N_FILLER (sizeof FILLER / sizeof FILLER[0])
+
+static void make_request(char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = 0;
+    if (urand() < 0.3)
+        o += (size_t)snprintf(out + o, cap - o, "%s ", FILLER[rnd() % N_FILLER]);
+    for (const char *t = REQUEST[rnd() % N_REQUEST]; *t && o + 8 < cap; t++) {
+        if (*t == '#')
+            o += (size_t)snprintf(out + o, cap - o, "%s", DIGIT[rnd() % 10]);
+        else
+            out[o++] = *t, out[o] = 0;
+    }
+    if (urand() < 0.2 && o + 12 < cap)
+        snprintf(out + o, cap - o, " %s", FILLER[rnd() % N_FILLER]);
+}
+
+/* The class of a synthesizer word ("Seven," -> seven). */
+static int class_of_spoken(const char *text)
+{
+    char w[ST_TTS_MAX_WORD_BYTES + 1];
+    size_t n = 0;
+    for (; *text && n < sizeof w - 1; text++)
+        if ((*text >= 'a' && *text <= 'z') || (*text >= 'A' && *text <= 'Z'))
+            w[n++] = (char)(*text | 0x20);
+    w[n] = 0;
+    return class_of(w);
+}
+
+/* The second of audio that ends at sample `end` of x (n samples; before 0
+   and past n only the dither) -> FRAMES x MELS. */
+static void features_ending(const float *x, size_t n, long end, float *feat)
+{
+    static float buf[CLIP];
+    for (long i = 0; i < CLIP; i++) {
+        long j = end - CLIP + i;
+        buf[i] = (float)((urand() - 0.5) * 2e-4) + (j >= 0 && j < (long)n ? x[j] : 0.0f);
+    }
+    st_frontend_reset(fe, 0);
+    size_t used = 0, made = 0;
+    st_frontend_process(fe, buf, CLIP, feat, NULL, FRAMES, &used, &made);
+    for (size_t k = made; k < FRAMES; k++)
+        memcpy(feat + k * MELS, feat + (made ? made - 1 : 0) * MELS, MELS * sizeof *feat);
+}
+
+/* Windows of one spoken request (y, n samples; word times scaled by
+   `scale`): one ending 0-100 ms after each word's end, labelled with that
+   word (_unknown_ for a word outside the vocabulary, half of them); with
+   p 0.15 one ending inside a word, _unknown_; with p 0.5 one ending in the trailing pause at
+   least 300 ms after the last word, _silence_. */
+static int request_windows(set *s, const float *y, size_t n, const st_tts_word *w, size_t nw,
+                           double scale)
+{
+    float feat[FRAMES * MELS];
+    int pushed = 0;
+    for (size_t i = 0; i < nw; i++) {
+        double a = (double)w[i].start * scale, b = (double)w[i].end * scale;
+        if (b <= a)
+            continue;
+        int label = class_of_spoken(w[i].text);
+        if (label != ST_ASR_UNKNOWN || urand() < 0.5) {
+            features_ending(y, n, (long)(b + uniform(0, 1600)), feat);
+            if (set_push(s, feat, label))
+                return -1;
+            pushed++;
+        }
+        if (urand() < 0.15 && b - a > 1600) {
+            features_ending(y, n, (long)(a + (b - a) * uniform(0.2, 0.6)), feat);
+            if (set_push(s, feat, ST_ASR_UNKNOWN))
+                return -1;
+            pushed++;
+        }
+    }
+    double last = nw ? (double)w[nw - 1].end * scale : 0;
+    if (nw && urand() < 0.5 && last + 4800 < (double)n) {
+        features_ending(y, n, (long)uniform(last + 4800, (double)n), feat);
+        if (set_push(s, feat, ST_ASR_SILENCE))
+            return -1;
+        pushed++;
+    }
+    return pushed;
+}
+
+/* Speaks a request with voice configuration c of group `held_out` (0
+   training); returns the audio padded with lead (0-300 ms) and trail
+   (400-800 ms) silence, *n its length, the words in r (times shifted). */
+static float *speak_request(st_tts *t, const char *text, st_tts_result *r, size_t *n)
+{
+    if (st_tts_synthesize(t, text, r) != ST_OK || r->frames < 400 || r->n_words == 0)
+        return NULL;
+    size_t lead = (size_t)uniform(0, 4800), trail = (size_t)uniform(6400, 12800);
+    float *y = malloc((lead + r->frames + trail) * sizeof *y);
+    if (!y)
+        return NULL;
+    for (size_t i = 0; i < lead + r->frames + trail; i++) /* the -86 dBFS dither of features() */
+        y[i] = (float)((urand() - 0.5) * 2e-4);
+    for (size_t i = 0; i < r->frames; i++)
+        y[lead + i] += r->samples[i];
+    for (size_t i = 0; i < r->n_words; i++) {
+        r->words[i].start += lead;
+        r->words[i].end += lead;
+    }
+    *n = lead + r->frames + trail;
+    return y;
+}
+
+static int synth_requests(set *train, int n_configs, int per_config, int aug, int held_out)
+{
+    st_tts_voice_info voices[64], variants[128];
+    int nv = st_tts_list_voices("espeak", voices, 64);
+    int nvar = st_tts_list_variants(variants, 128);
+    nv = nv > 64 ? 64 : nv;
+    nvar = nvar > 128 ? 128 : nvar;
+    int made = 0;
+    for (int c = 0; c < n_configs; c++) {
+        char voice[160], text[256];
+        st_tts_params p;
+        st_tts *t = NULL;
+        for (int tries = 0; !t && tries < 5; tries++) { /* a few variants fail to load */
+            pick_voice(&p, voice, sizeof voice, c, held_out, voices, nv, variants, nvar);
+            p.rate_wpm = (int)uniform(130, 230);
+            int err = 0;
+            t = st_tts_new(&p, &err);
+        }
+        if (!t) {
+            fprintf(stderr, "asr-tool: voice %s: %s\n", p.voice ? p.voice : "?", st_errmsg());
+            continue;
+        }
+        for (int q = 0; q < per_config; q++) {
+            make_request(text, sizeof text);
+            st_tts_result r = {0};
+            size_t n = 0;
+            float *y = speak_request(t, text, &r, &n);
+            if (y) {
+                int k = request_windows(train, y, n, r.words, r.n_words, 1.0);
+                made += k > 0 ? k : 0;
+                for (int a = 0; a < aug; a++) {
+                    size_t m = n;
+                    float *z = malloc(n * sizeof *z);
+                    if (!z)
+                        break;
+                    memcpy(z, y, n * sizeof *z);
+                    z = augment(z, &m);
+                    k = request_windows(train, z, m, r.words, r.n_words, (double)m / (double)n);
+                    made += k > 0 ? k : 0;
+                    free(z);
+                }
+                free(y);
+            }
+            st_tts_result_free(&r);
+        }
+        st_tts_destroy(&t);
+        fprintf(stderr, "\rasr-tool: request configurations %d/%d", c + 1, n_configs);
+    }
+    fprintf(stderr, "\n");
+    return made;
+}
+
+/* The held-out request sets (voices never used in training), as files for
+   `spiketalk eval requests`: DIR/NAME/ (one wav a request) and DIR/NAME.tsv with the
+   columns path, text (the synthesizer's words), speaker, ends (each word's
+   end in seconds, space-separated). */
+static int write_requests(const char *out, const char *name, int held_out, int n_configs,
+                          int per_config)
+{
+    st_tts_voice_info voices[64], variants[128];
+    int nv = st_tts_list_voices("espeak", voices, 64);
+    int nvar = st_tts_list_variants(variants, 128);
+    nv = nv > 64 ? 64 : nv;
+    nvar = nvar > 128 ? 128 : nvar;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", out, name);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s.tsv", out, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "path\ttext\tspeaker\tends\n");
+    int made = 0;
+    for (int c = 0; c < n_configs; c++) {
+        char voice[160], text[256];
+        st_tts_params p;
+        st_tts *t = NULL;
+        for (int tries = 0; !t && tries < 5; tries++) { /* a few variants fail to load */
+            pick_voice(&p, voice, sizeof voice, c, held_out, voices, nv, variants, nvar);
+            p.rate_wpm = (int)uniform(130, 230);
+            int err = 0;
+            t = st_tts_new(&p, &err);
+        }
+        if (!t)
+            continue;
+        for (int q = 0; q < per_config; q++) {
+            make_request(text, sizeof text);
+            st_tts_result r = {0};
+            size_t n = 0;
+            float *y = speak_request(t, text, &r, &n);
+            if (y) {
+                char wav[1200];
+                snprintf(wav, sizeof wav, "%s/%s/%03d_%d.wav", out, name, c, q);
+                if (st_audio_write_wav(wav, y, n, 16000, ST_WAV_FLOAT) == ST_OK) {
+                    fprintf(f, "%s/%03d_%d.wav\t", name, c, q);
+                    for (size_t i = 0; i < r.n_words; i++)
+                        fprintf(f, "%s%s", i ? " " : "", r.words[i].text);
+                    fprintf(f, "\t%s/%s\t", p.engine ? p.engine : "espeak", p.voice ? p.voice : "");
+                    for (size_t i = 0; i < r.n_words; i++)
+                        fprintf(f, "%s%.3f", i ? " " : "", r.words[i].end / 16000.0);
+                    fprintf(f, "\n");
+                    made++;
+                }
+                free(y);
+            }
+            st_tts_result_free(&r);
+        }
+        st_tts_destroy(&t);
+    }
+    fclose(f);
+    fprintf(stderr, "asr-tool: %s: %d held-out requests\n", name, made);
+    return made;
+}
+
 static int cmd_data(int argc, char **argv)
 {
     const char *data_dir = "../shared/data", *out = "build/asr";
-    int n_configs = 60, aug = 1;
+    int n_configs = 60, aug = 1, n_req = 0, per_req = 12;
     long max_clips = 0;
     for (int a = 2; a < argc; a++) {
         if (!strcmp(argv[a], "--data-dir") && a + 1 < argc)
@@ -412,6 +695,10 @@ static int cmd_data(int argc, char **argv)
             n_configs = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--aug") && a + 1 < argc)
             aug = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--requests") && a + 1 < argc)
+            n_req = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--per-config") && a + 1 < argc)
+            per_req = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--max-clips") && a + 1 < argc)
             max_clips = atol(argv[++a]);
         else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
@@ -565,6 +852,15 @@ static int cmd_data(int argc, char **argv)
 
     int made = synth_words(&train, n_configs, aug < 1 ? 1 : aug);
     fprintf(stderr, "asr-tool: %d synthetic words\n", made);
+    if (n_req > 0) {
+        made = synth_requests(&train, n_req, per_req, aug < 1 ? 1 : aug, 0);
+        fprintf(stderr, "asr-tool: %d training windows of whole requests\n", made);
+        made = synth_requests(&valid, n_req / 5 + 1, per_req, 0, 1);
+        fprintf(stderr, "asr-tool: %d validation windows of whole requests\n", made);
+        if (write_requests(out, "valid_requests", 1, n_req / 5 + 1, 5) < 0 ||
+            write_requests(out, "test_requests", 2, n_req / 2 + 1, 5) < 0)
+            fprintf(stderr, "asr-tool: cannot write the held-out requests under %s\n", out);
+    }
 
     /* normalisation from the training set */
     double sum[MELS] = {0}, sq[MELS] = {0};

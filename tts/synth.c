@@ -32,8 +32,9 @@
     Locking: one mutex guards everything shared; the worker holds it only to
     take a piece and to copy a block into the queue; the reader to copy a
     chunk out. Nothing here allocates after st_tts_new(). Touches only its
-    own memory, and the engines through st_tts_engine_ops; no files, no
-    output (problems go to st_log()).
+    own memory, the engines through st_tts_engine_ops, and, when
+    worker_priority asks, its worker thread's scheduling policy; no files,
+    no output (problems go to st_log()).
 
     Workload: answers of a few to a few hundred words; chunks of 10-20 ms;
     engine buffers of ~10 ms (espeak-ng) to ~20 ms (flite).
@@ -45,6 +46,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +200,7 @@ st_tts_params st_tts_default_params(void)
         .text_capacity = 65536,
         .word_capacity = 1024,
         .normalize = true,
+        .worker_priority = 0,
     };
 }
 
@@ -559,6 +562,9 @@ static int check_params(const st_tts_params *p)
                         p->text_capacity);
     if (p->word_capacity < 1 || p->word_capacity > ((size_t)1 << 20))
         return st_error(ST_ERR_INVALID, "tts: word_capacity %zu is outside 1..1M", p->word_capacity);
+    if (p->worker_priority < 0 || p->worker_priority > 99)
+        return st_error(ST_ERR_INVALID, "tts: worker_priority %d is outside 0..99",
+                        p->worker_priority);
     return ST_OK;
 }
 
@@ -650,6 +656,14 @@ st_tts *st_tts_new(const st_tts_params *params, int *err)
         goto fail_sync;
     }
     t->thread_started = true;
+    if (p.worker_priority > 0) {
+        struct sched_param sp = {.sched_priority = p.worker_priority};
+        int e = pthread_setschedparam(t->thread, SCHED_FIFO, &sp);
+        if (e)
+            st_log(ST_LOG_WARN, "tts: worker_priority %d: SCHED_FIFO refused (%s); the worker "
+                                "runs at the normal priority",
+                   p.worker_priority, strerror(e));
+    }
     if (err)
         *err = ST_OK;
     return t;

@@ -62,8 +62,9 @@ typedef struct {
     double queue_s;              /* output queue capacity, seconds of audio; when it
                                     is full the engine waits for the reader */
     st_resample_quality quality; /* resampler to the sink rate (FASTEST passes 80 %
-                                    of the band: it costs flite's 8 kHz kal two of
-                                    twenty words in the intelligibility check) */
+                                    of the band; for speech to pocketsphinx all three
+                                    score alike: kal at 16 kHz 16.75 / 16.75 / 16.5
+                                    of 20 with FASTEST / MEDIUM / BEST) */
     int first_piece_words;       /* an utterance's first piece ends after at most
                                     this many words (sooner at a clause end);
                                     0 = the engine's choice: 3, and 2 for flite's
@@ -78,12 +79,20 @@ typedef struct {
     size_t word_capacity;        /* word events queued for st_tts_read_words();
                                     beyond it the oldest are dropped and counted */
     bool normalize;              /* make numbers, times, symbols speakable first */
+    int worker_priority;         /* 0: the worker thread runs at the normal
+                                    priority; 1..99: SCHED_FIFO at this priority
+                                    when the process may (else a warning in the
+                                    log and the normal priority). On a busy
+                                    machine a woken normal thread can wait for
+                                    the next scheduler tick (4 ms on the project's
+                                    VM), which is most of the first-audio time
+                                    there; the reader's thread is the caller's */
 } st_tts_params;
 
 /*  espeak, default voice, 175 wpm, pitch 50, native rate, 10 ms chunks, 2 s
     queue, medium resampler, first piece as the engine suggests then 12 words,
     50 ms lead silence,
-    64 KiB of text, 1024 word events, normalising. */
+    64 KiB of text, 1024 word events, normalising, normal worker priority. */
 st_tts_params st_tts_default_params(void);
 
 /*  Creates the stage and starts its worker thread. Owned by the caller.

@@ -1,0 +1,1271 @@
+/*  cli/bench_latency.c - `spiketalk bench latency`: the standard scenario set
+    (the .ini files in scenarios/, docs/SCENARIOS.md) through the whole agent
+    (pipeline/agent.c) in virtual time, with the metrics of issue 10: per
+    turn voice-to-voice, end-of-turn wait, recognizer finalisation, compute;
+    for interruptions onset -> silence and stale samples; quality rates
+    (false interruptions on echo-only and noise stretches, pauses that ended
+    a turn, missed interruptions, wrong answers); n, p50, p90, p95, p99, max.
+    --baseline runs the same set again with the end-of-turn policy common in
+    voice-agent frameworks and prints both side by side. Writes a JSON file
+    with every measurement (--json FILE) and two SVG plots drawn with plain
+    fprintf: the CDF of each latency and the timeline of one conversation.
+
+    The driver: each turn is rendered alone (st_scenario_render_turn) and
+    placed on the microphone when its anchor resolves from the agent's
+    events; the microphone is the placed speech, the scenario's background
+    noise and, in rooms, the agent's own played voice through st_room. Block
+    k's speaker output is played during block k + 1 (the agent's clock).
+    Everything is sample-accurate and deterministic: the same figures on
+    every run, except the wall-clock compute and CPU columns.
+
+    May touch: the scenario files and audio they name, the models, the
+    output files it is asked to write, stdout.
+*/
+#include "cli.h"
+
+#include "audio/audio.h"
+#include "pipeline/pipeline.h"
+#include "tts/tts.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CMD "bench latency"
+#define RATE ST_PIPELINE_RATE_HZ
+#define BLOCK ST_AGENT_BLOCK
+#define MAX_FILES 64
+#define NO_ANSWER_S 6.0   /* the user goes on when nothing answered for this long */
+#define MAX_EVENTS 4096
+
+/* ---- measurements ---------------------------------------------------------- */
+
+typedef enum {
+    M_V2V = 0,      /* end of user speech -> agent's first sample (warm turns) */
+    M_V2V_COLD,     /* the same, first answered turn of each scenario */
+    M_EOT,          /* end of user speech -> end-of-turn decision */
+    M_ASR,          /* end of user speech -> the recognizer's last word of the turn */
+    M_COMPUTE,      /* decision -> first sample, virtual time */
+    M_COMPUTE_WALL, /* LM + synthesis, wall clock */
+    M_SILENCE,      /* interruption onset -> agent silent */
+    M_N
+} metric;
+
+static const char *const metric_names[M_N] = {
+    "voice_to_voice_ms", "voice_to_voice_cold_ms", "end_of_turn_ms", "asr_final_ms",
+    "compute_virtual_ms", "compute_wall_ms", "interrupt_to_silence_ms"};
+static const char *const metric_help[M_N] = {
+    "end of user speech -> agent's first sample at the speaker (warm turns)",
+    "the same, the first answer of each conversation (cold)",
+    "end of user speech -> the end-of-turn decision",
+    "end of user speech -> the recognizer's last word of the turn (< 0: it came earlier)",
+    "decision -> first sample (virtual time: the output block included)",
+    "LM + synthesis of the answer, wall clock",
+    "user onset (interruption) -> agent silent"};
+
+typedef struct {
+    double *v[M_N];
+    int n[M_N], cap[M_N];
+    /* counts */
+    int turns, answered_kinds, answered, no_answer, requests_spurious;
+    int pause_turns, pause_wrong_end;
+    int interruptions, interrupt_missed, interrupt_late;
+    int false_int_echo, false_pause_echo, false_int_noise, false_pause_noise;
+    int false_int_backchannel, false_pause_backchannel, false_pause_other;
+    int expect_turns, expect_ok, request_match, request_checked;
+    double echo_only_s, noise_bursts, backchannels;
+    uint64_t stale_samples;
+    double audio_s, wall_s, cpu_s;
+} tally;
+
+static void add(tally *t, metric m, double x)
+{
+    if (t->n[m] == t->cap[m]) {
+        int cap = t->cap[m] ? 2 * t->cap[m] : 64;
+        double *nv = realloc(t->v[m], (size_t)cap * sizeof *nv);
+        if (!nv)
+            return;
+        t->v[m] = nv;
+        t->cap[m] = cap;
+    }
+    t->v[m][t->n[m]++] = x;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentile by linear interpolation on a sorted copy. */
+static double pct(const double *v, int n, double p)
+{
+    if (n <= 0)
+        return NAN;
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s)
+        return NAN;
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double r = p / 100.0 * (n - 1);
+    int lo = (int)r;
+    double x = lo + 1 < n ? s[lo] + (r - lo) * (s[lo + 1] - s[lo]) : s[lo];
+    free(s);
+    return x;
+}
+
+/* ---- the synthesizer behind the scenario renderer ---------------------------- */
+
+#define SYNTH_CACHE 12
+typedef struct {
+    char key[128];
+    char voice[64];              /* st_tts keeps the pointer: the slot never moves */
+    st_tts *t;
+} synth_slot;
+static synth_slot *synth_cache[SYNTH_CACHE];
+static int n_synth_cache;
+
+static int latency_synth(void *user_data, const char *engine, const char *voice, int rate_wpm,
+                         const char *text, st_scenario_clip *out)
+{
+    (void)user_data;
+    char key[128];
+    snprintf(key, sizeof key, "%s/%s/%d", engine, voice ? voice : "", rate_wpm);
+    st_tts *t = NULL;
+    for (int i = 0; i < n_synth_cache; i++)
+        if (!strcmp(synth_cache[i]->key, key))
+            t = synth_cache[i]->t;
+    if (!t) {
+        if (n_synth_cache == SYNTH_CACHE) {
+            st_tts_destroy(&synth_cache[0]->t);
+            free(synth_cache[0]);
+            memmove(synth_cache, synth_cache + 1, (SYNTH_CACHE - 1) * sizeof *synth_cache);
+            n_synth_cache--;
+        }
+        synth_slot *slot = calloc(1, sizeof *slot);
+        if (!slot)
+            return st_error(ST_ERR_NOMEM, "out of memory");
+        snprintf(slot->key, sizeof slot->key, "%s", key);
+        snprintf(slot->voice, sizeof slot->voice, "%s", voice ? voice : "");
+        st_tts_params p = st_tts_default_params();
+        p.engine = engine;
+        p.voice = voice ? slot->voice : NULL;
+        p.rate_wpm = rate_wpm;
+        p.sample_rate_hz = RATE;
+        int err;
+        if (!(slot->t = t = st_tts_new(&p, &err))) {
+            free(slot);
+            return err;
+        }
+        synth_cache[n_synth_cache++] = slot;
+    }
+    st_tts_result r;
+    int rc = st_tts_synthesize(t, text, &r);
+    if (rc)
+        return rc;
+    out->words = calloc(r.n_words ? r.n_words : 1, sizeof *out->words);
+    if (!out->words) {
+        st_tts_result_free(&r);
+        return st_error(ST_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r.n_words; i++) {
+        out->words[i].start = r.words[i].start;
+        out->words[i].end = r.words[i].end;
+        snprintf(out->words[i].text, sizeof out->words[i].text, "%.47s", r.words[i].text);
+    }
+    out->n_words = r.n_words;
+    out->samples = r.samples;
+    out->frames = r.frames;
+    r.samples = NULL;
+    st_tts_result_free(&r);
+    return ST_OK;
+}
+
+static void synth_cache_clear(void)
+{
+    for (int i = 0; i < n_synth_cache; i++) {
+        st_tts_destroy(&synth_cache[i]->t);
+        free(synth_cache[i]);
+    }
+    n_synth_cache = 0;
+}
+
+/* ---- one conversation -------------------------------------------------------- */
+
+typedef struct {
+    st_agent_event_kind kind;
+    uint64_t sample, ref;
+    char text[96];
+} ev;
+
+typedef struct {
+    const st_scenario *sc;
+    st_scenario_clip *clips;
+    st_scenario_truth *truth;    /* relative to the clip until placed */
+    int64_t *placed;             /* clip offset on the mic, -1 not yet */
+    int64_t *ue, *as, *ae;       /* user end, agent start, agent end per turn */
+    int64_t *req;                /* decision sample of the turn's request, -1 none */
+    int64_t *last_word;          /* the latest word decided within the turn */
+    char (*answer)[256];
+    char (*request)[256];
+    bool *interrupted_ok, *paused_for;
+    size_t next;                 /* next turn to place */
+    int answering;               /* the turn the agent's current answer belongs to */
+    int requested;               /* the turn of the latest request */
+    uint64_t pos;
+    bool first_answer_done;
+    int cold_turn;
+    tally *t;
+    ev *events;                  /* the timeline scenario only */
+    size_t n_events;
+    bool record;
+} conv;
+
+static void conv_free(conv *c, size_t nt)
+{
+    if (c->clips)
+        for (size_t i = 0; i < nt; i++)
+            st_scenario_clip_free(&c->clips[i]);
+    free(c->clips);
+    free(c->truth);
+    free(c->placed);
+    free(c->ue);
+    free(c->as);
+    free(c->ae);
+    free(c->req);
+    free(c->last_word);
+    free(c->answer);
+    free(c->request);
+    free(c->interrupted_ok);
+    free(c->paused_for);
+    free(c->events);
+    memset(c, 0, sizeof *c);
+}
+
+static bool answered_kind(const st_scenario_turn *t)
+{
+    return t->kind != ST_TURN_BACKCHANNEL && t->kind != ST_TURN_NOISE;
+}
+
+/* The placed turn sounding at sample s (within 0.3 s after its end), or -1. */
+static int turn_at_sample(const conv *c, uint64_t s)
+{
+    for (size_t i = c->next; i-- > 0;) {
+        if (c->placed[i] < 0)
+            continue;
+        uint64_t a = c->truth[i].start, e = c->truth[i].end + (uint64_t)(0.3 * RATE);
+        if (s + (uint64_t)(0.1 * RATE) >= a && s <= e)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Is an echo-only answer playing at sample s? */
+static bool in_echo_only(const conv *c, uint64_t s)
+{
+    for (size_t i = 0; i < c->next; i++)
+        if (c->sc->turns[i].kind == ST_TURN_ECHO_ONLY && c->as[i] >= 0 &&
+            (int64_t)s >= c->as[i] && (c->ae[i] < 0 || (int64_t)s <= c->ae[i]))
+            return true;
+    return false;
+}
+
+static void on_event(const st_agent_event *e, void *user_data)
+{
+    conv *c = user_data;
+    tally *t = c->t;
+    if (c->record && c->n_events < MAX_EVENTS && e->kind != ST_AGENT_EV_STATE) {
+        ev *r = &c->events[c->n_events++];
+        r->kind = e->kind;
+        r->sample = e->sample;
+        r->ref = e->ref;
+        snprintf(r->text, sizeof r->text, "%s", e->text ? e->text : "");
+    }
+    switch (e->kind) {
+    case ST_AGENT_EV_WORD: {
+        int i = turn_at_sample(c, e->sample > (uint64_t)(0.6 * RATE) ? e->sample - (uint64_t)(0.6 * RATE) : 0);
+        if (i < 0)
+            i = turn_at_sample(c, e->sample);
+        if (i >= 0)
+            c->last_word[i] = (int64_t)e->sample;
+        break;
+    }
+    case ST_AGENT_EV_REQUEST: {
+        /* the latest placed turn that started before the decision */
+        int i = -1;
+        for (size_t k = c->next; k-- > 0;)
+            if (c->placed[k] >= 0 && c->truth[k].start <= e->sample) {
+                i = (int)k;
+                break;
+            }
+        if (i < 0 || c->req[i] >= 0 || !answered_kind(&c->sc->turns[i])) {
+            t->requests_spurious++;
+            c->requested = -1;
+            break;
+        }
+        c->req[i] = (int64_t)e->sample;
+        c->requested = i;
+        snprintf(c->request[i], sizeof c->request[i], "%s", e->text ? e->text : "");
+        break;
+    }
+    case ST_AGENT_EV_ANSWER:
+        if (c->requested >= 0) {
+            snprintf(c->answer[c->requested], sizeof c->answer[0], "%s", e->text ? e->text : "");
+            if (!c->first_answer_done)
+                c->cold_turn = c->requested;
+            add(t, M_COMPUTE_WALL, e->compute_ms);
+        }
+        break;
+    case ST_AGENT_EV_SPEAKING:
+        if (c->requested >= 0 && c->as[c->requested] < 0) {
+            c->as[c->requested] = (int64_t)e->sample;
+            c->answering = c->requested;
+            c->first_answer_done = true;
+        } else {
+            c->answering = -1;
+        }
+        break;
+    case ST_AGENT_EV_PAUSED: {
+        int i = turn_at_sample(c, e->ref);
+        if (i >= 0 && c->sc->turns[i].interrupts) {
+            if (!c->paused_for[i]) {
+                c->paused_for[i] = true;
+                add(t, M_SILENCE, ((double)e->sample - (double)c->truth[i].start) * 1000.0 / RATE);
+            }
+        } else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_NOISE) {
+            t->false_pause_noise++;
+        } else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_BACKCHANNEL) {
+            t->false_pause_backchannel++;
+        } else if (i < 0 && in_echo_only(c, e->sample)) {
+            t->false_pause_echo++;
+        } else if (i < 0) {
+            t->false_pause_other++;
+        }
+        break;
+    }
+    case ST_AGENT_EV_INTERRUPTED: {
+        int i = turn_at_sample(c, e->sample > (uint64_t)(0.3 * RATE) ? e->sample - (uint64_t)(0.3 * RATE) : 0);
+        if (i < 0)
+            i = turn_at_sample(c, e->sample);
+        if (i >= 0 && c->sc->turns[i].interrupts)
+            c->interrupted_ok[i] = true;
+        else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_NOISE)
+            t->false_int_noise++;
+        else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_BACKCHANNEL)
+            t->false_int_backchannel++;
+        else if (in_echo_only(c, e->sample))
+            t->false_int_echo++;
+        if (c->answering >= 0 && c->ae[c->answering] < 0)
+            c->ae[c->answering] = (int64_t)e->sample;
+        c->answering = -1;
+        break;
+    }
+    case ST_AGENT_EV_DONE:
+        if (c->answering >= 0 && c->ae[c->answering] < 0)
+            c->ae[c->answering] = (int64_t)e->sample;
+        c->answering = -1;
+        break;
+    default: break;
+    }
+}
+
+/* Lower-case words of s that are in the recognizer's vocabulary. */
+static void vocab_words(const char *s, char *out, size_t cap)
+{
+    static const char *const vocab[] = {
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "yes",
+        "no", "up", "down", "left", "right", "on", "off", "stop", "go", "hello", "hi", "plus",
+        "minus", "times", "what", "time", "timer", "seconds", "minutes", "count", "help",
+        "repeat", "thanks", "goodbye", "joke", "story", NULL};
+    char buf[ST_SCENARIO_TEXT];
+    snprintf(buf, sizeof buf, "%s", s);
+    out[0] = '\0';
+    char *save = NULL;
+    for (char *w = strtok_r(buf, " |,.?!", &save); w; w = strtok_r(NULL, " |,.?!", &save)) {
+        for (char *p = w; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        for (int k = 0; vocab[k]; k++)
+            if (!strcmp(vocab[k], w)) {
+                size_t l = strlen(out);
+                snprintf(out + l, cap - l, "%s%s", l ? " " : "", w);
+                break;
+            }
+    }
+}
+
+static bool answer_matches(const char *answer, const char *expect)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", expect);
+    char *save = NULL;
+    for (char *alt = strtok_r(buf, "|", &save); alt; alt = strtok_r(NULL, "|", &save))
+        if (strcasestr(answer, alt))
+            return true;
+    return false;
+}
+
+typedef struct {
+    const char *asr, *lm;
+    bool baseline;
+    const char *data_dir;
+} run_opts;
+
+/*  Runs one scenario through a fresh agent; adds to the tally; with
+    record, keeps the events and the tracks for the timeline. */
+static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE *jf,
+                        bool *first_json, conv *keep, float **mic_out, float **spk_out,
+                        size_t *n_out)
+{
+    size_t nt = sc->n_turns;
+    conv c = {.sc = sc, .t = t, .answering = -1, .requested = -1, .cold_turn = -1};
+    c.clips = calloc(nt, sizeof *c.clips);
+    c.truth = calloc(nt, sizeof *c.truth);
+    c.placed = malloc(nt * sizeof *c.placed);
+    c.ue = malloc(nt * sizeof *c.ue);
+    c.as = malloc(nt * sizeof *c.as);
+    c.ae = malloc(nt * sizeof *c.ae);
+    c.req = malloc(nt * sizeof *c.req);
+    c.last_word = malloc(nt * sizeof *c.last_word);
+    c.answer = calloc(nt, sizeof *c.answer);
+    c.request = calloc(nt, sizeof *c.request);
+    c.interrupted_ok = calloc(nt, sizeof *c.interrupted_ok);
+    c.paused_for = calloc(nt, sizeof *c.paused_for);
+    c.record = keep != NULL;
+    if (c.record)
+        c.events = calloc(MAX_EVENTS, sizeof *c.events);
+    int rc = ST_OK;
+    st_agent *agent = NULL;
+    st_room *room = NULL;
+    st_scenario_noise *noise = NULL;
+    float *mic = NULL, *spk = NULL;
+    size_t cap = 0;
+    if (!c.clips || !c.truth || !c.placed || !c.ue || !c.as || !c.ae || !c.req || !c.last_word ||
+        !c.answer || !c.request || !c.interrupted_ok || !c.paused_for || (c.record && !c.events)) {
+        rc = cli_fail(CMD, "out of memory");
+        goto done;
+    }
+    st_scenario_render_params rp = st_scenario_render_default_params();
+    rp.data_dir = o->data_dir;
+    rp.synth = latency_synth;
+    for (size_t i = 0; i < nt; i++) {
+        c.placed[i] = c.ue[i] = c.as[i] = c.ae[i] = c.req[i] = c.last_word[i] = -1;
+        if ((rc = st_scenario_render_turn(sc, i, &rp, &c.clips[i], &c.truth[i]))) {
+            rc = cli_fail_lib(CMD, rc, "rendering a turn");
+            goto done;
+        }
+    }
+    bool fell = false;
+    noise = st_scenario_noise_new(sc, o->data_dir, &fell, &rc);
+    if (!noise && rc) {
+        rc = cli_fail_lib(CMD, rc, "the scenario's noise");
+        goto done;
+    }
+    if (sc->room && !(room = st_room_new(&sc->room_params, &rc))) {
+        rc = cli_fail_lib(CMD, rc, "the scenario's room");
+        goto done;
+    }
+    st_agent_params ap = st_agent_default_params();
+    ap.asr_model = o->asr;
+    ap.lm_model = o->lm;
+    ap.clock_hour = 10;
+    ap.clock_minute = 30;
+    ap.on_event = on_event;
+    ap.user_data = &c;
+    if (o->baseline) {
+        /* the common policy: speech after 0.2 s of voice, end after 0.8 s of silence */
+        ap.turn.complete_wait_s = 0.8;
+        ap.turn.incomplete_wait_s = 0.8;
+        ap.turn.barge_min_s = 0.2;
+        ap.turn.barge_on_word = false;
+    }
+    if (!(agent = st_agent_new(&ap, &rc))) {
+        rc = cli_fail_lib(CMD, rc, "starting the agent");
+        goto done;
+    }
+    float block[BLOCK], out[BLOCK], prev_out[BLOCK];
+    memset(prev_out, 0, sizeof prev_out);
+    uint64_t last_user_end = 0, end_at = 0;
+    double wall0 = st_now_s();
+    struct timespec cpu0, cpu1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    double wall_agent = 0;
+    for (uint64_t pos = 0;; pos += BLOCK) {
+        c.pos = pos;
+        /* place what is due */
+        while (c.next < nt) {
+            size_t i = c.next;
+            int64_t at = st_scenario_turn_at(sc, i, c.ue, c.as, c.ae);
+            if (at < 0) {
+                /* nothing answered for long: the user goes on */
+                const st_scenario_anchor *a = &sc->turns[i].at;
+                if (st_agent_state(agent) == ST_TURN_LISTENING &&
+                    pos > last_user_end + (uint64_t)(NO_ANSWER_S * RATE)) {
+                    if (c.as[a->ref] < 0)
+                        c.as[a->ref] = (int64_t)pos;
+                    if (c.ae[a->ref] < 0)
+                        c.ae[a->ref] = (int64_t)pos;
+                    continue;
+                }
+                break;
+            }
+            if (at > (int64_t)(pos + BLOCK))
+                break;
+            int64_t off = at - (int64_t)c.truth[i].start;
+            if (off < (int64_t)pos) /* due in the past (resolved late): now */
+                off = (int64_t)pos;
+            c.placed[i] = off;
+            st_scenario_truth *tr = &c.truth[i];
+            tr->start += (uint64_t)off;
+            tr->end += (uint64_t)off;
+            for (int k = 0; k < tr->n_parts; k++) {
+                tr->part_start[k] += (uint64_t)off;
+                tr->part_end[k] += (uint64_t)off;
+            }
+            c.ue[i] = (int64_t)tr->end;
+            if (!answered_kind(&sc->turns[i]))
+                c.as[i] = c.ae[i] = c.ue[i];
+            if (tr->end > last_user_end)
+                last_user_end = tr->end;
+            c.next++;
+        }
+        /* the microphone: placed speech + noise + the room's echo of what
+           the speaker plays during this block */
+        memset(block, 0, sizeof block);
+        for (size_t i = 0; i < c.next; i++) {
+            int64_t off = c.placed[i];
+            int64_t from = (int64_t)pos - off;
+            if (from + BLOCK <= 0 || from >= (int64_t)c.clips[i].frames)
+                continue;
+            for (int k = 0; k < BLOCK; k++) {
+                int64_t j = from + k;
+                if (j >= 0 && j < (int64_t)c.clips[i].frames)
+                    block[k] += c.clips[i].samples[j];
+            }
+        }
+        st_scenario_noise_add(noise, pos, block, BLOCK);
+        if (room)
+            st_room_process(room, prev_out, block, BLOCK);
+        double w0 = st_now_s();
+        uint32_t ep;
+        if ((rc = st_agent_process(agent, block, out, &ep))) {
+            rc = cli_fail_lib(CMD, rc, "the agent");
+            goto done;
+        }
+        wall_agent += st_now_s() - w0;
+        if (mic_out) {
+            if (pos + 2 * BLOCK > cap) {
+                size_t ncap = cap ? 2 * cap : (size_t)(60 * RATE);
+                float *nm = realloc(mic, ncap * sizeof *nm), *ns = nm ? realloc(spk, ncap * sizeof *ns) : NULL;
+                if (nm)
+                    mic = nm;
+                if (!nm || !ns) {
+                    rc = cli_fail(CMD, "out of memory");
+                    goto done;
+                }
+                spk = ns;
+                cap = ncap;
+            }
+            memcpy(mic + pos, block, sizeof block);
+            memcpy(spk + pos, prev_out, sizeof prev_out);
+        }
+        memcpy(prev_out, out, sizeof out);
+        /* the end: every turn placed, the agent quiet, the tail over */
+        if (c.next == nt && pos > last_user_end && st_agent_state(agent) == ST_TURN_LISTENING) {
+            if (!end_at)
+                end_at = pos + (uint64_t)(sc->tail_s * RATE);
+            if (pos >= end_at) {
+                c.pos = pos + BLOCK;
+                break;
+            }
+        } else {
+            end_at = 0;
+        }
+        if (pos > (uint64_t)(3600.0 * RATE)) {
+            rc = cli_fail(CMD, "%s: the conversation did not end within an hour", sc->path);
+            goto done;
+        }
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    t->wall_s += st_now_s() - wall0;
+    t->cpu_s += (double)(cpu1.tv_sec - cpu0.tv_sec) + 1e-9 * (double)(cpu1.tv_nsec - cpu0.tv_nsec);
+    t->audio_s += (double)c.pos / RATE;
+    (void)wall_agent;
+    st_agent_stats st;
+    st_agent_get_stats(agent, &st);
+    t->stale_samples += st.stale_samples;
+
+    /* per turn */
+    for (size_t i = 0; i < nt; i++) {
+        const st_scenario_turn *tu = &sc->turns[i];
+        const st_scenario_truth *tr = &c.truth[i];
+        t->turns++;
+        double v2v = NAN, eot = NAN, asr = NAN, comp = NAN, sil = NAN;
+        bool cold = (int)i == c.cold_turn;
+        if (tu->kind == ST_TURN_ECHO_ONLY && c.as[i] >= 0 && c.ae[i] > c.as[i])
+            t->echo_only_s += (double)(c.ae[i] - c.as[i]) / RATE;
+        if (tu->kind == ST_TURN_NOISE)
+            t->noise_bursts++;
+        if (tu->kind == ST_TURN_BACKCHANNEL)
+            t->backchannels++;
+        if (answered_kind(tu)) {
+            t->answered_kinds++;
+            if (c.req[i] >= 0 && c.as[i] >= 0 && *c.answer[i]) {
+                t->answered++;
+                v2v = (double)(c.as[i] - (int64_t)tr->end) * 1000.0 / RATE;
+                eot = (double)(c.req[i] - (int64_t)tr->end) * 1000.0 / RATE;
+                comp = (double)(c.as[i] - c.req[i]) * 1000.0 / RATE;
+                add(t, cold ? M_V2V_COLD : M_V2V, v2v);
+                add(t, M_EOT, eot);
+                add(t, M_COMPUTE, comp);
+                if (c.last_word[i] >= 0) {
+                    asr = (double)(c.last_word[i] - (int64_t)tr->end) * 1000.0 / RATE;
+                    add(t, M_ASR, asr);
+                }
+            } else {
+                t->no_answer++;
+            }
+            if (*tu->expect) {
+                t->expect_turns++;
+                if (answer_matches(c.answer[i], tu->expect))
+                    t->expect_ok++;
+            }
+            char want[ST_SCENARIO_TEXT], got[ST_SCENARIO_TEXT];
+            vocab_words(*tu->text ? tu->text : tu->fallback_text, want, sizeof want);
+            if (*want && tu->kind != ST_TURN_INTERRUPTION) {
+                t->request_checked++;
+                vocab_words(c.request[i], got, sizeof got);
+                t->request_match += !strcmp(want, got);
+            }
+        }
+        if (tr->n_parts > 1) {
+            t->pause_turns++;
+            /* a decision inside a pause ended the turn too soon */
+            for (int k = 0; k + 1 < tr->n_parts; k++)
+                if (c.req[i] >= (int64_t)tr->part_end[k] && c.req[i] < (int64_t)tr->part_start[k + 1]) {
+                    t->pause_wrong_end++;
+                    break;
+                }
+        }
+        if (tu->interrupts) {
+            /* an interruption only counts when the agent was speaking at its onset */
+            int r = tu->at.ref;
+            bool speaking = r >= 0 && c.as[r] >= 0 && c.as[r] <= (int64_t)tr->start &&
+                            (c.ae[r] < 0 || c.ae[r] >= (int64_t)tr->start);
+            if (speaking) {
+                t->interruptions++;
+                if (!c.interrupted_ok[i])
+                    t->interrupt_missed++;
+            } else {
+                t->interrupt_late++;
+            }
+            if (c.paused_for[i] && t->n[M_SILENCE] > 0)
+                sil = t->v[M_SILENCE][t->n[M_SILENCE] - 1];
+        }
+        if (jf) {
+            fprintf(jf,
+                    "%s\n    {\"scenario\": \"%s\", \"turn\": \"%s\", \"kind\": \"%s\", \"baseline\": %s, "
+                    "\"speech_start_s\": %.4f, \"speech_end_s\": %.4f, \"agent_start_s\": %.4f, "
+                    "\"agent_end_s\": %.4f, \"cold\": %s",
+                    *first_json ? "" : ",", sc->name, tu->name, st_turn_kind_name(tu->kind),
+                    o->baseline ? "true" : "false", (double)tr->start / RATE,
+                    (double)tr->end / RATE, c.as[i] >= 0 ? (double)c.as[i] / RATE : -1.0,
+                    c.ae[i] >= 0 ? (double)c.ae[i] / RATE : -1.0, cold ? "true" : "false");
+            *first_json = false;
+            const double vals[] = {v2v, eot, asr, comp, sil};
+            const char *names[] = {"voice_to_voice_ms", "end_of_turn_ms", "asr_final_ms",
+                                   "compute_virtual_ms", "interrupt_to_silence_ms"};
+            for (int k = 0; k < 5; k++)
+                if (!isnan(vals[k]))
+                    fprintf(jf, ", \"%s\": %.1f", names[k], vals[k]);
+            fprintf(jf, ", \"request\": \"");
+            for (const char *p = c.request[i]; *p; p++)
+                if (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
+                    fputc(*p, jf);
+            fprintf(jf, "\", \"answer\": \"");
+            for (const char *p = c.answer[i]; *p; p++)
+                if (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
+                    fputc(*p, jf);
+            fprintf(jf, "\"}");
+        }
+    }
+    if (keep) {
+        *keep = c;
+        memset(&c, 0, sizeof c); /* ownership moves to the caller */
+        *mic_out = mic;
+        *spk_out = spk;
+        *n_out = (size_t)keep->pos;
+        mic = spk = NULL;
+    }
+done:
+    free(mic);
+    free(spk);
+    st_agent_destroy(&agent);
+    st_room_destroy(&room);
+    st_scenario_noise_destroy(&noise);
+    conv_free(&c, nt);
+    return rc;
+}
+
+/* ---- plots ------------------------------------------------------------------- */
+
+static const char *const colours[M_N] = {"#1f77b4", "#9467bd", "#d62728", "#8c564b",
+                                         "#2ca02c", "#7f7f7f", "#ff7f0e"};
+
+/*  The CDF of every latency (spiketalk solid, baseline dashed), with the
+    targets of issue 10 as dotted verticals. */
+static int write_cdf_svg(const char *path, const tally *a, const tally *b)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return st_error(ST_ERR_IO, "cannot create '%s'", path);
+    const int W = 960, H = 600, L = 70, R = 320, T = 40, B = 60;
+    double xmax = 500;
+    for (int m = 0; m < M_N; m++) {
+        if (m == M_COMPUTE_WALL)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            const tally *t = k ? b : a;
+            if (t && t->n[m])
+                xmax = fmax(xmax, pct(t->v[m], t->n[m], 99));
+        }
+    }
+    xmax = ceil(fmin(xmax, 5000) / 250) * 250;
+    double pw = W - L - R, ph = H - T - B;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"15\">spiketalk bench latency: cumulative "
+               "distribution per metric (solid: spiketalk%s)</text>\n",
+            L, b ? ", dashed: baseline 0.2 s / 0.8 s" : "");
+    for (double x = 0; x <= xmax + 1e-9; x += xmax > 2000 ? 500 : 250) {
+        double px = L + pw * x / xmax;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px, T,
+                px, T + ph);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", px,
+                T + ph + 16, x);
+    }
+    for (int q = 0; q <= 10; q += 2) {
+        double py = T + ph * (1 - q / 10.0);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, py,
+                L + pw, py);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L - 6, py + 4,
+                q / 10.0);
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">milliseconds</text>\n",
+            L + pw / 2, H - 18);
+    static const struct {
+        double ms;
+        const char *what;
+    } targets[] = {{150, "silence 150"}, {250, "v2v p50 250"}, {400, "v2v p95 400"}};
+    for (size_t k = 0; k < 3; k++) {
+        double px = L + pw * targets[k].ms / xmax;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" "
+                   "stroke-dasharray=\"1,3\"/>\n", px, T, px, T + ph);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"#444\">%s</text>\n", px + 2,
+                T + 10 + 12 * (int)k, targets[k].what);
+    }
+    int legend = 0;
+    for (int m = 0; m < M_N; m++) {
+        if (m == M_COMPUTE_WALL)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            const tally *t = k ? b : a;
+            if (!t || !t->n[m])
+                continue;
+            int n = t->n[m];
+            double *s = malloc((size_t)n * sizeof *s);
+            if (!s)
+                continue;
+            memcpy(s, t->v[m], (size_t)n * sizeof *s);
+            qsort(s, (size_t)n, sizeof *s, cmp_double);
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+                    colours[m], k ? " stroke-dasharray=\"6,4\"" : "");
+            double prev_y = T + ph;
+            fprintf(f, "%.1f,%.1f ", (double)L, prev_y);
+            for (int i = 0; i < n; i++) {
+                double x = L + pw * fmin(fmax(s[i], 0), xmax) / xmax;
+                double y = T + ph * (1 - (double)(i + 1) / n);
+                fprintf(f, "%.1f,%.1f %.1f,%.1f ", x, prev_y, x, y);
+                prev_y = y;
+            }
+            fprintf(f, "%.1f,%.1f\"/>\n", L + pw, prev_y);
+            free(s);
+            double ly = T + 14 + 18 * legend++;
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                       "stroke-width=\"2\"%s/>\n",
+                    L + pw + 14, ly - 4, L + pw + 44, ly - 4, colours[m],
+                    k ? " stroke-dasharray=\"6,4\"" : "");
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%s%s (n %d, p50 %.0f)</text>\n", L + pw + 50,
+                    ly, metric_names[m], k ? " base" : "", n, pct(t->v[m], n, 50));
+        }
+    }
+    fprintf(f, "</svg>\n");
+    return fclose(f) ? st_error(ST_ERR_IO, "cannot write '%s'", path) : ST_OK;
+}
+
+static void svg_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else if ((unsigned char)*s >= 32)
+            fputc(*s, f);
+    }
+}
+
+/*  One conversation: the levels of microphone and speaker, the user's
+    speech (true word times), what the VAD heard, the recognizer's words,
+    end-of-turn decisions, the agent's answers, pauses and interruptions. */
+static int write_timeline_svg(const char *path, const conv *c, const float *mic, const float *spk,
+                              size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return st_error(ST_ERR_IO, "cannot create '%s'", path);
+    double dur = (double)n / RATE, pps = 40;
+    const int L = 110, rows = 7, rh = 34, T = 40;
+    int W = L + (int)ceil(dur * pps) + 40, H = T + rows * rh + 40;
+    const char *labels[] = {"microphone", "user speech", "VAD", "words heard", "end of turn",
+                            "agent speaks", "speaker"};
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"10\" y=\"22\" font-size=\"14\">scenario %s: %.1f s, virtual time "
+               "(40 px a second)</text>\n", c->sc->name, dur);
+    for (int r = 0; r < rows; r++) {
+        fprintf(f, "<text x=\"6\" y=\"%d\">%s</text>\n", T + r * rh + rh / 2 + 4, labels[r]);
+        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#eee\"/>\n", L,
+                T + (r + 1) * rh, W - 20, T + (r + 1) * rh);
+    }
+    for (int s = 0; s <= (int)dur; s++) {
+        double x = L + s * pps;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#f0f0f0\"/>\n", x, T,
+                x, T + rows * rh);
+        if (s % 5 == 0)
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d s</text>\n", x,
+                    T + rows * rh + 16, s);
+    }
+#define X(sample) (L + (double)(sample) / RATE * pps)
+    /* levels: dB of 50 ms windows, -70 .. 0 dBFS mapped to the row height */
+    for (int which = 0; which < 2; which++) {
+        const float *x = which ? spk : mic;
+        int row = which ? 6 : 0;
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" points=\"", which ? "#2ca02c" : "#1f77b4");
+        for (size_t at = 0; at + 800 <= n; at += 800) {
+            double acc = 0;
+            for (size_t k = at; k < at + 800; k++)
+                acc += (double)x[k] * x[k];
+            double db = 10 * log10(acc / 800 + 1e-12);
+            double h = fmin(fmax((db + 70) / 70, 0), 1) * (rh - 6);
+            fprintf(f, "%.1f,%.1f ", X(at + 400), T + row * rh + rh - 3 - h);
+        }
+        fprintf(f, "\"/>\n");
+    }
+    /* user speech: each part of each turn, with its text */
+    for (size_t i = 0; i < c->next; i++) {
+        const st_scenario_truth *tr = &c->truth[i];
+        const st_scenario_turn *tu = &c->sc->turns[i];
+        const char *fill = tu->interrupts ? "#d62728" : tu->kind == ST_TURN_BACKCHANNEL ? "#ff7f0e"
+                           : tu->kind == ST_TURN_NOISE ? "#7f7f7f" : "#1f77b4";
+        for (int k = 0; k < tr->n_parts; k++)
+            fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\" "
+                       "opacity=\"0.7\"/>\n",
+                    X(tr->part_start[k]), T + rh + 6,
+                    fmax(X(tr->part_end[k]) - X(tr->part_start[k]), 1), rh - 12, fill);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\">", X(tr->start), T + rh + 4);
+        svg_text(f, *tu->text ? tu->text : *tu->fallback_text ? tu->fallback_text : st_turn_kind_name(tu->kind));
+        fprintf(f, "</text>\n");
+    }
+    /* the agent's events */
+    int64_t onset = -1, speak = -1;
+    for (size_t e = 0; e < c->n_events; e++) {
+        const ev *v = &c->events[e];
+        switch (v->kind) {
+        case ST_AGENT_EV_ONSET: onset = (int64_t)v->sample; break;
+        case ST_AGENT_EV_OFFSET:
+            if (onset >= 0)
+                fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" "
+                           "fill=\"#bcbd22\" opacity=\"0.6\"/>\n",
+                        X(onset), T + 2 * rh + 8, fmax(X(v->sample) - X(onset), 1), rh - 16);
+            onset = -1;
+            break;
+        case ST_AGENT_EV_WORD:
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#8c564b\"/>"
+                       "<text x=\"%.1f\" y=\"%d\" font-size=\"9\">",
+                    X(v->sample), T + 3 * rh + 4, X(v->sample), T + 4 * rh - 4, X(v->sample) + 2,
+                    T + 3 * rh + 14);
+            svg_text(f, v->text);
+            fprintf(f, "</text>\n");
+            break;
+        case ST_AGENT_EV_REQUEST:
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#d62728\" "
+                       "stroke-width=\"2\"/><line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" "
+                       "stroke=\"#d62728\" stroke-dasharray=\"2,2\"/>\n",
+                    X(v->sample), T + 4 * rh + 4, X(v->sample), T + 5 * rh - 4, X(v->ref),
+                    T + 4 * rh + rh / 2, X(v->sample), T + 4 * rh + rh / 2);
+            break;
+        case ST_AGENT_EV_SPEAKING: speak = (int64_t)v->sample; break;
+        case ST_AGENT_EV_PAUSED:
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%d\" r=\"3\" fill=\"#ff7f0e\"/>\n", X(v->sample),
+                    T + 5 * rh + rh / 2);
+            break;
+        case ST_AGENT_EV_INTERRUPTED:
+        case ST_AGENT_EV_DONE:
+            if (speak >= 0)
+                fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\" "
+                           "opacity=\"0.6\"/>\n",
+                        X(speak), T + 5 * rh + 8, fmax(X(v->sample) - X(speak), 1), rh - 16,
+                        v->kind == ST_AGENT_EV_DONE ? "#2ca02c" : "#d62728");
+            speak = -1;
+            break;
+        default: break;
+        }
+    }
+#undef X
+    fprintf(f, "</svg>\n");
+    return fclose(f) ? st_error(ST_ERR_IO, "cannot write '%s'", path) : ST_OK;
+}
+
+/* ---- the command ------------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: spiketalk bench latency [--scenarios PATH]... [--baseline] [--json FILE]\n"
+            "                               [--svg PREFIX] [--timeline NAME] [--asr FILE]\n"
+            "                               [--model FILE] [--data DIR]\n"
+            "\n"
+            "Runs scripted conversations (docs/SCENARIOS.md; by default the standard set,\n"
+            "scenarios/*.ini) through the whole agent in virtual time: each user turn is\n"
+            "placed when its anchor resolves from the agent's events, the microphone hears\n"
+            "the user, the scenario's noise and, in rooms, the agent's own voice. Reports n,\n"
+            "p50, p90, p95, p99 and max of every latency and the quality rates of issue 10.\n"
+            "The same scenarios give the same virtual-time figures on every run.\n"
+            "\n"
+            "options:\n"
+            "  --scenarios PATH  a scenario file or a folder of them (repeatable;\n"
+            "                    default scenarios/)\n"
+            "  --baseline        also run the common end-of-turn policy (speech after 0.2 s\n"
+            "                    of voice, end after 0.8 s of silence) and print both\n"
+            "  --json FILE       every turn's measurements and the summary, as JSON\n"
+            "  --svg PREFIX      plots PREFIX_cdf.svg and PREFIX_timeline.svg (default\n"
+            "                    build/latency)\n"
+            "  --timeline NAME   the scenario the timeline shows (default interruptions)\n"
+            "  --asr FILE        recognizer (default models/asr.stm)\n"
+            "  --model FILE      dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
+            "                    models/dialogue.stnn; without one every answer says so)\n"
+            "  --data DIR        shared data for recordings (default ../shared/data)\n"
+            "  -h, --help        this help\n"
+            "\n"
+            "metrics (ms):\n");
+    for (int m = 0; m < M_N; m++)
+        fprintf(out, "  %-24s %s\n", metric_names[m], metric_help[m]);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static int add_path(const char *path, char files[][512], int *n)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        if (*n == MAX_FILES)
+            return cli_fail(CMD, "more than %d scenario files", MAX_FILES);
+        snprintf(files[(*n)++], 512, "%s", path);
+        return 0;
+    }
+    int first = *n;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".ini") && *n < MAX_FILES)
+            snprintf(files[(*n)++], 512, "%s/%s", path, e->d_name);
+    }
+    closedir(d);
+    qsort(files[first], (size_t)(*n - first), 512, by_name);
+    return 0;
+}
+
+static void summary_json(FILE *jf, const char *name, const tally *t)
+{
+    fprintf(jf, "\"%s\": {", name);
+    for (int m = 0; m < M_N; m++) {
+        int n = t->n[m];
+        fprintf(jf, "%s\"%s\": {\"n\": %d", m ? ", " : "", metric_names[m], n);
+        if (n)
+            fprintf(jf, ", \"p50\": %.1f, \"p90\": %.1f, \"p95\": %.1f, \"p99\": %.1f, \"max\": %.1f",
+                    pct(t->v[m], n, 50), pct(t->v[m], n, 90), pct(t->v[m], n, 95),
+                    pct(t->v[m], n, 99), pct(t->v[m], n, 100));
+        fprintf(jf, "}");
+    }
+    fprintf(jf,
+            ", \"turns\": %d, \"answered\": %d, \"of_answerable\": %d, \"pause_turns\": %d, "
+            "\"pause_wrong_end\": %d, \"interruptions\": %d, \"interrupt_missed\": %d, "
+            "\"interrupt_after_answer_ended\": %d, \"false_interruptions_echo\": %d, "
+            "\"false_pauses_echo\": %d, \"echo_only_s\": %.1f, \"false_interruptions_noise\": %d, "
+            "\"false_pauses_noise\": %d, \"noise_bursts\": %.0f, "
+            "\"false_interruptions_backchannel\": %d, \"false_pauses_backchannel\": %d, "
+            "\"backchannels\": %.0f, \"false_pauses_other\": %d, \"spurious_requests\": %d, "
+            "\"expect_turns\": %d, \"expect_ok\": %d, \"request_checked\": %d, "
+            "\"request_match\": %d, \"stale_samples\": %llu, \"audio_s\": %.1f, \"wall_s\": %.2f, "
+            "\"cpu_s\": %.2f, \"rtf\": %.4f}",
+            t->turns, t->answered, t->answered_kinds, t->pause_turns, t->pause_wrong_end,
+            t->interruptions, t->interrupt_missed, t->interrupt_late, t->false_int_echo,
+            t->false_pause_echo, t->echo_only_s, t->false_int_noise, t->false_pause_noise,
+            t->noise_bursts, t->false_int_backchannel, t->false_pause_backchannel,
+            t->backchannels, t->false_pause_other, t->requests_spurious, t->expect_turns,
+            t->expect_ok, t->request_checked, t->request_match,
+            (unsigned long long)t->stale_samples, t->audio_s, t->wall_s, t->cpu_s,
+            t->audio_s > 0 ? t->cpu_s / t->audio_s : 0);
+}
+
+static void print_row(const char *name, const tally *a, const tally *b, int m, const char *target)
+{
+    printf("  %-24s %4d %7.0f %7.0f %7.0f %7.0f %7.0f", name, a->n[m], pct(a->v[m], a->n[m], 50),
+           pct(a->v[m], a->n[m], 90), pct(a->v[m], a->n[m], 95), pct(a->v[m], a->n[m], 99),
+           pct(a->v[m], a->n[m], 100));
+    if (b)
+        printf("   | %4d %7.0f %7.0f", b->n[m], pct(b->v[m], b->n[m], 50),
+               pct(b->v[m], b->n[m], 95));
+    printf("   %s\n", target);
+}
+
+static double rate(int k, int n)
+{
+    return n ? 100.0 * k / n : 0;
+}
+
+static void print_quality(const char *who, const tally *t)
+{
+    printf("\n  %s:\n", who);
+    printf("    answered %d of %d answerable turns (%d without an answer, %d requests "
+           "attributed to no turn)\n",
+           t->answered, t->answered_kinds, t->no_answer, t->requests_spurious);
+    printf("    request words recognized exactly: %d of %d (%.0f %%)\n", t->request_match,
+           t->request_checked, rate(t->request_match, t->request_checked));
+    if (t->expect_turns)
+        printf("    right answers (expected words): %d of %d (%.0f %% wrong)\n", t->expect_ok,
+               t->expect_turns, 100 - rate(t->expect_ok, t->expect_turns));
+    if (t->pause_turns)
+        printf("    pauses that ended a turn: %d of %d turns with pauses (%.0f %%; target <= 5 %%)\n",
+               t->pause_wrong_end, t->pause_turns, rate(t->pause_wrong_end, t->pause_turns));
+    printf("    interruptions: %d while the agent spoke, %d missed; %d came after the answer "
+           "had ended\n",
+           t->interruptions, t->interrupt_missed, t->interrupt_late);
+    printf("    stale samples after a flush: %llu (target 0)\n",
+           (unsigned long long)t->stale_samples);
+    printf("    echo-only stretches %.0f s: %d false interruptions (%.2f / min; target 0), %d "
+           "pauses\n",
+           t->echo_only_s, t->false_int_echo,
+           t->echo_only_s > 0 ? t->false_int_echo * 60.0 / t->echo_only_s : 0, t->false_pause_echo);
+    printf("    noise bursts %.0f: %d interruptions, %d pauses; backchannels %.0f: %d "
+           "interruptions, %d pauses; pauses for nobody elsewhere %d\n",
+           t->noise_bursts, t->false_int_noise, t->false_pause_noise, t->backchannels,
+           t->false_int_backchannel, t->false_pause_backchannel, t->false_pause_other);
+    printf("    %.0f s of conversation in %.1f s wall, %.1f s CPU: real-time factor %.3f\n",
+           t->audio_s, t->wall_s, t->cpu_s, t->audio_s > 0 ? t->cpu_s / t->audio_s : 0);
+}
+
+static void tally_free(tally *t)
+{
+    for (int m = 0; m < M_N; m++)
+        free(t->v[m]);
+    memset(t, 0, sizeof *t);
+}
+
+int st_bench_latency(int argc, char **argv)
+{
+    char (*files)[512] = calloc(MAX_FILES, sizeof *files);
+    int n_files = 0;
+    const char *json = NULL, *svg = "build/latency", *timeline = "interruptions";
+    const char *asr = NULL, *model = NULL, *data = NULL;
+    bool baseline = false;
+    int status = 0;
+    if (!files)
+        return cli_fail(CMD, "out of memory");
+    for (int a = 1; a < argc; a++) {
+        const char *o = argv[a];
+        bool has = a + 1 < argc;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout);
+            free(files);
+            return 0;
+        } else if (!strcmp(o, "--baseline")) {
+            baseline = true;
+        } else if (!strcmp(o, "--json") && has && argv[a + 1][0] != '-') {
+            json = argv[++a];
+        } else if (!strcmp(o, "--json")) {
+            json = "-";
+        } else if (has && !strcmp(o, "--scenarios")) {
+            if ((status = add_path(argv[++a], files, &n_files)))
+                break;
+        } else if (has && !strcmp(o, "--svg")) {
+            svg = argv[++a];
+        } else if (has && !strcmp(o, "--timeline")) {
+            timeline = argv[++a];
+        } else if (has && !strcmp(o, "--asr")) {
+            asr = argv[++a];
+        } else if (has && !strcmp(o, "--model")) {
+            model = argv[++a];
+        } else if (has && !strcmp(o, "--data")) {
+            data = argv[++a];
+        } else {
+            usage(stderr);
+            free(files);
+            return 2;
+        }
+    }
+    if (status) {
+        free(files);
+        return status;
+    }
+    if (!n_files) {
+        char beside[4096];
+        DIR *d = opendir("scenarios");
+        if (d) {
+            closedir(d);
+            add_path("scenarios", files, &n_files);
+        } else {
+            ssize_t l = readlink("/proc/self/exe", beside, sizeof beside - 32);
+            if (l > 0) {
+                beside[l] = '\0';
+                char *slash = strrchr(beside, '/');
+                if (slash)
+                    snprintf(slash, sizeof beside - (size_t)(slash - beside), "/../scenarios");
+                add_path(beside, files, &n_files);
+            }
+        }
+    }
+    char asr_buf[4096], lm_buf[4096];
+    run_opts ro = {
+        .asr = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf),
+        .lm = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL", "models/dialogue.stnn",
+                                   lm_buf, sizeof lm_buf),
+        .data_dir = data,
+    };
+    if (!ro.asr) {
+        free(files);
+        return cli_fail(CMD, "no recognizer: models/asr.stm is not here (--asr FILE)");
+    }
+    st_scenario *scs = calloc((size_t)(n_files ? n_files : 1), sizeof *scs);
+    int n_sc = 0;
+    for (int i = 0; i < n_files && scs; i++) {
+        int rc = st_scenario_load(files[i], &scs[n_sc]);
+        if (rc) {
+            status = cli_fail_lib(CMD, rc, files[i]);
+            break;
+        }
+        n_sc++;
+    }
+    if (!scs || (!status && !n_sc))
+        status = cli_fail(CMD, "no scenarios (--scenarios PATH, or run from the repository)");
+    tally ta = {0}, tb = {0};
+    FILE *jf = NULL;
+    conv keep = {0};
+    float *mic = NULL, *spk = NULL;
+    size_t n_keep = 0;
+    int keep_idx = -1;
+    if (!status && json) {
+        jf = strcmp(json, "-") ? fopen(json, "w") : stdout;
+        if (!jf)
+            status = cli_fail(CMD, "cannot create '%s'", json);
+        else
+            fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", \"turns\": [",
+                    ST_VERSION_STRING);
+    }
+    size_t total_turns = 0;
+    for (int i = 0; i < n_sc; i++)
+        total_turns += scs[i].n_turns;
+    if (!status)
+        fprintf(stderr, "spiketalk bench latency: %d scenarios, %zu user turns, virtual time%s\n",
+                n_sc, total_turns, baseline ? ", then the baseline" : "");
+    bool first = true;
+    for (int pass = 0; pass < (baseline ? 2 : 1) && !status; pass++) {
+        run_opts o = ro;
+        o.baseline = pass == 1;
+        for (int i = 0; i < n_sc && !status; i++) {
+            bool rec = pass == 0 && keep_idx < 0 && !strcmp(scs[i].name, timeline);
+            status = run_scenario(&scs[i], &o, pass ? &tb : &ta, jf, &first, rec ? &keep : NULL,
+                                  rec ? &mic : NULL, rec ? &spk : NULL, rec ? &n_keep : NULL);
+            if (rec && !status)
+                keep_idx = i;
+        }
+    }
+    synth_cache_clear();
+    if (!status) {
+        const tally *b = baseline ? &tb : NULL;
+        printf("\nspiketalk bench latency: %d scenarios, %zu user turns, virtual time; agent "
+               "%s, dialogue model %s\n",
+               n_sc, total_turns, ro.asr, ro.lm ? ro.lm : "MISSING (every answer says so)");
+        printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
+               "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
+        print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");
+        print_row("voice_to_voice cold", &ta, b, M_V2V_COLD, "");
+        print_row("end_of_turn", &ta, b, M_EOT, "");
+        print_row("asr_final", &ta, b, M_ASR, "");
+        print_row("compute (virtual)", &ta, b, M_COMPUTE, "p95 20");
+        printf("  %-24s %4d %7.1f %7.1f %7.1f %7.1f %7.1f\n", "compute LM+TTS (wall)",
+               ta.n[M_COMPUTE_WALL], pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 50),
+               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 90),
+               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 95),
+               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 99),
+               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 100));
+        print_row("interrupt_to_silence", &ta, b, M_SILENCE, "p95 150");
+        print_quality("spiketalk", &ta);
+        if (b)
+            print_quality("baseline (speech after 0.2 s, end after 0.8 s of silence)", b);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("\n  peak memory (max RSS) %.1f MB\n", ru.ru_maxrss / 1024.0);
+        if (jf) {
+            fprintf(jf, "\n], \"summary\": {");
+            summary_json(jf, "spiketalk", &ta);
+            if (b) {
+                fprintf(jf, ", ");
+                summary_json(jf, "baseline", b);
+            }
+            fprintf(jf, "}, \"max_rss_mb\": %.1f}\n", ru.ru_maxrss / 1024.0);
+        }
+        char path[1024];
+        snprintf(path, sizeof path, "%s_cdf.svg", svg);
+        int rc = write_cdf_svg(path, &ta, b);
+        if (rc)
+            status = cli_fail_lib(CMD, rc, "the CDF plot");
+        else
+            printf("  plots: %s", path);
+        if (keep_idx >= 0 && !status) {
+            snprintf(path, sizeof path, "%s_timeline.svg", svg);
+            if ((rc = write_timeline_svg(path, &keep, mic, spk, n_keep)))
+                status = cli_fail_lib(CMD, rc, "the timeline plot");
+            else
+                printf(", %s (scenario %s)", path, keep.sc->name);
+        }
+        printf("\n");
+        if (jf && jf != stdout)
+            printf("  every measurement: %s\n", json);
+    }
+    if (jf && jf != stdout && fclose(jf) && !status)
+        status = cli_fail(CMD, "cannot write '%s'", json);
+    if (keep_idx >= 0)
+        conv_free(&keep, scs[keep_idx].n_turns);
+    free(mic);
+    free(spk);
+    for (int i = 0; i < n_sc; i++)
+        st_scenario_free(&scs[i]);
+    free(scs);
+    free(files);
+    tally_free(&ta);
+    tally_free(&tb);
+    return status;
+}

@@ -1,0 +1,911 @@
+/*  tests/test_agent.c - suite `agent`: the turn controller (pipeline/turn.c)
+    as a pure state machine, and the agent (pipeline/agent.c) on scripted
+    conversations in virtual time.
+
+    Turn controller: the grammar of a complete request; the end of a turn
+    after the VAD's offset (sooner for a complete request); a pause inside a
+    request that does not end the turn; speech without a word dropped;
+    barge-in paused at the onset and committed by duration or by a word,
+    with a new epoch; a backchannel resumed; every change published; bad
+    parameters refused.
+
+    Agent (models/asr.stm and espeak-ng; the dialogue model when present,
+    else its "not installed" answer - the mechanics are the same): a user
+    request gets an answer, with the same sample-exact events on a second
+    run; a user speaking over the agent silences it within 150 ms of the
+    onset, no sample of the old epoch is played after the flush, and the
+    history keeps only the words that were played; the agent talking for a
+    minute into a room echo never pauses or stops for itself, while a user
+    speaking over it in the same room still interrupts it.
+
+    The `vad`, `recognizer` and `lm` stages in a supervised pipeline: the
+    VAD's SPEECH events and the recognizer's word in the recording, the LM's
+    answer streamed to a text sink.
+
+    `spiketalk live` (the binary, $ST_CLI or build/spiketalk): with no
+    device it says so and points to --input; on JACK's dummy driver (the
+    real PortAudio path, no hardware) it hears speech that this test plays
+    into its capture port from a second JACK client, and speaks. */
+#include "testutil.h"
+
+#include "pipeline/pipeline.h"
+#include "tts/tts.h"
+
+#include "audio/audio.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RATE 16000
+#define S(x) ((uint64_t)((x) * RATE))
+
+/* ---- the turn controller ---------------------------------------------------- */
+
+typedef struct {
+    st_turn_state to[32];
+    int n;
+} changes;
+
+static void record(st_turn_state from, st_turn_state to, uint64_t sample, void *user_data)
+{
+    (void)from;
+    (void)sample;
+    changes *c = user_data;
+    if (c->n < 32)
+        c->to[c->n++] = to;
+}
+
+static st_turn *turn_new(changes *c)
+{
+    st_turn_params p = st_turn_default_params();
+    int err = -1;
+    st_turn *t = st_turn_new(&p, record, c, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(err, ST_OK);
+    return t;
+}
+
+static void test_grammar(void)
+{
+    CU_ASSERT_TRUE(st_turn_request_complete("what seven times six"));
+    CU_ASSERT_TRUE(st_turn_request_complete("stop seven plus two"));
+    CU_ASSERT_TRUE(st_turn_request_complete("timer five minutes"));
+    CU_ASSERT_TRUE(st_turn_request_complete("count three"));
+    CU_ASSERT_TRUE(st_turn_request_complete("joke"));
+    CU_ASSERT_TRUE(st_turn_request_complete("what time"));
+    CU_ASSERT_FALSE(st_turn_request_complete("timer"));
+    CU_ASSERT_FALSE(st_turn_request_complete("timer five"));
+    CU_ASSERT_FALSE(st_turn_request_complete("what seven times"));
+    CU_ASSERT_FALSE(st_turn_request_complete("seven"));
+    CU_ASSERT_FALSE(st_turn_request_complete(""));
+    CU_ASSERT_FALSE(st_turn_request_complete(NULL));
+}
+
+static void test_end_of_turn(void)
+{
+    changes c = {0};
+    st_turn *t = turn_new(&c);
+    st_turn_params p = st_turn_default_params();
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_LISTENING);
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(1.0), S(1.03)), 0);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_USER);
+    st_turn_word(t, "what", S(1.0), S(1.2), S(1.4));
+    st_turn_word(t, "seven", S(1.2), S(1.5), S(1.7));
+    st_turn_word(t, "times", S(1.5), S(1.8), S(1.9));
+    CU_ASSERT_EQUAL(st_turn_word(t, "six", S(1.9), S(2.1), S(2.15)), 0); /* still speaking */
+    /* A complete request: the turn ends complete_wait_s after the offset. */
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(2.2), S(2.21)), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(2.2 + p.complete_wait_s) - 1), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(2.2 + p.complete_wait_s)), ST_TURN_DO_ANSWER);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_THINKING);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "what seven times six");
+    CU_ASSERT_EQUAL(st_turn_request_end(t), S(2.2));
+    CU_ASSERT_EQUAL(st_turn_epoch(t), 1);
+    st_turn_agent_started(t, S(2.4));
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_AGENT);
+    st_turn_agent_done(t, S(4.0));
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_LISTENING);
+    /* Every change was published, in order. */
+    CU_ASSERT_EQUAL(c.n, 4);
+    CU_ASSERT_EQUAL(c.to[0], ST_TURN_USER);
+    CU_ASSERT_EQUAL(c.to[1], ST_TURN_THINKING);
+    CU_ASSERT_EQUAL(c.to[2], ST_TURN_AGENT);
+    CU_ASSERT_EQUAL(c.to[3], ST_TURN_LISTENING);
+    st_turn_destroy(&t);
+    CU_ASSERT_PTR_NULL(t);
+}
+
+static void test_pause_inside_request(void)
+{
+    changes c = {0};
+    st_turn *t = turn_new(&c);
+    st_turn_params p = st_turn_default_params();
+    st_turn_onset(t, S(1.0), S(1.03));
+    st_turn_word(t, "timer", S(1.0), S(1.4), S(1.6));
+    st_turn_offset(t, S(1.5), S(1.6));
+    /* 0.6 s of silence inside the request: still the user's turn. */
+    for (double s = 1.6; s < 2.1; s += 0.01)
+        CU_ASSERT_EQUAL(st_turn_tick(t, S(s)), 0);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_USER);
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(2.1), S(2.13)), 0);
+    st_turn_word(t, "five", S(2.1), S(2.4), S(2.6));
+    st_turn_offset(t, S(2.9), S(3.0));
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(3.1)), 0); /* "five" alone is not complete */
+    CU_ASSERT_EQUAL(st_turn_word(t, "minutes", S(2.4), S(2.9), S(3.15)), ST_TURN_DO_ANSWER);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "timer five minutes");
+    CU_ASSERT_EQUAL(c.n, 2); /* user, thinking: the pause changed nothing */
+    /* The silence fallback ends an incomplete request too. */
+    st_turn_agent_started(t, S(3.3));
+    st_turn_agent_done(t, S(4.0));
+    st_turn_onset(t, S(5.0), S(5.03));
+    st_turn_word(t, "seven", S(5.0), S(5.3), S(5.5));
+    st_turn_offset(t, S(5.4), S(5.5));
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(5.4 + p.incomplete_wait_s) - 1), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(5.4 + p.incomplete_wait_s)), ST_TURN_DO_ANSWER);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "seven");
+    st_turn_destroy(&t);
+}
+
+static void test_noise_dropped(void)
+{
+    changes c = {0};
+    st_turn *t = turn_new(&c);
+    st_turn_onset(t, S(1.0), S(1.03));
+    st_turn_offset(t, S(1.2), S(1.3));
+    int acts = 0;
+    for (double s = 1.3; s < 3; s += 0.01)
+        acts |= st_turn_tick(t, S(s));
+    CU_ASSERT_EQUAL(acts, 0);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_LISTENING);
+    CU_ASSERT_EQUAL(st_turn_epoch(t), 0);
+    st_turn_destroy(&t);
+}
+
+/* Brings a controller to AGENT (one answer playing). */
+static void to_agent(st_turn *t)
+{
+    st_turn_onset(t, S(1.0), S(1.03));
+    st_turn_word(t, "joke", S(1.0), S(1.4), S(1.5));
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(1.4), S(1.5)), ST_TURN_DO_ANSWER);
+    st_turn_agent_started(t, S(1.7));
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_AGENT);
+}
+
+static void test_barge_in(void)
+{
+    changes c = {0};
+    st_turn *t = turn_new(&c);
+    st_turn_params p = st_turn_default_params();
+    to_agent(t);
+    uint32_t e = st_turn_epoch(t);
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(3.0), S(3.03)), ST_TURN_DO_PAUSE);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_BOTH);
+    CU_ASSERT_EQUAL(st_turn_barge_onset(t), S(3.0));
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(3.0 + p.barge_min_s) - 1), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(3.0 + p.barge_min_s)), ST_TURN_DO_INTERRUPT);
+    CU_ASSERT_EQUAL(st_turn_epoch(t), e + 1);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_USER);
+    /* The interrupting words make the next request. */
+    st_turn_word(t, "count", S(3.0), S(3.3), S(3.5));
+    st_turn_word(t, "three", S(3.3), S(3.6), S(3.8));
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(3.6), S(3.8)), ST_TURN_DO_ANSWER);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "count three");
+    CU_ASSERT_EQUAL(st_turn_epoch(t), e + 2);
+    st_turn_destroy(&t);
+
+    /* A word commits the barge-in before the minimum duration. */
+    c.n = 0;
+    t = turn_new(&c);
+    to_agent(t);
+    e = st_turn_epoch(t);
+    st_turn_onset(t, S(3.0), S(3.03));
+    CU_ASSERT_EQUAL(st_turn_word(t, "stop", S(3.0), S(3.1), S(3.15)), ST_TURN_DO_INTERRUPT);
+    CU_ASSERT_EQUAL(st_turn_epoch(t), e + 1);
+    st_turn_destroy(&t);
+}
+
+static void test_backchannel_resumes(void)
+{
+    changes c = {0};
+    st_turn *t = turn_new(&c);
+    to_agent(t);
+    uint32_t e = st_turn_epoch(t);
+    st_turn_params p = st_turn_default_params();
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(3.0), S(3.03)), ST_TURN_DO_PAUSE);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(3.1)), 0);
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(3.12), S(3.2)), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(3.2 + p.resume_hold_s) - 1), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(3.2 + p.resume_hold_s)), ST_TURN_DO_RESUME);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_AGENT);
+    CU_ASSERT_EQUAL(st_turn_epoch(t), e);
+    /* "stop, stop": two short pieces within the hold add up to a barge-in. */
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(5.5), S(5.53)), ST_TURN_DO_PAUSE);
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(5.7), S(5.8)), 0);
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(5.9), S(5.93)), 0);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_BOTH);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(5.99)), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(6.0)), ST_TURN_DO_INTERRUPT);
+    CU_ASSERT_EQUAL(st_turn_epoch(t), e + 1);
+    st_turn_destroy(&t);
+    c.n = 0;
+    t = turn_new(&c);
+    to_agent(t);
+    e = st_turn_epoch(t);
+    /* The user going on while the answer is being made drops that answer. */
+    st_turn_agent_done(t, S(4.0));
+    st_turn_onset(t, S(5.0), S(5.03));
+    st_turn_word(t, "joke", S(5.0), S(5.3), S(5.4));
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(5.3), S(5.4)), ST_TURN_DO_ANSWER);
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(5.45), S(5.48)), ST_TURN_DO_INTERRUPT);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_USER);
+    st_turn_destroy(&t);
+}
+
+static void test_bad_params(void)
+{
+    st_turn_params p = st_turn_default_params();
+    p.incomplete_wait_s = 0.01; /* below complete_wait_s */
+    int err = 0;
+    CU_ASSERT_PTR_NULL(st_turn_new(&p, NULL, NULL, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "incomplete_wait_s"));
+    p = st_turn_default_params();
+    p.barge_min_s = -1;
+    CU_ASSERT_PTR_NULL(st_turn_new(&p, NULL, NULL, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+}
+
+/* ---- the agent ------------------------------------------------------------------ */
+
+#define MAX_EV 512
+
+typedef struct {
+    st_agent_event ev[MAX_EV];
+    char text[MAX_EV][128];
+    int n;
+} log_t;
+
+static void on_event(const st_agent_event *e, void *user_data)
+{
+    log_t *l = user_data;
+    if (e->kind == ST_AGENT_EV_STATE || l->n >= MAX_EV)
+        return;
+    l->ev[l->n] = *e;
+    snprintf(l->text[l->n], sizeof l->text[0], "%s", e->text ? e->text : "");
+    l->ev[l->n].text = l->text[l->n];
+    l->n++;
+}
+
+static int find(const log_t *l, st_agent_event_kind k, int from)
+{
+    for (int i = from; i < l->n; i++)
+        if (l->ev[i].kind == k)
+            return i;
+    return -1;
+}
+
+static bool have_models(const char *test)
+{
+    struct stat st;
+    if (stat("models/asr.stm", &st) != 0) {
+        st_test_skip(test, "models/asr.stm is not here (run from the repository root)");
+        return false;
+    }
+    return true;
+}
+
+static st_agent *agent_new(log_t *l)
+{
+    st_agent_params p = st_agent_default_params();
+    p.asr_model = "models/asr.stm";
+    struct stat st;
+    const char *env = getenv("SPIKETALK_DIALOGUE_MODEL");
+    if (env && *env)
+        p.lm_model = env;
+    else if (stat("models/dialogue.stnn", &st) == 0)
+        p.lm_model = "models/dialogue.stnn";
+    p.clock_hour = 10;
+    p.clock_minute = 30;
+    p.on_event = on_event;
+    p.user_data = l;
+    int err = -1;
+    st_agent *a = st_agent_new(&p, &err);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    if (!a)
+        fprintf(stderr, "agent: %s\n", st_errmsg());
+    return a;
+}
+
+/* Synthesizes text with the user's voice (not the agent's), 16 kHz. */
+static float *user_says(const char *text, size_t *n)
+{
+    st_tts_params p = st_tts_default_params();
+    p.voice = "en-gb-scotland";
+    p.sample_rate_hz = RATE;
+    int err;
+    st_tts *t = st_tts_new(&p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    st_tts_result r;
+    CU_ASSERT_EQUAL_FATAL(st_tts_synthesize(t, text, &r), ST_OK);
+    float *x = malloc(r.frames * sizeof(float));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    memcpy(x, r.samples, r.frames * sizeof(float));
+    *n = r.frames;
+    st_tts_result_free(&r);
+    st_tts_destroy(&t);
+    return x;
+}
+
+typedef struct {
+    float *user, *spk, *mic;
+    uint32_t *epoch;          /* per block */
+    size_t n;                 /* samples */
+} session;
+
+static void session_init(session *s, double seconds)
+{
+    s->n = (size_t)(seconds * RATE) / ST_AGENT_BLOCK * ST_AGENT_BLOCK;
+    s->user = calloc(s->n, sizeof(float));
+    s->spk = calloc(s->n + ST_AGENT_BLOCK, sizeof(float));
+    s->mic = calloc(s->n, sizeof(float));
+    s->epoch = calloc(s->n / ST_AGENT_BLOCK + 1, sizeof(uint32_t));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->user);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->spk);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->mic);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->epoch);
+}
+
+static void session_free(session *s)
+{
+    free(s->user);
+    free(s->spk);
+    free(s->mic);
+    free(s->epoch);
+}
+
+/* Runs blocks [from, to) of a session: mic = user + noise (+ the echo of
+   what the speaker plays, through the room: audio/'s default, a 10 ms
+   direct path at gain 0.5 and 300 ms of reverberation). */
+static void session_run(st_agent *a, session *s, size_t from, size_t to, st_room *room)
+{
+    uint32_t noise = 99;
+    for (size_t b = from; b < to && (b + 1) * ST_AGENT_BLOCK <= s->n; b++) {
+        size_t pos = b * ST_AGENT_BLOCK;
+        for (size_t k = 0; k < ST_AGENT_BLOCK; k++) {
+            noise = noise * 1664525u + 1013904223u;
+            s->mic[pos + k] =
+                s->user[pos + k] + ((float)(noise >> 8) / 16777216.0f - 0.5f) * 0.002f;
+        }
+        if (room)
+            st_room_process(room, s->spk + pos, s->mic + pos, ST_AGENT_BLOCK);
+        CU_ASSERT_EQUAL_FATAL(st_agent_process(a, s->mic + pos, s->spk + pos + ST_AGENT_BLOCK,
+                                               &s->epoch[b + 1]),
+                              ST_OK);
+    }
+}
+
+static void test_agent_answers(void)
+{
+    if (!have_models("agent:answers"))
+        return;
+    log_t *l[2];
+    /* The user's audio is made once: the synthesizer's first utterance in a
+       process is not always the same as later ones (espeak-ng's state). */
+    size_t n;
+    float *x = user_says("hello.", &n);
+    for (int run = 0; run < 2; run++) {
+        l[run] = calloc(1, sizeof(log_t));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(l[run]);
+        st_agent *a = agent_new(l[run]);
+        if (!a)
+            return;
+        session s;
+        session_init(&s, 6);
+        memcpy(s.user + S(1.0), x, n * sizeof(float));
+        session_run(a, &s, 0, s.n / ST_AGENT_BLOCK, NULL);
+        int req = find(l[run], ST_AGENT_EV_REQUEST, 0);
+        int ans = find(l[run], ST_AGENT_EV_ANSWER, 0);
+        int spk = find(l[run], ST_AGENT_EV_SPEAKING, 0);
+        CU_ASSERT(req >= 0 && ans > req && spk > ans);
+        if (spk > 0) {
+            const st_agent_event *e = &l[run]->ev[spk];
+            /* The request ended after the user began and the answer followed it. */
+            CU_ASSERT(e->ref > S(1.0) && e->ref < S(1.0) + n + S(0.2));
+            CU_ASSERT(e->sample > e->ref && e->sample < e->ref + S(1.0));
+            CU_ASSERT_TRUE(strlen(l[run]->ev[ans].text) > 0);
+            /* The answer is on the speaker track from there on. */
+            double energy = 0;
+            for (uint64_t t = e->sample; t < e->sample + S(0.5) && t < s.n; t++)
+                energy += s.spk[t] * s.spk[t];
+            CU_ASSERT(energy > 0.1);
+        }
+        st_agent_stats st;
+        st_agent_get_stats(a, &st);
+        CU_ASSERT_EQUAL(st.answers, 1);
+        CU_ASSERT_EQUAL(st.stale_samples, 0);
+        st_agent_turn h;
+        CU_ASSERT_TRUE(st_agent_history(a, 0, &h));
+        CU_ASSERT_FALSE(h.agent);
+        CU_ASSERT_TRUE(st_agent_history(a, 1, &h));
+        CU_ASSERT_TRUE(h.agent);
+        CU_ASSERT_FALSE(h.interrupted);
+        session_free(&s);
+        st_agent_destroy(&a);
+        CU_ASSERT_PTR_NULL(a);
+    }
+    free(x);
+    /* Virtual time: the same conversation, to the sample. */
+    if (getenv("ST_VERBOSE"))
+        for (int r = 0; r < 2; r++)
+            for (int i = 0; i < l[r]->n; i++)
+                fprintf(stderr, "run %d: %d at %llu ref %llu '%s'\n", r, l[r]->ev[i].kind,
+                        (unsigned long long)l[r]->ev[i].sample,
+                        (unsigned long long)l[r]->ev[i].ref, l[r]->text[i]);
+    CU_ASSERT_EQUAL(l[0]->n, l[1]->n);
+    for (int i = 0; i < l[0]->n && i < l[1]->n; i++) {
+        CU_ASSERT_EQUAL(l[0]->ev[i].kind, l[1]->ev[i].kind);
+        /* Where the answer ends is the synthesizer's: espeak-ng's output for
+           a text can differ by a few ms between the first and later
+           utterances of a process (tts/). Everything else is the agent's. */
+        if (l[0]->ev[i].kind != ST_AGENT_EV_DONE)
+            CU_ASSERT_EQUAL(l[0]->ev[i].sample, l[1]->ev[i].sample);
+        CU_ASSERT_STRING_EQUAL(l[0]->text[i], l[1]->text[i]);
+    }
+    free(l[0]);
+    free(l[1]);
+}
+
+static const char *long_answer =
+    "once upon a time there was a little robot who lived in a lighthouse by the sea. "
+    "every night it counted the ships that passed, one by one, and wrote their names "
+    "in a big blue book, until one stormy night a ship without a name came by.";
+
+static void test_agent_interrupted(void)
+{
+    if (!have_models("agent:interrupted"))
+        return;
+    log_t *l = calloc(1, sizeof *l);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    st_agent *a = agent_new(l);
+    if (!a) {
+        free(l);
+        return;
+    }
+    session s;
+    session_init(&s, 11);
+    st_room_params rp = st_room_default_params();
+    int err;
+    st_room *room = st_room_new(&rp, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(room);
+    session_run(a, &s, 0, 50, room); /* 0.5 s of room noise first */
+    CU_ASSERT_EQUAL_FATAL(st_agent_say(a, long_answer), ST_OK);
+    CU_ASSERT_EQUAL(st_agent_say(a, "again"), ST_ERR_STATE); /* busy */
+    size_t n;
+    float *x = user_says("no, no, stop, what time is it?", &n);
+    uint64_t at = S(6.0); /* the canceller has converged by then (~3 s of speech) */
+    memcpy(s.user + at, x, (n < s.n - at ? n : s.n - at) * sizeof(float));
+    free(x);
+    session_run(a, &s, 50, s.n / ST_AGENT_BLOCK, room);
+    st_room_destroy(&room);
+
+    int p = find(l, ST_AGENT_EV_PAUSED, 0);
+    int in = find(l, ST_AGENT_EV_INTERRUPTED, 0);
+    CU_ASSERT_FATAL(p >= 0 && in > p);
+    const st_agent_event *pe = &l->ev[p], *ie = &l->ev[in];
+    /* The onset is placed near where the user started, and the agent is
+       silent within 150 ms of it. */
+    CU_ASSERT(pe->ref + S(0.05) >= at && pe->ref <= at + S(0.15));
+    if (getenv("ST_VERBOSE"))
+        for (int i = 0; i < l->n; i++)
+            fprintf(stderr, "  event %d at %.3f s (ref %.3f s)\n", l->ev[i].kind,
+                    (double)l->ev[i].sample / RATE, (double)l->ev[i].ref / RATE);
+    if (getenv("ST_VERBOSE"))
+        fprintf(stderr, "user at %.3f s, onset placed at %.3f s, silent at %.3f s\n",
+                (double)at / RATE, (double)pe->ref / RATE, (double)pe->sample / RATE);
+    CU_ASSERT(pe->sample - pe->ref <= S(0.150));
+    /* Silent from there until it resumes (a first short piece of the
+       user's speech may be followed by 0.4 s of silence) or is interrupted:
+       the speaker track holds zeros. */
+    int re = find(l, ST_AGENT_EV_RESUMED, p);
+    uint64_t quiet_to = re >= 0 && l->ev[re].sample < ie->sample ? l->ev[re].sample : ie->sample;
+    size_t loud = 0;
+    for (uint64_t t = pe->sample; t < quiet_to && t < s.n; t++)
+        loud += s.spk[t] != 0;
+    CU_ASSERT_EQUAL(loud, 0);
+    /* And after the interruption, nothing until the next answer. */
+    for (uint64_t t = ie->sample; t < ie->sample + S(0.3) && t < s.n; t++)
+        loud += s.spk[t] != 0;
+    CU_ASSERT_EQUAL(loud, 0);
+    /* No block of the interrupted epoch is played after the flush. */
+    size_t stale = 0;
+    for (size_t b = ie->sample / ST_AGENT_BLOCK + 1; b <= s.n / ST_AGENT_BLOCK; b++)
+        stale += s.epoch[b] != 0 && s.epoch[b] <= pe->epoch;
+    CU_ASSERT_EQUAL(stale, 0);
+    st_agent_stats st;
+    st_agent_get_stats(a, &st);
+    CU_ASSERT_EQUAL(st.stale_samples, 0);
+    CU_ASSERT(st.interruptions >= 1); /* the user may go on over the next answer too */
+    /* The history keeps only the words that were played: a true prefix. */
+    st_agent_turn h;
+    CU_ASSERT_TRUE_FATAL(st_agent_history(a, 0, &h));
+    CU_ASSERT_TRUE(h.agent);
+    CU_ASSERT_TRUE(h.interrupted);
+    CU_ASSERT(strlen(h.text) > 10);
+    CU_ASSERT(strlen(h.text) < strlen(long_answer) / 2);
+    CU_ASSERT_EQUAL(strncmp(h.text, "once upon a time", 16), 0);
+    CU_ASSERT_STRING_EQUAL(h.text, ie->text);
+    session_free(&s);
+    st_agent_destroy(&a);
+    free(l);
+}
+
+static void test_agent_own_echo(void)
+{
+    if (!have_models("agent:own_echo"))
+        return;
+    log_t *l = calloc(1, sizeof *l);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    st_agent *a = agent_new(l);
+    if (!a) {
+        free(l);
+        return;
+    }
+    /* A minute of the agent talking into the room, nobody else there. */
+    session s;
+    session_init(&s, 75);
+    st_room_params rp = st_room_default_params();
+    int err;
+    st_room *room = st_room_new(&rp, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(room);
+    size_t blocks = s.n / ST_AGENT_BLOCK, b = 50;
+    session_run(a, &s, 0, b, room);
+    double spoken_s = 0;
+    while (b < blocks) {
+        if (st_agent_state(a) == ST_TURN_LISTENING && b + 100 < blocks) {
+            CU_ASSERT_EQUAL_FATAL(st_agent_say(a, long_answer), ST_OK);
+        }
+        session_run(a, &s, b, b + 1, room);
+        spoken_s += s.epoch[b + 1] ? (double)ST_AGENT_BLOCK / RATE : 0;
+        b++;
+    }
+    if (getenv("ST_VERBOSE")) {
+        fprintf(stderr, "agent spoke %.1f s\n", spoken_s);
+        for (int i = 0; i < l->n; i++)
+            if (l->ev[i].kind == ST_AGENT_EV_PAUSED || l->ev[i].kind == ST_AGENT_EV_ONSET ||
+                l->ev[i].kind == ST_AGENT_EV_INTERRUPTED)
+                fprintf(stderr, "  %d at %.2f s\n", l->ev[i].kind, (double)l->ev[i].sample / RATE);
+    }
+    CU_ASSERT(spoken_s >= 60);
+    CU_ASSERT_EQUAL(find(l, ST_AGENT_EV_PAUSED, 0), -1);
+    CU_ASSERT_EQUAL(find(l, ST_AGENT_EV_INTERRUPTED, 0), -1);
+    CU_ASSERT_EQUAL(find(l, ST_AGENT_EV_REQUEST, 0), -1);
+    st_room_destroy(&room);
+    session_free(&s);
+    st_agent_destroy(&a);
+    free(l);
+}
+
+
+/* ---- spiketalk live --------------------------------------------------------- */
+
+static const char *cli(void)
+{
+    const char *p = getenv("ST_CLI");
+    return p && *p ? p : "build/spiketalk";
+}
+
+static char *slurp(FILE *f)
+{
+    size_t cap = 1 << 16, len = 0, n;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b)
+                break;
+            buf = b;
+        }
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static void test_live_no_device(void)
+{
+    char cmd[1024];
+    /* No JACK server of that name, and no sound card on a CI machine. */
+    snprintf(cmd, sizeof cmd,
+             "JACK_DEFAULT_SERVER=spiketalk-none-%d JACK_NO_START_SERVER=1 %s live 2>&1",
+             (int)getpid(), cli());
+    FILE *f = popen(cmd, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char *out = slurp(f);
+    int status = pclose(f);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    st_device_desc devs[4];
+    if (st_device_list(devs, 4) > 0) {
+        st_test_skip("agent:live_no_device", "this machine has an audio device");
+    } else {
+        CU_ASSERT_EQUAL(WEXITSTATUS(status), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "no audio device"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "--input"));
+    }
+    free(out);
+}
+
+static pid_t jack_pid;
+
+static bool jack_start(const char *name)
+{
+    jack_pid = fork();
+    if (jack_pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("jackd", "jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p",
+               "256", "-C", "2", "-P", "2", (char *)NULL);
+        _exit(127);
+    }
+    setenv("JACK_DEFAULT_SERVER", name, 1);
+    setenv("JACK_NO_START_SERVER", "1", 1);
+    for (int i = 0; i < 100; i++) {
+        st_device_desc devs[16];
+        int n = st_device_list(devs, 16);
+        for (int k = 0; k < n && k < 16; k++)
+            if (strstr(devs[k].host_api, "JACK"))
+                return true;
+        int status;
+        if (waitpid(jack_pid, &status, WNOHANG) == jack_pid) {
+            jack_pid = 0;
+            return false;
+        }
+        usleep(50000);
+    }
+    return false;
+}
+
+static void jack_stop(void)
+{
+    if (jack_pid > 0) {
+        kill(jack_pid, SIGTERM);
+        waitpid(jack_pid, NULL, 0);
+        jack_pid = 0;
+    }
+    unsetenv("JACK_DEFAULT_SERVER");
+    unsetenv("JACK_NO_START_SERVER");
+}
+
+/* Whether jack_lsp lists a port of that name. */
+static bool jack_has_port(const char *port)
+{
+    FILE *f = popen("jack_lsp 2>/dev/null", "r");
+    if (!f)
+        return false;
+    char *out = slurp(f);
+    pclose(f);
+    bool yes = false;
+    if (out) {
+        for (char *line = strtok(out, "\n"); line && !yes; line = strtok(NULL, "\n"))
+            yes = !strcmp(line, port);
+        free(out);
+    }
+    return yes;
+}
+
+static void test_live_jack(void)
+{
+    if (!have_models("agent:live_jack"))
+        return;
+    char name[64];
+    snprintf(name, sizeof name, "spiketalk-agent-%d", (int)getpid());
+    if (!jack_start(name)) {
+        jack_stop();
+        CU_FAIL("jackd (Debian's jackd2, installed by tools/deps) did not start");
+        return;
+    }
+    /* The agent first: it becomes JACK client "PortAudio". */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s live --device JACK --seconds 7 2>&1", cli());
+    FILE *live = popen(cmd, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(live);
+    bool up = false;
+    for (int i = 0; i < 100 && !up; i++) {
+        up = jack_has_port("PortAudio:in_0");
+        if (!up)
+            usleep(50000);
+    }
+    CU_ASSERT_TRUE(up);
+    /* The user: a second client that plays a request into the agent's input. */
+    size_t n16;
+    float *x16 = user_says("hello.", &n16);
+    size_t n = n16 * 3;
+    float *x = calloc(n, sizeof(float));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    for (size_t i = 0; i < n; i++) /* 16 -> 48 kHz, linear: the agent resamples back */
+    {
+        double p = (double)i / 3;
+        size_t k = (size_t)p;
+        double f = p - k;
+        x[i] = (float)((1 - f) * x16[k] + f * (k + 1 < n16 ? x16[k + 1] : 0));
+    }
+    free(x16);
+    st_device_params dp = st_device_default_params();
+    dp.input_device = dp.output_device = "JACK";
+    int rc;
+    st_device *user = up ? st_device_open(&dp, &rc) : NULL;
+    CU_ASSERT_PTR_NOT_NULL(user);
+    char *out = NULL;
+    if (user) {
+        CU_ASSERT_EQUAL(st_device_start(user), ST_OK);
+        bool wired = false;
+        for (int i = 0; i < 40 && !wired; i++) {
+            wired = jack_has_port("PortAudio-01:out_0");
+            if (!wired)
+                usleep(50000);
+        }
+        CU_ASSERT_TRUE(wired);
+        if (wired) {
+            CU_ASSERT_EQUAL(system("jack_disconnect system:capture_1 PortAudio:in_0 >/dev/null 2>&1; "
+                                   "jack_connect PortAudio-01:out_0 PortAudio:in_0"),
+                            0);
+        }
+        /* One second of quiet, the request, then quiet again. */
+        float buf[2048], quiet[256] = {0};
+        size_t at = 0;
+        double t0 = st_now_s();
+        while (st_now_s() - t0 < 4.0) {
+            if (st_device_wait(user, 1.0) != ST_OK)
+                break;
+            while (st_ring_read(st_device_capture(user), buf, 2048) > 0)
+                ;
+            st_ring *pb = st_device_playback(user);
+            while (st_ring_write_available(pb) > 4096) {
+                bool speak = st_now_s() - t0 > 1.0 && at < n;
+                size_t k = speak ? (n - at < 256 ? n - at : 256) : 256;
+                st_ring_write(pb, speak ? x + at : quiet, k);
+                at += speak ? k : 0;
+            }
+        }
+        st_device_stop(user);
+        st_device_destroy(&user);
+    }
+    free(x);
+    out = slurp(live);
+    int status = pclose(live);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "JACK"));
+    /* The VAD heard the user through the real path, the recognizer a word,
+       and the agent answered. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "(user speaking)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "user : \""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "agent: \""));
+    if (getenv("ST_VERBOSE"))
+        fprintf(stderr, "%s", out);
+    free(out);
+    jack_stop();
+}
+
+/* ---- the stages: vad, recognizer, lm in a pipeline ----------------------------- */
+
+static void test_stages_in_a_pipeline(void)
+{
+    if (!have_models("agent:stages_in_a_pipeline"))
+        return;
+    const char *dir = st_test_tmpdir();
+    char wav[512], rec[512], answer[512], text[4096];
+    snprintf(wav, sizeof wav, "%s/user.wav", dir);
+    snprintf(rec, sizeof rec, "%s/run.rec", dir);
+    snprintf(answer, sizeof answer, "%s/answer.txt", dir);
+    size_t n;
+    float *x = user_says("hello.", &n);
+    size_t total = n + S(2.0);
+    float *y = calloc(total, sizeof(float));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+    uint32_t noise = 5;
+    for (size_t i = 0; i < total; i++) {
+        noise = noise * 1664525u + 1013904223u;
+        y[i] = ((float)(noise >> 8) / 16777216.0f - 0.5f) * 0.002f;
+    }
+    for (size_t i = 0; i < n; i++)
+        y[S(1.0) + i] += x[i];
+    CU_ASSERT_EQUAL_FATAL(st_audio_write_wav(wav, y, total, RATE, ST_WAV_FLOAT), ST_OK);
+    free(x);
+    free(y);
+    const char *lm = getenv("SPIKETALK_DIALOGUE_MODEL");
+    struct stat st;
+    if (!(lm && *lm) && stat("models/dialogue.stnn", &st) == 0)
+        lm = "models/dialogue.stnn";
+    snprintf(text, sizeof text,
+             "[stage.mic]\ntype = audio_source\ndevice = file\ninput = %s\nshed = no\nout = vad\n"
+             "[stage.vad]\ntype = vad\nshed = no\nout = asr\n"
+             "[stage.asr]\ntype = recognizer\nmodel = models/asr.stm\nout = rec\n"
+             "[stage.rec]\ntype = recorder\nfile = %s\n",
+             wav, rec);
+    if (lm && *lm) {
+        size_t l = strlen(text);
+        snprintf(text + l, sizeof text - l,
+                 "[stage.ask]\ntype = text_source\nlines = what seven times six\nout = lm\n"
+                 "[stage.lm]\ntype = lm\nmodel = %s\nhour = 10\nminute = 30\nout = say\n"
+                 "[stage.say]\ntype = text_sink\nfile = %s\n",
+                 lm, answer);
+    } else
+        st_test_skip("agent:stages_in_a_pipeline (lm)", "no dialogue model (models/dialogue.stnn)");
+    int rc;
+    st_pipe_config *cfg = st_pipe_config_parse(text, "agent-stages.ini", &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    st_pipe *p = st_pipe_new(cfg, NULL, &rc);
+    st_pipe_config_destroy(&cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    rc = st_pipe_run(p, 30, NULL);
+    if (rc)
+        fprintf(stderr, "agent stages: %s\n", st_errmsg());
+    CU_ASSERT_EQUAL(rc, ST_OK);
+    st_pipe_destroy(&p);
+
+    /* The recording: the VAD's onset near 1 s and an offset after it, in
+       order with the audio, and the recognizer's word. */
+    st_rec_reader *r = st_rec_open(rec, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    st_rec_entry e;
+    int onsets = 0, offsets = 0;
+    uint64_t onset_at = 0, offset_at = 0;
+    bool hello = false;
+    while (st_rec_read(r, &e) == ST_OK) {
+        if (e.m.h.type == ST_MSG_CONTROL && e.m.control.cmd == ST_CTL_SPEECH) {
+            if (e.m.control.arg == 1 && !onsets++)
+                onset_at = e.m.h.sample_index;
+            else if (e.m.control.arg == 0) {
+                offsets++;
+                offset_at = e.m.h.sample_index;
+            }
+        }
+        if (e.m.h.type == ST_MSG_WORDS) {
+            size_t cur = 0;
+            st_wire_word w;
+            while (st_wire_words_next(&e.m.words, &cur, &w))
+                hello |= w.text_bytes == 5 && !memcmp(w.text, "hello", 5);
+        }
+    }
+    st_rec_close(&r);
+    CU_ASSERT(onsets >= 1);
+    CU_ASSERT(offsets >= 1);
+    CU_ASSERT(onset_at + S(0.1) >= S(1.0) && onset_at <= S(1.0) + S(0.2));
+    CU_ASSERT(offset_at > onset_at && offset_at <= S(1.0) + n + S(0.3));
+    CU_ASSERT_TRUE(hello);
+    if (lm && *lm) {
+        FILE *f = fopen(answer, "r");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        char line[512] = "";
+        CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f));
+        fclose(f);
+        CU_ASSERT(strlen(line) > 3); /* the answer, streamed word by word */
+    }
+}
+
+CU_TestInfo st_tests_agent[] = {
+    {"grammar", test_grammar},
+    {"end_of_turn", test_end_of_turn},
+    {"pause_inside_request", test_pause_inside_request},
+    {"noise_dropped", test_noise_dropped},
+    {"barge_in", test_barge_in},
+    {"backchannel_resumes", test_backchannel_resumes},
+    {"bad_params", test_bad_params},
+    {"answers", test_agent_answers},
+    {"interrupted", test_agent_interrupted},
+    {"own_echo", test_agent_own_echo},
+    {"stages_in_a_pipeline", test_stages_in_a_pipeline},
+    {"live_no_device", test_live_no_device},
+    {"live_jack", test_live_jack},
+    CU_TEST_INFO_NULL,
+};
