@@ -542,17 +542,20 @@ void st_encoder_currents(const st_encoder *enc, const float *frame, float *curre
     level between stretches, without looping one second of it (a looped
     clip would repeat its one clink or miaow every second).
 
-    Truth: the clean clip's power in 5 ms windows every 1 ms; speech is
+    Truth: the clean clip's power above 100 Hz (a 4th-order high-pass, so
+    handling rumble does not count) in 5 ms windows every 1 ms; speech is
     where it is within truth_below_peak_db (20 dB: about where ITU-T P.56
     puts its activity threshold, 15.9 dB under the active level) of the
-    clip's loudest 20 ms window; onset is the centre of the first such
-    window, offset just past the centre of the last (a step onset is placed
-    within 2.5 ms). A clip whose own noise is not clearly under that
-    threshold is not used: the 20 ms windows wholly outside its speech must
-    have their 90th percentile 10 dB below it (a click or hum that crosses
-    the threshold would otherwise pass for the word). SNR is the clip's mean
-    power over its truth segment against the noise's mean power over the
-    same samples.
+    clip's loudest 20 ms window, in bursts (windows over that line with gaps
+    under 20 ms): a burst of 30 ms or more is speech, a shorter one (a lip
+    smack, a click) counts only within 150 ms of speech. Onset is the centre
+    of the first window of the first such burst, offset just past the centre
+    of the last (a step onset is placed within 2.5 ms). A clip whose own
+    noise is not clearly under the line is not used: the 20 ms windows wholly
+    outside its speech must have their 90th percentile 10 dB below it, and
+    at least 25 ms of it must come before the onset (FSDD's clips, cut at
+    the word, mostly fail that). SNR is the clip's mean power above 100 Hz
+    over its truth segment against the noise's over the same samples.
 
     Splits: speakers (and noise clips) are hashed into two halves, TUNE and
     TEST, so that a detector tuned on one is measured on voices it never

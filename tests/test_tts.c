@@ -944,6 +944,23 @@ static void test_cli_say(void)
     remove(wav);
 }
 
+/* A voice with a variant ("en-gb+f3") resolves to that voice and variant,
+   every time: the name once pointed into a list espeak-ng had freed. */
+static void test_espeak_variant_voice(void)
+{
+    static const char *const names[] = {"en-gb+f3", "en-us+m2", "en+klatt", "en-gb+f3"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        st_tts *t = make("espeak", names[i], 16000);
+        if (!t)
+            continue;
+        const char *v = st_tts_voice(t);
+        const char *plus = strchr(names[i], '+');
+        CU_ASSERT_PTR_NOT_NULL(strchr(v, '+'));
+        CU_ASSERT_STRING_EQUAL(strchr(v, '+') ? strchr(v, '+') : "", plus);
+        st_tts_destroy(&t);
+    }
+}
+
 CU_TestInfo st_tests_tts[] = {
     {"normalize_cases", test_normalize_cases},
     {"normalize_word_map", test_normalize_word_map},
@@ -960,6 +977,7 @@ CU_TestInfo st_tests_tts[] = {
     {"bad_text_flite", test_bad_text_flite},
     {"text_capacity", test_text_capacity},
     {"params_errors", test_params_errors},
+    {"espeak_variant_voice", test_espeak_variant_voice},
     {"chunk_sizes", test_chunk_sizes},
     {"two_stages", test_two_stages},
     {"no_alloc_in_calls", test_no_alloc_in_calls},

@@ -180,6 +180,10 @@ static int resolve_voice(const char *name, char *out, size_t cap)
                         mbrola ? "espeak: '%s' is an mbrola voice (mbrola is not supported)"
                                : "espeak: no voice '%s' (see `spiketalk say --list-voices`)",
                         lang);
+    /* espeak_ListVoices() frees the list it returned last time: keep the
+       name before asking for the variants. */
+    char voice[64];
+    snprintf(voice, sizeof voice, "%s", found);
     if (variant[0]) {
         espeak_VOICE spec;
         memset(&spec, 0, sizeof spec);
@@ -192,7 +196,9 @@ static int resolve_voice(const char *name, char *out, size_t cap)
             return st_error(ST_ERR_NOT_FOUND,
                             "espeak: no variant '%s' (see `spiketalk say --list-voices`)", variant);
     }
-    snprintf(out, cap, "%s%s%s", found, variant[0] ? "+" : "", variant);
+    int n = snprintf(out, cap, "%s%s%s", voice, variant[0] ? "+" : "", variant);
+    if (n < 0 || (size_t)n >= cap)
+        return st_error(ST_ERR_INVALID, "espeak: voice name '%s' is too long", name);
     return ST_OK;
 }
 
