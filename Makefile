@@ -6,6 +6,7 @@
 #   make demo            install what is missing, build, run the demo
 #   make bench           every benchmark, tables on stdout
 #   make memcheck        the test suites under valgrind: any error or leak fails
+#   make soak            an hour of conversation in virtual time (spiketalk soak)
 #   make SANITIZER=address|undefined test     the same under a sanitizer
 #   make V=1 ...         show full command lines
 #   make OPTIMIZATION=-O0 ...                 override the optimisation flags
@@ -101,6 +102,13 @@ test-python: all
 
 demo: all
 	$(Q)$(CLI_BIN) demo
+
+# An hour of conversation in virtual time through the agent (docs/RELIABILITY.md):
+# memory growth, lost turns, latency drift. Not part of `make test`.
+SOAK_MINUTES ?= 60
+.PHONY: soak
+soak: all
+	$(Q)$(CLI_BIN) soak --minutes $(SOAK_MINUTES) --json $(BUILD)/soak.json
 
 # The standard scenario set (docs/SCENARIOS.md): text files, regenerated.
 .PHONY: scenarios

@@ -47,25 +47,38 @@
 typedef enum {
     M_V2V = 0,      /* end of user speech -> agent's first sample (warm turns) */
     M_V2V_COLD,     /* the same, first answered turn of each scenario */
+    M_V2V_INT,      /* the same, requests that interrupted the agent */
     M_EOT,          /* end of user speech -> end-of-turn decision */
     M_ASR,          /* end of user speech -> the recognizer's last word of the turn */
     M_COMPUTE,      /* decision -> first sample, virtual time */
-    M_COMPUTE_WALL, /* LM + synthesis, wall clock */
     M_SILENCE,      /* interruption onset -> agent silent */
+    M_COMPUTE_WALL, /* decision -> first sample ready, wall clock (the rest are too) */
+    M_LM_FIRST,     /* decision -> the LM's first token */
+    M_LM_PIECE,     /* decision -> the first words to the synthesizer */
+    M_TTS_FIRST,    /* those words -> the synthesizer's first audio */
+    M_LM_ANSWER,    /* decision -> the whole answer written */
     M_N
 } metric;
 
 static const char *const metric_names[M_N] = {
-    "voice_to_voice_ms", "voice_to_voice_cold_ms", "end_of_turn_ms", "asr_final_ms",
-    "compute_virtual_ms", "compute_wall_ms", "interrupt_to_silence_ms"};
+    "voice_to_voice_ms", "voice_to_voice_cold_ms", "voice_to_voice_interrupting_ms",
+    "end_of_turn_ms", "asr_final_ms", "compute_virtual_ms", "interrupt_to_silence_ms",
+    "compute_wall_ms", "lm_first_token_ms", "lm_first_words_ms", "tts_first_audio_ms",
+    "lm_answer_ms"};
+#define M_WALL M_COMPUTE_WALL /* metrics from here on are wall-clock compute */
 static const char *const metric_help[M_N] = {
     "end of user speech -> agent's first sample at the speaker (warm turns)",
     "the same, the first answer of each conversation (cold)",
+    "the same, requests that interrupted the agent (counted apart)",
     "end of user speech -> the end-of-turn decision",
     "end of user speech -> the recognizer's last word of the turn (< 0: it came earlier)",
     "decision -> first sample (virtual time: the output block included)",
-    "LM + synthesis of the answer, wall clock",
-    "user onset (interruption) -> agent silent"};
+    "user onset (interruption) -> agent silent",
+    "decision -> the first block of the answer ready to play, wall clock",
+    "decision -> the LM's first token (the prompt read), wall clock",
+    "decision -> the LM's first words handed to the synthesizer, wall clock",
+    "those words -> the synthesizer's first audio, wall clock",
+    "decision -> the LM's whole answer written, wall clock (the voice has begun)"};
 
 typedef struct {
     double *v[M_N];
@@ -80,7 +93,12 @@ typedef struct {
     double echo_only_s, noise_bursts, backchannels;
     uint64_t stale_samples;
     double audio_s, wall_s, cpu_s;
+    int answers_done, answers_interrupted; /* answers played to the end / cut */
+    double cpu_part[8];                    /* the agent's parts, s (see cpu_names) */
 } tally;
+
+static const char *const cpu_names[8] = {"echo_canceller", "front_end", "vad", "recognizer",
+                                         "lm", "synthesizer_worker", "other", "agent_total"};
 
 static void add(tally *t, metric m, double x)
 {
@@ -210,6 +228,7 @@ typedef struct {
     int64_t *ue, *as, *ae;       /* user end, agent start, agent end per turn */
     int64_t *req;                /* decision sample of the turn's request, -1 none */
     int64_t *last_word;          /* the latest word decided within the turn */
+    double (*wall)[5];           /* the turn's wall-clock compute (M_WALL ..), NAN none */
     char (*answer)[256];
     char (*request)[256];
     bool *interrupted_ok, *paused_for;
@@ -238,6 +257,7 @@ static void conv_free(conv *c, size_t nt)
     free(c->ae);
     free(c->req);
     free(c->last_word);
+    free(c->wall);
     free(c->answer);
     free(c->request);
     free(c->interrupted_ok);
@@ -278,6 +298,7 @@ static void on_event(const st_agent_event *e, void *user_data)
 {
     conv *c = user_data;
     tally *t = c->t;
+
     if (c->record && c->n_events < MAX_EVENTS && e->kind != ST_AGENT_EV_STATE) {
         ev *r = &c->events[c->n_events++];
         r->kind = e->kind;
@@ -315,13 +336,19 @@ static void on_event(const st_agent_event *e, void *user_data)
     case ST_AGENT_EV_ANSWER:
         if (c->requested >= 0) {
             snprintf(c->answer[c->requested], sizeof c->answer[0], "%s", e->text ? e->text : "");
-            if (!c->first_answer_done)
-                c->cold_turn = c->requested;
-            add(t, M_COMPUTE_WALL, e->compute_ms);
+            c->wall[c->requested][M_LM_ANSWER - M_WALL] = e->compute_ms;
+            add(t, M_LM_ANSWER, e->compute_ms);
         }
         break;
     case ST_AGENT_EV_SPEAKING:
         if (c->requested >= 0 && c->as[c->requested] < 0) {
+            if (!c->first_answer_done)
+                c->cold_turn = c->requested;
+            const double w[4] = {e->compute_ms, e->lm_first_ms, e->lm_piece_ms, e->tts_first_ms};
+            for (int k = 0; k < 4; k++) {
+                c->wall[c->requested][k] = w[k];
+                add(t, (metric)(M_WALL + k), w[k]);
+            }
             c->as[c->requested] = (int64_t)e->sample;
             c->answering = c->requested;
             c->first_answer_done = true;
@@ -409,6 +436,16 @@ static bool answer_matches(const char *answer, const char *expect)
     return false;
 }
 
+/*  No answer in the making or playing. "User speaking" 2 s after the last
+    user speech is the VAD's false onsets on noise (each dropped for want
+    of a word 0.7 s later): with a noise that fires one a second, waiting
+    for "listening" through the whole tail would never end. */
+static bool agent_quiet(const st_agent *a, uint64_t pos, uint64_t last_user_end)
+{
+    st_turn_state s = st_agent_state(a);
+    return s == ST_TURN_LISTENING || (s == ST_TURN_USER && pos > last_user_end + 2 * RATE);
+}
+
 typedef struct {
     const char *asr, *lm;
     bool baseline;
@@ -431,6 +468,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     c.ae = malloc(nt * sizeof *c.ae);
     c.req = malloc(nt * sizeof *c.req);
     c.last_word = malloc(nt * sizeof *c.last_word);
+    c.wall = malloc(nt * sizeof *c.wall);
     c.answer = calloc(nt, sizeof *c.answer);
     c.request = calloc(nt, sizeof *c.request);
     c.interrupted_ok = calloc(nt, sizeof *c.interrupted_ok);
@@ -444,7 +482,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     st_scenario_noise *noise = NULL;
     float *mic = NULL, *spk = NULL;
     size_t cap = 0;
-    if (!c.clips || !c.truth || !c.placed || !c.ue || !c.as || !c.ae || !c.req || !c.last_word ||
+    if (!c.clips || !c.truth || !c.placed || !c.ue || !c.as || !c.ae || !c.req || !c.last_word || !c.wall ||
         !c.answer || !c.request || !c.interrupted_ok || !c.paused_for || (c.record && !c.events)) {
         rc = cli_fail(CMD, "out of memory");
         goto done;
@@ -454,6 +492,8 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     rp.synth = latency_synth;
     for (size_t i = 0; i < nt; i++) {
         c.placed[i] = c.ue[i] = c.as[i] = c.ae[i] = c.req[i] = c.last_word[i] = -1;
+        for (int k = 0; k < 5; k++)
+            c.wall[i][k] = NAN;
         if ((rc = st_scenario_render_turn(sc, i, &rp, &c.clips[i], &c.truth[i]))) {
             rc = cli_fail_lib(CMD, rc, "rendering a turn");
             goto done;
@@ -480,6 +520,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         /* the common policy: speech after 0.2 s of voice, end after 0.8 s of silence */
         ap.turn.complete_wait_s = 0.8;
         ap.turn.incomplete_wait_s = 0.8;
+        ap.turn.prefix_wait_s = 0.8;
         ap.turn.barge_min_s = 0.2;
         ap.turn.barge_on_word = false;
     }
@@ -503,7 +544,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
             if (at < 0) {
                 /* nothing answered for long: the user goes on */
                 const st_scenario_anchor *a = &sc->turns[i].at;
-                if (st_agent_state(agent) == ST_TURN_LISTENING &&
+                if (agent_quiet(agent, pos, last_user_end) &&
                     pos > last_user_end + (uint64_t)(NO_ANSWER_S * RATE)) {
                     if (c.as[a->ref] < 0)
                         c.as[a->ref] = (int64_t)pos;
@@ -575,7 +616,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         }
         memcpy(prev_out, out, sizeof out);
         /* the end: every turn placed, the agent quiet, the tail over */
-        if (c.next == nt && pos > last_user_end && st_agent_state(agent) == ST_TURN_LISTENING) {
+        if (c.next == nt && pos > last_user_end && agent_quiet(agent, pos, last_user_end)) {
             if (!end_at)
                 end_at = pos + (uint64_t)(sc->tail_s * RATE);
             if (pos >= end_at) {
@@ -598,6 +639,15 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     st_agent_stats st;
     st_agent_get_stats(agent, &st);
     t->stale_samples += st.stale_samples;
+    t->answers_interrupted += (int)st.interruptions;
+    t->answers_done += (int)(st.answers - st.interruptions);
+    const double parts[8] = {st.cpu_echo_s, st.cpu_frontend_s, st.cpu_vad_s, st.cpu_asr_s,
+                             st.cpu_lm_s, st.tts_worker_s,
+                             st.cpu_total_s - st.cpu_echo_s - st.cpu_frontend_s - st.cpu_vad_s -
+                                 st.cpu_asr_s - st.cpu_lm_s,
+                             st.cpu_total_s};
+    for (int k = 0; k < 8; k++)
+        t->cpu_part[k] += parts[k];
 
     /* per turn */
     for (size_t i = 0; i < nt; i++) {
@@ -619,7 +669,8 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
                 v2v = (double)(c.as[i] - (int64_t)tr->end) * 1000.0 / RATE;
                 eot = (double)(c.req[i] - (int64_t)tr->end) * 1000.0 / RATE;
                 comp = (double)(c.as[i] - c.req[i]) * 1000.0 / RATE;
-                add(t, cold ? M_V2V_COLD : M_V2V, v2v);
+                add(t, cold ? M_V2V_COLD : tu->kind == ST_TURN_INTERRUPTION ? M_V2V_INT : M_V2V,
+                    v2v);
                 add(t, M_EOT, eot);
                 add(t, M_COMPUTE, comp);
                 if (c.last_word[i] >= 0) {
@@ -682,6 +733,9 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
             for (int k = 0; k < 5; k++)
                 if (!isnan(vals[k]))
                     fprintf(jf, ", \"%s\": %.1f", names[k], vals[k]);
+            for (int k = 0; k < 5; k++)
+                if (!isnan(c.wall[i][k]))
+                    fprintf(jf, ", \"%s\": %.2f", metric_names[M_WALL + k], c.wall[i][k]);
             fprintf(jf, ", \"request\": \"");
             for (const char *p = c.request[i]; *p; p++)
                 if (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
@@ -713,8 +767,9 @@ done:
 
 /* ---- plots ------------------------------------------------------------------- */
 
-static const char *const colours[M_N] = {"#1f77b4", "#9467bd", "#d62728", "#8c564b",
-                                         "#2ca02c", "#7f7f7f", "#ff7f0e"};
+static const char *const colours[M_N] = {"#1f77b4", "#9467bd", "#17becf", "#d62728", "#8c564b",
+                                         "#2ca02c", "#ff7f0e", "#7f7f7f", "#7f7f7f",
+                                         "#7f7f7f", "#7f7f7f", "#7f7f7f"};
 
 /*  The CDF of every latency (spiketalk solid, baseline dashed), with the
     targets of issue 10 as dotted verticals. */
@@ -726,7 +781,7 @@ static int write_cdf_svg(const char *path, const tally *a, const tally *b)
     const int W = 960, H = 600, L = 70, R = 320, T = 40, B = 60;
     double xmax = 500;
     for (int m = 0; m < M_N; m++) {
-        if (m == M_COMPUTE_WALL)
+        if (m >= M_WALL)
             continue;
         for (int k = 0; k < 2; k++) {
             const tally *t = k ? b : a;
@@ -771,7 +826,7 @@ static int write_cdf_svg(const char *path, const tally *a, const tally *b)
     }
     int legend = 0;
     for (int m = 0; m < M_N; m++) {
-        if (m == M_COMPUTE_WALL)
+        if (m >= M_WALL)
             continue;
         for (int k = 0; k < 2; k++) {
             const tally *t = k ? b : a;
@@ -1019,7 +1074,8 @@ static void summary_json(FILE *jf, const char *name, const tally *t)
             "\"backchannels\": %.0f, \"false_pauses_other\": %d, \"spurious_requests\": %d, "
             "\"expect_turns\": %d, \"expect_ok\": %d, \"request_checked\": %d, "
             "\"request_match\": %d, \"stale_samples\": %llu, \"audio_s\": %.1f, \"wall_s\": %.2f, "
-            "\"cpu_s\": %.2f, \"rtf\": %.4f}",
+            "\"cpu_s\": %.2f, \"rtf\": %.4f, \"answers_played_to_end\": %d, "
+            "\"answers_interrupted\": %d",
             t->turns, t->answered, t->answered_kinds, t->pause_turns, t->pause_wrong_end,
             t->interruptions, t->interrupt_missed, t->interrupt_late, t->false_int_echo,
             t->false_pause_echo, t->echo_only_s, t->false_int_noise, t->false_pause_noise,
@@ -1027,7 +1083,14 @@ static void summary_json(FILE *jf, const char *name, const tally *t)
             t->backchannels, t->false_pause_other, t->requests_spurious, t->expect_turns,
             t->expect_ok, t->request_checked, t->request_match,
             (unsigned long long)t->stale_samples, t->audio_s, t->wall_s, t->cpu_s,
-            t->audio_s > 0 ? t->cpu_s / t->audio_s : 0);
+            t->audio_s > 0 ? t->cpu_s / t->audio_s : 0, t->answers_done, t->answers_interrupted);
+    fprintf(jf, ", \"cpu\": {");
+    for (int k = 0; k < 8; k++)
+        fprintf(jf, "%s\"%s\": {\"s\": %.3f, \"per_answer_ms\": %.2f, \"rtf\": %.5f}",
+                k ? ", " : "", cpu_names[k], t->cpu_part[k],
+                t->answered ? 1000 * t->cpu_part[k] / t->answered : 0,
+                t->audio_s > 0 ? t->cpu_part[k] / t->audio_s : 0);
+    fprintf(jf, "}}");
 }
 
 static void print_row(const char *name, const tally *a, const tally *b, int m, const char *target)
@@ -1073,8 +1136,17 @@ static void print_quality(const char *who, const tally *t)
            "interruptions, %d pauses; pauses for nobody elsewhere %d\n",
            t->noise_bursts, t->false_int_noise, t->false_pause_noise, t->backchannels,
            t->false_int_backchannel, t->false_pause_backchannel, t->false_pause_other);
-    printf("    %.0f s of conversation in %.1f s wall, %.1f s CPU: real-time factor %.3f\n",
+    printf("    answers played to their end %d, interrupted %d (counted apart)\n",
+           t->answers_done, t->answers_interrupted);
+    printf("    %.0f s of conversation in %.1f s wall, %.1f s CPU (driver, rendering and agent): "
+           "real-time factor %.3f\n",
            t->audio_s, t->wall_s, t->cpu_s, t->audio_s > 0 ? t->cpu_s / t->audio_s : 0);
+    printf("    the agent's CPU by part (s, ms per answered turn, real-time factor):");
+    for (int k = 0; k < 8; k++)
+        printf("%s%s %.2f s, %.1f ms, %.4f", k % 3 ? "; " : "\n      ", cpu_names[k],
+               t->cpu_part[k], t->answered ? 1000 * t->cpu_part[k] / t->answered : 0,
+               t->audio_s > 0 ? t->cpu_part[k] / t->audio_s : 0);
+    printf("\n");
 }
 
 static void tally_free(tally *t)
@@ -1212,16 +1284,21 @@ int st_bench_latency(int argc, char **argv)
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
         print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");
         print_row("voice_to_voice cold", &ta, b, M_V2V_COLD, "");
+        print_row("v2v interrupting", &ta, b, M_V2V_INT, "");
         print_row("end_of_turn", &ta, b, M_EOT, "");
         print_row("asr_final", &ta, b, M_ASR, "");
         print_row("compute (virtual)", &ta, b, M_COMPUTE, "p95 20");
-        printf("  %-24s %4d %7.1f %7.1f %7.1f %7.1f %7.1f\n", "compute LM+TTS (wall)",
-               ta.n[M_COMPUTE_WALL], pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 50),
-               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 90),
-               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 95),
-               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 99),
-               pct(ta.v[M_COMPUTE_WALL], ta.n[M_COMPUTE_WALL], 100));
         print_row("interrupt_to_silence", &ta, b, M_SILENCE, "p95 150");
+        static const char *const wall_rows[5] = {"compute (wall)", "  LM first token",
+                                                 "  LM first words", "  TTS first audio",
+                                                 "LM whole answer"};
+        for (int k = 0; k < 5; k++) {
+            int m = M_WALL + k;
+            printf("  %-24s %4d %7.1f %7.1f %7.1f %7.1f %7.1f   %s\n", wall_rows[k], ta.n[m],
+                   pct(ta.v[m], ta.n[m], 50), pct(ta.v[m], ta.n[m], 90), pct(ta.v[m], ta.n[m], 95),
+                   pct(ta.v[m], ta.n[m], 99), pct(ta.v[m], ta.n[m], 100),
+                   k == 0 ? "p95 20 (decision -> first sample ready)" : "");
+        }
         print_quality("spiketalk", &ta);
         if (b)
             print_quality("baseline (speech after 0.2 s, end after 0.8 s of silence)", b);

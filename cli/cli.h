@@ -39,6 +39,7 @@ int st_cmd_run(int argc, char **argv);
 int st_cmd_stage(int argc, char **argv);
 int st_cmd_replay(int argc, char **argv);
 int st_cmd_keygen(int argc, char **argv); /* cli/cmd_keygen.c */
+int st_cmd_soak(int argc, char **argv);   /* cli/cmd_soak.c */
 int st_cmd_train(int argc, char **argv);
 int st_cmd_reply(int argc, char **argv);
 int st_cmd_eval(int argc, char **argv);   /* cli/cmd_asr.c */

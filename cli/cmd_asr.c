@@ -25,7 +25,9 @@
                              each correctly emitted word's end (p50, p95);
                              last line `wer W (n=N)`.
                              --on P --off P --min K --refractory K set the
-                             decision rule (snn/asr.h; also for listen).
+                             decision rule (snn/asr.h; also for listen),
+                             --tail K pools only each window's last K frames
+                             (each defaults to the rule stored in the model).
     listen FILE              streaming: each word as it is decided, with the
                              start and end of its decision window and the
                              time it was decided; then the real-time factor.
@@ -240,6 +242,32 @@ static int sc12_of_word(const char *w)
 
 /* Streaming over a whole buffer: the decided words' classes into words[]
    (and the second each was decided at into decided_s, may be NULL). */
+static size_t stream_tail; /* the model's tail, or --tail K: st_asr_stream_set_tail */
+
+/* Decision-rule options given on the command line (negative: the model's). */
+typedef struct {
+    double on, off;
+    long min, refractory, tail;
+} rule_opts;
+#define RULE_OPTS_NONE {-1, -1, -1, -1, -1}
+
+/* The model's stored rule with the options applied; sets stream_tail. */
+static st_asr_decider_params rule_for(const st_asr *a, const rule_opts *o)
+{
+    size_t tail = 0;
+    st_asr_decider_params dp = st_asr_stream_params(a, &tail);
+    if (o->on >= 0)
+        dp.on_threshold = (float)o->on;
+    if (o->off >= 0)
+        dp.off_threshold = (float)o->off;
+    if (o->min >= 0)
+        dp.min_frames = (int)o->min;
+    if (o->refractory >= 0)
+        dp.refractory_frames = (int)o->refractory;
+    stream_tail = o->tail >= 0 ? (size_t)o->tail : tail;
+    return dp;
+}
+
 static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_frontend *fe,
                            const float *x, size_t n, int *words, double *decided_s, size_t cap,
                            FILE *print, double *latency_ms, size_t *n_lat)
@@ -248,6 +276,7 @@ static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_
     st_asr_stream *s = st_asr_stream_new(a, dp, &err);
     if (!s)
         return 0;
+    st_asr_stream_set_tail(s, stream_tail);
     size_t nf = st_asr_features(a), got = 0;
     float feat[16 * 256];
     uint64_t stamp[16];
@@ -421,9 +450,9 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
            "(n=%zu)\n",
            percentile(lat, n_lat, 0.5), percentile(lat, n_lat, 0.95),
            n_lat ? lat[n_lat - 1] : 0.0, n_lat);
-    printf("decision rule: on %.2f off %.2f min %d refractory %d%s\n", dp->on_threshold,
-           dp->off_threshold, dp->min_frames, dp->refractory_frames,
-           dp->emit_early ? " early" : "");
+    printf("decision rule: on %.2f off %.2f min %d refractory %d%s, pooled over the last %zu "
+           "frames\n", dp->on_threshold, dp->off_threshold, dp->min_frames, dp->refractory_frames,
+           dp->emit_early ? " early" : "", stream_tail ? stream_tail : (size_t)ST_ASR_WINDOW);
     printf("model %s: %.1f s of audio, %.2f s CPU (RTF %.4f)\n", model, audio_s, cpu,
            audio_s > 0 ? cpu / audio_s : 0);
     printf("wer %.4f (n=%zu)\n",
@@ -433,19 +462,21 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
 }
 
 /* --on/--off/--min/--refractory; 1 when argv[*i] was one (and consumed). */
-static int decider_option(int argc, char **argv, int *i, st_asr_decider_params *dp)
+static int decider_option(int argc, char **argv, int *i, rule_opts *r)
 {
     if (*i + 1 >= argc)
         return 0;
     const char *o = argv[*i];
     if (!strcmp(o, "--on"))
-        dp->on_threshold = (float)atof(argv[++*i]);
+        r->on = atof(argv[++*i]);
     else if (!strcmp(o, "--off"))
-        dp->off_threshold = (float)atof(argv[++*i]);
+        r->off = atof(argv[++*i]);
     else if (!strcmp(o, "--min"))
-        dp->min_frames = atoi(argv[++*i]);
+        r->min = atol(argv[++*i]) < 1 ? 1 : atol(argv[*i]);
     else if (!strcmp(o, "--refractory"))
-        dp->refractory_frames = atoi(argv[++*i]);
+        r->refractory = atol(argv[++*i]) < 0 ? 0 : atol(argv[*i]);
+    else if (!strcmp(o, "--tail"))
+        r->tail = atol(argv[++*i]) < 0 ? 0 : atol(argv[*i]);
     else
         return 0;
     return 1;
@@ -471,7 +502,7 @@ int st_cmd_eval(int argc, char **argv)
     bool sc12 = !strcmp(argv[1], "sc12"), requests = !strcmp(argv[1], "requests");
     if (!sc12 && !requests && strcmp(argv[1], "words"))
         return cli_fail("eval", "unknown task '%s' (sc12, words or requests)", argv[1]) + 1;
-    st_asr_decider_params dp = st_asr_stream_default_params();
+    rule_opts ro = RULE_OPTS_NONE;
     const char *manifest = NULL, *model = ASR_DEFAULT_MODEL;
     int pool = -1; /* the model's own */
     for (int i = 2; i < argc; i++) {
@@ -481,7 +512,7 @@ int st_cmd_eval(int argc, char **argv)
             model = argv[++i];
         else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
             pool = !strcmp(argv[++i], "mean") ? ST_ASR_POOL_MEAN : ST_ASR_POOL_MAX;
-        else if (!decider_option(argc, argv, &i, &dp))
+        else if (!decider_option(argc, argv, &i, &ro))
             return cli_fail("eval", "unknown option '%s'", argv[i]) + 1;
     }
     if (!manifest)
@@ -491,6 +522,7 @@ int st_cmd_eval(int argc, char **argv)
         return 1;
     if (pool < 0)
         pool = (int)st_asr_default_pool(a);
+    st_asr_decider_params dp = rule_for(a, &ro);
     int err = 0;
     st_frontend *fe = frontend_for(a, &err);
     size_t n = 0;
@@ -619,7 +651,7 @@ int st_cmd_eval(int argc, char **argv)
 int st_cmd_listen(int argc, char **argv)
 {
     const char *file = NULL, *model = ASR_DEFAULT_MODEL;
-    st_asr_decider_params dp = st_asr_stream_default_params();
+    rule_opts ro = RULE_OPTS_NONE;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: spiketalk listen FILE [--model F] [--on P] [--off P] [--min K] [--refractory K]\n"
@@ -627,7 +659,7 @@ int st_cmd_listen(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
-        else if (decider_option(argc, argv, &i, &dp))
+        else if (decider_option(argc, argv, &i, &ro))
             continue;
         else if (argv[i][0] != '-' && !file)
             file = argv[i];
@@ -639,6 +671,7 @@ int st_cmd_listen(int argc, char **argv)
     st_asr *a = load_model("listen", model);
     if (!a)
         return 1;
+    st_asr_decider_params dp = rule_for(a, &ro);
     int err = 0;
     st_frontend *fe = frontend_for(a, &err);
     float *x = NULL;

@@ -166,7 +166,10 @@ typedef struct {
     uint64_t finish_at;
     char heard[512];         /* the recognizer's words since the last request */
     char answer[1024];
-    double compute_ms;
+    uint32_t answer_epoch, speaking_epoch; /* of the latest ANSWER / SPEAKING (0: printed) */
+    st_agent_event speak;    /* the latest SPEAKING */
+    st_agent_pub *pub;       /* --publish: turn changes on a PUB socket; NULL none */
+    double speak_ms;
     uint64_t request_decided;
     /* figures */
     double v2v[MAX_LAT], eot[MAX_LAT], comp[MAX_LAT], silence[MAX_LAT];
@@ -227,9 +230,23 @@ static double pct(double *v, int n, double p)
     return lo + 1 < n ? v[lo] + (r - lo) * (v[lo + 1] - v[lo]) : v[lo];
 }
 
+/* The agent's line, once both its first sound and its whole text are known. */
+static void print_answer(demo *d)
+{
+    printf("  %6.2f s  agent: \"%s\"\n", sec(d->speak.sample), d->answer);
+    printf("             (first sound %.0f ms after the user stopped; %.1f ms of compute to the "
+           "first sample: LM's first token %.1f, first words %.1f, synthesizer's first audio "
+           "%.1f)\n",
+           d->speak_ms, d->speak.compute_ms, d->speak.lm_first_ms, d->speak.lm_piece_ms,
+           d->speak.tts_first_ms);
+    d->answer_epoch = d->speaking_epoch = 0;
+}
+
 static void on_event(const st_agent_event *e, void *user_data)
 {
     demo *d = user_data;
+    if (d->pub && st_agent_pub_event(d->pub, e) && !d->quiet)
+        fprintf(stderr, "spiketalk demo: publishing: %s\n", st_errmsg());
     switch (e->kind) {
     case ST_AGENT_EV_STATE:
         if (!d->quiet && getenv("SPIKETALK_DEMO_STATES"))
@@ -255,19 +272,23 @@ static void on_event(const st_agent_event *e, void *user_data)
         d->heard[0] = '\0';
         break;
     case ST_AGENT_EV_ANSWER:
+        /* the answer streams: written before or after its first sound */
         snprintf(d->answer, sizeof d->answer, "%s", e->text);
-        d->compute_ms = e->compute_ms;
-        if (d->n_comp < MAX_LAT)
-            d->comp[d->n_comp++] = e->compute_ms;
+        d->answer_epoch = e->epoch;
+        if (d->speaking_epoch == e->epoch)
+            print_answer(d);
         break;
     case ST_AGENT_EV_SPEAKING: {
         double ms = (double)(e->sample - e->ref) * 1000.0 / RATE;
         if (d->n_v2v < MAX_LAT)
             d->v2v[d->n_v2v++] = ms;
-        printf("  %6.2f s  agent: \"%s\"\n", sec(e->sample), d->answer);
-        printf("             (first sound %.0f ms after the user stopped; LM + synthesis took "
-               "%.1f ms of compute)\n",
-               ms, d->compute_ms);
+        if (d->n_comp < MAX_LAT)
+            d->comp[d->n_comp++] = e->compute_ms;
+        d->speak = *e;
+        d->speak_ms = ms;
+        d->speaking_epoch = e->epoch;
+        if (d->answer_epoch == e->epoch)
+            print_answer(d);
         arm(d, WHILE_SPEAKING, e->sample);
         break;
     }
@@ -353,12 +374,15 @@ static void usage(void)
            "                       models/dialogue.stnn)\n"
            "      --asr FILE       recognizer model (default models/asr.stm)\n"
            "      --user-voice V   the user's espeak voice (default en-gb-scotland)\n"
-           "      --agent-voice V  the agent's espeak voice (default en-us)\n");
+           "      --agent-voice V  the agent's espeak voice (default en-us)\n"
+           "      --publish EP     publish every turn change on a ZeroMQ PUB socket bound to\n"
+           "                       EP (tcp://127.0.0.1:5599, ipc:///tmp/turns): wire-protocol\n"
+           "                       CONTROL TURN messages (docs/PROTOCOL.md, docs/AGENT.md)\n");
 }
 
 int st_cmd_demo(int argc, char **argv)
 {
-    enum { O_REALTIME = 1000, O_NO_ECHO, O_MODEL, O_ASR, O_UVOICE, O_AVOICE };
+    enum { O_REALTIME = 1000, O_NO_ECHO, O_MODEL, O_ASR, O_UVOICE, O_AVOICE, O_PUBLISH };
     static const struct option opts[] = {{"input", required_argument, 0, 'i'},
                                          {"output", required_argument, 0, 'o'},
                                          {"realtime", no_argument, 0, O_REALTIME},
@@ -367,10 +391,11 @@ int st_cmd_demo(int argc, char **argv)
                                          {"asr", required_argument, 0, O_ASR},
                                          {"user-voice", required_argument, 0, O_UVOICE},
                                          {"agent-voice", required_argument, 0, O_AVOICE},
+                                         {"publish", required_argument, 0, O_PUBLISH},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *input = NULL, *output = "build/demo.wav", *model = NULL, *asr = NULL;
-    const char *user_voice = "en-gb-scotland", *agent_voice = "en-us";
+    const char *user_voice = "en-gb-scotland", *agent_voice = "en-us", *publish = NULL;
     bool realtime = false, echo = true;
     int c;
     optind = 1;
@@ -384,6 +409,7 @@ int st_cmd_demo(int argc, char **argv)
         case O_ASR: asr = optarg; break;
         case O_UVOICE: user_voice = optarg; break;
         case O_AVOICE: agent_voice = optarg; break;
+        case O_PUBLISH: publish = optarg; break;
         case 'h': usage(); return 0;
         default: return 2;
         }
@@ -438,6 +464,15 @@ int st_cmd_demo(int argc, char **argv)
     }
     if (input)
         memcpy(d->user, input_x, input_n * sizeof(float));
+    if (publish) {
+        if (!(d->pub = st_agent_pub_new(publish, &rc))) {
+            cli_fail_lib("demo", rc, "--publish");
+            goto done;
+        }
+        printf("publishing turn changes on %s\n", publish);
+        /* a subscriber started first reconnects every 100 ms: let it in */
+        nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL);
+    }
 
     st_agent_params ap = st_agent_default_params();
     ap.asr_model = asr_path;
@@ -542,7 +577,7 @@ int st_cmd_demo(int argc, char **argv)
            pct(d->v2v, d->n_v2v, 50), pct(d->v2v, d->n_v2v, 95), pct(d->v2v, d->n_v2v, 100));
     printf("  of which the end-of-turn wait: p50 %4.0f ms   p95 %4.0f ms\n",
            pct(d->eot, d->n_eot, 50), pct(d->eot, d->n_eot, 95));
-    printf("  compute (LM + synthesis, wall clock): p50 %.1f ms   p95 %.1f ms\n",
+    printf("  compute (decision -> first sample ready, wall clock): p50 %.1f ms   p95 %.1f ms\n",
            pct(d->comp, d->n_comp, 50), pct(d->comp, d->n_comp, 95));
     if (d->n_sil)
         printf("  barge-in, user onset -> agent silent: p50 %.0f ms   max %.0f ms   (target 150 ms)\n",
@@ -560,6 +595,7 @@ int st_cmd_demo(int argc, char **argv)
 done:
     st_room_destroy(&room);
     st_agent_destroy(&agent);
+    st_agent_pub_destroy(&d->pub);
     for (size_t i = 0; i < N_LINES; i++)
         free(d->clips[i].x);
     free(d->mic);

@@ -43,6 +43,7 @@ typedef struct {
     int answers, interruptions;
     st_turn_state state;
     bool status_drawn;
+    st_agent_pub *pub;       /* --publish: turn changes on a PUB socket; NULL none */
 } view;
 
 static void clear_status(view *v)
@@ -67,6 +68,8 @@ static void on_event(const st_agent_event *e, void *user_data)
 {
     view *v = user_data;
     double t = (double)e->sample / RATE;
+    if (v->pub)
+        st_agent_pub_event(v->pub, e);
     switch (e->kind) {
     case ST_AGENT_EV_STATE:
         v->state = e->to;
@@ -87,17 +90,20 @@ static void on_event(const st_agent_event *e, void *user_data)
         v->heard[0] = '\0';
         break;
     case ST_AGENT_EV_ANSWER:
+        /* the answer streams: its whole text comes once the LM is done,
+           usually after its first sound */
+        clear_status(v);
         snprintf(v->answer, sizeof v->answer, "%s", e->text);
         v->answers++;
+        printf("%7.2f s  agent: \"%s\"\n", t, v->answer);
         break;
     case ST_AGENT_EV_SPEAKING:
         clear_status(v);
         v->last_ms = (double)(e->sample - e->ref) * 1000.0 / RATE;
         if (e->ref)
-            printf("%7.2f s  agent: \"%s\"  (first sound %.0f ms after the user stopped)\n", t,
-                   v->answer, v->last_ms);
-        else
-            printf("%7.2f s  agent: \"%s\"\n", t, v->answer);
+            printf("%7.2f s  agent speaks: first sound %.0f ms after the user stopped (%.1f ms "
+                   "of compute)\n",
+                   t, v->last_ms, e->compute_ms);
         break;
     case ST_AGENT_EV_PAUSED:
         clear_status(v);
@@ -132,21 +138,25 @@ static void usage(void)
            "      --say TEXT       the agent says TEXT first\n"
            "      --model FILE     dialogue model (default models/dialogue.stnn)\n"
            "      --asr FILE       recognizer model (default models/asr.stm)\n"
-           "      --voice V        the agent's espeak voice (default en-us)\n");
+           "      --voice V        the agent's espeak voice (default en-us)\n"
+           "      --publish EP     publish every turn change on a ZeroMQ PUB socket bound to\n"
+           "                       EP: wire-protocol CONTROL TURN messages (docs/AGENT.md)\n");
 }
 
 int st_cmd_live(int argc, char **argv)
 {
-    enum { O_SAY = 1000, O_MODEL, O_ASR, O_VOICE };
+    enum { O_SAY = 1000, O_MODEL, O_ASR, O_VOICE, O_PUBLISH };
     static const struct option opts[] = {{"device", required_argument, 0, 'd'},
                                          {"seconds", required_argument, 0, 's'},
                                          {"say", required_argument, 0, O_SAY},
                                          {"model", required_argument, 0, O_MODEL},
                                          {"asr", required_argument, 0, O_ASR},
                                          {"voice", required_argument, 0, O_VOICE},
+                                         {"publish", required_argument, 0, O_PUBLISH},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *device = NULL, *say = NULL, *model = NULL, *asr = NULL, *voice = "en-us";
+    const char *publish = NULL;
     double seconds = 0;
     int c;
     optind = 1;
@@ -161,6 +171,7 @@ int st_cmd_live(int argc, char **argv)
         case O_MODEL: model = optarg; break;
         case O_ASR: asr = optarg; break;
         case O_VOICE: voice = optarg; break;
+        case O_PUBLISH: publish = optarg; break;
         case 'h': usage(); return 0;
         default: return 2;
         }
@@ -204,6 +215,10 @@ int st_cmd_live(int argc, char **argv)
     size_t in16_cap = 0, out_cap = 0;
     if (!in) {
         cli_fail("live", "out of memory");
+        goto done;
+    }
+    if (publish && !(v.pub = st_agent_pub_new(publish, &rc))) {
+        cli_fail_lib("live", rc, "--publish");
         goto done;
     }
     if (!(agent = st_agent_new(&ap, &rc))) {
@@ -296,6 +311,7 @@ stopped:
     status = rc ? 1 : 0;
 done:
     st_agent_destroy(&agent);
+    st_agent_pub_destroy(&v.pub);
     st_resampler_destroy(&down);
     st_resampler_destroy(&up);
     st_device_destroy(&dev);

@@ -82,6 +82,8 @@ static void usage(FILE *out)
             "  --seconds N       stop the sources after N seconds, then drain\n"
             "  --timeout N       give up after N seconds (default: none)\n"
             "  --print-config    print the configuration that would run, and exit\n"
+            "  --insecure        plain tcp between stages (insecure = yes; warns): without it\n"
+            "                    tcp needs keys (key = FILE; docs/SECURITY.md)\n"
             "\n"
             "examples:\n"
             "  spiketalk run                                   # live: microphone to speaker\n"
@@ -117,6 +119,7 @@ int st_cmd_run(int argc, char **argv)
                                          {"seconds", required_argument, 0, 'S'},
                                          {"timeout", required_argument, 0, 'T'},
                                          {"print-config", no_argument, 0, 'P'},
+                                         {"insecure", no_argument, 0, 'I'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *config = NULL, *input = NULL, *output = NULL;
@@ -129,6 +132,11 @@ int st_cmd_run(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "c:s:i:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
+        case 'I': /* plain tcp, as `insecure = yes` (warned; docs/SECURITY.md) */
+            if (n_sets == 60)
+                return cli_fail("run", "--set: at most 60");
+            snprintf(sets[n_sets++], sizeof sets[0], "pipeline.insecure=yes");
+            break;
         case 's':
             if (n_sets == 60)
                 return cli_fail("run", "--set: at most 60");

@@ -43,7 +43,8 @@ static void list_types(void)
     printf("external\n    a stage someone else starts (another program, another language):\n"
            "    the configuration gives it an id and endpoints (spiketalk stage NAME --endpoints)\n"
            "\nEvery stage also takes the runtime's keys: out, transport, process, launch, host,\n"
-           "port, listen, hwm, shed, tick_ms, send_timeout_ms, stream (docs/PROTOCOL.md).\n");
+           "port, listen, hwm, shed, tick_ms, send_timeout_ms, stream, key, accept\n"
+           "(docs/PROTOCOL.md).\n");
 }
 
 static void usage(FILE *out)
@@ -67,6 +68,8 @@ static void usage(FILE *out)
             "  --endpoints       print the stage's id and endpoints and exit: what a stage\n"
             "                    written in another language needs to join (docs/PROTOCOL.md)\n"
             "  --list            list the stage types and their parameters\n"
+            "  --insecure        plain tcp (insecure = yes; warns): without it tcp sockets use\n"
+            "                    the CurveZMQ keys the configuration names (docs/SECURITY.md)\n"
             "\n"
             "examples:\n"
             "  spiketalk stage --list\n"
@@ -79,6 +82,7 @@ int st_cmd_stage(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"set", required_argument, 0, 's'},
                                          {"endpoints", no_argument, 0, 'e'},
+                                         {"insecure", no_argument, 0, 'I'},
                                          {"list", no_argument, 0, 'l'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -97,6 +101,11 @@ int st_cmd_stage(int argc, char **argv)
             sets[n_sets++] = optarg;
             break;
         case 'e': endpoints = true; break;
+        case 'I': /* plain tcp, as `insecure = yes` (warned; docs/SECURITY.md) */
+            if (n_sets == 64)
+                return cli_fail("stage", "--set: at most 64");
+            sets[n_sets++] = "pipeline.insecure=yes";
+            break;
         case 'l': list_types(); return 0;
         case 'h': usage(stdout); return 0;
         default: return 2;
@@ -134,6 +143,18 @@ int st_cmd_stage(int argc, char **argv)
             printf("out = %s\n", sc.outputs[i]);
         printf("inputs = %d\ncontrol = %s\nreport = %s\nhwm = %d\nheartbeat_ms = %g\n", sc.n_inputs,
                sc.control, sc.report, sc.hwm, sc.heartbeat_ms);
+        /* CURVE on tcp (docs/SECURITY.md): our pair's file, the server key
+           of each output and of the supervisor, the keys our listener admits. */
+        const st_sec_stage *sec = sc.security;
+        if (sec) {
+            printf("key = %s\n", sec->key_file);
+            for (int i = 0; i < ST_STAGE_MAX_OUTPUTS && sc.outputs[i]; i++)
+                printf("out_key = %s\n", sec->server_z85[i]);
+            if (sec->supervisor_z85[0])
+                printf("supervisor_key = %s\n", sec->supervisor_z85);
+            for (int i = 0; i < sec->n_accept; i++)
+                printf("accept = %s\n", sec->accept[i]);
+        }
         st_pipe_config_destroy(&cfg);
         return 0;
     }
@@ -144,6 +165,9 @@ int st_cmd_stage(int argc, char **argv)
         st_pipe_config_destroy(&cfg);
         return 2;
     }
+    if (st_pipe_config_insecure_tcp(cfg))
+        st_log(ST_LOG_WARN, "stage %s: tcp sockets are plain (insecure = yes): anyone who can "
+               "reach their ports can read and inject messages", name);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

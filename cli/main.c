@@ -30,6 +30,7 @@ static const command commands[] = {
     {"stage", st_cmd_stage, "run one stage of a pipeline as its own process; --list the stage types"},
     {"replay", st_cmd_replay, "list the messages of a recorded run (pipeline.record = FILE)"},
     {"keygen", st_cmd_keygen, "make a CurveZMQ key pair for a stage (FILE and FILE.pub)"},
+    {"soak", st_cmd_soak, "an hour of conversation in virtual time: memory growth, lost turns, latency drift"},
     {"train", st_cmd_train, "train a spiking network (surrogate-gradient BPTT) from a config file"},
     {"eval", st_cmd_eval, "recognizer accuracy on a manifest: `eval sc12|words --manifest M`"},
     {"listen", st_cmd_listen, "words of an audio file with their times, as the recognizer decides them"},

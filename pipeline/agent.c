@@ -14,12 +14,22 @@
     the wall clock and reported beside the virtual-time latency. The same
     parts run as ZeroMQ stages too (stage_vad.c, stage_asr.c, stage_lm.c).
 
+    The answer streams: at the block that ends the turn the dialogue LM
+    decodes only until its first two words are written and hands them to
+    the synthesizer (tts/, its own worker thread), whose first audio is
+    played at the next block; the LM then writes at least a word a block
+    until it is done, well ahead of the voice. What the speaker plays is a
+    function of the text alone (the synthesizer's pieces are cut from the
+    text, and the agent never hands it a word that may be the last before
+    it knows: see push_answer()), and the agent waits for the audio of each
+    block, so virtual time stays exact whatever the threads' timing.
+
     What it may touch: audio/ (front end, echo canceller), snn/ (VAD,
     recognizer, dialogue LM), tts/. Workload: 100 blocks a second; per block one front-end frame
     (a few µs), the VAD (µs) and the recognizer (ten engine steps, ~50 µs);
-    per answer the LM (tens of ms) and the synthesis of the whole answer
-    (tens of ms), done at the block that ends the turn. Memory: everything
-    but the synthesizer's result of an answer is allocated in st_agent_new().
+    per answer the LM (a ms or so a token) and the synthesizer (its worker
+    thread). Memory: everything is allocated in st_agent_new() (the engines
+    inside the synthesizer allocate as they please, tts/tts.h).
 */
 #include "pipeline_impl.h"
 
@@ -33,6 +43,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <zmq.h>
 
 #define RATE ST_PIPELINE_RATE_HZ
 #define N_MELS 40
@@ -44,10 +56,17 @@
 #define DT_MIN_DB (-25.0)      /* ... the microphone must be within this of it */
 #define DT_EARLY_DB (-6.0)     /* ... before the canceller has converged */
 #define DT_CONVERGE_BLOCKS 300 /* blocks of the agent's voice it takes (3 s) */
+#define DT_RESID_MARGIN_DB 12.0 /* ... until then: this far above the tracked residual */
 #define DT_PROMOTE_DB 6.0      /* speech judged echo becomes the user's once this
                                   much louder */
 #define ECHO_SAFETY_DB 3.0     /* above the tracked residual: it varies by band */
 #define ECHO_FRAMES 12         /* the room's tail the echo estimate spans: 120 ms */
+#define FIRST_WORDS 2          /* the LM writes this many words before the first audio
+                                  (the synthesizer's first piece: tts/tts.h) */
+#define BLOCK_TOKENS 48        /* then at most this many tokens a block, at least a word */
+#define MAX_TOKENS 200         /* an answer's length limit */
+#define LEAD_SILENCE_MS 10     /* before the answer's first word (tts/ keeps 50 ms) */
+#define FALLBACK "sorry, i didn't catch that."
 
 typedef struct {
     bool agent, interrupted;
@@ -83,10 +102,30 @@ struct st_agent {
     uint64_t pos;              /* capture index of the next block */
     float prev_out[ST_AGENT_BLOCK]; /* what is being played during this block */
 
-    /* The speaker queue: one answer at a time. */
+    /* The answer in the making: the LM writes it token by token. */
+    st_lm_state *lm_state;
+    float *logits;
+    int32_t *ids;
+    size_t ids_cap;
+    st_dialogue_tools tools;
+    bool lm_on;                /* decoding */
+    size_t lm_tokens;
+    char gen[TEXT_MAX];        /* after "agent:": the model's text and tool results */
+    size_t gen_len;
+    size_t answer_at;          /* the answer is gen[answer_at ..): after the last tool result */
+    size_t pushed_at;          /* gen[answer_at .. pushed_at) went to the synthesizer */
+    unsigned pushed_words;
+    char reply[TEXT_MAX];      /* what went to the synthesizer: the answer as said */
+    size_t reply_len;
+    double t_decided, t_first_token, t_first_push, t_first_audio; /* wall clock, s */
+
+    /* The speaker queue: one answer at a time, read from the synthesizer. */
     float *queue;
     size_t queue_cap, queue_len, played;
     uint32_t queue_epoch;
+    bool answering;            /* an answer is queued or being made */
+    int utt;                   /* its utterance in the synthesizer */
+    bool text_done, audio_done;/* st_tts_end() called; its end read */
     bool paused, started;
     uint32_t flushed_epoch;    /* everything below this was flushed */
     st_tts_word words[WORDS_MAX];
@@ -208,13 +247,34 @@ st_agent *st_agent_new(const st_agent_params *p, int *err)
                       a->p.asr_model, st_asr_features(a->asr), N_MELS);
         goto fail;
     }
-    if (a->p.lm_model && !(a->lm = st_lm_model_load(a->p.lm_model, &rc)))
-        goto fail;
+    if (a->p.lm_model) {
+        if (!(a->lm = st_lm_model_load(a->p.lm_model, &rc)) ||
+            !(a->lm_state = st_lm_state_new(a->lm, &rc)))
+            goto fail;
+        a->ids_cap = 2 * TEXT_MAX;
+        if (!(a->logits = malloc(st_lm_model_config(a->lm)->vocab * sizeof *a->logits)) ||
+            !(a->ids = malloc(a->ids_cap * sizeof *a->ids))) {
+            rc = st_error(ST_ERR_NOMEM, "agent: out of memory for the LM");
+            goto fail;
+        }
+    }
+    a->tools.hour = a->p.clock_hour;
+    a->tools.minute = a->p.clock_minute;
     st_tts_params tp = st_tts_default_params();
     tp.engine = a->p.tts_engine ? a->p.tts_engine : "espeak";
     tp.voice = a->p.tts_voice;
     tp.rate_wpm = a->p.tts_rate_wpm;
     tp.sample_rate_hz = RATE;
+    tp.lead_silence_ms = LEAD_SILENCE_MS;
+    tp.first_piece_words = FIRST_WORDS;
+    /* Room for a whole answer: a synthesizer whose queue is full waits
+       for its reader inside the engine, holding the engine's process-wide
+       lock (tts/), and anyone else in the process who wants to speak (a
+       test's user, a scenario's renderer) would wait for the agent's next
+       block. The worker at SCHED_FIFO 10 when the process may: on a busy
+       machine its wake-up is otherwise most of the first audio's delay. */
+    tp.queue_s = a->p.max_answer_s + 1 < 60 ? a->p.max_answer_s + 1 : 60;
+    tp.worker_priority = 10;
     if (!(a->tts = st_tts_new(&tp, &rc)))
         goto fail;
     for (int k = 0; k < ECHO_FRAMES; k++)
@@ -244,7 +304,10 @@ void st_agent_destroy(st_agent **a_p)
     st_agent *a = *a_p;
     st_turn_destroy(&a->turn);
     st_tts_destroy(&a->tts);
+    st_lm_state_destroy(&a->lm_state);
     st_lm_model_destroy(&a->lm);
+    free(a->logits);
+    free(a->ids);
     st_asr_stream_destroy(&a->asr_stream);
     st_asr_destroy(&a->asr);
     st_vad_destroy(&a->vad);
@@ -274,12 +337,33 @@ static void heard_words(st_agent *a, char *out, size_t cap)
     }
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The synthesizer's word events so far, into the answer's word list (their
+   positions are frames of the utterance: indices into the queue). */
+static void collect_words(st_agent *a)
+{
+    st_tts_word w[16];
+    size_t n;
+    while ((n = st_tts_read_words(a->tts, w, 16)) > 0)
+        for (size_t i = 0; i < n; i++)
+            if (w[i].utterance == a->utt && a->n_words < WORDS_MAX)
+                a->words[a->n_words++] = w[i];
+}
+
 static void flush(st_agent *a, uint64_t now)
 {
     entry *last = history_last(a);
-    if (a->queue_len && !a->started && last && last->agent)
+    if (a->answering)
+        collect_words(a);
+    if (a->answering && !a->started && last && last->agent)
         a->n_history--; /* never played: the user heard none of it */
-    else if (a->queue_len && a->played < a->queue_len) {
+    else if (a->answering && (a->played < a->queue_len || !a->audio_done)) {
         heard_words(a, a->scratch, sizeof a->scratch);
         entry *e = history_last(a);
         if (e && e->agent) {
@@ -290,62 +374,263 @@ static void flush(st_agent *a, uint64_t now)
         a->stats.interruptions++;
         emit(a, ST_AGENT_EV_INTERRUPTED, now, st_turn_barge_onset(a->turn), a->scratch, 0);
     }
+    if (a->answering && !(a->text_done && a->audio_done))
+        st_tts_cancel(a->tts); /* the synthesizer drops the rest */
+    a->lm_on = false; /* the LM stops where it is */
     a->flushed_epoch = a->queue_epoch + 1;
     a->queue_len = a->played = 0;
     a->n_words = 0;
-    a->paused = a->started = false;
+    a->answering = a->paused = a->started = false;
+    a->utt = 0;
+}
+
+/* ---- the answer, streamed --------------------------------------------------- */
+
+static bool is_word_byte(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (unsigned char)c >= 0x80;
+}
+
+/* Hands text to the synthesizer (and to the reply as said). */
+static int tts_push(st_agent *a, const char *text, size_t len)
+{
+    if (!len)
+        return ST_OK;
+    if (a->reply_len + len >= sizeof a->reply)
+        len = sizeof a->reply - 1 - a->reply_len;
+    memcpy(a->reply + a->reply_len, text, len);
+    a->reply_len += len;
+    a->reply[a->reply_len] = '\0';
+    int id = st_tts_push(a->tts, a->reply + a->reply_len - len);
+    if (id < 0)
+        return id;
+    if (!a->t_first_push)
+        a->t_first_push = st_now_s();
+    a->utt = id;
+    return ST_OK;
+}
+
+/* Where the answer's speakable text ends now: at a tool call, or at a
+   brace or bracket the model should not have written (dialogue.h). */
+static size_t answer_end(const st_agent *a)
+{
+    for (size_t i = a->answer_at; i < a->gen_len; i++)
+        if (strchr("[]{}\n", a->gen[i]))
+            return i;
+    return a->gen_len;
+}
+
+/*  Gives the synthesizer every word of the answer but the last one: a word
+    the agent hands over may never turn out to be the answer's last. The
+    synthesizer cuts its pieces from the text (tts/chunker.c), and the
+    piece with the last word is spoken differently (the engine's tail, no
+    clause pause) when the utterance has ended by the time it is cut; were
+    the last word pushed before st_tts_end(), which of the two it became
+    would be a race with the synthesizer's thread (answers 0.3 s longer in
+    one run of three). Held back until the next word starts, the last word
+    goes with the end (stripped of its final punctuation, so it can never
+    be cut before the end is known): the same audio on every run. */
+static int push_answer(st_agent *a, bool final)
+{
+    size_t end = answer_end(a);
+    if (a->pushed_at < a->answer_at)
+        a->pushed_at = a->answer_at;
+    if (end <= a->pushed_at)
+        return ST_OK;
+    const char *g = a->gen;
+    size_t cut = end;
+    if (!final) {
+        /* up to the start of the last word (a run with a letter or digit) */
+        size_t k = end;
+        while (k > a->pushed_at && !is_word_byte(g[k - 1]))
+            k--;
+        while (k > a->pushed_at && g[k - 1] != ' ')
+            k--;
+        cut = k;
+    } else {
+        while (cut > a->pushed_at && !is_word_byte(g[cut - 1]))
+            cut--;
+    }
+    if (cut <= a->pushed_at)
+        return ST_OK;
+    size_t from = a->pushed_at;
+    if (!a->reply_len)
+        while (from < cut && g[from] == ' ')
+            from++;
+    for (size_t i = from; i < cut; i++)
+        if (g[i] == ' ' && i > from && g[i - 1] != ' ')
+            a->pushed_words++;
+    if (final)
+        a->pushed_words++;
+    int rc = tts_push(a, g + from, cut - from);
+    a->pushed_at = final ? end : cut;
+    return rc;
+}
+
+/* Appends to the LM's transcript. */
+static void gen_add(st_agent *a, const char *s, size_t n)
+{
+    size_t room = sizeof a->gen - 1 - a->gen_len;
+    if (n > room)
+        n = room;
+    memcpy(a->gen + a->gen_len, s, n);
+    a->gen_len += n;
+    a->gen[a->gen_len] = '\0';
+}
+
+static int32_t argmax(const float *z, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (z[i] > z[best])
+            best = i;
+    return (int32_t)best;
+}
+
+/* The answer is written: the rest goes to the synthesizer with its end. */
+static int lm_finish(st_agent *a, uint64_t now)
+{
+    a->lm_on = false;
+    int rc = push_answer(a, true);
+    if (!rc && !a->reply_len)
+        rc = tts_push(a, FALLBACK, strlen(FALLBACK) - 1); /* the model wrote nothing usable */
+    if (rc)
+        return rc;
+    int id = st_tts_end(a->tts);
+    if (id < 0)
+        return id;
+    a->utt = id;
+    a->text_done = true;
+    entry *e = history_last(a);
+    if (e && e->agent)
+        snprintf(e->text, sizeof e->text, "%s", a->reply);
+    emit(a, ST_AGENT_EV_ANSWER, now, a->request_end, a->reply,
+         (st_now_s() - a->t_decided) * 1000);
+    return ST_OK;
+}
+
+/*  One token of the answer (the loop of st_dialogue_reply(), a token at a
+    time): a tool call closed by "]" is executed and its result fed to the
+    model; a newline or the length limit ends the answer. */
+static int lm_token(st_agent *a, uint64_t now)
+{
+    const st_lm_tokenizer *tok = st_lm_model_tokenizer(a->lm);
+    size_t V = st_lm_model_config(a->lm)->vocab;
+    int32_t t = argmax(a->logits, V);
+    if (!a->t_first_token)
+        a->t_first_token = st_now_s();
+    size_t pl = 0;
+    const char *piece = st_lm_tokenizer_piece(tok, t, &pl);
+    const char *nl = piece ? memchr(piece, '\n', pl) : NULL;
+    a->lm_tokens++;
+    if (nl) {
+        gen_add(a, piece, (size_t)(nl - piece));
+        return lm_finish(a, now);
+    }
+    if (piece)
+        gen_add(a, piece, pl);
+    int rc = st_lm_step(a->lm, a->lm_state, t, a->logits);
+    if (rc)
+        return rc;
+    if (piece && pl && piece[pl - 1] == ']') {
+        size_t open = a->gen_len;
+        for (size_t i = a->gen_len; i-- > a->answer_at;)
+            if (a->gen[i] == '[') {
+                open = i;
+                break;
+            }
+        if (open < a->gen_len) {
+            char result[256], fed[300];
+            size_t cl = a->gen_len - 1 - (open + 1);
+            st_dialogue_tool(&a->tools, a->gen + open + 1, cl, result, sizeof result);
+            int fl = snprintf(fed, sizeof fed, "{ %s}", result);
+            if (fl > (int)sizeof fed - 1)
+                fl = (int)sizeof fed - 1;
+            gen_add(a, fed, (size_t)fl);
+            a->answer_at = a->gen_len;
+            size_t m = 0;
+            st_lm_tokenizer_encode(tok, fed, (size_t)fl, a->ids, a->ids_cap, &m, NULL);
+            if (m > a->ids_cap)
+                m = a->ids_cap;
+            if (m && (rc = st_lm_forward(a->lm, a->lm_state, a->ids, m, a->logits, false, NULL)))
+                return rc;
+        }
+    }
+    if (a->lm_tokens >= MAX_TOKENS || a->gen_len >= sizeof a->gen - 1)
+        return lm_finish(a, now);
+    return push_answer(a, false);
+}
+
+/*  The LM writes on until `words` words went to the synthesizer in all (or
+    it is done; at most max_tokens now). A function of the tokens alone, so
+    the answer's events fall on the same blocks on every run. */
+static int lm_pump(st_agent *a, unsigned words, size_t max_tokens, uint64_t now)
+{
+    int rc = ST_OK;
+    double c0 = cpu_now();
+    for (size_t k = 0; a->lm_on && a->pushed_words < words && k < max_tokens && !rc; k++)
+        rc = lm_token(a, now);
+    a->stats.cpu_lm_s += cpu_now() - c0;
+    return rc;
 }
 
 static int answer(st_agent *a, uint64_t now, const char *said)
 {
-    double t0 = st_now_s();
+    a->t_decided = st_now_s();
+    a->t_first_token = a->t_first_push = a->t_first_audio = 0;
     const char *request = st_turn_request(a->turn);
-    char reply[TEXT_MAX];
-    if (said) {
-        snprintf(reply, sizeof reply, "%s", said);
-    } else {
+    if (!said) {
         history_add(a, false, request, st_turn_request_end(a->turn),
                     st_turn_request_end(a->turn));
         emit(a, ST_AGENT_EV_REQUEST, now, st_turn_request_end(a->turn), request, 0);
     }
-    if (!said && a->lm) {
-        st_dialogue_params dp = st_dialogue_default_params();
-        dp.max_tokens = 200;
-        dp.tools.hour = a->p.clock_hour;
-        dp.tools.minute = a->p.clock_minute;
-        int rc = st_dialogue_reply(a->lm, request, &dp, reply, sizeof reply, NULL);
-        if (rc)
-            return rc;
-    } else if (!said)
-        snprintf(reply, sizeof reply, "my dialogue model is not installed.");
-    st_tts_result r;
-    int rc = st_tts_synthesize(a->tts, reply, &r);
-    if (rc)
-        return rc;
-    size_t n = r.frames < a->queue_cap ? r.frames : a->queue_cap;
-    memcpy(a->queue, r.samples, n * sizeof(float));
-    a->n_words = r.n_words < WORDS_MAX ? r.n_words : WORDS_MAX;
-    memcpy(a->words, r.words, a->n_words * sizeof a->words[0]);
-    st_tts_result_free(&r);
-    a->queue_len = n;
-    a->played = 0;
-    a->paused = a->started = false;
+    if (a->answering)
+        flush(a, now); /* cannot happen: the controller interrupts first */
+    a->gen_len = a->answer_at = a->pushed_at = a->reply_len = 0;
+    a->gen[0] = a->reply[0] = '\0';
+    a->pushed_words = 0;
+    a->lm_tokens = 0;
+    a->queue_len = a->played = 0;
+    a->n_words = 0;
+    a->paused = a->started = a->text_done = a->audio_done = false;
+    a->answering = true;
+    a->utt = 0;
     a->queue_epoch = st_turn_epoch(a->turn);
     a->request_end = said ? 0 : st_turn_request_end(a->turn); /* 0: nobody asked */
-    double ms = (st_now_s() - t0) * 1000;
-    history_add(a, true, reply, 0, 0);
+    history_add(a, true, "", 0, 0);
     a->stats.answers++;
-    emit(a, ST_AGENT_EV_ANSWER, now, a->request_end, reply, ms);
-    if (!n) /* nothing to say (should not happen: the LM never gives silence) */
-        st_turn_agent_done(a->turn, now);
-    return ST_OK;
+    if (said || !a->lm) {
+        gen_add(a, said ? said : "my dialogue model is not installed.",
+                strlen(said ? said : "my dialogue model is not installed."));
+        a->t_first_token = st_now_s();
+        return lm_finish(a, now);
+    }
+    double c0 = cpu_now();
+    a->lm_on = true;
+    char norm[TEXT_MAX], prompt[TEXT_MAX + 16];
+    st_dialogue_normalize(request, norm, sizeof norm);
+    int pn = snprintf(prompt, sizeof prompt, "user: %s\nagent:", norm);
+    size_t n = 0;
+    st_lm_state_reset(a->lm_state);
+    st_lm_tokenizer_encode(st_lm_model_tokenizer(a->lm), prompt,
+                           pn < (int)sizeof prompt ? (size_t)pn : sizeof prompt - 1, a->ids,
+                           a->ids_cap, &n, NULL);
+    if (n > a->ids_cap)
+        n = a->ids_cap;
+    int rc = st_lm_forward(a->lm, a->lm_state, a->ids, n, a->logits, false, NULL);
+    a->stats.cpu_lm_s += cpu_now() - c0;
+    if (rc)
+        return rc;
+    /* the first piece, then the first audio: the speaker waits for it */
+    return lm_pump(a, FIRST_WORDS, MAX_TOKENS, now);
 }
 
 static int act(st_agent *a, int actions, uint64_t now)
 {
     if (actions & ST_TURN_DO_INTERRUPT)
         flush(a, now);
-    if (actions & ST_TURN_DO_PAUSE && a->queue_len) {
+    if (actions & ST_TURN_DO_PAUSE && a->answering) {
         a->paused = true;
         emit(a, ST_AGENT_EV_PAUSED, now + ST_AGENT_BLOCK, st_turn_barge_onset(a->turn), NULL, 0);
     }
@@ -366,6 +651,56 @@ int st_agent_say(st_agent *a, const char *text)
         return st_error(ST_ERR_STATE, "agent: cannot speak unasked while %s",
                         st_turn_state_name(st_turn_get_state(a->turn)));
     return answer(a, now, text ? text : "");
+}
+
+/*  Reads the synthesizer's audio into the queue until `need` samples wait
+    to be played or the answer's audio has ended. It waits: in virtual time
+    the block does not start before its audio exists. */
+static int fill(st_agent *a, size_t need, uint64_t now)
+{
+    int rc;
+    while (a->answering && !a->audio_done && a->queue_len - a->played < need) {
+        if (a->queue_len >= a->queue_cap) {
+            /* the longest answer played: the rest is not said */
+            st_tts_cancel(a->tts);
+            if (a->lm_on) {
+                a->lm_on = false;
+                emit(a, ST_AGENT_EV_ANSWER, now, a->request_end, a->reply,
+                     (st_now_s() - a->t_decided) * 1000);
+            }
+            a->text_done = a->audio_done = true;
+            break;
+        }
+        if (!a->utt) {
+            a->audio_done = true; /* nothing to say */
+            break;
+        }
+        st_tts_chunk info;
+        long n = st_tts_read(a->tts, a->queue + a->queue_len, a->queue_cap - a->queue_len, 5.0,
+                             &info);
+        if (n == ST_ERR_TIMEOUT && a->lm_on) {
+            /* the synthesizer waits for text (the LM fell behind the voice,
+               which the pacing should prevent): the LM finishes now */
+            st_log(ST_LOG_WARN, "agent: the synthesizer starved; the LM finishes at once");
+            if ((rc = lm_pump(a, (unsigned)-1, MAX_TOKENS, now)))
+                return rc;
+            if (a->lm_on && (rc = lm_finish(a, now)))
+                return rc;
+            continue;
+        }
+        if (n < 0)
+            return st_error((int)n, "agent: the synthesizer made no audio for 5 s: %s",
+                            st_errmsg());
+        if (info.utterance != a->utt)
+            continue; /* a cancelled answer's (cannot happen: cancel drops it) */
+        if (n > 0 && !a->t_first_audio)
+            a->t_first_audio = st_now_s();
+        a->queue_len += (size_t)n;
+        if (info.end && a->text_done)
+            a->audio_done = true;
+    }
+    collect_words(a);
+    return ST_OK;
 }
 
 /* ---- one block -------------------------------------------------------------- */
@@ -389,7 +724,15 @@ static double near_far_db(const st_agent *a, bool *playing)
    then a user must be about as loud as the agent's playback. */
 static double dt_threshold_db(const st_agent *a)
 {
-    return a->ref_blocks >= DT_CONVERGE_BLOCKS ? DT_MIN_DB : DT_EARLY_DB;
+    if (a->ref_blocks >= DT_CONVERGE_BLOCKS)
+        return DT_MIN_DB;
+    /* Before that, what the canceller leaves is known from its tracked
+       residual (the upper envelope): speech DT_RESID_MARGIN_DB above it is
+       not the agent's echo. Without a room (or once it has converged early)
+       the residual is low and a user need not shout; in a new room it is
+       high and the early threshold holds. */
+    double t = a->resid_db + DT_RESID_MARGIN_DB;
+    return t > DT_EARLY_DB ? DT_EARLY_DB : t < DT_MIN_DB ? DT_MIN_DB : t;
 }
 
 static bool echo_only(const st_agent *a)
@@ -425,6 +768,7 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
     size_t used = 0, made = 0, made_ref = 0;
     uint64_t now = a->pos + ST_AGENT_BLOCK - 1;
     int rc;
+    double c0 = cpu_now(), c1, cpu_start = c0;
 
     /* The microphone, less the echo of what the speaker is playing during
        the same block, and, for the VAD's echo estimate, what it plays. */
@@ -453,9 +797,13 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         }
         mic = a->clean;
     }
+    c1 = cpu_now();
+    a->stats.cpu_echo_s += c1 - c0;
     st_frontend_process(a->fe, mic, ST_AGENT_BLOCK, feat, stamp, 2, &used, &made);
     st_frontend_process(a->fe_ref, a->prev_out, ST_AGENT_BLOCK, echo, stamp_ref, 2, &used,
                         &made_ref);
+    c0 = cpu_now();
+    a->stats.cpu_frontend_s += c0 - c1;
     for (size_t j = 0; j < made; j++) {
         const float *ech = NULL;
         if (a->p.echo_residual_db > -200 && j < made_ref) {
@@ -473,7 +821,11 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         }
         st_vad_event ev[1];
         size_t n_ev = 0;
-        if ((rc = st_vad_process(a->vad, feat + j * N_MELS, stamp + j, ech, 1, ev, 1, &n_ev)))
+        c0 = cpu_now();
+        rc = st_vad_process(a->vad, feat + j * N_MELS, stamp + j, ech, 1, ev, 1, &n_ev);
+        c1 = cpu_now();
+        a->stats.cpu_vad_s += c1 - c0;
+        if (rc)
             return rc;
         for (size_t k = 0; k < n_ev; k++) {
             bool on = ev[k].kind == ST_VAD_ONSET;
@@ -500,8 +852,10 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
                 return rc;
         }
         st_asr_event w;
-        if (st_asr_stream_push(a->asr_stream, feat + j * N_MELS, stamp[j], &w, NULL) == 1 &&
-            w.word >= 2) {
+        c0 = cpu_now();
+        int heard = st_asr_stream_push(a->asr_stream, feat + j * N_MELS, stamp[j], &w, NULL);
+        a->stats.cpu_asr_s += cpu_now() - c0;
+        if (heard == 1 && w.word >= 2) {
             const char *word = st_asr_word(a->asr, (size_t)w.word);
             emit(a, ST_AGENT_EV_WORD, w.end_stamp, w.start_stamp, word, 0);
             if ((rc = act(a, st_turn_word(a->turn, word, w.start_stamp, w.end_stamp, now), now)))
@@ -519,10 +873,21 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
     if ((rc = act(a, st_turn_tick(a->turn, now), now)))
         return rc;
 
+    /* The answer: the LM writes on, a word or more a block, ahead of the voice. */
+    if (a->lm_on) {
+        if ((rc = lm_pump(a, a->pushed_words + 1, BLOCK_TOKENS, now)))
+            return rc;
+    }
+
     /* The speaker: the next block of the answer, unless paused or flushed. */
     uint64_t play_at = a->pos + ST_AGENT_BLOCK; /* played during the next block */
     uint32_t ep = 0;
-    if (a->queue_len && !a->paused && a->played < a->queue_len) {
+    /* One sample more than a block: whether this block ends the answer is
+       then known now, whenever the synthesizer's end marker comes. */
+    size_t n_played = 0;
+    if (a->answering && !a->paused && (rc = fill(a, ST_AGENT_BLOCK + 1, now)))
+        return rc;
+    if (a->answering && !a->paused && a->played < a->queue_len) {
         if (a->queue_epoch < a->flushed_epoch)
             a->stats.stale_samples += ST_AGENT_BLOCK; /* cannot happen: flush empties */
         size_t n = a->queue_len - a->played;
@@ -537,26 +902,40 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
             if (e && e->agent)
                 e->start = play_at;
             st_turn_agent_started(a->turn, now);
-            emit(a, ST_AGENT_EV_SPEAKING, play_at, a->request_end, NULL, 0);
+            double t = st_now_s();
+            st_agent_event ev = {
+                .kind = ST_AGENT_EV_SPEAKING, .sample = play_at, .ref = a->request_end,
+                .compute_ms = (t - a->t_decided) * 1000, .epoch = st_turn_epoch(a->turn),
+                .lm_first_ms = a->t_first_token ? (a->t_first_token - a->t_decided) * 1000 : 0,
+                .lm_piece_ms = a->t_first_push ? (a->t_first_push - a->t_decided) * 1000 : 0,
+                .tts_first_ms = a->t_first_audio && a->t_first_push
+                                    ? (a->t_first_audio - a->t_first_push) * 1000 : 0};
+            if (a->p.on_event)
+                a->p.on_event(&ev, a->p.user_data);
         }
         a->played += n;
+        n_played = n;
         ep = a->queue_epoch;
-        if (a->played >= a->queue_len) {
-            entry *e = history_last(a);
-            if (e && e->agent)
-                e->end = play_at + n;
-            emit(a, ST_AGENT_EV_DONE, play_at + n, a->answer_start, NULL, 0);
-            a->queue_len = a->played = 0;
-            a->n_words = 0;
-            a->started = false;
-            st_turn_agent_done(a->turn, play_at + n);
-        }
     } else
         memset(speaker, 0, ST_AGENT_BLOCK * sizeof(float));
+    if (a->answering && !a->paused && a->audio_done && a->played >= a->queue_len) {
+        /* the answer was played to its end (or had no audio at all) */
+        uint64_t end = play_at + n_played;
+        entry *e = history_last(a);
+        if (e && e->agent)
+            e->end = end;
+        emit(a, ST_AGENT_EV_DONE, end, a->answer_start, NULL, 0);
+        a->queue_len = a->played = 0;
+        a->n_words = 0;
+        a->answering = a->started = false;
+        a->utt = 0;
+        st_turn_agent_done(a->turn, end);
+    }
     memcpy(a->prev_out, speaker, sizeof a->prev_out);
     if (epoch)
         *epoch = ep;
     a->pos += ST_AGENT_BLOCK;
+    a->stats.cpu_total_s += cpu_now() - cpu_start;
     return ST_OK;
 }
 
@@ -583,4 +962,93 @@ bool st_agent_history(const st_agent *a, size_t i, st_agent_turn *out)
 void st_agent_get_stats(const st_agent *a, st_agent_stats *out)
 {
     *out = a->stats;
+    st_tts_stats ts;
+    st_tts_get_stats(a->tts, &ts);
+    out->tts_worker_s = ts.compute_s;
+}
+
+/* ---- the turn publisher --------------------------------------------------------- */
+
+struct st_agent_pub {
+    void *zctx, *pub;
+    uint64_t seq;
+    uint64_t sent, dropped;
+};
+
+st_agent_pub *st_agent_pub_new(const char *endpoint, int *err)
+{
+    int rc = ST_OK;
+    st_agent_pub *p = calloc(1, sizeof *p);
+    if (!p) {
+        rc = st_error(ST_ERR_NOMEM, "turn publisher: out of memory");
+        goto fail;
+    }
+    if (!endpoint || !*endpoint) {
+        rc = st_error(ST_ERR_INVALID, "turn publisher: no endpoint given");
+        goto fail;
+    }
+    if (!(p->zctx = zmq_ctx_new()) || !(p->pub = zmq_socket(p->zctx, ZMQ_PUB))) {
+        rc = st_error(ST_ERR_IO, "turn publisher: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    int linger = 200, hwm = 1000;
+    zmq_setsockopt(p->pub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(p->pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (zmq_bind(p->pub, endpoint) != 0) {
+        rc = st_error(ST_ERR_IO, "turn publisher: cannot bind '%s': %s", endpoint,
+                      zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (err)
+        *err = ST_OK;
+    return p;
+fail:
+    st_agent_pub_destroy(&p);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+int st_agent_pub_event(st_agent_pub *p, const st_agent_event *e)
+{
+    if (!p || e->kind != ST_AGENT_EV_STATE)
+        return ST_OK;
+    unsigned char payload[64];
+    long n = st_wire_control_encode(payload, sizeof payload, ST_CTL_TURN,
+                                    e->to == ST_TURN_AGENT ? 1u : 0u, 0,
+                                    st_turn_state_name(e->to));
+    if (n < 0)
+        return (int)n;
+    st_wire_header h;
+    st_wire_header_init(&h, ST_MSG_CONTROL, 0);
+    h.epoch = e->epoch;
+    h.seq = ++p->seq;
+    h.sample_index = e->sample;
+    h.payload_bytes = (uint32_t)n;
+    int rc = st_wire_send(p->pub, &h, payload, (size_t)n, ZMQ_DONTWAIT);
+    if (rc == ST_ERR_TIMEOUT) { /* PUB never blocks; a full queue drops (counted) */
+        p->dropped++;
+        return ST_OK;
+    }
+    if (!rc)
+        p->sent++;
+    return rc;
+}
+
+uint64_t st_agent_pub_sent(const st_agent_pub *p)
+{
+    return p ? p->sent : 0;
+}
+
+void st_agent_pub_destroy(st_agent_pub **p_p)
+{
+    if (!p_p || !*p_p)
+        return;
+    st_agent_pub *p = *p_p;
+    if (p->pub)
+        zmq_close(p->pub);
+    if (p->zctx)
+        zmq_ctx_term(p->zctx);
+    free(p);
+    *p_p = NULL;
 }

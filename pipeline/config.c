@@ -19,6 +19,13 @@
       and inproc://st/_report when every stage is a thread of the supervisor,
       else tcp base_port and base_port + 1 when the pipeline's transport is
       tcp, else ipc://IPC_DIR/_control and _report (or `control` / `report`).
+
+    Security (docs/SECURITY.md): tcp sockets use CurveZMQ with the key files
+    `key =` names ([pipeline]: the supervisor's and every stage's default;
+    a stage's own), admitting every key the file names or a stage's
+    `accept`; plain tcp only with `insecure = yes`. Key files are read at
+    load (errors name the file and line); tcp without keys is an error for
+    whoever runs the pipeline, so that --insecure can still be set.
 */
 #include "pipeline_impl.h"
 
@@ -27,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 enum { TR_INPROC = 0, TR_IPC = 1, TR_TCP = 2, TR_DEFAULT = -1 };
 static const char *const transports[] = {"inproc", "ipc", "tcp", NULL};
@@ -54,6 +62,12 @@ typedef struct {
     char listen[EP_MAX];
     char thread[NAME_MAX_];     /* `thread = NAME`: runs on NAME's thread; "" alone */
     int thread_line;
+    char key[256];              /* `key = FILE`: its CURVE pair; "" = the pipeline's */
+    int key_line;
+    char pub[ST_CURVE_KEY_Z85 + 1];
+    bool has_accept;            /* `accept = ...` replaces the default list */
+    int n_accept;
+    char accept[ST_SEC_MAX_ACCEPT][ST_CURVE_KEY_Z85 + 1];
     /* resolved */
     int group_head;             /* index of the chain's first stage; -1 alone */
     int fused_next;             /* index of the next stage of its chain; -1 none */
@@ -61,6 +75,7 @@ typedef struct {
     int n_binds;
     char binds[ST_STAGE_MAX_BINDS][EP_MAX];
     char outputs[ST_STAGE_MAX_OUTPUTS][EP_MAX];
+    st_sec_stage sec;
 } cfg_stage;
 
 struct st_pipe_config {
@@ -78,6 +93,16 @@ struct st_pipe_config {
     double heartbeat_ms, heartbeat_timeout_ms, start_timeout_s, send_timeout_ms, metrics_ms,
         orphan_s, spin_us;
     char control[EP_MAX], report[EP_MAX];
+    char key[256];              /* `key = FILE`: the supervisor's pair, and every stage's default */
+    int key_line;
+    char pub[ST_CURVE_KEY_Z85 + 1];
+    bool insecure;              /* `insecure = yes`: plain tcp */
+    int n_accept;               /* `accept = ...`: admitted by every listener */
+    char accept[ST_SEC_MAX_ACCEPT][ST_CURVE_KEY_Z85 + 1];
+    bool uses_tcp;              /* some socket of the pipeline is tcp */
+    st_sec_stage sup_sec;       /* the supervisor's */
+    int sec_rc;                 /* tcp without keys: an error for whoever runs it */
+    char sec_msg[512];
     /* resolved */
     char control_ep[EP_MAX], report_ep[EP_MAX];
     int resolve_rc;
@@ -308,8 +333,11 @@ static int interpret_pipeline(st_pipe_config *c)
         (rc = st_params_double(p, "send_timeout_ms", 1000, 0, 600000, &c->send_timeout_ms)) ||
         (rc = st_params_double(p, "metrics_ms", 1000, 10, 600000, &c->metrics_ms)) ||
         (rc = st_params_double(p, "orphan_s", 5, 0, 3600, &c->orphan_s)) ||
-        (rc = st_params_double(p, "spin_us", 0, 0, 1e6, &c->spin_us)))
+        (rc = st_params_double(p, "spin_us", 0, 0, 1e6, &c->spin_us)) ||
+        (rc = st_params_bool(p, "insecure", false, &c->insecure)))
         return rc;
+    st_params_get(p, "key");    /* read by security() */
+    st_params_get(p, "accept");
     v = st_params_get(p, "host");
     snprintf(c->host, sizeof c->host, "%s", v ? v : "127.0.0.1");
     v = st_params_get(p, "ipc_dir");
@@ -379,6 +407,8 @@ static int interpret_stage(st_pipe_config *c, cfg_stage *s)
         return st_error(ST_ERR_FORMAT, "%s[stage.%s] thread: '%s' is not a stage name",
                         at(c, s->thread_line, w, sizeof w), s->name, v);
     snprintf(s->thread, sizeof s->thread, "%s", v ? v : "");
+    st_params_get(p, "key");    /* read by security() */
+    st_params_get(p, "accept");
     s->n_out = 0;
     s->out_line = line_of(p, "out");
     v = st_params_get(p, "out");
@@ -431,6 +461,204 @@ static bool all_in_process(const st_pipe_config *c)
 }
 
 static int resolve(st_pipe_config *c);
+
+/* ---- security: CURVE keys of tcp sockets (docs/SECURITY.md) ---------------- */
+
+static bool is_tcp(const char *ep)
+{
+    return !strncmp(ep, "tcp://", 6);
+}
+
+/* The public key of a key pair named in the configuration: FILE itself when
+   it is here (its permissions and pair are checked), else FILE.pub (the
+   pair lives on another host). */
+static int read_public(const st_pipe_config *c, const char *path, int line, const char *section,
+                       char out[ST_CURVE_KEY_Z85 + 1])
+{
+    char w[300], pub[300];
+    st_curve_keys k;
+    int rc;
+    snprintf(pub, sizeof pub, "%s.pub", path);
+    if (!access(path, F_OK))
+        rc = st_curve_keys_read(path, &k);
+    else if (!access(pub, F_OK))
+        rc = st_curve_keys_read(pub, &k);
+    else
+        rc = st_error(ST_ERR_NOT_FOUND, "key file '%s': no such file, nor '%s' (make the pair "
+                      "with: spiketalk keygen %s)", path, pub, path);
+    if (rc) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", st_errmsg());
+        return st_error(rc, "%s[%s] key: %s", at(c, line, w, sizeof w), section, msg);
+    }
+    memcpy(out, k.public_z85, ST_CURVE_KEY_Z85 + 1);
+    memset(&k, 0, sizeof k);
+    return ST_OK;
+}
+
+static void add_key(char acc[][ST_CURVE_KEY_Z85 + 1], int *n, const char *k)
+{
+    if (!k[0])
+        return;
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(acc[i], k))
+            return;
+    if (*n < ST_SEC_MAX_ACCEPT)
+        memcpy(acc[(*n)++], k, ST_CURVE_KEY_Z85 + 1);
+}
+
+/* `accept = KEY, FILE.pub, ...`: Z85 keys or key files. */
+static int read_accept(const st_pipe_config *c, st_params *p, const char *section,
+                       char acc[][ST_CURVE_KEY_Z85 + 1], int *n, bool *given)
+{
+    *n = 0;
+    const char *v = st_params_get(p, "accept");
+    if (given)
+        *given = v != NULL;
+    if (!v)
+        return ST_OK;
+    char buf[ST_PARAM_VALUE_MAX], w[300];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        char key[ST_CURVE_KEY_Z85 + 1];
+        int rc = st_curve_public_parse(tok, key);
+        if (rc) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", st_errmsg());
+            return st_error(rc, "%s[%s] accept: '%s': %s", at(c, line_of(p, "accept"), w, sizeof w),
+                            section, tok, msg);
+        }
+        if (*n == ST_SEC_MAX_ACCEPT)
+            return st_error(ST_ERR_FORMAT, "%s[%s] accept: at most %d keys",
+                            at(c, line_of(p, "accept"), w, sizeof w), section, ST_SEC_MAX_ACCEPT);
+        add_key(acc, n, key);
+    }
+    return ST_OK;
+}
+
+static bool all_in_process(const st_pipe_config *c);
+
+/* Reads the key files named (errors: now, with file and line) and decides
+   who uses which key on tcp. tcp without keys and without `insecure = yes`
+   is an error for whoever runs the pipeline (sec_rc), so that --insecure
+   can still be given after the file is loaded. */
+static int security(st_pipe_config *c)
+{
+    char w[300];
+    int rc;
+    st_params *pp = &c->pipeline;
+    c->sec_rc = ST_OK;
+    c->sec_msg[0] = '\0';
+    memset(&c->sup_sec, 0, sizeof c->sup_sec);
+    const char *v = st_params_get(pp, "key");
+    snprintf(c->key, sizeof c->key, "%s", v ? v : "");
+    c->key_line = line_of(pp, "key");
+    c->pub[0] = '\0';
+    if (c->key[0] && (rc = read_public(c, c->key, c->key_line, "pipeline", c->pub)))
+        return rc;
+    if ((rc = read_accept(c, pp, "pipeline", c->accept, &c->n_accept, NULL)))
+        return rc;
+    bool all_keys = true, any_key = c->key[0];
+    for (int i = 0; i < c->n; i++) {
+        cfg_stage *s = &c->st[i];
+        char section[NAME_MAX_ + 8];
+        snprintf(section, sizeof section, "stage.%s", s->name);
+        memset(&s->sec, 0, sizeof s->sec);
+        v = st_params_get(&s->params, "key");
+        snprintf(s->key, sizeof s->key, "%s", v ? v : "");
+        s->key_line = line_of(&s->params, "key");
+        s->pub[0] = '\0';
+        if (s->key[0] && (rc = read_public(c, s->key, s->key_line, section, s->pub)))
+            return rc;
+        any_key |= s->key[0] != '\0';
+        all_keys &= s->key[0] || c->key[0];
+        if ((rc = read_accept(c, &s->params, section, s->accept, &s->n_accept, &s->has_accept)))
+            return rc;
+    }
+    /* Which sockets are tcp: edges (not fused ones), listeners, the bus. */
+    bool local = all_in_process(c);
+    bool bus_tcp = !local && ((c->control[0] ? is_tcp(c->control) : c->transport == TR_TCP) ||
+                              (c->report[0] ? is_tcp(c->report) : c->transport == TR_TCP));
+    c->uses_tcp = bus_tcp;
+    for (int i = 0; i < c->n; i++) {
+        const cfg_stage *s = &c->st[i];
+        c->uses_tcp |= s->listen[0] && is_tcp(s->listen);
+        for (int k = 0; k < s->n_out; k++) {
+            const cfg_stage *d = find_stage(c, s->out_name[k]);
+            if (s->fused_next >= 0 || !d)
+                continue;
+            c->uses_tcp |= d->listen[0] ? is_tcp(d->listen) : edge_transport(c, s, k) == TR_TCP;
+        }
+    }
+    if (!c->uses_tcp || c->insecure)
+        return ST_OK;
+    if (!any_key || !all_keys || (bus_tcp && !c->key[0])) {
+        const cfg_stage *lacking = NULL;
+        for (int i = 0; i < c->n && !lacking && any_key; i++)
+            if (!c->st[i].key[0] && !c->key[0])
+                lacking = &c->st[i];
+        if (!any_key)
+            c->sec_rc = st_error(ST_ERR_INVALID, "%s[pipeline] tcp sockets are encrypted and "
+                                 "authenticated (CurveZMQ) by default: name a key pair (key = "
+                                 "FILE, made by `spiketalk keygen FILE`) or allow plain tcp with "
+                                 "insecure = yes (or --insecure); docs/SECURITY.md",
+                                 at(c, line_of(pp, "transport"), w, sizeof w));
+        else if (lacking)
+            c->sec_rc = st_error(ST_ERR_INVALID, "%s[stage.%s] has no key and [pipeline] has "
+                                 "none for it (key = FILE)", at(c, lacking->line, w, sizeof w),
+                                 lacking->name);
+        else
+            c->sec_rc = st_error(ST_ERR_INVALID, "%s[pipeline] has no key: the supervisor's "
+                                 "control bus and report socket are tcp and need a key pair "
+                                 "(key = FILE)", at(c, pp->line, w, sizeof w));
+        snprintf(c->sec_msg, sizeof c->sec_msg, "%s", st_errmsg());
+        st_error_clear();
+        return ST_OK;
+    }
+    /* Every key the configuration names is admitted by default. */
+    char known[ST_SEC_MAX_ACCEPT][ST_CURVE_KEY_Z85 + 1];
+    int n_known = 0;
+    add_key(known, &n_known, c->pub);
+    for (int i = 0; i < c->n; i++)
+        add_key(known, &n_known, c->st[i].pub);
+    for (int i = 0; i < c->n_accept; i++)
+        add_key(known, &n_known, c->accept[i]);
+    st_sec_stage *ss = &c->sup_sec;
+    ss->curve = true;
+    snprintf(ss->key_file, sizeof ss->key_file, "%s", c->key);
+    snprintf(ss->key_where, sizeof ss->key_where, "%.280s[pipeline] key",
+             at(c, c->key_line, w, sizeof w));
+    memcpy(ss->public_z85, c->pub, sizeof ss->public_z85);
+    memcpy(ss->supervisor_z85, c->pub, sizeof ss->supervisor_z85);
+    memcpy(ss->accept, known, sizeof known);
+    ss->n_accept = n_known;
+    for (int i = 0; i < c->n; i++) {
+        cfg_stage *s = &c->st[i];
+        st_sec_stage *sec = &s->sec;
+        sec->curve = true;
+        bool own = s->key[0] != '\0';
+        snprintf(sec->key_file, sizeof sec->key_file, "%s", own ? s->key : c->key);
+        snprintf(sec->key_where, sizeof sec->key_where, "%.240s[%s%.48s] key",
+                 at(c, own ? s->key_line : c->key_line, w, sizeof w), own ? "stage." : "pipeline",
+                 own ? s->name : "");
+        memcpy(sec->public_z85, own ? s->pub : c->pub, sizeof sec->public_z85);
+        memcpy(sec->supervisor_z85, c->pub, sizeof sec->supervisor_z85);
+        for (int k = 0; k < s->n_out; k++) {
+            const cfg_stage *d = find_stage(c, s->out_name[k]);
+            if (d)
+                memcpy(sec->server_z85[k], d->pub[0] ? d->pub : c->pub, ST_CURVE_KEY_Z85 + 1);
+        }
+        if (s->has_accept) {
+            memcpy(sec->accept, s->accept, sizeof s->accept);
+            sec->n_accept = s->n_accept;
+        } else {
+            memcpy(sec->accept, known, sizeof known);
+            sec->n_accept = n_known;
+        }
+    }
+    return ST_OK;
+}
 
 /* `thread = NAME`: the stage runs on the thread of stage NAME, the first of a
    fused chain. The stages of one thread must form a chain in which each
@@ -558,6 +786,8 @@ static int interpret(st_pipe_config *c)
         }
     }
     if ((rc = fuse(c)))
+        return rc;
+    if ((rc = security(c)))
         return rc;
     /* Endpoints that depend on run-time choices (a port, a folder) may not
        resolve yet: that is an error only for whoever needs them. */
@@ -923,7 +1153,10 @@ int st_pipe_config_stage(const st_pipe_config *c, const char *name, st_stage_con
         return st_error(ST_ERR_NOT_FOUND, "%s: no stage named '%s'", c->origin, name);
     if (c->resolve_rc)
         return st_error(c->resolve_rc, "%s", c->resolve_msg);
+    if (c->sec_rc)
+        return st_error(c->sec_rc, "%s", c->sec_msg);
     *out = st_stage_default_config();
+    out->security = s->sec.curve ? &s->sec : NULL;
     out->name = s->name;
     out->id = (uint16_t)(s - c->st + 1);
     out->stream_id = (uint32_t)s->stream;
@@ -957,4 +1190,14 @@ const char *st_pipe_config_control(const st_pipe_config *c)
 const char *st_pipe_config_report(const st_pipe_config *c)
 {
     return c->resolve_rc ? NULL : c->report_ep;
+}
+
+const st_sec_stage *st_pipe_config_security(const st_pipe_config *c)
+{
+    return c->sup_sec.curve ? &c->sup_sec : NULL;
+}
+
+bool st_pipe_config_insecure_tcp(const st_pipe_config *c)
+{
+    return c->uses_tcp && c->insecure;
 }

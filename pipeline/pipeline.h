@@ -386,6 +386,7 @@ typedef struct {
                                       thread wake-up, at the price of a busy core */
     const st_params *params;       /* the stage's parameters (copied) */
     void *user_data;               /* handed to the stage: st_stage_user_data() */
+    const struct st_sec_stage *security; /* CURVE on its tcp sockets (copied); NULL = plain */
 } st_stage_config;
 
 /*  hwm 64, heartbeat 200 ms, metrics 1000 ms, send timeout 1000 ms, shed,
@@ -668,7 +669,8 @@ void st_pipe_destroy(st_pipe **p_p);
 
     End of turn: after the VAD's offset the controller waits `complete_wait_s`
     when the words so far are a complete request (st_turn_request_complete),
-    `incomplete_wait_s` otherwise (a pause inside "timer ... five minutes");
+    `prefix_wait_s` when they are the start of one (a pause inside "timer ...
+    five minutes": st_turn_request_prefix), `incomplete_wait_s` otherwise;
     an onset in the wait continues the same turn. A turn without a single
     word is dropped as noise. Barge-in: an onset while the agent speaks
     pauses the speaker at once (PAUSE); speech that adds up to `barge_min_s`
@@ -696,7 +698,10 @@ typedef enum {
 typedef struct {
     int rate_hz;               /* the capture clock; 16000 */
     double complete_wait_s;    /* after the offset, a complete request; 0.05 s */
-    double incomplete_wait_s;  /* ... an incomplete one (a pause inside it); 0.7 s */
+    double incomplete_wait_s;  /* ... words that are neither: the silence fallback; 0.7 s */
+    double prefix_wait_s;      /* ... the start of a request of the grammar ("timer",
+                                  "what is three plus": st_turn_request_prefix), a pause
+                                  inside it; 0.7 s (= the fallback: see docs/AGENT.md) */
     double barge_min_s;        /* user speech over the agent that commits a barge-in
                                   (segments less than resume_hold_s apart add up); 0.3 s */
     double resume_hold_s;      /* after such speech ends short of it, the agent waits this
@@ -757,6 +762,11 @@ uint64_t st_turn_barge_onset(const st_turn *t);
     "hello", "hi", "help", "thanks", "goodbye", "repeat", "yes", "no". Pure. */
 bool st_turn_request_complete(const char *words);
 
+/*  Whether words end in the start of such a request, the rest still to come:
+    the last word is "plus", "minus", "times", "timer", "count", "what" or a
+    number (not completing a request). Pure. */
+bool st_turn_request_prefix(const char *words);
+
 /* ======================================================================== */
 /*  The agent (pipeline/agent.c): the whole conversation, frame by frame.    */
 /* ======================================================================== */
@@ -767,9 +777,12 @@ bool st_turn_request_complete(const char *words);
     (above), the dialogue LM (snn/dialogue.h, tools executed) and the
     synthesizer (tts/), and a speaker queue tagged with the turn's epoch
     that pauses, resumes and flushes. Everything runs on the caller's thread
-    in block order, so a recording gives the same conversation, to the
+    in block order but the synthesizer (its worker thread), whose audio each
+    block waits for, so a recording gives the same conversation, to the
     sample, on every run (virtual time); the compute each answer took is
-    measured on the wall clock and reported beside it.
+    measured on the wall clock and reported beside it. The answer streams:
+    the LM writes its first words at the block that ends the turn, the
+    synthesizer speaks them while the LM writes on (a word or more a block).
 
     The clock: block k holds capture samples [160 k, 160 k + 160); what
     st_agent_process() returns for it is played during block k + 1 (one
@@ -783,9 +796,13 @@ typedef enum {
     ST_AGENT_EV_OFFSET,        /* ... ends */
     ST_AGENT_EV_WORD,          /* the recognizer heard a word (text) */
     ST_AGENT_EV_REQUEST,       /* end of turn: text = the request, ref = end of speech */
-    ST_AGENT_EV_ANSWER,        /* the answer's text, compute_ms = LM + synthesis */
+    ST_AGENT_EV_ANSWER,        /* the LM wrote the whole answer: text = the answer as
+                                  said, compute_ms = decision -> written (wall clock);
+                                  before or after SPEAKING (the answer streams) */
     ST_AGENT_EV_SPEAKING,      /* first sample played; ref = end of the request
-                                  (0: st_agent_say(), nobody asked) */
+                                  (0: st_agent_say(), nobody asked); compute_ms =
+                                  decision -> first block ready, and its parts
+                                  lm_first_ms, lm_piece_ms, tts_first_ms */
     ST_AGENT_EV_PAUSED,        /* barge-in: speaker paused; ref = the user's onset */
     ST_AGENT_EV_RESUMED,       /* it was nothing: speaking on */
     ST_AGENT_EV_INTERRUPTED,   /* barge-in committed: text = what the user heard */
@@ -798,7 +815,13 @@ typedef struct {
     uint64_t ref;              /* the sample it answers (see the kinds); 0 none */
     st_turn_state from, to;    /* ST_AGENT_EV_STATE */
     const char *text;          /* borrowed for the callback; NULL when none */
-    double compute_ms;         /* ST_AGENT_EV_ANSWER: wall-clock LM + synthesis */
+    double compute_ms;         /* ANSWER, SPEAKING: wall clock since the decision, ms */
+    double lm_first_ms;        /* SPEAKING: decision -> the LM's first token (the
+                                  prompt read), wall clock, ms */
+    double lm_piece_ms;        /* SPEAKING: decision -> the first words handed to the
+                                  synthesizer, ms */
+    double tts_first_ms;       /* SPEAKING: those words -> the synthesizer's first
+                                  audio, ms */
     uint32_t epoch;
 } st_agent_event;
 
@@ -847,9 +870,11 @@ void st_agent_destroy(st_agent **a_p);
 /*  One block: mic[ST_AGENT_BLOCK] in, speaker[ST_AGENT_BLOCK] out (to be
     played next). *epoch (may be NULL) gets the turn of the samples written
     (0: silence). Events go to on_event from inside this call. Answers are
-    made here too (LM and synthesis, tens of ms): call it from the agent's
-    thread, never from an audio callback. ST_OK or the LM's/synthesizer's
-    error. */
+    made here too: at the block that ends a turn the LM's first words and
+    the wait for the synthesizer's first audio (~10 ms), then a word or more
+    of the LM a block; every block waits for its audio. Call it from the
+    agent's thread, never from an audio callback. ST_OK or the LM's or
+    synthesizer's error (ST_ERR_TIMEOUT: no audio for 5 s). */
 int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *epoch);
 
 /*  The agent says `text` from the next block on, as an answer of a new
@@ -879,8 +904,31 @@ typedef struct {
     uint64_t dropped_turns;    /* speech without a word */
     uint64_t echo_onsets;      /* VAD onsets over the agent judged its own echo */
     uint64_t stale_samples;    /* samples of an old epoch played after its flush (0) */
+    /* CPU time of the caller's thread inside st_agent_process(), s: all of it,
+       and its parts (the rest is the turn controller, the speaker queue and
+       the double-talk gate) */
+    double cpu_total_s, cpu_echo_s, cpu_frontend_s, cpu_vad_s, cpu_asr_s, cpu_lm_s;
+    double tts_worker_s;       /* the synthesizer's worker thread, busy time, s */
 } st_agent_stats;
 void st_agent_get_stats(const st_agent *a, st_agent_stats *out);
+
+/*  The conversation for other processes: a ZeroMQ PUB socket bound to
+    `endpoint` ("tcp://127.0.0.1:5599", "ipc:///tmp/turns") on which every
+    turn-state change (ST_AGENT_EV_STATE) goes out as a wire-protocol CONTROL
+    TURN message (docs/PROTOCOL.md): the header's epoch is the turn, its
+    sample_index where the change happened; arg 1 when the agent speaks, else
+    0; the text is the new state's name ("listening", "user speaking",
+    "thinking", "agent speaking", "both speaking"). Owned by the caller; a
+    subscriber that connects late misses what went before (PUB). Errors:
+    ST_ERR_IO naming the endpoint, ST_ERR_INVALID, ST_ERR_NOMEM. */
+typedef struct st_agent_pub st_agent_pub;
+st_agent_pub *st_agent_pub_new(const char *endpoint, int *err);
+/*  Publishes e when it is a state change (other events: nothing). Never
+    waits: a subscriber too slow to keep up loses messages (the header's seq
+    shows the gap). Call it from the agent's event callback. */
+int st_agent_pub_event(st_agent_pub *p, const st_agent_event *e);
+uint64_t st_agent_pub_sent(const st_agent_pub *p);
+void st_agent_pub_destroy(st_agent_pub **p_p);
 
 /* ======================================================================== */
 /*  Recordings (pipeline/stage_recorder.c): every message of a run.          */
@@ -938,6 +986,11 @@ int st_curve_public_parse(const char *text, char out[ST_CURVE_KEY_Z85 + 1]);
 typedef struct st_sec_auth st_sec_auth;
 st_sec_auth *st_sec_auth_new(void *zctx, const char *const *allowed_z85, size_t n, int *err);
 void st_sec_auth_destroy(st_sec_auth **self_p);
+/*  A list of its own for the listeners whose ZAP domain is `domain` (a
+    stage's input: "spiketalk/NAME"); other domains get the list given to
+    st_sec_auth_new. Any thread. */
+int st_sec_auth_domain(st_sec_auth *a, const char *domain, const char *const *allowed_z85,
+                       size_t n);
 /*  Clients refused and admitted so far (any thread). */
 uint64_t st_sec_auth_refused(const st_sec_auth *self);
 uint64_t st_sec_auth_admitted(const st_sec_auth *self);
@@ -952,6 +1005,39 @@ int st_sec_curve_client(void *sock, const st_curve_keys *own, const char *server
 /*  After binding an ipc:// endpoint: makes the socket file owner-only
     (0600). Other transports: nothing. ST_ERR_IO naming the path. */
 int st_sec_ipc_restrict(const char *endpoint);
+
+/*  What the configuration (`key`, `accept`, `insecure`; docs/PROTOCOL.md
+    section 6) resolves for one socket owner (a stage, the supervisor): its
+    key file (the secret is read when the sockets are made), the server key
+    each of its tcp connections trusts, and the public keys its tcp
+    listeners admit. Only tcp endpoints use CURVE; inproc and ipc stay plain. */
+#define ST_SEC_MAX_ACCEPT 48
+typedef struct st_sec_stage {
+    bool curve;                                   /* false: plain tcp (insecure = yes) */
+    char key_file[256];                           /* our pair; "" = none named */
+    char key_where[320];                          /* "FILE:LINE: [SECTION] key" for messages */
+    char public_z85[ST_CURVE_KEY_Z85 + 1];
+    char server_z85[ST_STAGE_MAX_OUTPUTS][ST_CURVE_KEY_Z85 + 1]; /* per output */
+    char supervisor_z85[ST_CURVE_KEY_Z85 + 1];    /* the bus and the report socket */
+    int n_accept;
+    char accept[ST_SEC_MAX_ACCEPT][ST_CURVE_KEY_Z85 + 1];
+} st_sec_stage;
+
+/*  Reads the pair named by sec->key_file; errors name the configuration
+    line and the key file (missing, unreadable, readable by others). */
+int st_sec_stage_keys(const st_sec_stage *sec, st_curve_keys *own);
+
+/*  Starts the authenticator of `zctx` admitting sec->accept (for a process
+    whose tcp listeners belong to one owner: `spiketalk stage`). */
+st_sec_auth *st_sec_stage_auth(void *zctx, const st_sec_stage *sec, int *err);
+
+/*  The supervisor's side: NULL when the pipeline's tcp sockets are plain
+    (no tcp, or insecure = yes). Its accept list admits every key the
+    configuration names. Borrowed from c. */
+const st_sec_stage *st_pipe_config_security(const st_pipe_config *c);
+
+/*  Whether tcp sockets are plain because of `insecure = yes` (warn). */
+bool st_pipe_config_insecure_tcp(const st_pipe_config *c);
 
 #ifdef __cplusplus
 }

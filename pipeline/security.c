@@ -90,7 +90,8 @@ int st_curve_keys_write(const char *path, const st_curve_keys *k)
 int st_curve_keys_read(const char *path, st_curve_keys *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named as a key file must not hang the loader. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? st_error(ST_ERR_NOT_FOUND, "key file '%s': no such file", path)
                                : st_error(ST_ERR_IO, "key file '%s': %s", path, strerror(errno));
@@ -208,23 +209,70 @@ int st_sec_ipc_restrict(const char *endpoint)
 
 /* ---- the authenticator (ZAP, RFC 27) ------------------------------------------ */
 
+#define AUTH_MAX_DOMAINS 40
+
 struct st_sec_auth {
     void *rep;
     pthread_t thread;
     atomic_bool stop;
     atomic_uint_fast64_t refused, admitted;
     size_t n;
-    uint8_t (*keys)[32];   /* allowed public keys, binary */
+    uint8_t (*keys)[32];   /* allowed public keys, binary: any other domain */
+    pthread_mutex_t lock;  /* the domains below */
+    int n_domains;
+    struct {
+        char name[80];
+        size_t n;
+        uint8_t (*keys)[32];
+    } domains[AUTH_MAX_DOMAINS]; /* a listener's own list (st_sec_auth_domain) */
 };
 
-static bool allowed(const st_sec_auth *a, const uint8_t *key, size_t len)
+static bool allowed(st_sec_auth *a, const char *domain, size_t dlen, const uint8_t *key,
+                    size_t len)
 {
     if (len != 32)
         return false;
-    for (size_t i = 0; i < a->n; i++)
-        if (!memcmp(a->keys[i], key, 32))
-            return true;
-    return false;
+    bool ok = false, found = false;
+    pthread_mutex_lock(&a->lock);
+    for (int d = 0; d < a->n_domains && !found; d++)
+        if (strlen(a->domains[d].name) == dlen && !memcmp(a->domains[d].name, domain, dlen)) {
+            found = true;
+            for (size_t i = 0; i < a->domains[d].n && !ok; i++)
+                ok = !memcmp(a->domains[d].keys[i], key, 32);
+        }
+    pthread_mutex_unlock(&a->lock);
+    for (size_t i = 0; !found && i < a->n && !ok; i++)
+        ok = !memcmp(a->keys[i], key, 32);
+    return ok;
+}
+
+int st_sec_auth_domain(st_sec_auth *a, const char *domain, const char *const *allowed_z85,
+                       size_t n)
+{
+    if (strlen(domain) >= sizeof a->domains[0].name)
+        return st_error(ST_ERR_INVALID, "authenticator: domain '%s' too long", domain);
+    uint8_t (*keys)[32] = calloc(n ? n : 1, sizeof *keys);
+    if (!keys)
+        return st_error(ST_ERR_NOMEM, "authenticator: out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!is_z85_key(allowed_z85[i]) || !zmq_z85_decode(keys[i], allowed_z85[i])) {
+            free(keys);
+            return st_error(ST_ERR_INVALID, "authenticator: domain '%s': accepted key %zu is not "
+                            "40 Z85 characters", domain, i + 1);
+        }
+    pthread_mutex_lock(&a->lock);
+    int rc = ST_OK;
+    if (a->n_domains == AUTH_MAX_DOMAINS) {
+        rc = st_error(ST_ERR_NOMEM, "authenticator: at most %d domains", AUTH_MAX_DOMAINS);
+        free(keys);
+    } else {
+        snprintf(a->domains[a->n_domains].name, sizeof a->domains[0].name, "%s", domain);
+        a->domains[a->n_domains].n = n;
+        a->domains[a->n_domains].keys = keys;
+        a->n_domains++;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return rc;
 }
 
 /* One request: version, request id, domain, address, identity, mechanism,
@@ -257,7 +305,8 @@ static void answer(st_sec_auth *a)
         const char *mech = zmq_msg_data(&f[5]);
         size_t mlen = zmq_msg_size(&f[5]);
         if (mlen == 5 && !memcmp(mech, "CURVE", 5) && n >= 7) {
-            ok = allowed(a, zmq_msg_data(&f[6]), zmq_msg_size(&f[6]));
+            ok = allowed(a, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), zmq_msg_data(&f[6]),
+                         zmq_msg_size(&f[6]));
             why = ok ? "OK" : "unknown public key";
         } else {
             why = "only CURVE is admitted";
@@ -310,6 +359,7 @@ st_sec_auth *st_sec_auth_new(void *zctx, const char *const *allowed_z85, size_t 
         }
     }
     a->n = n;
+    pthread_mutex_init(&a->lock, NULL);
     a->rep = zmq_socket(zctx, ZMQ_REP);
     int zero = 0;
     if (!a->rep || zmq_setsockopt(a->rep, ZMQ_LINGER, &zero, sizeof zero) ||
@@ -346,6 +396,9 @@ void st_sec_auth_destroy(st_sec_auth **self_p)
     pthread_join(a->thread, NULL);
     memset(a->keys, 0, a->n * sizeof *a->keys);
     free(a->keys);
+    for (int d = 0; d < a->n_domains; d++)
+        free(a->domains[d].keys);
+    pthread_mutex_destroy(&a->lock);
     free(a);
     *self_p = NULL;
 }
@@ -358,4 +411,34 @@ uint64_t st_sec_auth_refused(const st_sec_auth *self)
 uint64_t st_sec_auth_admitted(const st_sec_auth *self)
 {
     return atomic_load(&((st_sec_auth *)self)->admitted);
+}
+
+/* ---- a socket owner's side of the configuration ------------------------------ */
+
+int st_sec_stage_keys(const st_sec_stage *sec, st_curve_keys *own)
+{
+    memset(own, 0, sizeof *own);
+    if (!sec->key_file[0])
+        return st_error(ST_ERR_INVALID, "%s: no key pair named (key = FILE; spiketalk keygen "
+                        "FILE)", sec->key_where[0] ? sec->key_where : "CURVE");
+    int rc = st_curve_keys_read(sec->key_file, own);
+    if (!rc && !own->secret_z85[0])
+        rc = st_error(ST_ERR_FORMAT, "key file '%s' has no 'secret = ' line (a .pub file?)",
+                      sec->key_file);
+    if (rc) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", st_errmsg());
+        memset(own, 0, sizeof *own);
+        return st_error(rc, "%s: %s", sec->key_where, msg);
+    }
+    return ST_OK;
+}
+
+st_sec_auth *st_sec_stage_auth(void *zctx, const st_sec_stage *sec, int *err)
+{
+    const char *keys[ST_SEC_MAX_ACCEPT];
+    int n = sec->n_accept < ST_SEC_MAX_ACCEPT ? sec->n_accept : ST_SEC_MAX_ACCEPT;
+    for (int i = 0; i < n; i++)
+        keys[i] = sec->accept[i];
+    return st_sec_auth_new(zctx, keys, (size_t)n, err);
 }

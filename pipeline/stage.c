@@ -66,6 +66,10 @@ struct st_stage {
     int n_binds;
     char outputs[ST_STAGE_MAX_OUTPUTS][EP_MAX];
     char control_ep[EP_MAX], report_ep[EP_MAX];
+    st_sec_stage *sec;          /* CURVE on tcp sockets; NULL = plain */
+    st_sec_stage sec_copy;
+    bool curve_bound;           /* the input is a CURVE server */
+    st_curve_keys keys;         /* our pair, read in setup() when sec */
     int n_inputs, ends_seen;
     bool started, completed, own_end, heard_bus, ready_sent, exit_requested;
     uint32_t epoch;
@@ -287,6 +291,8 @@ static void teardown(st_stage *s)
     st_wire_rx_destroy(&s->rx_in);
     st_wire_rx_destroy(&s->rx_ctl);
     st_wire_rx_destroy(&s->rx_pipe);
+    memset(&s->keys, 0, sizeof s->keys);
+    s->curve_bound = false;
 }
 
 static void copy_ep(char *dst, const char *src)
@@ -321,6 +327,10 @@ static st_stage *stage_alloc(void *zctx, const st_stage_type *type, const st_sta
         copy_ep(s->outputs[s->n_out++], cfg->outputs[i]);
     copy_ep(s->control_ep, cfg->control);
     copy_ep(s->report_ep, cfg->report);
+    if (cfg->security && cfg->security->curve) {
+        s->sec_copy = *cfg->security;
+        s->sec = &s->sec_copy;
+    }
     s->n_inputs = cfg->n_inputs;
     s->hwm = cfg->hwm > 0 ? cfg->hwm : 64;
     s->heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 200;
@@ -341,6 +351,16 @@ static st_stage *stage_alloc(void *zctx, const st_stage_type *type, const st_sta
     return s;
 }
 
+/* A connecting tcp socket of a stage with keys: CURVE client trusting the
+   one server key of the endpoint's owner. */
+static int curve_client(st_stage *s, void *sock, const char *ep, const char *server_z85)
+{
+    if (!s->sec || strncmp(ep, "tcp://", 6))
+        return ST_OK;
+    int rc = st_sec_curve_client(sock, &s->keys, server_z85);
+    return rc ? st_error(rc, "stage '%s' connecting to %s: %s", s->name, ep, st_errmsg()) : ST_OK;
+}
+
 static int setup(st_stage *s)
 {
     int rc;
@@ -355,6 +375,15 @@ static int setup(st_stage *s)
     if (!(s->rx_pipe = st_wire_rx_new(who, &rc)))
         return rc;
 
+    /* CURVE on tcp sockets (docs/SECURITY.md): our pair, read once. */
+    bool any_tcp = !strncmp(s->report_ep, "tcp://", 6) || !strncmp(s->control_ep, "tcp://", 6);
+    for (int i = 0; i < s->n_binds; i++)
+        any_tcp |= !strncmp(s->binds[i], "tcp://", 6);
+    for (int o = 0; o < s->n_out; o++)
+        any_tcp |= !strncmp(s->outputs[o], "tcp://", 6);
+    if (s->sec && any_tcp && (rc = st_sec_stage_keys(s->sec, &s->keys)))
+        return rc;
+
     /* The report socket first, so that a failure below can be reported. */
     if (s->report_ep[0]) {
         s->report = zmq_socket(s->zctx, ZMQ_PUSH);
@@ -363,6 +392,8 @@ static int setup(st_stage *s)
         set_int(s->report, ZMQ_SNDHWM, 1000);
         set_int(s->report, ZMQ_LINGER, REPORT_LINGER_MS);
         fast_reconnect(s->report);
+        if ((rc = curve_client(s, s->report, s->report_ep, s->sec ? s->sec->supervisor_z85 : "")))
+            return rc;
         if (zmq_connect(s->report, s->report_ep))
             return zfail(s, "connect to the supervisor at", s->report_ep);
     }
@@ -374,7 +405,25 @@ static int setup(st_stage *s)
         set_int(s->in, ZMQ_LINGER, 0);
         int64_t maxsize = (int64_t)ST_WIRE_MAX_PAYLOAD + 4096;
         zmq_setsockopt(s->in, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
-        for (int i = 0; i < s->n_binds; i++) {
+        /* Plain endpoints first: a CURVE server option holds for the binds
+           made after it. */
+        int order[ST_STAGE_MAX_BINDS], n_order = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < s->n_binds; i++)
+                if (!strncmp(s->binds[i], "tcp://", 6) == (pass == 1))
+                    order[n_order++] = i;
+        for (int j = 0; j < n_order; j++) {
+            int i = order[j];
+            if (s->sec && !strncmp(s->binds[i], "tcp://", 6) && !s->curve_bound) {
+                if ((rc = st_sec_curve_server(s->in, &s->keys)))
+                    return st_error(rc, "stage '%s' input %s: %s", s->name, s->binds[i],
+                                    st_errmsg());
+                /* Its own accept list where the authenticator has one. */
+                char dom[96];
+                snprintf(dom, sizeof dom, "spiketalk/%s", s->name);
+                zmq_setsockopt(s->in, ZMQ_ZAP_DOMAIN, dom, strlen(dom));
+                s->curve_bound = true;
+            }
             if (zmq_bind(s->in, s->binds[i]))
                 return zfail(s, "listen on", s->binds[i]);
             if ((rc = st_sec_ipc_restrict(s->binds[i]))) /* owner-only (docs/SECURITY.md) */
@@ -389,6 +438,8 @@ static int setup(st_stage *s)
         set_int(s->out[o], ZMQ_SNDTIMEO, (int)s->send_timeout_ms);
         set_int(s->out[o], ZMQ_LINGER, OUTPUT_LINGER_MS);
         fast_reconnect(s->out[o]);
+        if ((rc = curve_client(s, s->out[o], s->outputs[o], s->sec ? s->sec->server_z85[o] : "")))
+            return rc;
         if (zmq_connect(s->out[o], s->outputs[o]))
             return zfail(s, "connect its output to", s->outputs[o]);
     }
@@ -400,6 +451,8 @@ static int setup(st_stage *s)
         set_int(s->ctl, ZMQ_LINGER, 0);
         fast_reconnect(s->ctl);
         zmq_setsockopt(s->ctl, ZMQ_SUBSCRIBE, "", 0);
+        if ((rc = curve_client(s, s->ctl, s->control_ep, s->sec ? s->sec->supervisor_z85 : "")))
+            return rc;
         if (zmq_connect(s->ctl, s->control_ep))
             return zfail(s, "connect to the control bus at", s->control_ep);
     }
@@ -946,12 +999,23 @@ int st_stage_run(void *zctx, const st_stage_type *type, const st_stage_config *c
     if (!s)
         return rc;
     s->stop = stop;
-    rc = setup(s);
+    /* This process's context: its tcp listener admits the stage's accepted
+       keys (an actor's context belongs to its owner, who runs this). */
+    st_sec_auth *auth = NULL;
+    bool tcp_in = false;
+    for (int i = 0; i < s->n_binds; i++)
+        tcp_in |= !strncmp(s->binds[i], "tcp://", 6);
+    rc = ST_OK;
+    if (s->sec && tcp_in)
+        auth = st_sec_stage_auth(zctx, s->sec, &rc);
+    if (!rc)
+        rc = setup(s);
     if (rc) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", st_errmsg());
         send_report(s, ST_CTL_FAILED, 0, msg);
         teardown(s);
+        st_sec_auth_destroy(&auth);
         free(s);
         return st_error(rc, "%s", msg);
     }
@@ -959,6 +1023,7 @@ int st_stage_run(void *zctx, const st_stage_type *type, const st_stage_config *c
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", rc ? st_errmsg() : "");
     teardown(s);
+    st_sec_auth_destroy(&auth);
     free(s);
     return rc ? st_error(rc, "%s", msg) : ST_OK;
 }

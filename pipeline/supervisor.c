@@ -54,6 +54,7 @@ struct st_pipe {
     st_pipe_params params;
     st__pipe_settings set;
     void *zctx, *pub, *pull;
+    st_sec_auth *auth;          /* CURVE: admits the keys of this process's tcp listeners */
     st_wire_rx *rx;
     int n;
     sup_stage st[ST_PIPE_MAX_STAGES];
@@ -177,6 +178,57 @@ static void remove_rundir(st_pipe *p)
 
 /* ---- creation ---------------------------------------------------------------- */
 
+/* CURVE on tcp (docs/SECURITY.md): one authenticator for this process's
+   context; the bus and the report socket (ZAP domain "spiketalk") admit the
+   keys the configuration names, each stage thread's input (domain
+   "spiketalk/NAME") its own accept list. Plain tcp only with insecure = yes,
+   and then a warning. */
+static int secure_sockets(st_pipe *p, const char *ctl, const char *rep)
+{
+    if (st_pipe_config_insecure_tcp(p->cfg))
+        st_log(ST_LOG_WARN, "pipeline: tcp sockets are plain (insecure = yes): anyone who can "
+               "reach their ports can read and inject messages");
+    const st_sec_stage *sec = st_pipe_config_security(p->cfg);
+    if (!sec)
+        return ST_OK;
+    int rc, n = 0;
+    const char **keys = malloc(sizeof *keys * ST_SEC_MAX_ACCEPT);
+    if (!keys)
+        return st_error(ST_ERR_NOMEM, "pipeline: out of memory");
+    for (int i = 0; i < sec->n_accept; i++)
+        keys[n++] = sec->accept[i];
+    p->auth = st_sec_auth_new(p->zctx, keys, (size_t)n, &rc);
+    free(keys);
+    if (!p->auth)
+        return rc;
+    /* Each stage thread's input admits its own list (its ZAP domain). */
+    for (int i = 0; i < p->n; i++) {
+        st_stage_config sc;
+        if (p->st[i].process || p->st[i].external ||
+            st_pipe_config_stage(p->cfg, p->st[i].name, &sc) || !sc.security)
+            continue;
+        const char *own[ST_SEC_MAX_ACCEPT];
+        for (int k = 0; k < sc.security->n_accept; k++)
+            own[k] = sc.security->accept[k];
+        char dom[96];
+        snprintf(dom, sizeof dom, "spiketalk/%s", p->st[i].name);
+        if ((rc = st_sec_auth_domain(p->auth, dom, own, (size_t)sc.security->n_accept)))
+            return rc;
+    }
+    if (strncmp(ctl, "tcp://", 6) && strncmp(rep, "tcp://", 6))
+        return ST_OK;
+    st_curve_keys own;
+    if ((rc = st_sec_stage_keys(sec, &own)))
+        return rc;
+    void *socks[2] = {p->pub, p->pull};
+    const char *eps[2] = {ctl, rep};
+    for (int i = 0; i < 2 && !rc; i++)
+        if (!strncmp(eps[i], "tcp://", 6) && (rc = st_sec_curve_server(socks[i], &own)))
+            rc = st_error(rc, "pipeline: %s: %s", eps[i], st_errmsg());
+    memset(&own, 0, sizeof own);
+    return rc;
+}
+
 st_pipe *st_pipe_new(const st_pipe_config *cfg, const st_pipe_params *params, int *err)
 {
     int dummy, rc;
@@ -246,6 +298,8 @@ st_pipe *st_pipe_new(const st_pipe_config *cfg, const st_pipe_params *params, in
     zmq_setsockopt(p->pub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(p->pull, ZMQ_LINGER, &linger, sizeof linger);
     const char *ctl = st_pipe_config_control(p->cfg), *rep = st_pipe_config_report(p->cfg);
+    if ((rc = secure_sockets(p, ctl, rep)))
+        goto fail;
     if (zmq_bind(p->pub, ctl)) {
         rc = st_error(ST_ERR_IO, "pipeline: cannot open the control bus on %s: %s", ctl,
                       zmq_strerror(errno));
@@ -778,6 +832,7 @@ void st_pipe_destroy(st_pipe **p_p)
         zmq_close(p->pub);
     if (p->pull)
         zmq_close(p->pull);
+    st_sec_auth_destroy(&p->auth);
     if (p->zctx)
         zmq_ctx_term(p->zctx);
     remove_rundir(p);

@@ -25,7 +25,7 @@ struct st_turn {
     uint64_t onset;            /* the latest onset's sample */
     uint64_t offset;           /* the latest offset's sample */
     uint64_t offset_decided;   /* when that offset was decided */
-    uint64_t complete_wait, incomplete_wait, barge_min, late_word;
+    uint64_t complete_wait, incomplete_wait, prefix_wait, barge_min, late_word;
     char words[REQUEST_MAX];   /* the turn's words so far */
     size_t words_len;
     unsigned n_words;
@@ -44,6 +44,7 @@ st_turn_params st_turn_default_params(void)
         .rate_hz = 16000,
         .complete_wait_s = 0.05,
         .incomplete_wait_s = 0.7,
+        .prefix_wait_s = 0.7,
         .barge_min_s = 0.3,
         .barge_on_word = true,
         .late_word_s = 0.6,
@@ -73,6 +74,10 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
         rc = st_error(ST_ERR_INVALID,
                       "turn controller: incomplete_wait_s %g is not complete_wait_s..10 s",
                       q.incomplete_wait_s);
+    else if (!(q.prefix_wait_s >= q.complete_wait_s && q.prefix_wait_s <= 10))
+        rc = st_error(ST_ERR_INVALID,
+                      "turn controller: prefix_wait_s %g is not complete_wait_s..10 s",
+                      q.prefix_wait_s);
     else if (!(q.barge_min_s >= 0 && q.barge_min_s <= 10))
         rc = st_error(ST_ERR_INVALID, "turn controller: barge_min_s %g is not 0..10 s",
                       q.barge_min_s);
@@ -98,6 +103,7 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
     t->user_data = user_data;
     t->complete_wait = (uint64_t)(q.complete_wait_s * q.rate_hz + 0.5);
     t->incomplete_wait = (uint64_t)(q.incomplete_wait_s * q.rate_hz + 0.5);
+    t->prefix_wait = (uint64_t)(q.prefix_wait_s * q.rate_hz + 0.5);
     t->barge_min = (uint64_t)(q.barge_min_s * q.rate_hz + 0.5);
     t->late_word = (uint64_t)(q.late_word_s * q.rate_hz + 0.5);
     t->resume_hold = (uint64_t)(q.resume_hold_s * q.rate_hz + 0.5);
@@ -193,6 +199,26 @@ bool st_turn_request_complete(const char *words)
     return false;
 }
 
+bool st_turn_request_prefix(const char *words)
+{
+    if (!words || st_turn_request_complete(words))
+        return false;
+    char buf[REQUEST_MAX];
+    const char *w[64];
+    size_t n = 0;
+    snprintf(buf, sizeof buf, "%s", words);
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && n < 64;
+         tok = strtok_r(NULL, " ", &save))
+        w[n++] = tok;
+    if (!n)
+        return false;
+    const char *last = w[n - 1];
+    static const char *const open[] = {"plus", "minus", "times", "timer", "count", "what"};
+    /* "... plus", "timer", "count", "what", "N" (then an operator), "timer N"
+       (then the unit): the rest of the request is still to come */
+    return IS(last, open) || is_number(last);
+}
+
 /* ---- inputs -------------------------------------------------------------- */
 
 static int end_of_turn(st_turn *t, uint64_t now)
@@ -285,7 +311,8 @@ int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uin
         /* A late word of the request just answered: the recognizer lags the
            voice. Within late_word_s of the offset it belongs to that turn;
            the answer in the making is dropped for one with the whole turn. */
-        if (end >= t->onset && now <= t->request_end + t->late_word && !t->speaking) {
+        if (t->request[0] && end >= t->onset && now <= t->request_end + t->late_word &&
+            !t->speaking) { /* (an announcement has no request to add to) */
             words_add(t, word);
             memcpy(t->request, t->words, t->words_len + 1);
             t->request_decided = now;
@@ -303,8 +330,9 @@ int st_turn_tick(st_turn *t, uint64_t now)
     switch (t->state) {
     case ST_TURN_USER:
         if (!t->speaking && t->offset_decided) {
-            uint64_t wait =
-                st_turn_request_complete(t->words) ? t->complete_wait : t->incomplete_wait;
+            uint64_t wait = st_turn_request_complete(t->words) ? t->complete_wait
+                            : st_turn_request_prefix(t->words)   ? t->prefix_wait
+                                                                 : t->incomplete_wait;
             if (now >= t->offset + wait && t->offset >= t->onset)
                 return end_of_turn(t, now);
         }

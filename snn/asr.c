@@ -25,6 +25,9 @@ struct st_asr {
     float *mean, *std;
     st_asr_frontend_info fe;
     st_asr_pool pool;
+    bool has_stream;               /* tuned decision rule stored ("stream") */
+    st_asr_decider_params stream_p;
+    size_t stream_tail;
 };
 
 struct st_asr_stream {
@@ -35,6 +38,7 @@ struct st_asr_stream {
     float *ring;       /* ST_ASR_WINDOW normalised frames */
     size_t count;      /* frames pushed since reset */
     uint64_t first;    /* stamp of the first frame */
+    size_t tail;       /* frames at the window's end that are pooled; 0 all */
     st_asr_decider dec;
 };
 
@@ -147,6 +151,15 @@ int st_asr_save(const st_asr *self, const char *path)
         (err = st_tensor_file_add(f, "feat_mean", ST_DTYPE_F32, 1, dims, self->mean)) != ST_OK ||
         (err = st_tensor_file_add(f, "feat_std", ST_DTYPE_F32, 1, dims, self->std)) != ST_OK)
         goto done;
+    if (self->has_stream) {
+        char rule[160];
+        const st_asr_decider_params *q = &self->stream_p;
+        snprintf(rule, sizeof rule, "on %g off %g min %d max %d refractory %d early %d tail %zu",
+                 q->on_threshold, q->off_threshold, q->min_frames, q->max_frames,
+                 q->refractory_frames, q->emit_early ? 1 : 0, self->stream_tail);
+        if ((err = st_tensor_file_add_string(f, "stream", rule)) != ST_OK)
+            goto done;
+    }
     err = st_tensor_file_save(f, path);
 done:
     free(text);
@@ -214,6 +227,23 @@ st_asr *st_asr_load(const char *path, int *err)
     char pool[16];
     if (st_tensor_file_string(f, "pool", pool, sizeof pool) == ST_OK && !strcmp(pool, "mean"))
         a->pool = ST_ASR_POOL_MEAN;
+    char rule[160];
+    if (st_tensor_file_string(f, "stream", rule, sizeof rule) == ST_OK) {
+        st_asr_decider_params q;
+        int early = 0;
+        if (sscanf(rule, "on %f off %f min %d max %d refractory %d early %d tail %zu",
+                   &q.on_threshold, &q.off_threshold, &q.min_frames, &q.max_frames,
+                   &q.refractory_frames, &early, &a->stream_tail) != 7 ||
+            q.min_frames < 1 || q.max_frames < q.min_frames || q.refractory_frames < 0) {
+            rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'stream': '%s' is not a decision rule",
+                          path, rule);
+            st_asr_destroy(&a);
+            goto fail;
+        }
+        q.emit_early = early != 0;
+        a->stream_p = q;
+        a->has_stream = true;
+    }
     st_error_clear();
     free(text);
     st_tensor_file_destroy(&f);
@@ -228,6 +258,21 @@ fail:
 }
 
 size_t st_asr_classes(const st_asr *self) { return self->n_classes; }
+
+void st_asr_set_stream(st_asr *self, const st_asr_decider_params *p, size_t tail)
+{
+    self->has_stream = p != NULL;
+    if (p)
+        self->stream_p = *p;
+    self->stream_tail = p ? tail : 0;
+}
+
+st_asr_decider_params st_asr_stream_params(const st_asr *self, size_t *tail)
+{
+    if (tail)
+        *tail = self->has_stream ? self->stream_tail : 0;
+    return self->has_stream ? self->stream_p : st_asr_stream_default_params();
+}
 st_asr_pool st_asr_default_pool(const st_asr *self) { return self->pool; }
 void st_asr_set_pool(st_asr *self, st_asr_pool pool) { self->pool = pool; }
 size_t st_asr_features(const st_asr *self) { return self->n_features; }
@@ -354,11 +399,25 @@ static int close_candidate(st_asr_decider *d, uint64_t stamp, st_asr_event *ev)
     return emitted;
 }
 
+/* The largest class other than silence. */
+static int best_speech(const st_asr_decider *d, const float *prob)
+{
+    int best = 1;
+    for (size_t k = 2; k < d->n_classes; k++)
+        if (prob[k] > prob[best])
+            best = (int)k;
+    return best;
+}
+
 int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st_asr_event *ev)
 {
     if (d->cand >= 0) {
         float pc = prob[d->cand];
-        if (pc >= d->p.off_threshold) {
+        /* an emitted (emit_early) candidate also ends when another class takes over */
+        int other = d->done ? best_speech(d, prob) : d->cand;
+        bool taken = other != d->cand && prob[other] >= d->p.on_threshold && prob[other] > pc &&
+                     prob[other] >= prob[ST_ASR_SILENCE];
+        if (pc >= d->p.off_threshold && !taken) {
             d->frames++;
             d->last = stamp;
             if (pc > d->peak)
@@ -373,7 +432,11 @@ int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st
                 return close_candidate(d, stamp, ev);
             return 0;
         }
-        return close_candidate(d, stamp, ev);
+        bool was_done = d->done;
+        int got = close_candidate(d, stamp, ev);
+        if (got || !was_done || d->quiet > 0)
+            return got;
+        /* an early-emitted candidate ended: this frame may open the next word */
     }
     if (d->quiet > 0) {
         d->quiet--;
@@ -388,6 +451,12 @@ int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st
         d->frames = 1;
         d->start = d->last = stamp;
         d->peak = prob[best];
+        if (d->p.emit_early && d->p.min_frames <= 1) { /* one frame decides */
+            *ev = (st_asr_event){.word = best, .start_stamp = stamp, .end_stamp = stamp,
+                                 .decided_stamp = stamp, .score = d->peak};
+            d->done = true;
+            return 1;
+        }
     }
     return 0;
 }
@@ -416,7 +485,11 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
     s->state = st_snn_state_new(asr->net, &rc);
     if (!s->state)
         goto fail;
-    st_asr_decider_params dp = p ? *p : st_asr_stream_default_params();
+    size_t tail = 0;
+    st_asr_decider_params dp = st_asr_stream_params(asr, &tail);
+    if (p)
+        dp = *p;
+    st_asr_stream_set_tail(s, tail);
     st_asr_decider_init(&s->dec, &dp, asr->n_classes);
     return s;
 fail:
@@ -437,6 +510,11 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
     free(s->ring);
     free(s);
     *self_p = NULL;
+}
+
+void st_asr_stream_set_tail(st_asr_stream *self, size_t frames)
+{
+    self->tail = frames < ST_ASR_WINDOW ? frames : 0;
 }
 
 void st_asr_stream_reset(st_asr_stream *self)
@@ -463,8 +541,11 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
     float acc[ST_ASR_MAX_CLASSES];
     for (size_t k = 0; k < a->n_classes; k++)
         acc[k] = a->pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
+    size_t pool_from = self->tail && self->tail < n ? self->count - self->tail : self->count - n;
     for (size_t t = self->count - n; t < self->count; t++) {
         st_snn_step(a->net, self->state, self->ring + (t % ST_ASR_WINDOW) * nf);
+        if (t < pool_from)
+            continue;
         const float *o = st_snn_state_output(self->state, a->out_node, NULL);
         for (size_t k = 0; k < a->n_classes; k++)
             acc[k] = a->pool == ST_ASR_POOL_MAX ? (o[k] > acc[k] ? o[k] : acc[k]) : acc[k] + o[k];
@@ -472,7 +553,7 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
     float m = -INFINITY, sum = 0;
     for (size_t k = 0; k < a->n_classes; k++) {
         if (a->pool == ST_ASR_POOL_MEAN)
-            acc[k] /= (float)n;
+            acc[k] /= (float)(self->count - pool_from);
         m = acc[k] > m ? acc[k] : m;
     }
     for (size_t k = 0; k < a->n_classes; k++) {

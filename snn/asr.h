@@ -22,7 +22,10 @@
     stays open while its probability is above `off_threshold`; when it
     falls below (or after max_frames), the candidate is emitted if it lasted
     at least min_frames steps - or, with emit_early, as soon as it has
-    lasted min_frames, once. "_unknown_" (class 1) is reported as such,
+    lasted min_frames, once (min_frames 1: on the frame that opens it);
+    an emitted emit_early candidate also ends when another class other
+    than silence becomes the largest at >= on_threshold, and the frame that
+    ends it may open the next candidate. "_unknown_" (class 1) is reported as such,
     never as a vocabulary word (callers drop it or print "<unknown>");
     silence never opens a candidate. After an emission the decider waits
     `refractory_frames` steps.
@@ -164,7 +167,8 @@ int st_asr_decider_flush(st_asr_decider *d, st_asr_event *ev);
 
 typedef struct st_asr_stream st_asr_stream;
 
-/*  The decider settings a stream uses when given NULL (per window). */
+/*  The decider settings a stream uses when given NULL and its model stores
+    none (per window). */
 st_asr_decider_params st_asr_stream_default_params(void);
 
 /*  A stream over a loaded model (borrowed: it must outlive the stream).
@@ -178,6 +182,19 @@ void st_asr_stream_reset(st_asr_stream *self);
 int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
                        st_asr_event *ev, float *prob_out);
 int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev);
+/*  The decision rule tuned for this model and stored in its file (tensor
+    "stream", "on P off P min K max K refractory K early 0|1 tail K"), or
+    st_asr_stream_default_params() and tail 0 when the file has none; a
+    stream made with NULL params uses it, and every stream the model's tail.
+    st_asr_set_stream (NULL: none) sets it before st_asr_save. */
+st_asr_decider_params st_asr_stream_params(const st_asr *self, size_t *tail);
+void st_asr_set_stream(st_asr *self, const st_asr_decider_params *p, size_t tail);
+
+/*  Pools only the last `frames` steps of each window (the network still
+    runs the whole window from a fresh state): the read-out near the
+    window's end says what was just heard. 0 (the default) or >= the window:
+    the whole window, the clip condition. */
+void st_asr_stream_set_tail(st_asr_stream *self, size_t frames);
 
 #ifdef __cplusplus
 }

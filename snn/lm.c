@@ -778,6 +778,21 @@ static st_lm_model *load_ours(const char *path, int *err)
                      path, (int)c[1], (int)c[2], (int)c[3], (int)c[4], (int)c[5]);
         goto fail;
     }
+    /* Sizes the file's tensors cannot hold are refused before anything is
+       allocated for them: a few bytes must not claim gigabytes (found by
+       fuzz/fuzz_model.c). A lower bound: the embedding and each layer's
+       four D x D attention matrices. */
+    double have = 0;
+    for (size_t k = 0; k < st_tensor_file_count(f); k++)
+        if (st_tensor_file_at(f, k, &t) == ST_OK)
+            have += (double)t.nbytes;
+    if ((double)cfg.vocab * cfg.n_embd + 4.0 * cfg.n_layer * cfg.n_embd * cfg.n_embd >
+        have / sizeof(float)) {
+        e = st_error(ST_ERR_FORMAT, "model file '%s': tensor 'lm/config' (n_layer %d, n_embd %d, "
+                                    "vocab %d) needs more weights than the file holds",
+                     path, (int)c[1], (int)c[2], (int)c[3]);
+        goto fail;
+    }
     m = st_lm_model_new(&cfg, &e);
     if (!m)
         goto fail;

@@ -1396,6 +1396,7 @@ st_snn_net *st_snn_net_from_file(const st_tensor_file *f, const char *prefix, in
     /* Nodes, in their saved order (ids, inputs' order and the stepping plan
        all follow it). */
     const char *name = names;
+    uint64_t total_values = 0;
     for (size_t k = 0; k < n; k++) {
         const char *end = name < names_end ? memchr(name, 0, (size_t)(names_end - name)) : NULL;
         if (!end) {
@@ -1409,6 +1410,19 @@ st_snn_net *st_snn_net_from_file(const st_tensor_file *f, const char *prefix, in
             rc = st_error(ST_ERR_FORMAT, "model file '%s': node '%s' (row %zu of '%snet/nodes') "
                                          "has unknown kind code %u", f->path, name, k, prefix,
                           code);
+            goto fail;
+        }
+        /* Sizes are claims the file need not back with data (inputs,
+           outputs, a sparse node's inputs, a population with shared
+           parameters): bounded, so that a few bytes cannot make the loader
+           or a state allocate gigabytes (found by fuzz/fuzz_model.c). */
+        total_values += (uint64_t)nodes[3 * k + 1] + nodes[3 * k + 2];
+        if (nodes[3 * k + 1] > (1u << 24) || nodes[3 * k + 2] > (1u << 24) ||
+            total_values > (1u << 26)) {
+            rc = st_error(ST_ERR_FORMAT, "model file '%s': node '%s' (row %zu of '%snet/nodes') "
+                                         "has %u inputs and %u outputs: more than this reader "
+                                         "takes (2^24 a node, 2^26 in all)",
+                          f->path, name, k, prefix, nodes[3 * k + 1], nodes[3 * k + 2]);
             goto fail;
         }
         const st_snn_node_kind kind = kind_of_code[code];

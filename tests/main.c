@@ -44,6 +44,7 @@ ST_SUITE(faults);
 ST_SUITE(agent);
 ST_SUITE(echo);
 ST_SUITE(scenario);
+ST_SUITE(netns);
 
 /* One line a suite, in dependency order. */
 static CU_SuiteInfo suites[] = {
@@ -73,6 +74,7 @@ static CU_SuiteInfo suites[] = {
     {"agent", NULL, NULL, NULL, NULL, st_tests_agent},
     {"echo", NULL, NULL, NULL, NULL, st_tests_echo},
     {"scenario", NULL, NULL, NULL, NULL, st_tests_scenario},
+    {"netns", NULL, NULL, NULL, NULL, st_tests_netns},
     CU_SUITE_INFO_NULL,
 };
 

@@ -9,7 +9,8 @@
 
     The hand-made models are an input of 4 features, a dense node and an LI
     read-out of 4 classes (_silence_, _unknown_, yes, no): tiny, built in
-    microseconds. The smoke recipe synthesizes ~50 espeak-ng words (a second
+    microseconds; the decision rule a model stores survives the round trip.
+    The smoke recipe synthesizes ~50 espeak-ng words (a second
     or two).
 */
 #include "testutil.h"
@@ -113,6 +114,38 @@ static void test_decider(void)
     }
     CU_ASSERT_EQUAL(st_asr_decider_flush(&d, &ev), 0);
     CU_ASSERT_EQUAL(emitted, 1);
+    /* emit_early with min_frames 1: the frame that opens the candidate decides it */
+    p.min_frames = 1;
+    st_asr_decider_init(&d, &p, 4);
+    emitted = 0;
+    for (int t = 0; t < 10; t++) {
+        float *pr = t >= 2 && t < 7 ? hold : (float[4]){0.9f, 0.04f, 0.03f, 0.03f};
+        if (st_asr_decider_step(&d, pr, (uint64_t)t, &ev)) {
+            emitted++;
+            CU_ASSERT_EQUAL(ev.word, 3);
+            CU_ASSERT_EQUAL(ev.decided_stamp, 2);
+        }
+    }
+    CU_ASSERT_EQUAL(st_asr_decider_flush(&d, &ev), 0);
+    CU_ASSERT_EQUAL(emitted, 1);
+    /* ... and the next word, taking over while the first is still above off, is
+       decided on the frame it takes over; the first is not emitted again */
+    p.off_threshold = 0.2f;
+    p.refractory_frames = 0;
+    st_asr_decider_init(&d, &p, 4);
+    int seq[2] = {0}, ns = 0;
+    for (int t = 0; t < 10; t++) {
+        float *pr = t >= 2 && t < 5   ? hold
+                    : t >= 5 && t < 8 ? (float[4]){0.01f, 0.02f, 0.72f, 0.25f}
+                                      : (float[4]){0.9f, 0.04f, 0.03f, 0.03f};
+        if (st_asr_decider_step(&d, pr, (uint64_t)t, &ev) && ns < 2) {
+            seq[ns++] = ev.word;
+            CU_ASSERT_EQUAL(ev.decided_stamp, ns == 1 ? 2 : 5);
+        }
+    }
+    CU_ASSERT_EQUAL(ns, 2);
+    CU_ASSERT_EQUAL(seq[0], 3);
+    CU_ASSERT_EQUAL(seq[1], 2);
 }
 
 static void test_unknown_is_never_a_word(void)
@@ -175,6 +208,14 @@ static void test_file_round_trip(void)
     char path[512], bad[512];
     CU_ASSERT_EQUAL(st_asr_default_pool(a), ST_ASR_POOL_MAX);
     st_asr_set_pool(a, ST_ASR_POOL_MEAN);
+    /* no stored decision rule: the stream defaults, whole windows */
+    size_t tail = 99;
+    st_asr_decider_params r0 = st_asr_stream_params(a, &tail), rd = st_asr_stream_default_params();
+    CU_ASSERT_EQUAL(tail, 0);
+    CU_ASSERT(r0.on_threshold == rd.on_threshold && r0.min_frames == rd.min_frames);
+    st_asr_decider_params rule = {.on_threshold = 0.85f, .off_threshold = 0.25f, .min_frames = 1,
+                                  .max_frames = 300, .refractory_frames = 2, .emit_early = true};
+    st_asr_set_stream(a, &rule, 40);
     st_test_tmpfile(path, sizeof path, "asr.stm");
     CU_ASSERT_EQUAL_FATAL(st_asr_save(a, path), ST_OK);
     int err = 0;
@@ -182,6 +223,11 @@ static void test_file_round_trip(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL(st_asr_classes(b), 4);
     CU_ASSERT_EQUAL(st_asr_default_pool(b), ST_ASR_POOL_MEAN);
+    st_asr_decider_params rb = st_asr_stream_params(b, &tail);
+    CU_ASSERT_EQUAL(tail, 40);
+    CU_ASSERT(fabsf(rb.on_threshold - 0.85f) < 1e-6f && fabsf(rb.off_threshold - 0.25f) < 1e-6f);
+    CU_ASSERT(rb.min_frames == 1 && rb.max_frames == 300 && rb.refractory_frames == 2 &&
+              rb.emit_early);
     CU_ASSERT_STRING_EQUAL(st_asr_word(b, 2), "yes");
     CU_ASSERT_EQUAL(st_asr_find(b, "no"), 3);
     CU_ASSERT_EQUAL(st_asr_find(b, "maybe"), -1);

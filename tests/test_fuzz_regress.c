@@ -15,6 +15,16 @@
       set_line_too_long             --set made a line the reader cuts
       value_starting_with_semicolon "k =;v" was written "k = ;v", a comment
       set_value_leading_tabs        --set kept leading tabs the reader strips
+    and by fuzz/fuzz_model.c (fuzz_model repairs CRCs: the files here are
+    what the loaders saw):
+      lm_config_claims_80_GB        a 3.8 KB language model whose lm/config
+                                    said n_embd 63492 made the loader
+                                    allocate 80 GB before looking at the
+                                    weights (fixed in snn/lm.c)
+      sparse_node_claims_2_GB       a net whose net/nodes gave a sparse node
+                                    587 million inputs made the loader
+                                    allocate 2.3 GB (fixed in
+                                    snn/model_file.c: node sizes bounded)
     Reads files under fuzz/ (run from the repository root, as make test does).
 */
 #include "testutil.h"
@@ -178,6 +188,53 @@ static void test_config_value_starting_with_semicolon(void)
     st_pipe_config_destroy(&c);
 }
 
+/* ---- model files ---------------------------------------------------------------- */
+
+/* What fuzz/fuzz_model.c ran: every loader, each an error or an object,
+   never a crash, never a blow-up (the runner's memory is the check). */
+static void model_replay(const char *path, const unsigned char *d, size_t n)
+{
+    int err;
+    st_lm_model *lm = st_lm_model_load(path, &err);
+    CU_ASSERT(lm || err < 0);
+    st_lm_model_destroy(&lm);
+    st_snn_net *net = st_snn_net_load_mem(d, n, &err);
+    CU_ASSERT(net || err < 0);
+    st_snn_net_destroy(&net);
+    st_tensor_file *f = st_tensor_file_load_mem(d, n, &err);
+    CU_ASSERT(f || err < 0);
+    st_tensor_file_destroy(&f);
+}
+
+static void test_model_inputs_found(void)
+{
+    CU_ASSERT(each_file("fuzz/regress/model", model_replay) >= 1);
+}
+
+static void test_lm_sizes_checked_before_allocating(void)
+{
+    int err;
+    st_lm_model *lm = st_lm_model_load("fuzz/regress/model/lm_config_claims_80_GB", &err);
+    CU_ASSERT_PTR_NULL(lm);
+    CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "needs more weights than the file holds"));
+    st_lm_model_destroy(&lm);
+}
+
+static void test_net_sizes_bounded(void)
+{
+    size_t len = 0;
+    unsigned char *d = slurp("fuzz/regress/model/sparse_node_claims_2_GB", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    int err;
+    st_snn_net *net = st_snn_net_load_mem(d, len, &err);
+    CU_ASSERT_PTR_NULL(net);
+    CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "more than this reader takes"));
+    st_snn_net_destroy(&net);
+    free(d);
+}
+
 /* ---- every seed still decodes ------------------------------------------------------ */
 
 static void seed_wire(const char *path, const unsigned char *d, size_t n)
@@ -255,6 +312,9 @@ CU_TestInfo st_tests_fuzz_regress[] = {
     {"config_set_refuses_line_breaks", test_config_set_refuses_line_breaks},
     {"config_refuses_empty_key", test_config_refuses_empty_key},
     {"config_value_starting_with_semicolon", test_config_value_starting_with_semicolon},
+    {"model_inputs_found", test_model_inputs_found},
+    {"lm_sizes_checked_before_allocating", test_lm_sizes_checked_before_allocating},
+    {"net_sizes_bounded", test_net_sizes_bounded},
     {"seeds_decode", test_seeds_decode},
     CU_TEST_INFO_NULL,
 };

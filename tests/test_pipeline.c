@@ -37,6 +37,20 @@ extern const st_stage_type st_example_gain_stage; /* docs/example_stage.c */
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
+/* A CURVE key pair NAME (and NAME.pub) in the test's folder: tcp needs keys
+   unless the configuration says insecure = yes (docs/SECURITY.md). */
+static void test_key(const char *name, char *path, size_t cap)
+{
+    char pub[600];
+    st_test_tmpfile(path, cap, name);
+    snprintf(pub, sizeof pub, "%s.pub", path);
+    unlink(path);
+    unlink(pub);
+    st_curve_keys k;
+    CU_ASSERT_EQUAL_FATAL(st_curve_keygen(&k), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(st_curve_keys_write(path, &k), ST_OK);
+}
+
 static const char *cli(void)
 {
     const char *p = getenv("ST_CLI");
@@ -535,7 +549,8 @@ static void test_supervisor_restarts_killed_stage(void)
     char out[512], text[4096];
     st_test_tmpfile(out, sizeof out, "restart.txt");
     snprintf(text, sizeof text,
-             "[pipeline]\ntransport = tcp\nprocesses = yes\nheartbeat_ms = 100\nheartbeat_timeout_ms = 3000\n"
+             "[pipeline]\ntransport = tcp\ninsecure = yes\nprocesses = yes\nheartbeat_ms = 100\n"
+             "heartbeat_timeout_ms = 3000\n"
              "[stage.text]\ntype = text_source\ninterval_ms = 100\n"
              "lines = one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
              "fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty\nout = pass\n"
@@ -600,7 +615,7 @@ static void test_supervisor_kills_hung_stage(void)
     char out[512], text[2048];
     st_test_tmpfile(out, sizeof out, "hung.txt");
     snprintf(text, sizeof text,
-             "[pipeline]\ntransport = tcp\nprocesses = yes\nheartbeat_ms = 100\n"
+             "[pipeline]\ntransport = tcp\ninsecure = yes\nprocesses = yes\nheartbeat_ms = 100\n"
              "heartbeat_timeout_ms = 600\n"
              "[stage.text]\ntype = text_source\ninterval_ms = 2000\nlines = stuck | through\n"
              "out = slow\n"
@@ -640,9 +655,11 @@ static void test_supervisor_kills_hung_stage(void)
    48 kHz file through a resampler to a 16 kHz file. */
 static int conversation(const char *dir, bool processes, const char *tag)
 {
-    char text[4096];
+    char text[4096], key[512] = "";
+    if (processes) /* tcp between processes: CurveZMQ, one key for the pipeline */
+        test_key("conversation.key", key, sizeof key);
     snprintf(text, sizeof text,
-             "[pipeline]\ntransport = %s\nprocesses = %s\n"
+             "[pipeline]\ntransport = %s\nprocesses = %s\n%s%s%s"
              "[stage.agent]\ntype = text_source\nwords = yes\n"
              "lines = Hello there, how can I help? | The weather is fine today. | Goodbye!\n"
              "out = polish\n"
@@ -653,7 +670,8 @@ static int conversation(const char *dir, bool processes, const char *tag)
              "[stage.to16k]\ntype = resampler\nrate = 16000\nshed = no\nout = ear\n"
              "[stage.ear]\ntype = audio_sink\ndevice = file\nformat = float\n"
              "output = %s/heard-%s.wav\n",
-             processes ? "tcp" : "inproc", processes ? "yes" : "no", dir, tag, dir, dir, tag);
+             processes ? "tcp" : "inproc", processes ? "yes" : "no", key[0] ? "key = " : "", key,
+             key[0] ? "\n" : "", dir, tag, dir, dir, tag);
     int rc;
     st_pipe_config *cfg = st_pipe_config_parse(text, "conversation.ini", &rc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
@@ -662,6 +680,8 @@ static int conversation(const char *dir, bool processes, const char *tag)
     st_pipe *p = st_pipe_new(cfg, &pp, &rc);
     st_pipe_config_destroy(&cfg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    if (processes) /* every tcp socket, the bus and reports too, is CURVE */
+        CU_ASSERT_PTR_NOT_NULL(st_pipe_config_security(st_pipe_get_config(p)));
     rc = st_pipe_run(p, 30, NULL);
     if (rc)
         fprintf(stderr, "conversation (%s): %s\n", tag, st_errmsg());
@@ -702,6 +722,56 @@ static void test_same_transcript_threads_and_processes(void)
     st_audio_free(&wb);
 }
 
+/* Every stage a process, tcp on the loopback, CurveZMQ: `agent` has a key
+   of its own that `voice` does not accept. The supervisor admits it (the
+   configuration names it), so the pipeline starts, but voice's listener
+   refuses its handshake: nothing reaches the transcript and the stream
+   never ends. With the key accepted, the same pipeline completes. */
+static int refused_run(const char *pipe_key, const char *agent_key, bool accepted,
+                       const char *out)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[pipeline]\ntransport = tcp\nprocesses = yes\nheartbeat_ms = 100\nkey = %s\n"
+             "[stage.agent]\ntype = text_source\nlines = secret plans | more of them\n"
+             "key = %s\nout = voice\n"
+             "[stage.voice]\ntype = text_sink\nfile = %s\naccept = %s.pub%s%s%s\n",
+             pipe_key, agent_key, out, pipe_key, accepted ? ", " : "", accepted ? agent_key : "",
+             accepted ? ".pub" : "");
+    int rc;
+    st_pipe_config *cfg = st_pipe_config_parse(text, "refused.ini", &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    st_pipe_params pp = st_pipe_default_params();
+    pp.exe_path = cli();
+    st_pipe *p = st_pipe_new(cfg, &pp, &rc);
+    st_pipe_config_destroy(&cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    rc = st_pipe_run(p, accepted ? 30 : 3, NULL);
+    st_pipe_destroy(&p);
+    return rc;
+}
+
+static void test_unknown_key_refused_over_tcp(void)
+{
+    char pipe_key[512], agent_key[512], out[512], out_ok[512];
+    test_key("refused-pipe.key", pipe_key, sizeof pipe_key);
+    test_key("refused-agent.key", agent_key, sizeof agent_key);
+    st_test_tmpfile(out, sizeof out, "refused.txt");
+    st_test_tmpfile(out_ok, sizeof out_ok, "admitted.txt");
+    unlink(out);
+    unlink(out_ok);
+    CU_ASSERT_EQUAL(refused_run(pipe_key, agent_key, false, out), ST_ERR_TIMEOUT);
+    char *t = read_file(out);
+    CU_ASSERT(!t || !strstr(t, "secret"));
+    free(t);
+    CU_ASSERT_EQUAL(refused_run(pipe_key, agent_key, true, out_ok), ST_OK);
+    t = read_file(out_ok);
+    CU_ASSERT_PTR_NOT_NULL(t);
+    if (t)
+        CU_ASSERT_STRING_EQUAL(t, "secret plans\nmore of them\n");
+    free(t);
+}
+
 static void test_python_stage_joins(void)
 {
     /* Debian's interpreter, which sees Debian's python3-zmq (a python3 of
@@ -716,7 +786,7 @@ static void test_python_stage_joins(void)
     char out[512], text[4096];
     st_test_tmpfile(out, sizeof out, "python.txt");
     snprintf(text, sizeof text,
-             "[pipeline]\ntransport = tcp\nheartbeat_ms = 100\n"
+             "[pipeline]\ntransport = tcp\ninsecure = yes\nheartbeat_ms = 100\n"
              "[stage.agent]\ntype = text_source\nwords = yes\nlines = hello world | you are kind\n"
              "out = polish\n"
              "[stage.polish]\ntype = external\nout = voice\n"
@@ -1168,14 +1238,16 @@ static void test_transport_per_edge(void)
 {
     /* One pipeline, three transports: inproc into `up`, ipc into `mid`, tcp
        into `voice`; each stage binds what its incoming edges need. */
-    char out[512], text[4096];
+    char out[512], text[4096], key[512];
     st_test_tmpfile(out, sizeof out, "edges.txt");
+    test_key("edges.key", key, sizeof key); /* the tcp edge: CURVE, checked in this process */
     snprintf(text, sizeof text,
+             "[pipeline]\nkey = %s\n"
              "[stage.agent]\ntype = text_source\nlines = over three | transports\nout = up\n"
              "[stage.up]\ntype = rewrite\ncase = upper\nout = mid@ipc, voice@tcp\n"
              "[stage.mid]\ntype = passthrough\nout = voice\n"
              "[stage.voice]\ntype = text_sink\ntransport = tcp\nfile = %s\n",
-             out);
+             key, out);
     int rc;
     st_pipe_config *cfg = st_pipe_config_parse(text, "edges.ini", &rc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
@@ -1193,6 +1265,8 @@ static void test_transport_per_edge(void)
     CU_ASSERT_STRING_EQUAL(voice.binds[0], up.outputs[1]);
     CU_ASSERT_PTR_NULL(voice.binds[1]); /* mid's edge takes voice's transport: tcp too */
     CU_ASSERT_EQUAL(voice.n_inputs, 2);
+    CU_ASSERT_PTR_NOT_NULL(voice.security); /* CURVE by default on tcp */
+    CU_ASSERT_PTR_NOT_NULL(up.security);
     CU_ASSERT_EQUAL(st_pipe_run(p, 20, NULL), ST_OK);
     st_pipe_destroy(&p);
     /* Two copies of each line (two paths into the sink), in some order. */
@@ -1457,6 +1531,7 @@ CU_TestInfo st_tests_pipeline[] = {
     {"example_stage_from_docs", test_example_stage_from_docs},
     {"audio_through_virtual_devices", test_audio_through_virtual_devices},
     {"transport_per_edge", test_transport_per_edge},
+    {"unknown_key_refused_over_tcp", test_unknown_key_refused_over_tcp},
     {"recording_replays", test_recording_replays},
     {"synthesizer_speaks_tokens", test_synthesizer_speaks_tokens},
     {"encoder_stage_matches_library", test_encoder_stage_matches_library},

@@ -2,7 +2,9 @@
     (`spiketalk keygen`, owner-only, never overwritten, refused when others
     may read the secret), the authenticator (a client whose public key is
     listed gets through; an unknown key and a plain client are refused and
-    counted, and nothing of theirs arrives), and owner-only ipc sockets.
+    counted, and nothing of theirs arrives), owner-only ipc sockets, and the
+    configuration's keys (tcp needs keys or insecure = yes; key file errors
+    name the file and line).
     Sockets on 127.0.0.1 with ports the system picks; no timing asserted
     (waits are for an event, with a generous bound). */
 #include "testutil.h"
@@ -259,11 +261,136 @@ static void test_pipeline_ipc_sockets_owner_only(void)
     st_pipe_destroy(&p);
 }
 
+/* The configuration: tcp needs keys or `insecure = yes`; key files named
+   in it are read at load, and their errors name the file and line. */
+static st_pipe_config *parse_ok(const char *text)
+{
+    int rc;
+    st_pipe_config *c = st_pipe_config_parse(text, "sec.ini", &rc);
+    if (!c)
+        fprintf(stderr, "\nsec.ini: %s\n", st_errmsg());
+    return c;
+}
+
+static void expect_load_error(const char *text, const char *where, const char *what)
+{
+    int rc;
+    st_pipe_config *c = st_pipe_config_parse(text, "sec.ini", &rc);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_NOT_EQUAL(rc, ST_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), where));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), what));
+    if (!strstr(st_errmsg(), where) || !strstr(st_errmsg(), what))
+        fprintf(stderr, "\nexpected '%s' and '%s' in: %s\n", where, what, st_errmsg());
+    st_pipe_config_destroy(&c);
+}
+
+static void test_config_keys(void)
+{
+    char pk[512], sk[512], text[4096];
+    st_test_tmpfile(pk, sizeof pk, "cfg-pipe.key");
+    st_test_tmpfile(sk, sizeof sk, "cfg-sink.key");
+    st_curve_keys k1, k2;
+    CU_ASSERT_EQUAL_FATAL(st_curve_keygen(&k1), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(st_curve_keygen(&k2), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(st_curve_keys_write(pk, &k1), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(st_curve_keys_write(sk, &k2), ST_OK);
+    const char *stages = "[stage.a]\ntype = text_source\nlines = x\nout = b\n"
+                         "[stage.b]\ntype = text_sink\nfile = -\n";
+
+    /* tcp without keys: loads (--insecure may still come), but cannot run. */
+    snprintf(text, sizeof text, "[pipeline]\nprocesses = yes\ntransport = tcp\nbase_port = 5600\n%s",
+             stages);
+    st_pipe_config *c = parse_ok(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    st_stage_config sc;
+    CU_ASSERT_EQUAL(st_pipe_config_stage(c, "b", &sc), ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "sec.ini:3:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "insecure = yes"));
+    CU_ASSERT_PTR_NULL(st_pipe_new(c, NULL, NULL));
+    /* --insecure: plain, and said so. */
+    CU_ASSERT_EQUAL(st_pipe_config_set(c, "pipeline.insecure=yes"), ST_OK);
+    CU_ASSERT_EQUAL(st_pipe_config_stage(c, "b", &sc), ST_OK);
+    CU_ASSERT_PTR_NULL(sc.security);
+    CU_ASSERT_TRUE(st_pipe_config_insecure_tcp(c));
+    CU_ASSERT_PTR_NULL(st_pipe_config_security(c));
+    st_pipe_config_destroy(&c);
+
+    /* No tcp: no keys needed, nothing to warn about. */
+    c = parse_ok(stages);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(st_pipe_config_stage(c, "b", &sc), ST_OK);
+    CU_ASSERT_PTR_NULL(sc.security);
+    CU_ASSERT_FALSE(st_pipe_config_insecure_tcp(c));
+    st_pipe_config_destroy(&c);
+
+    /* One line for a pipeline on one machine: every socket owner uses the
+       pipeline's pair and admits it. */
+    snprintf(text, sizeof text, "[pipeline]\nprocesses = yes\ntransport = tcp\nbase_port = 5600\n"
+             "key = %s\n%s", pk, stages);
+    c = parse_ok(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(st_pipe_config_stage(c, "a", &sc), ST_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sc.security);
+    CU_ASSERT_STRING_EQUAL(sc.security->key_file, pk);
+    CU_ASSERT_STRING_EQUAL(sc.security->server_z85[0], k1.public_z85);
+    CU_ASSERT_STRING_EQUAL(sc.security->supervisor_z85, k1.public_z85);
+    CU_ASSERT_EQUAL(sc.security->n_accept, 1);
+    st_curve_keys own;
+    CU_ASSERT_EQUAL(st_sec_stage_keys(sc.security, &own), ST_OK);
+    CU_ASSERT_STRING_EQUAL(own.secret_z85, k1.secret_z85);
+    CU_ASSERT_PTR_NOT_NULL(st_pipe_config_security(c));
+    st_pipe_config_destroy(&c);
+
+    /* A stage's own key: its peers trust it, and `accept` narrows who may
+       connect to it. The pair may live elsewhere: FILE.pub is enough here. */
+    snprintf(text, sizeof text, "[pipeline]\nprocesses = yes\ntransport = tcp\nbase_port = 5600\n"
+             "key = %s\n[stage.a]\ntype = text_source\nlines = x\nout = b\n"
+             "[stage.b]\ntype = text_sink\nfile = -\nkey = %s\naccept = %s.pub\n", pk, sk, pk);
+    c = parse_ok(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(st_pipe_config_stage(c, "a", &sc), ST_OK);
+    CU_ASSERT_STRING_EQUAL(sc.security->server_z85[0], k2.public_z85);
+    CU_ASSERT_EQUAL(sc.security->n_accept, 2); /* both keys the file names */
+    CU_ASSERT_EQUAL(st_pipe_config_stage(c, "b", &sc), ST_OK);
+    CU_ASSERT_EQUAL(sc.security->n_accept, 1);
+    CU_ASSERT_STRING_EQUAL(sc.security->accept[0], k1.public_z85);
+    st_pipe_config_destroy(&c);
+
+    /* Errors name the configuration's file and line, and the key file. */
+    snprintf(text, sizeof text, "[pipeline]\ntransport = tcp\nkey = %s.missing\n%s", pk, stages);
+    expect_load_error(text, "sec.ini:3:", "no such file");
+    CU_ASSERT_EQUAL(chmod(sk, 0644), 0);
+    snprintf(text, sizeof text, "[pipeline]\ntransport = tcp\nkey = %s\n"
+             "[stage.a]\ntype = text_source\nlines = x\nout = b\n"
+             "[stage.b]\ntype = text_sink\nfile = -\nkey = %s\n", pk, sk);
+    expect_load_error(text, "sec.ini:11:", "chmod 600");
+    CU_ASSERT_EQUAL(chmod(sk, 0600), 0);
+    if (geteuid() != 0) { /* root reads anything */
+        CU_ASSERT_EQUAL(chmod(sk, 0), 0);
+        expect_load_error(text, "sec.ini:11:", "cfg-sink.key");
+        CU_ASSERT_EQUAL(chmod(sk, 0600), 0);
+    }
+    snprintf(text, sizeof text, "[pipeline]\ntransport = tcp\nkey = %s\naccept = nonsense\n%s", pk,
+             stages);
+    expect_load_error(text, "sec.ini:4:", "accept");
+    /* A stage without a key when the pipeline has none. */
+    snprintf(text, sizeof text, "[pipeline]\ntransport = tcp\nbase_port = 5600\n"
+             "[stage.a]\ntype = text_source\nlines = x\nout = b\nkey = %s\n"
+             "[stage.b]\ntype = text_sink\nfile = -\n", sk);
+    c = parse_ok(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(st_pipe_config_stage(c, "a", &sc), ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "sec.ini:9: [stage.b] has no key"));
+    st_pipe_config_destroy(&c);
+}
+
 CU_TestInfo st_tests_security[] = {
     {"pipeline_ipc_sockets_owner_only", test_pipeline_ipc_sockets_owner_only},
     {"key_files", test_key_files},
     {"keygen_command", test_keygen_command},
     {"unknown_key_refused", test_unknown_key_refused},
     {"ipc_owner_only", test_ipc_owner_only},
+    {"config_keys", test_config_keys},
     CU_TEST_INFO_NULL,
 };

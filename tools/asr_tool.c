@@ -15,7 +15,8 @@
           augmented K times: speed 0.88-1.12, gain, noise from `_silence_`
           at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.
           Without the shared data, only the synthetic words are used.
-          --requests R (--per-config Q, 12): words in context too: R voice
+          --requests R (--per-config Q, 12; --request-aug K2, 1 augmented
+          copy of each request): words in context too: R voice
           configurations each speak Q whole requests of the agent's domain
           (templates below, fillers around); from each, 1-s windows that
           END 0-100 ms after a word's end, labelled with that word (the
@@ -31,6 +32,11 @@
           class) with cross-entropy on the read-out's max over time,
           keeps the epoch best on the validation speakers, and writes the
           recognizer (snn/asr.h) to MODEL. --max-steps stops early (smoke).
+      asr-tool rule --model MODEL [--on P] [--off P] [--min K] [--refractory K]
+                    [--tail K]
+          Stores the streaming decision rule (snn/asr.h st_asr_set_stream;
+          tuned with `spiketalk eval requests` on DIR/valid_requests.tsv)
+          in MODEL: what a stream of it uses by default.
 
     Workload: ~10k clips of 100 frames; data generation is dominated by the
     synthesizers and the resampler, training by the BPTT of the hidden layer.
@@ -684,7 +690,7 @@ static int write_requests(const char *out, const char *name, int held_out, int n
 static int cmd_data(int argc, char **argv)
 {
     const char *data_dir = "../shared/data", *out = "build/asr";
-    int n_configs = 60, aug = 1, n_req = 0, per_req = 12;
+    int n_configs = 60, aug = 1, n_req = 0, per_req = 12, req_aug = 1;
     long max_clips = 0;
     for (int a = 2; a < argc; a++) {
         if (!strcmp(argv[a], "--data-dir") && a + 1 < argc)
@@ -699,6 +705,8 @@ static int cmd_data(int argc, char **argv)
             n_req = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--per-config") && a + 1 < argc)
             per_req = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--request-aug") && a + 1 < argc)
+            req_aug = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--max-clips") && a + 1 < argc)
             max_clips = atol(argv[++a]);
         else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
@@ -853,7 +861,7 @@ static int cmd_data(int argc, char **argv)
     int made = synth_words(&train, n_configs, aug < 1 ? 1 : aug);
     fprintf(stderr, "asr-tool: %d synthetic words\n", made);
     if (n_req > 0) {
-        made = synth_requests(&train, n_req, per_req, aug < 1 ? 1 : aug, 0);
+        made = synth_requests(&train, n_req, per_req, req_aug, 0);
         fprintf(stderr, "asr-tool: %d training windows of whole requests\n", made);
         made = synth_requests(&valid, n_req / 5 + 1, per_req, 0, 1);
         fprintf(stderr, "asr-tool: %d validation windows of whole requests\n", made);
@@ -1096,12 +1104,55 @@ static int cmd_train(int argc, char **argv)
     return err ? 1 : 0;
 }
 
+static int cmd_rule(int argc, char **argv)
+{
+    const char *model = NULL;
+    size_t tail = 0;
+    st_asr_decider_params q = st_asr_stream_default_params();
+    for (int a = 2; a < argc; a++) {
+        if (a + 1 >= argc) {
+            fprintf(stderr, "asr-tool rule: option '%s' needs a value\n", argv[a]);
+            return 2;
+        }
+        if (!strcmp(argv[a], "--model"))
+            model = argv[++a];
+        else if (!strcmp(argv[a], "--on"))
+            q.on_threshold = (float)atof(argv[++a]);
+        else if (!strcmp(argv[a], "--off"))
+            q.off_threshold = (float)atof(argv[++a]);
+        else if (!strcmp(argv[a], "--min"))
+            q.min_frames = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--refractory"))
+            q.refractory_frames = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--tail"))
+            tail = (size_t)atol(argv[++a]);
+        else {
+            fprintf(stderr, "asr-tool rule: unknown option '%s'\n", argv[a]);
+            return 2;
+        }
+    }
+    int err = 0;
+    st_asr *m = model ? st_asr_load(model, &err) : NULL;
+    if (!m) {
+        fprintf(stderr, "asr-tool rule: %s\n", model ? st_errmsg() : "--model MODEL is required");
+        return 1;
+    }
+    st_asr_set_stream(m, &q, tail);
+    err = st_asr_save(m, model);
+    if (err)
+        fprintf(stderr, "asr-tool rule: %s\n", st_errmsg());
+    st_asr_destroy(&m);
+    return err ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "rule"))
+        return cmd_rule(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "data"))
         return cmd_data(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "train"))
         return cmd_train(argc, argv);
-    fprintf(stderr, "usage: asr-tool data|train [options] (see tools/asr_tool.c)\n");
+    fprintf(stderr, "usage: asr-tool data|train|rule [options] (see tools/asr_tool.c)\n");
     return 2;
 }

@@ -18,9 +18,17 @@ upstream edge, FLUSH passed on, SHUTDOWN exits, and a silent bus for
 orphan_s seconds ends the process. Audio (PCM, SPIKES) is shed when an
 output is full; other types wait send_timeout_ms. Does not load
 libspiketalk: a stage may use the engine (spiketalk.Net, ...) or not.
+
+Security (docs/SECURITY.md): when `--endpoints` names a key (the pipeline's
+tcp sockets use CurveZMQ), tcp connections are CURVE clients with the
+stage's pair (`key`, a `spiketalk keygen` file) trusting `out_key` /
+`supervisor_key`, and tcp listeners are CURVE servers whose ZAP handler
+admits only the `accept` keys. ipc and inproc stay plain.
 """
 import argparse
+import os
 import sys
+import threading
 import time
 
 from . import wire
@@ -33,7 +41,8 @@ class Stage:
     edges), hwm, heartbeat_ms."""
 
     def __init__(self, name, id, control, report, listen=(), out=(), inputs=None, hwm=64,
-                 heartbeat_ms=200, send_timeout_ms=1000, orphan_s=5.0, log=None):
+                 heartbeat_ms=200, send_timeout_ms=1000, orphan_s=5.0, log=None, key=None,
+                 out_key=(), supervisor_key=None, accept=()):
         if not name or not id or not control or not report:
             raise ValueError("Stage: name, id, control and report are required")
         self.name = name
@@ -56,6 +65,38 @@ class Stage:
                              errors=0, controls=0)
         self._ends = 0
         self._sockets = []
+        # CURVE on tcp: our key file, the server key of each output and of the
+        # supervisor, the public keys our tcp listener admits
+        self.key = key
+        self.out_key = list(out_key)
+        self.supervisor_key = supervisor_key
+        self.accept = list(accept)
+        self._zap = None
+        if key:
+            self._public, self._secret = self.read_key_file(key)
+            if len(self.out_key) < len(self.out) and any(e.startswith("tcp://") for e in self.out):
+                raise ValueError("Stage: a server key (out_key) for every output")
+
+    @staticmethod
+    def read_key_file(path):
+        """(public, secret) Z85 bytes from a `spiketalk keygen` file, refused
+        when others may read it (as the C side does)."""
+        keys = {}
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                k, _, v = (x.strip() for x in line.partition("="))
+                if k not in ("public", "secret") or len(v) != 40:
+                    raise ValueError("%s:%d: expected 'public = KEY' or 'secret = KEY'" % (path, n))
+                keys[k] = v.encode()
+        if "secret" not in keys or "public" not in keys:
+            raise ValueError("key file '%s': needs 'public = ' and 'secret = ' lines" % path)
+        if os.stat(path).st_mode & 0o077:
+            raise ValueError("key file '%s' holds a secret key and others may read it: "
+                             "chmod 600 it" % path)
+        return keys["public"], keys["secret"]
 
     # ---- configuration ----
 
@@ -75,13 +116,13 @@ class Stage:
             if "=" not in line:
                 continue
             key, value = (x.strip() for x in line.split("=", 1))
-            if key in ("listen", "out"):
-                cfg[key].append(value)
+            if key in ("listen", "out", "out_key", "accept"):
+                cfg.setdefault(key, []).append(value)
             elif key in ("id", "inputs", "hwm"):
                 cfg[key] = int(value)
             elif key == "heartbeat_ms":
                 cfg[key] = float(value)
-            elif key in ("name", "control", "report"):
+            elif key in ("name", "control", "report", "key", "supervisor_key"):
                 cfg[key] = value
         return cfg
 
@@ -102,6 +143,13 @@ class Stage:
         ap.add_argument("--hwm", type=int, default=0, help="queue bound, messages (default 64)")
         ap.add_argument("--heartbeat-ms", dest="heartbeat_ms", type=float, default=0,
                         help="heartbeat period (default 200)")
+        ap.add_argument("--key", help="CURVE: this stage's key pair file (spiketalk keygen)")
+        ap.add_argument("--out-key", dest="out_key", action="append", default=[],
+                        help="CURVE: the server key of each --out, in order")
+        ap.add_argument("--supervisor-key", dest="supervisor_key",
+                        help="CURVE: the supervisor's public key (bus, reports)")
+        ap.add_argument("--accept", action="append", default=[],
+                        help="CURVE: a public key our tcp listener admits (repeatable)")
         return ap
 
     @classmethod
@@ -109,7 +157,8 @@ class Stage:
         """A stage from parsed argument_parser() options (command-line values
         win over the endpoints file); kwargs go to the subclass."""
         cfg = cls.read_endpoints(args.endpoints) if args.endpoints else {"listen": [], "out": []}
-        for key in ("name", "id", "control", "report", "inputs", "hwm", "heartbeat_ms"):
+        for key in ("name", "id", "control", "report", "inputs", "hwm", "heartbeat_ms", "key",
+                    "supervisor_key", "out_key", "accept"):
             v = getattr(args, key)
             if v:
                 cfg[key] = v
@@ -213,29 +262,75 @@ class Stage:
 
     # ---- the loop ----
 
+    def _client(self, sock, ep, server_key):
+        """A tcp connection of a stage with keys: CURVE client trusting one key."""
+        if self.key and ep.startswith("tcp://"):
+            if not server_key:
+                raise ValueError("Stage: no server key for %s" % ep)
+            sock.curve_secretkey = self._secret
+            sock.curve_publickey = self._public
+            sock.curve_serverkey = server_key.encode() if isinstance(server_key, str) else server_key
+
+    def _zap_start(self):
+        """The context's ZAP handler (RFC 27): admits CURVE clients whose public
+        key is in self.accept, refuses everyone else."""
+        import zmq
+        from zmq.utils import z85
+        allowed = set(z85.decode(k.encode() if isinstance(k, str) else k) for k in self.accept)
+        ready, stop = threading.Event(), threading.Event()
+
+        def serve():
+            rep = self._ctx.socket(zmq.REP)
+            rep.setsockopt(zmq.LINGER, 0)
+            rep.bind("inproc://zeromq.zap.01")
+            ready.set()
+            while not stop.is_set():
+                if not rep.poll(100):
+                    continue
+                f = rep.recv_multipart()
+                ok = len(f) >= 7 and f[5] == b"CURVE" and f[6] in allowed
+                rep.send_multipart([b"1.0", f[1] if len(f) > 1 else b"", b"200" if ok else b"400",
+                                    b"OK" if ok else b"unknown public key", b"", b""])
+            rep.close()
+
+        t = threading.Thread(target=serve, name="zap", daemon=True)
+        t.start()
+        ready.wait(5)
+        self._zap = (t, stop)
+
     def _open(self):
         import zmq
         self._ctx = zmq.Context()
         ctl = self._ctx.socket(zmq.SUB)
         ctl.setsockopt(zmq.SUBSCRIBE, b"")
         ctl.setsockopt(zmq.LINGER, 0)
+        self._client(ctl, self.control_ep, self.supervisor_key)
         ctl.connect(self.control_ep)
         rep = self._ctx.socket(zmq.PUSH)
         rep.setsockopt(zmq.LINGER, 500)
+        self._client(rep, self.report_ep, self.supervisor_key)
         rep.connect(self.report_ep)
         data = None
         if self.listen:
             data = self._ctx.socket(zmq.PULL)
             data.setsockopt(zmq.RCVHWM, self.hwm)
             data.setsockopt(zmq.LINGER, 0)
-            for ep in self.listen:
+            # plain endpoints first: the CURVE server option holds for later binds
+            for ep in sorted(self.listen, key=lambda e: e.startswith("tcp://")):
+                if self.key and ep.startswith("tcp://") and not data.curve_server:
+                    if self._zap is None:
+                        self._zap_start()
+                    data.curve_secretkey = self._secret
+                    data.curve_server = True
+                    data.zap_domain = b"spiketalk"
                 data.bind(ep)
         outs = []
-        for ep in self.out:
+        for i, ep in enumerate(self.out):
             s = self._ctx.socket(zmq.PUSH)
             s.setsockopt(zmq.SNDHWM, self.hwm)
             s.setsockopt(zmq.SNDTIMEO, self.send_timeout_ms)
             s.setsockopt(zmq.LINGER, 500)
+            self._client(s, ep, self.out_key[i] if i < len(self.out_key) else None)
             s.connect(ep)
             outs.append(s)
         self._ctl, self._report, self._data, self._outs = ctl, rep, data, outs
@@ -245,6 +340,10 @@ class Stage:
         for s in self._sockets:
             s.close()
         self._sockets = []
+        if self._zap is not None:
+            self._zap[1].set()
+            self._zap[0].join()
+            self._zap = None
         self._ctx.term()
 
     def _bus(self):

@@ -45,6 +45,7 @@ def test_readme_stage_example_joins_a_pipeline(tmp_path):
     out = tmp_path / "heard.txt"
     config = """[pipeline]
 transport = tcp
+insecure = yes
 base_port = %d
 heartbeat_ms = 100
 [stage.agent]

@@ -115,13 +115,20 @@ def run_pipeline(tmp_path, config, stage_name, stage_argv):
     return out, err, s_err
 
 
-def test_rewrite_stage_joins_a_running_pipeline(tmp_path):
-    port = free_base_port()
-    out = tmp_path / "heard.txt"
-    config = """[pipeline]
+def secured_config(tmp_path, port, out, voice_accepts_polish=True):
+    """tcp with CurveZMQ (docs/SECURITY.md): a key for the pipeline and one
+    of its own for the Python stage `polish`; `voice` admits polish's key
+    unless told otherwise."""
+    pipe_key, polish_key = tmp_path / "pipe.key", tmp_path / "polish.key"
+    for k in (pipe_key, polish_key):
+        if not k.exists():
+            run_cli("keygen", k)
+    accept = "%s.pub" % pipe_key + (", %s.pub" % polish_key if voice_accepts_polish else "")
+    return """[pipeline]
 transport = tcp
 base_port = %d
 heartbeat_ms = 100
+key = %s
 [stage.agent]
 type = text_source
 words = yes
@@ -129,15 +136,64 @@ lines = hello world | you are kind
 out = polish
 [stage.polish]
 type = external
+key = %s
 out = voice
 [stage.voice]
 type = text_sink
 file = %s
-""" % (port, out)
+accept = %s
+""" % (port, pipe_key, polish_key, out, accept)
+
+
+def test_rewrite_stage_joins_a_secured_pipeline(tmp_path):
+    port = free_base_port()
+    out = tmp_path / "heard.txt"
+    config = secured_config(tmp_path, port, out)
     run_pipeline(tmp_path, config, "polish",
                  [os.path.join(PKG_ROOT, "examples", "rewrite_stage.py"),
                   "--replace", "hello->goodbye, you->they", "--upper"])
+    ep = (tmp_path / "polish.ep").read_text()
+    assert "key = %s" % (tmp_path / "polish.key") in ep and "out_key = " in ep
     assert out.read_text() == "GOODBYE WORLD\nTHEY ARE KIND\n"
+
+
+def test_python_stage_with_an_unaccepted_key_is_refused(tmp_path):
+    # voice does not list polish's key: the handshake of polish's output is
+    # refused, nothing reaches the sink and the stream never ends
+    port = free_base_port()
+    out = tmp_path / "heard.txt"
+    cfg = tmp_path / "talk.ini"
+    cfg.write_text(secured_config(tmp_path, port, out, voice_accepts_polish=False))
+    ep = tmp_path / "polish.ep"
+    ep.write_text(run_cli("stage", "polish", "--config", cfg, "--endpoints"))
+    env = dict(os.environ, PYTHONPATH=PKG_ROOT)
+    run = popen([cli_path(), "run", "--config", str(cfg), "--timeout", "4"], cwd=REPO,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stage = popen([PYTHON, os.path.join(PKG_ROOT, "examples", "rewrite_stage.py"),
+                   "--upper", "--endpoints", str(ep)], cwd=REPO, env=env,
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run.communicate(timeout=30)
+        stage.communicate(timeout=15)
+    finally:
+        for p in (run, stage):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert run.returncode != 0
+    assert not out.exists() or "HELLO" not in out.read_text()
+
+
+def test_plain_tcp_needs_insecure(tmp_path):
+    cfg = tmp_path / "talk.ini"
+    cfg.write_text("[pipeline]\ntransport = tcp\nprocesses = yes\nbase_port = 5600\n"
+                   "[stage.a]\ntype = text_source\nlines = x\nout = b\n"
+                   "[stage.b]\ntype = text_sink\nfile = -\n")
+    r = subprocess.run([cli_path(), "stage", "b", "--config", str(cfg), "--endpoints"], cwd=REPO,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "insecure = yes" in r.stderr and "talk.ini:2" in r.stderr
+    ep = run_cli("stage", "b", "--config", cfg, "--endpoints", "--insecure")
+    assert "listen = tcp://" in ep and "key = " not in ep
 
 
 def test_reply_stage_answers_like_spiketalk_reply(tmp_path):
@@ -151,6 +207,7 @@ def test_reply_stage_answers_like_spiketalk_reply(tmp_path):
     out = tmp_path / "answers.txt"
     config = """[pipeline]
 transport = tcp
+insecure = yes
 base_port = %d
 heartbeat_ms = 100
 [stage.user]
@@ -176,6 +233,7 @@ def test_a_stage_that_cannot_start_says_failed(tmp_path):
     port = free_base_port()
     config = """[pipeline]
 transport = tcp
+insecure = yes
 base_port = %d
 heartbeat_ms = 100
 start_timeout_s = 20
