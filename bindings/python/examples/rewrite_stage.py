@@ -12,6 +12,7 @@ In a configuration, the stage is `type = external`:
     [pipeline]
     transport = tcp
     base_port = 5600
+    key = talk.key              ; `spiketalk keygen talk.key`: CurveZMQ on tcp
     [stage.agent]
     type = text_source
     lines = hello there | how are you
@@ -28,6 +29,9 @@ gives the stage:
 
     spiketalk stage polish --config talk.ini --endpoints > polish.ep
     python3 rewrite_stage.py --endpoints polish.ep --replace 'hello->goodbye'
+
+(the endpoints file carries the stage's keys too; on a trusted loopback
+`insecure = yes` in [pipeline] runs plain tcp instead, with a warning).
 
 or name them yourself (--name, --id, --listen, --out, --control, --report).
 Run from a checkout it uses the package beside it (bindings/python); once
