@@ -168,6 +168,8 @@ static void emit(st_agent *a, st_agent_event_kind kind, uint64_t sample, uint64_
 static void on_state(st_turn_state from, st_turn_state to, uint64_t sample, void *user_data)
 {
     st_agent *a = user_data;
+    if (from == ST_TURN_USER && to == ST_TURN_LISTENING)
+        a->stats.dropped_turns++; /* the turn ended without a word */
     if (!a->p.on_event)
         return;
     st_agent_event e = {.kind = ST_AGENT_EV_STATE, .sample = sample, .from = from, .to = to,

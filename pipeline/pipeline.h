@@ -710,6 +710,10 @@ typedef struct {
     bool barge_on_word;        /* a recognized word commits it sooner; true */
     double late_word_s;        /* a word decided this long after the offset still
                                   belongs to the turn (the recognizer lags); 0.6 s */
+    double max_turn_s;         /* a user turn ends after this long even if the VAD
+                                  holds on (noise it takes for speech): with the words
+                                  heard, or back to listening without any; 10 s
+                                  (0: never) */
 } st_turn_params;
 
 st_turn_params st_turn_default_params(void);

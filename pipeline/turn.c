@@ -25,7 +25,8 @@ struct st_turn {
     uint64_t onset;            /* the latest onset's sample */
     uint64_t offset;           /* the latest offset's sample */
     uint64_t offset_decided;   /* when that offset was decided */
-    uint64_t complete_wait, incomplete_wait, prefix_wait, barge_min, late_word;
+    uint64_t complete_wait, incomplete_wait, prefix_wait, barge_min, late_word, max_turn;
+    uint64_t user_since;       /* when the state last became "user speaking" */
     char words[REQUEST_MAX];   /* the turn's words so far */
     size_t words_len;
     unsigned n_words;
@@ -49,6 +50,7 @@ st_turn_params st_turn_default_params(void)
         .barge_on_word = true,
         .late_word_s = 0.6,
         .resume_hold_s = 0.4,
+        .max_turn_s = 10,
     };
 }
 
@@ -87,6 +89,9 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
     else if (!(q.late_word_s >= 0 && q.late_word_s <= 10))
         rc = st_error(ST_ERR_INVALID, "turn controller: late_word_s %g is not 0..10 s",
                       q.late_word_s);
+    else if (!(q.max_turn_s == 0 || (q.max_turn_s >= 1 && q.max_turn_s <= 600)))
+        rc = st_error(ST_ERR_INVALID, "turn controller: max_turn_s %g is not 0 (never) or 1..600 s",
+                      q.max_turn_s);
     if (rc) {
         if (err)
             *err = rc;
@@ -106,6 +111,7 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
     t->prefix_wait = (uint64_t)(q.prefix_wait_s * q.rate_hz + 0.5);
     t->barge_min = (uint64_t)(q.barge_min_s * q.rate_hz + 0.5);
     t->late_word = (uint64_t)(q.late_word_s * q.rate_hz + 0.5);
+    t->max_turn = (uint64_t)(q.max_turn_s * q.rate_hz + 0.5);
     t->resume_hold = (uint64_t)(q.resume_hold_s * q.rate_hz + 0.5);
     if (err)
         *err = ST_OK;
@@ -126,6 +132,8 @@ static void go(st_turn *t, st_turn_state to, uint64_t sample)
         return;
     st_turn_state from = t->state;
     t->state = to;
+    if (to == ST_TURN_USER)
+        t->user_since = sample;
     if (t->on_state)
         t->on_state(from, to, sample, t->user_data);
 }
@@ -329,6 +337,11 @@ int st_turn_tick(st_turn *t, uint64_t now)
 {
     switch (t->state) {
     case ST_TURN_USER:
+        if (t->max_turn && now >= t->user_since + t->max_turn) {
+            t->speaking = false; /* the VAD held on too long: noise, or a monologue */
+            t->offset = t->offset_decided = now;
+            return end_of_turn(t, now);
+        }
         if (!t->speaking && t->offset_decided) {
             uint64_t wait = st_turn_request_complete(t->words) ? t->complete_wait
                             : st_turn_request_prefix(t->words)   ? t->prefix_wait

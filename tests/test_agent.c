@@ -188,6 +188,33 @@ static void test_noise_dropped(void)
     st_turn_destroy(&t);
 }
 
+/* The VAD holding on (noise it takes for speech) does not keep the turn open
+   for ever: after max_turn_s it ends, back to listening without a word, and
+   with the words heard as a request otherwise. */
+static void test_turn_ends_when_vad_holds_on(void)
+{
+    changes c = {0};
+    st_turn *t = turn_new(&c);
+    st_turn_onset(t, S(1.0), S(1.03)); /* and no offset */
+    int acts = 0;
+    for (double s = 1.03; s < 10.9; s += 0.01)
+        acts |= st_turn_tick(t, S(s));
+    CU_ASSERT_EQUAL(acts, 0);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_USER);
+    for (double s = 10.9; s < 11.2; s += 0.01)
+        acts |= st_turn_tick(t, S(s));
+    CU_ASSERT_EQUAL(acts, 0);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_LISTENING);
+    /* the same with a word heard: it is answered */
+    st_turn_onset(t, S(12.0), S(12.03));
+    st_turn_word(t, "joke", S(12.1), S(12.5), S(12.6));
+    for (double s = 12.6; s < 22.2 && !(acts & ST_TURN_DO_ANSWER); s += 0.01)
+        acts |= st_turn_tick(t, S(s));
+    CU_ASSERT(acts & ST_TURN_DO_ANSWER);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "joke");
+    st_turn_destroy(&t);
+}
+
 /* Brings a controller to AGENT (one answer playing). */
 static void to_agent(st_turn *t)
 {
@@ -280,6 +307,10 @@ static void test_bad_params(void)
     p.barge_min_s = -1;
     CU_ASSERT_PTR_NULL(st_turn_new(&p, NULL, NULL, &err));
     CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    p = st_turn_default_params();
+    p.max_turn_s = 0.5;
+    CU_ASSERT_PTR_NULL(st_turn_new(&p, NULL, NULL, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "max_turn_s"));
 }
 
 /* ---- the agent ------------------------------------------------------------------ */
@@ -1170,6 +1201,7 @@ CU_TestInfo st_tests_agent[] = {
     {"end_of_turn", test_end_of_turn},
     {"pause_inside_request", test_pause_inside_request},
     {"noise_dropped", test_noise_dropped},
+    {"turn_ends_when_vad_holds_on", test_turn_ends_when_vad_holds_on},
     {"barge_in", test_barge_in},
     {"backchannel_resumes", test_backchannel_resumes},
     {"bad_params", test_bad_params},

@@ -86,6 +86,28 @@ static int sh(char *out, size_t cap, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/*  Whether /run/netns is a mount point (iproute2's first `ip netns add`
+    bind-mounts it onto itself and leaves it so). */
+static bool run_netns_mounted(void)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        /* "id parent major:minor root mount-point ..." */
+        char root[512], point[512];
+        if (sscanf(line, "%*s %*s %*s %511s %511s", root, point) == 2 &&
+            !strcmp(point, "/run/netns"))
+            found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+static bool netns_mount_was_ours; /* the test's `ip netns add` made that mount */
+
 static void host2_remove(void)
 {
     if (!H.up)
@@ -93,6 +115,11 @@ static void host2_remove(void)
     sh(NULL, 0, "ip link del %s", H.veth_here);   /* takes its peer with it */
     sh(NULL, 0, "ip netns del %s", H.ns);
     H.up = false;
+    /* Leave the machine as it was: a mount left behind keeps a chroot or
+       CI workspace from being removed. */
+    char out[256] = "";
+    if (netns_mount_was_ours && sh(out, sizeof out, "ip netns list") == 0 && !out[0])
+        sh(NULL, 0, "umount /run/netns");
 }
 
 /*  Makes the namespace and the link; false with `why` (for the skip line)
@@ -120,7 +147,10 @@ static bool host2_make(char *why, size_t cap)
         atexit(host2_remove);
         registered = true;
     }
+    netns_mount_was_ours = !run_netns_mounted();
     if (sh(out, sizeof out, "ip netns add %s", H.ns) != 0) {
+        if (netns_mount_was_ours && run_netns_mounted())
+            sh(NULL, 0, "umount /run/netns");
         snprintf(why, cap, "`ip netns add` is not permitted here (a container?): %s", out);
         return false;
     }
