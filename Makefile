@@ -129,17 +129,24 @@ DATA_DIR ?= ../shared/data
 ASR_EPOCHS ?= 80
 ASR_HIDDEN ?= 192
 ASR_THREADS ?= 2
+# Words in context (whole requests, tools/asr_tool.c --requests) and the
+# stored streaming rule (asr-tool rule); the streaming variant of
+# models/README.md: ASR_REQUESTS=100 ASR_HIDDEN=256 ASR_EPOCHS=70
+# ASR_RULE='--on 0.9 --off 0.3 --min 1'.
+ASR_REQUESTS ?= 0
+ASR_RULE ?=
 .PHONY: asr-data train-asr train-asr-smoke
 $(ASR_TOOL): tools/asr_tool.c $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c $(STATIC_LIB) $(LDFLAGS_ALL) $(LIBS)
 
 asr-data: all $(ASR_TOOL)
 	$(Q)mkdir -p $(ASR_DIR) && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug 1 --seed 2 \
-	    --requests 100 --per-config 12
+	    --requests $(ASR_REQUESTS) --per-config 12
 
 train-asr: asr-data
 	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out models/asr.stm --epochs $(ASR_EPOCHS) --loss ce_mean --lr 3e-3 \
 	    --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train.csv
+	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model models/asr.stm $(ASR_RULE),true)
 
 # A few steps on a few synthetic words: proves the recipe runs (tests/test_asr.c).
 train-asr-smoke: all $(ASR_TOOL)

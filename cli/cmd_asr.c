@@ -485,12 +485,13 @@ static int decider_option(int argc, char **argv, int *i, rule_opts *r)
 static int eval_usage(FILE *out)
 {
     fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean]\n"
-                 "       [--on P] [--off P] [--min K] [--refractory K]\n"
+                 "       [--on P] [--off P] [--min K] [--refractory K] [--tail K]\n"
                  "  --pool defaults to the pooling the model was trained with\n"
                  "  sc12   Speech Commands layout (path label12 word speaker): 12-class accuracy\n"
                  "  words  layout path text speaker: word error rate\n"
                  "  requests  layout path text speaker ends: streaming word error rate and\n"
-                 "         emission latency after each word's end (--on.. set the decision rule)\n"
+                 "         emission latency after each word's end (--on.. --tail set the decision\n"
+                 "         rule; default: the one stored in the model)\n"
                  "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n");
     return out == stdout ? 0 : 2;
 }
@@ -655,6 +656,7 @@ int st_cmd_listen(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: spiketalk listen FILE [--model F] [--on P] [--off P] [--min K] [--refractory K]\n"
+                   "       [--tail K]  (the decision rule; default: the one stored in the model)\n"
                    "  prints each word as it is decided: start_s end_s word (decided at t)\n");
             return 0;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc)

@@ -239,8 +239,11 @@ typedef struct {
     uint64_t onsets, offsets, pauses, resumes;
     uint64_t drops_ev, supersede_ev;   /* USER->LISTENING, THINKING->USER transitions */
     uint64_t ledger_errors;    /* an event order the agent's contract forbids */
-    uint64_t stuck;            /* passes after which the agent did not come back to
-                                  listening within STUCK_S */
+    uint64_t stuck;            /* passes after which the agent sat in one state other
+                                  than listening for STUCK_S (a turn that never ends) */
+    uint64_t noise_busy;       /* passes whose background kept the VAD firing, the
+                                  agent never quiet for long after the last user speech
+                                  (its state still changing: reported, not a failure) */
     char stuck_what[256];      /* the first of them */
     char lost_what[256];       /* the first unaccounted turns: "scenario/turn (kind)" */
 } ledger;
@@ -260,6 +263,7 @@ typedef struct {
     ledger *L;
     series *ser;
     bool thinking;             /* between a REQUEST and its answer's first sample */
+    uint64_t last_change;      /* the agent's last state change (agent sample) */
     bool speaking_open;
 } pass_state;
 
@@ -284,6 +288,7 @@ static void on_event(const st_agent_event *e, void *user_data)
     double t_s = (double)e->sample / RATE;
     switch (e->kind) {
     case ST_AGENT_EV_STATE: {
+        p->last_change = e->sample;
         int i = turn_before(p, rel);
         if (e->from == ST_TURN_USER && e->to == ST_TURN_LISTENING) {
             L->drops_ev++;
@@ -498,7 +503,7 @@ static int run_pass(soak *k, scen *s, uint64_t variant)
             o = 0;
         sc->turns[i].at.offset_s = o;
     }
-    pass_state p = {.s = s, .nt = nt, .base = k->pos, .requested = -1, .answering = -1,
+    pass_state p = {.s = s, .nt = nt, .base = k->pos, .last_change = k->pos, .requested = -1, .answering = -1,
                     .L = &k->L, .ser = k->ser};
     p.placed = malloc(nt * sizeof *p.placed);
     p.ue = malloc(nt * sizeof *p.ue);
@@ -634,6 +639,12 @@ static int run_pass(soak *k, scen *s, uint64_t variant)
                 break;
         } else {
             end_at = 0;
+        }
+        if (p.next == nt && rel > last_user_end + (uint64_t)(STUCK_S * RATE) &&
+            st_agent_state(k->agent) != ST_TURN_LISTENING &&
+            k->pos < p.last_change + (uint64_t)(STUCK_S * RATE)) {
+            k->L.noise_busy++; /* not stuck: noise keeps starting turns that end */
+            break;
         }
         if (p.next == nt && rel > last_user_end + (uint64_t)(STUCK_S * RATE) &&
             st_agent_state(k->agent) != ST_TURN_LISTENING) {
@@ -1059,6 +1070,10 @@ int st_cmd_soak(int argc, char **argv)
         if (L->stuck)
             printf("    STUCK: %llu passes ended with the agent not listening; the first: %s\n",
                    (unsigned long long)L->stuck, L->stuck_what);
+        if (L->noise_busy)
+            printf("    %llu passes ended with the background still starting turns (the VAD "
+                   "firing on noise; each turn ended, reported only)\n",
+                   (unsigned long long)L->noise_busy);
         if (by_loops)
             printf("\n  latency, the first loop over the %d scenarios (0-%.0f s) vs the last "
                    "(%.0f-%.0f s), %llu loops (limit: p50 and p95 within 10 %%)\n",
@@ -1117,7 +1132,7 @@ int st_cmd_soak(int argc, char **argv)
                    "\"echo\": %llu, \"resumed\": %llu, "
                    "\"unaccounted\": %llu, \"requests\": %llu, \"spurious_requests\": %llu, "
                    "\"answers\": %llu, \"started\": %llu, \"done\": %llu, \"interrupted\": %llu, "
-                   "\"open\": %llu, \"order_errors\": %llu, \"stuck_passes\": %llu, \"agent_answers\": %llu, "
+                   "\"open\": %llu, \"order_errors\": %llu, \"stuck_passes\": %llu, \"noise_busy_passes\": %llu, \"agent_answers\": %llu, "
                    "\"agent_dropped_turns\": %llu, \"stale_samples\": %llu, \"ok\": %s},\n",
                 (unsigned long long)L->turns, (unsigned long long)L->answerable,
                 (unsigned long long)L->answered, (unsigned long long)L->unanswered_dropped,
@@ -1130,7 +1145,7 @@ int st_cmd_soak(int argc, char **argv)
                 (unsigned long long)L->speaking, (unsigned long long)L->done,
                 (unsigned long long)L->interrupted, (unsigned long long)L->open_at_end,
                 (unsigned long long)L->ledger_errors, (unsigned long long)L->stuck,
-                (unsigned long long)st.answers,
+                (unsigned long long)L->noise_busy, (unsigned long long)st.answers,
                 (unsigned long long)st.dropped_turns, (unsigned long long)st.stale_samples,
                 ledger_ok ? "true" : "false");
         fprintf(f, " \"latency\": {");

@@ -25,7 +25,8 @@
           Voices of the held-out groups (pick_voice) never train: they
           speak the validation windows and DIR/valid_requests.tsv and
           DIR/test_requests.tsv (wav files with each word's end, for
-          `spiketalk eval requests`).
+          `spiketalk eval requests`; written with or without --requests:
+          R/5+1 and R/2+1 voices, R = 100 when not given, 5 requests each).
       asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
                      [--threads T] [--max-steps S] [--lr L]
           Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
@@ -865,10 +866,12 @@ static int cmd_data(int argc, char **argv)
         fprintf(stderr, "asr-tool: %d training windows of whole requests\n", made);
         made = synth_requests(&valid, n_req / 5 + 1, per_req, 0, 1);
         fprintf(stderr, "asr-tool: %d validation windows of whole requests\n", made);
-        if (write_requests(out, "valid_requests", 1, n_req / 5 + 1, 5) < 0 ||
-            write_requests(out, "test_requests", 2, n_req / 2 + 1, 5) < 0)
-            fprintf(stderr, "asr-tool: cannot write the held-out requests under %s\n", out);
     }
+    /* the held-out request sets, also for a recipe without requests */
+    int n_eval = n_req > 0 ? n_req : 100;
+    if (write_requests(out, "valid_requests", 1, n_eval / 5 + 1, 5) < 0 ||
+        write_requests(out, "test_requests", 2, n_eval / 2 + 1, 5) < 0)
+        fprintf(stderr, "asr-tool: cannot write the held-out requests under %s\n", out);
 
     /* normalisation from the training set */
     double sum[MELS] = {0}, sq[MELS] = {0};
