@@ -22,7 +22,10 @@
           END 0-100 ms after a word's end, labelled with that word (the
           stream's "word that just ended"), windows ending inside a word
           (_unknown_) and in the pause after the request (_silence_).
-          Voices of the held-out groups (pick_voice) never train: they
+          With --requests, voices of the held-out groups (pick_voice)
+          never train (without it, the single words use every voice, as
+          the shipped model's recipe does, so the request sets below share
+          voices with training then): they
           speak the validation windows and DIR/valid_requests.tsv and
           DIR/test_requests.tsv (wav files with each word's end, for
           `spiketalk eval requests`; written with or without --requests:
@@ -394,7 +397,33 @@ static void pick_voice(st_tts_params *p, char *voice, size_t cap, int c, int hel
     p->pitch = (int)uniform(15, 85);
 }
 
-static int synth_words(set *train, int n_configs, int aug)
+/* The voices of the recipe without whole requests (the shipped model's):
+   any espeak-ng variant, every flite voice, drawn in this order. Held-out
+   voices matter only when requests are trained and evaluated. */
+static void pick_voice_words(st_tts_params *p, char *voice, size_t cap, int c,
+                             const st_tts_voice_info *voices, int nv,
+                             const st_tts_voice_info *variants, int nvar)
+{
+    static const char *const flite[] = {"kal16", "awb", "rms", "slt", "kal"};
+    *p = st_tts_default_params();
+    if (c % 5 == 4) {
+        p->engine = "flite";
+        p->voice = flite[(c / 5) % 5];
+    } else if (nv > 0) {
+        const char *lang = voices[rnd() % (unsigned)nv].name;
+        if (nvar > 0 && urand() < 0.8)
+            snprintf(voice, cap, "%s+%s", lang, variants[rnd() % (unsigned)nvar].name);
+        else
+            snprintf(voice, cap, "%s", lang);
+        p->voice = voice;
+        p->pitch = (int)uniform(15, 85);
+    }
+    p->rate_wpm = (int)uniform(120, 260);
+    p->sample_rate_hz = 16000;
+    p->lead_silence_ms = 0;
+}
+
+static int synth_words(set *train, int n_configs, int aug, bool hold_out_voices)
 {
     st_tts_voice_info voices[64], variants[128];
     int nv = st_tts_list_voices("espeak", voices, 64);
@@ -407,7 +436,10 @@ static int synth_words(set *train, int n_configs, int aug)
     for (int c = 0; c < n_configs; c++) {
         char voice[160];
         st_tts_params p;
-        pick_voice(&p, voice, sizeof voice, c, 0, voices, nv, variants, nvar);
+        if (hold_out_voices)
+            pick_voice(&p, voice, sizeof voice, c, 0, voices, nv, variants, nvar);
+        else
+            pick_voice_words(&p, voice, sizeof voice, c, voices, nv, variants, nvar);
         int err = 0;
         st_tts *t = st_tts_new(&p, &err);
         if (!t) {
@@ -859,7 +891,7 @@ static int cmd_data(int argc, char **argv)
     fclose(tsc);
     fclose(tfs);
 
-    int made = synth_words(&train, n_configs, aug < 1 ? 1 : aug);
+    int made = synth_words(&train, n_configs, aug < 1 ? 1 : aug, n_req > 0);
     fprintf(stderr, "asr-tool: %d synthetic words\n", made);
     if (n_req > 0) {
         made = synth_requests(&train, n_req, per_req, req_aug, 0);
