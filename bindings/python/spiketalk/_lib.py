@@ -215,6 +215,7 @@ typedef struct {
 } st_asr_event;
 typedef struct st_asr_stream st_asr_stream;
 st_asr_decider_params st_asr_stream_default_params(void);
+st_asr_decider_params st_asr_stream_params(const st_asr *self, size_t *tail);
 st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params *p, int *err);
 void st_asr_stream_destroy(st_asr_stream **self_p);
 void st_asr_stream_reset(st_asr_stream *self);

@@ -165,10 +165,12 @@ class Recognizer:
         """Streaming recognition over audio (an array at rate_hz, or a file):
         the decided words, as `spiketalk listen` prints them. params: decider
         settings to override (on_threshold, off_threshold, min_frames,
-        max_frames, refractory_frames, emit_early)."""
+        max_frames, refractory_frames, emit_early) over the model's stored
+        rule (or the defaults when it stores none)."""
         ffi, lib = _lib.get()
         feat, stamps = self.features(audio, rate_hz)
-        p = ffi.new("st_asr_decider_params *", lib.st_asr_stream_default_params())
+        # the model's own decision rule when its file stores one (snn/asr.h)
+        p = ffi.new("st_asr_decider_params *", lib.st_asr_stream_params(self._alive(), ffi.NULL))
         for k, v in (params or {}).items():
             if not hasattr(p, k):
                 raise errors.InvalidError("listen: no decider parameter '%s'" % k, errors.INVALID)
