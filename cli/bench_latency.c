@@ -22,6 +22,7 @@
     output files it is asked to write, stdout.
 */
 #include "cli.h"
+#include "scenario_synth.h"
 
 #include "audio/audio.h"
 #include "pipeline/pipeline.h"
@@ -136,81 +137,9 @@ static double pct(const double *v, int n, double p)
     return x;
 }
 
-/* ---- the synthesizer behind the scenario renderer ---------------------------- */
+/* The synthesizer behind the scenario renderer: its voices live for the run. */
+static cli_synth_cache *synth_cache;
 
-#define SYNTH_CACHE 12
-typedef struct {
-    char key[128];
-    char voice[64];              /* st_tts keeps the pointer: the slot never moves */
-    st_tts *t;
-} synth_slot;
-static synth_slot *synth_cache[SYNTH_CACHE];
-static int n_synth_cache;
-
-static int latency_synth(void *user_data, const char *engine, const char *voice, int rate_wpm,
-                         const char *text, st_scenario_clip *out)
-{
-    (void)user_data;
-    char key[128];
-    snprintf(key, sizeof key, "%s/%s/%d", engine, voice ? voice : "", rate_wpm);
-    st_tts *t = NULL;
-    for (int i = 0; i < n_synth_cache; i++)
-        if (!strcmp(synth_cache[i]->key, key))
-            t = synth_cache[i]->t;
-    if (!t) {
-        if (n_synth_cache == SYNTH_CACHE) {
-            st_tts_destroy(&synth_cache[0]->t);
-            free(synth_cache[0]);
-            memmove(synth_cache, synth_cache + 1, (SYNTH_CACHE - 1) * sizeof *synth_cache);
-            n_synth_cache--;
-        }
-        synth_slot *slot = calloc(1, sizeof *slot);
-        if (!slot)
-            return st_error(ST_ERR_NOMEM, "out of memory");
-        snprintf(slot->key, sizeof slot->key, "%s", key);
-        snprintf(slot->voice, sizeof slot->voice, "%s", voice ? voice : "");
-        st_tts_params p = st_tts_default_params();
-        p.engine = engine;
-        p.voice = voice ? slot->voice : NULL;
-        p.rate_wpm = rate_wpm;
-        p.sample_rate_hz = RATE;
-        int err;
-        if (!(slot->t = t = st_tts_new(&p, &err))) {
-            free(slot);
-            return err;
-        }
-        synth_cache[n_synth_cache++] = slot;
-    }
-    st_tts_result r;
-    int rc = st_tts_synthesize(t, text, &r);
-    if (rc)
-        return rc;
-    out->words = calloc(r.n_words ? r.n_words : 1, sizeof *out->words);
-    if (!out->words) {
-        st_tts_result_free(&r);
-        return st_error(ST_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < r.n_words; i++) {
-        out->words[i].start = r.words[i].start;
-        out->words[i].end = r.words[i].end;
-        snprintf(out->words[i].text, sizeof out->words[i].text, "%.47s", r.words[i].text);
-    }
-    out->n_words = r.n_words;
-    out->samples = r.samples;
-    out->frames = r.frames;
-    r.samples = NULL;
-    st_tts_result_free(&r);
-    return ST_OK;
-}
-
-static void synth_cache_clear(void)
-{
-    for (int i = 0; i < n_synth_cache; i++) {
-        st_tts_destroy(&synth_cache[i]->t);
-        free(synth_cache[i]);
-    }
-    n_synth_cache = 0;
-}
 
 /* ---- one conversation -------------------------------------------------------- */
 
@@ -482,14 +411,18 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     st_scenario_noise *noise = NULL;
     float *mic = NULL, *spk = NULL;
     size_t cap = 0;
-    if (!c.clips || !c.truth || !c.placed || !c.ue || !c.as || !c.ae || !c.req || !c.last_word || !c.wall ||
-        !c.answer || !c.request || !c.interrupted_ok || !c.paused_for || (c.record && !c.events)) {
+    if (!synth_cache)
+        synth_cache = cli_synth_cache_new(12, RATE);
+    if (!synth_cache || !c.clips || !c.truth || !c.placed || !c.ue || !c.as || !c.ae || !c.req ||
+        !c.last_word || !c.wall || !c.answer || !c.request || !c.interrupted_ok || !c.paused_for ||
+        (c.record && !c.events)) {
         rc = cli_fail(CMD, "out of memory");
         goto done;
     }
     st_scenario_render_params rp = st_scenario_render_default_params();
     rp.data_dir = o->data_dir;
-    rp.synth = latency_synth;
+    rp.synth = cli_scenario_synth;
+    rp.synth_data = synth_cache;
     for (size_t i = 0; i < nt; i++) {
         c.placed[i] = c.ue[i] = c.as[i] = c.ae[i] = c.req[i] = c.last_word[i] = -1;
         for (int k = 0; k < 5; k++)
@@ -1274,7 +1207,7 @@ int st_bench_latency(int argc, char **argv)
                 keep_idx = i;
         }
     }
-    synth_cache_clear();
+    cli_synth_cache_destroy(&synth_cache);
     if (!status) {
         const tally *b = baseline ? &tb : NULL;
         printf("\nspiketalk bench latency: %d scenarios, %zu user turns, virtual time; agent "

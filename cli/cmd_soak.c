@@ -39,6 +39,7 @@
     stderr (progress), the --json file.
 */
 #include "cli.h"
+#include "scenario_synth.h"
 
 #include "audio/audio.h"
 #include "pipeline/pipeline.h"
@@ -122,79 +123,6 @@ static double window_pct(const series *s, double t0, double t1, double p, double
 
 /* ---- the synthesizer behind the renderer (one engine per voice) --------------- */
 
-#define SYNTH_CACHE 16
-typedef struct {
-    char key[128];
-    char voice[64];            /* st_tts keeps the pointer: the slot never moves */
-    st_tts *t;
-} synth_slot;
-static synth_slot *synth_cache[SYNTH_CACHE];
-static int n_synth_cache;
-
-static int soak_synth(void *user_data, const char *engine, const char *voice, int rate_wpm,
-                      const char *text, st_scenario_clip *out)
-{
-    (void)user_data;
-    char key[128];
-    snprintf(key, sizeof key, "%s/%s/%d", engine, voice ? voice : "", rate_wpm);
-    st_tts *t = NULL;
-    for (int i = 0; i < n_synth_cache; i++)
-        if (!strcmp(synth_cache[i]->key, key))
-            t = synth_cache[i]->t;
-    if (!t) {
-        if (n_synth_cache == SYNTH_CACHE) {   /* rendering happens once: evict the oldest */
-            st_tts_destroy(&synth_cache[0]->t);
-            free(synth_cache[0]);
-            memmove(synth_cache, synth_cache + 1, (SYNTH_CACHE - 1) * sizeof *synth_cache);
-            n_synth_cache--;
-        }
-        synth_slot *slot = calloc(1, sizeof *slot);
-        if (!slot)
-            return st_error(ST_ERR_NOMEM, "out of memory");
-        snprintf(slot->key, sizeof slot->key, "%s", key);
-        snprintf(slot->voice, sizeof slot->voice, "%s", voice ? voice : "");
-        st_tts_params p = st_tts_default_params();
-        p.engine = engine;
-        p.voice = voice ? slot->voice : NULL;
-        p.rate_wpm = rate_wpm;
-        p.sample_rate_hz = RATE;
-        int err;
-        if (!(slot->t = t = st_tts_new(&p, &err))) {
-            free(slot);
-            return err;
-        }
-        synth_cache[n_synth_cache++] = slot;
-    }
-    st_tts_result r;
-    int rc = st_tts_synthesize(t, text, &r);
-    if (rc)
-        return rc;
-    out->words = calloc(r.n_words ? r.n_words : 1, sizeof *out->words);
-    if (!out->words) {
-        st_tts_result_free(&r);
-        return st_error(ST_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < r.n_words; i++) {
-        out->words[i].start = r.words[i].start;
-        out->words[i].end = r.words[i].end;
-        snprintf(out->words[i].text, sizeof out->words[i].text, "%.47s", r.words[i].text);
-    }
-    out->n_words = r.n_words;
-    out->samples = r.samples;
-    out->frames = r.frames;
-    r.samples = NULL;
-    st_tts_result_free(&r);
-    return ST_OK;
-}
-
-static void synth_cache_clear(void)
-{
-    for (int i = 0; i < n_synth_cache; i++) {
-        st_tts_destroy(&synth_cache[i]->t);
-        free(synth_cache[i]);
-    }
-    n_synth_cache = 0;
-}
 
 /* ---- one scenario, rendered once ---------------------------------------------- */
 
@@ -834,14 +762,16 @@ int st_cmd_soak(int argc, char **argv)
     double *scratch = NULL;
     int n_sc = 0;
     FILE *jf = NULL;
-    if (!scs || !k) {
+    cli_synth_cache *synth = cli_synth_cache_new(16, RATE);
+    if (!scs || !k || !synth) {
         status = cli_fail(CMD, "out of memory");
         goto done;
     }
     /* load and render every scenario once */
     st_scenario_render_params rp = st_scenario_render_default_params();
     rp.data_dir = data;
-    rp.synth = soak_synth;
+    rp.synth = cli_scenario_synth;
+    rp.synth_data = synth;
     for (int i = 0; i < n_files; i++) {
         scen *s = &scs[n_sc];
         int rc = st_scenario_load(files[i], &s->sc);
@@ -867,7 +797,7 @@ int st_cmd_soak(int argc, char **argv)
             }
         }
     }
-    synth_cache_clear();   /* every clip is rendered: the voices are not needed again */
+    cli_synth_cache_clear(synth); /* every clip is rendered: the voices are not needed again */
     if (!n_sc) {
         status = cli_fail(CMD, "no scenarios (--scenario FILE, or run from the repository)");
         goto done;
@@ -1184,7 +1114,7 @@ done:
     }
     if (jf && fclose(jf) && !status)
         status = cli_fail(CMD, "cannot write '%s'", json);
-    synth_cache_clear();
+    cli_synth_cache_destroy(&synth);
     for (int i = 0; i < n_sc; i++)
         scen_free(&scs[i]);
     free(scs);
