@@ -95,6 +95,7 @@ typedef struct {
     uint64_t stale_samples;
     double audio_s, wall_s, cpu_s;
     int answers_done, answers_interrupted; /* answers played to the end / cut */
+    unsigned long long preempted, preempt_used; /* prompts the LM read ahead / used */
     double cpu_part[8];                    /* the agent's parts, s (see cpu_names) */
 } tally;
 
@@ -574,6 +575,8 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     t->stale_samples += st.stale_samples;
     t->answers_interrupted += (int)st.interruptions;
     t->answers_done += (int)(st.answers - st.interruptions);
+    t->preempted += st.preempted;
+    t->preempt_used += st.preempt_used;
     const double parts[8] = {st.cpu_echo_s, st.cpu_frontend_s, st.cpu_vad_s, st.cpu_asr_s,
                              st.cpu_lm_s, st.tts_worker_s,
                              st.cpu_total_s - st.cpu_echo_s - st.cpu_frontend_s - st.cpu_vad_s -
@@ -1008,7 +1011,7 @@ static void summary_json(FILE *jf, const char *name, const tally *t)
             "\"expect_turns\": %d, \"expect_ok\": %d, \"request_checked\": %d, "
             "\"request_match\": %d, \"stale_samples\": %llu, \"audio_s\": %.1f, \"wall_s\": %.2f, "
             "\"cpu_s\": %.2f, \"rtf\": %.4f, \"answers_played_to_end\": %d, "
-            "\"answers_interrupted\": %d",
+            "\"answers_interrupted\": %d, \"preempted\": %llu, \"preempt_used\": %llu",
             t->turns, t->answered, t->answered_kinds, t->pause_turns, t->pause_wrong_end,
             t->interruptions, t->interrupt_missed, t->interrupt_late, t->false_int_echo,
             t->false_pause_echo, t->echo_only_s, t->false_int_noise, t->false_pause_noise,
@@ -1016,7 +1019,8 @@ static void summary_json(FILE *jf, const char *name, const tally *t)
             t->backchannels, t->false_pause_other, t->requests_spurious, t->expect_turns,
             t->expect_ok, t->request_checked, t->request_match,
             (unsigned long long)t->stale_samples, t->audio_s, t->wall_s, t->cpu_s,
-            t->audio_s > 0 ? t->cpu_s / t->audio_s : 0, t->answers_done, t->answers_interrupted);
+            t->audio_s > 0 ? t->cpu_s / t->audio_s : 0, t->answers_done, t->answers_interrupted,
+            t->preempted, t->preempt_used);
     fprintf(jf, ", \"cpu\": {");
     for (int k = 0; k < 8; k++)
         fprintf(jf, "%s\"%s\": {\"s\": %.3f, \"per_answer_ms\": %.2f, \"rtf\": %.5f}",
@@ -1071,6 +1075,9 @@ static void print_quality(const char *who, const tally *t)
            t->false_int_backchannel, t->false_pause_backchannel, t->false_pause_other);
     printf("    answers played to their end %d, interrupted %d (counted apart)\n",
            t->answers_done, t->answers_interrupted);
+    printf("    preemptive work: the LM read %llu pending requests ahead, %llu of them were the "
+           "final request\n",
+           t->preempted, t->preempt_used);
     printf("    %.0f s of conversation in %.1f s wall, %.1f s CPU (driver, rendering and agent): "
            "real-time factor %.3f\n",
            t->audio_s, t->wall_s, t->cpu_s, t->audio_s > 0 ? t->cpu_s / t->audio_s : 0);

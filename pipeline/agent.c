@@ -119,6 +119,12 @@ struct st_agent {
     size_t reply_len;
     double t_decided, t_first_token, t_first_push, t_first_audio; /* wall clock, s */
 
+    /* Preemptive work: the prompt of a pending turn's words, read ahead
+       while the controller waits (st_turn_pending), and which words. */
+    st_lm_state *pre_state;
+    float *pre_logits;
+    char pre_prompt[TEXT_MAX + 16]; /* "" none */
+
     /* The speaker queue: one answer at a time, read from the synthesizer. */
     float *queue;
     size_t queue_cap, queue_len, played;
@@ -151,6 +157,7 @@ st_agent_params st_agent_default_params(void)
         .echo_cancel = true,
         .max_answer_s = 30,
         .clock_hour = -1,
+        .preempt = true,
         .turn = turn,
     };
 }
@@ -251,10 +258,13 @@ st_agent *st_agent_new(const st_agent_params *p, int *err)
     }
     if (a->p.lm_model) {
         if (!(a->lm = st_lm_model_load(a->p.lm_model, &rc)) ||
-            !(a->lm_state = st_lm_state_new(a->lm, &rc)))
+            !(a->lm_state = st_lm_state_new(a->lm, &rc)) ||
+            !(a->pre_state = st_lm_state_new(a->lm, &rc)))
             goto fail;
         a->ids_cap = 2 * TEXT_MAX;
-        if (!(a->logits = malloc(st_lm_model_config(a->lm)->vocab * sizeof *a->logits)) ||
+        size_t vocab = st_lm_model_config(a->lm)->vocab;
+        if (!(a->logits = malloc(vocab * sizeof *a->logits)) ||
+            !(a->pre_logits = malloc(vocab * sizeof *a->pre_logits)) ||
             !(a->ids = malloc(a->ids_cap * sizeof *a->ids))) {
             rc = st_error(ST_ERR_NOMEM, "agent: out of memory for the LM");
             goto fail;
@@ -307,8 +317,10 @@ void st_agent_destroy(st_agent **a_p)
     st_turn_destroy(&a->turn);
     st_tts_destroy(&a->tts);
     st_lm_state_destroy(&a->lm_state);
+    st_lm_state_destroy(&a->pre_state);
     st_lm_model_destroy(&a->lm);
     free(a->logits);
+    free(a->pre_logits);
     free(a->ids);
     st_asr_stream_destroy(&a->asr_stream);
     st_asr_destroy(&a->asr);
@@ -577,6 +589,54 @@ static int lm_pump(st_agent *a, unsigned words, size_t max_tokens, uint64_t now)
     return rc;
 }
 
+/* The LM's prompt for a request: "user: WORDS\nagent:", the words
+   normalised as in training. Its length. */
+static size_t make_prompt(const char *request, char *prompt, size_t cap)
+{
+    char norm[TEXT_MAX];
+    st_dialogue_normalize(request, norm, sizeof norm);
+    int pn = snprintf(prompt, cap, "user: %s\nagent:", norm);
+    return pn < 0 ? 0 : (size_t)pn < cap ? (size_t)pn : cap - 1;
+}
+
+/* Reads a prompt into state/logits from a fresh state. */
+static int read_prompt(st_agent *a, const char *prompt, size_t len, st_lm_state *state,
+                       float *logits)
+{
+    size_t n = 0;
+    st_lm_state_reset(state);
+    st_lm_tokenizer_encode(st_lm_model_tokenizer(a->lm), prompt, len, a->ids, a->ids_cap, &n,
+                           NULL);
+    if (n > a->ids_cap)
+        n = a->ids_cap;
+    return st_lm_forward(a->lm, state, a->ids, n, logits, false, NULL);
+}
+
+/* Preemptive work: while the controller waits on a pending turn (the user
+   silent, words heard), the LM reads those words' prompt into a spare state.
+   If the turn ends with the same words, answer() starts from it; if more
+   words come, it is read again, and what was read is dropped. The answer is
+   the same either way (the same prompt from a fresh state), only sooner. */
+static int preempt(st_agent *a)
+{
+    const char *words = st_turn_pending(a->turn);
+    if (!a->p.preempt || !a->lm || !words || a->answering)
+        return ST_OK;
+    char prompt[sizeof a->pre_prompt];
+    size_t len = make_prompt(words, prompt, sizeof prompt);
+    if (!strcmp(prompt, a->pre_prompt))
+        return ST_OK;
+    double c0 = cpu_now();
+    a->pre_prompt[0] = '\0';
+    int rc = read_prompt(a, prompt, len, a->pre_state, a->pre_logits);
+    a->stats.cpu_lm_s += cpu_now() - c0;
+    if (rc)
+        return rc;
+    memcpy(a->pre_prompt, prompt, len + 1);
+    a->stats.preempted++;
+    return ST_OK;
+}
+
 static int answer(st_agent *a, uint64_t now, const char *said)
 {
     a->t_decided = st_now_s();
@@ -610,17 +670,18 @@ static int answer(st_agent *a, uint64_t now, const char *said)
     }
     double c0 = cpu_now();
     a->lm_on = true;
-    char norm[TEXT_MAX], prompt[TEXT_MAX + 16];
-    st_dialogue_normalize(request, norm, sizeof norm);
-    int pn = snprintf(prompt, sizeof prompt, "user: %s\nagent:", norm);
-    size_t n = 0;
-    st_lm_state_reset(a->lm_state);
-    st_lm_tokenizer_encode(st_lm_model_tokenizer(a->lm), prompt,
-                           pn < (int)sizeof prompt ? (size_t)pn : sizeof prompt - 1, a->ids,
-                           a->ids_cap, &n, NULL);
-    if (n > a->ids_cap)
-        n = a->ids_cap;
-    int rc = st_lm_forward(a->lm, a->lm_state, a->ids, n, a->logits, false, NULL);
+    char prompt[sizeof a->pre_prompt];
+    size_t len = make_prompt(request, prompt, sizeof prompt);
+    int rc = ST_OK;
+    if (a->pre_prompt[0] && !strcmp(prompt, a->pre_prompt)) {
+        /* read ahead while the controller waited: the same prompt */
+        rc = st_lm_state_copy(a->lm_state, a->pre_state);
+        memcpy(a->logits, a->pre_logits, st_lm_model_config(a->lm)->vocab * sizeof *a->logits);
+        a->stats.preempt_used++;
+    } else {
+        rc = read_prompt(a, prompt, len, a->lm_state, a->logits);
+    }
+    a->pre_prompt[0] = '\0';
     a->stats.cpu_lm_s += cpu_now() - c0;
     if (rc)
         return rc;
@@ -873,6 +934,8 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
             return rc;
     }
     if ((rc = act(a, st_turn_tick(a->turn, now), now)))
+        return rc;
+    if ((rc = preempt(a)))
         return rc;
 
     /* The answer: the LM writes on, a word or more a block, ahead of the voice. */

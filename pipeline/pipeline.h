@@ -759,6 +759,11 @@ uint64_t st_turn_request_end(const st_turn *t);
 uint64_t st_turn_request_decided(const st_turn *t);
 /*  The onset that the latest PAUSE or INTERRUPT answered. */
 uint64_t st_turn_barge_onset(const st_turn *t);
+/*  The words of a user turn that may be about to end: the user is silent
+    (the VAD's offset came) and some words were heard; NULL otherwise. What
+    preemptive work reads (the agent starts its LM on them while the
+    controller waits). Borrowed until the next st_turn_* call. */
+const char *st_turn_pending(const st_turn *t);
 
 /*  Whether words (space-separated, the recognizer's vocabulary) end in a
     complete request of the agent's grammar: "[what] N plus|minus|times N",
@@ -853,13 +858,18 @@ typedef struct {
     double max_answer_s;       /* longest answer played; 30 s */
     int clock_hour;            /* the LM's time tool: hour 0..23 (-1: local time) */
     int clock_minute;
+    bool preempt;              /* the LM reads the words of a pending turn (the user
+                                  silent, the controller still waiting) ahead of the
+                                  decision; used when the final request is the same
+                                  text, dropped if not. Answers are the same either
+                                  way; true */
     st_turn_params turn;
     st_agent_event_fn on_event;/* may be NULL */
     void *user_data;
 } st_agent_params;
 
 /*  espeak default voice, echo canceller on, residual -6 dB, barge-in by
-    duration only (turn.barge_on_word false), 30 s answers, local time, the turn
+    duration only (turn.barge_on_word false), 30 s answers, local time, preemptive LM, the turn
     controller's defaults; asr_model and lm_model NULL (the caller finds them). */
 st_agent_params st_agent_default_params(void);
 
@@ -913,6 +923,8 @@ typedef struct {
        the double-talk gate) */
     double cpu_total_s, cpu_echo_s, cpu_frontend_s, cpu_vad_s, cpu_asr_s, cpu_lm_s;
     double tts_worker_s;       /* the synthesizer's worker thread, busy time, s */
+    uint64_t preempted;        /* prompts the LM read ahead, on a pending turn's words */
+    uint64_t preempt_used;     /* ... that were the final request: their work was used */
 } st_agent_stats;
 void st_agent_get_stats(const st_agent *a, st_agent_stats *out);
 

@@ -420,3 +420,11 @@ uint64_t st_turn_barge_onset(const st_turn *t)
 {
     return t->barge_onset;
 }
+
+const char *st_turn_pending(const st_turn *t)
+{
+    if (t->state != ST_TURN_USER || t->speaking || !t->offset_decided || !t->n_words ||
+        t->offset < t->onset)
+        return NULL;
+    return t->words;
+}

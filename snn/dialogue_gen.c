@@ -386,23 +386,20 @@ typedef struct {
 } fixed_intent;
 
 static const char *const G_HELLO[] = {
-    "hello",
-    "hi",
-    "hey",
-    "hi there",
-    "hello there",
-    "good morning",
-    "good afternoon",
-    "hey there",
-    "good evening",
-    "howdy",
-    "greetings",
-    "good day",
-    "hey hey",
-    "hello spike",
-    "hi spike",
-    "hey spike",
-    "hi there spike", "hello hello", "hey good morning", "hello hi", "hi hi", "good morning spike", "hello again", "hi good morning"};
+    "hello", "hello there", "hello spike", "hello again", "hello friend", "hello there spike",
+    "hi", "hi there", "hi spike", "hi again", "hi friend", "hi there spike", "hey", "hey there",
+    "hey spike", "hey again", "hey friend", "hey there spike", "howdy", "howdy there",
+    "howdy spike", "howdy again", "howdy friend", "howdy there spike", "good morning",
+    "good morning there", "good morning spike", "good morning again", "good morning friend",
+    "good morning there spike", "good afternoon", "good afternoon there",
+    "good afternoon spike", "good afternoon again", "good afternoon friend",
+    "good afternoon there spike", "good evening", "good evening there", "good evening spike",
+    "good evening again", "good evening friend", "good evening there spike", "good day",
+    "good day there", "good day spike", "good day again", "good day friend",
+    "good day there spike", "hiya", "hiya there", "hiya spike", "hiya again", "hiya friend",
+    "hiya there spike", "morning", "morning there", "morning spike", "morning again",
+    "morning friend", "morning there spike", "greetings", "hey hey", "hello hello", "hi hi",
+    "hello hi", "hey good morning", "hi good morning", "well hello", "oh hi", "oh hello there"};
 static const char *const G_HOW[] = {
     "how are you",
     "how are you doing",
@@ -445,19 +442,17 @@ static const char *const G_BYE[] = {
     "talk to you soon",
     "see ya"};
 static const char *const G_NAME[] = {
-    "what's your name",
-    "what is your name",
-    "who are you",
-    "tell me who you are",
-    "do you have a name",
-    "what are you called",
-    "what should i call you",
-    "who am i talking to",
-    "what do i call you",
-    "your name please",
-    "introduce yourself",
-    "what name do you have",
-    "can i know your name", "what's the name you go by", "do you have a name i can use", "what do you want me to call you", "name please", "say your name", "tell me your name please", "can you tell me your name"};
+    "what's your name", "what is your name", "who are you", "tell me who you are",
+    "do you have a name", "what are you called", "who am i talking to", "your name please",
+    "introduce yourself", "what name do you have", "can i know your name",
+    "what's the name you go by", "do you have a name i can use", "name please", "say your name",
+    "tell me your name please", "can you tell me your name", "tell me your name",
+    "what do people call you", "what do they call you", "how do i address you",
+    "how should i address you", "what should i call you", "what can i call you",
+    "what do i call you", "what shall i call you", "what may i call you",
+    "what do you want me to call you", "what would you like me to call you",
+    "what do you like to be called", "how should i call you", "what do you prefer to be called",
+    "what name should i use for you"};
 static const char *const H_HELP[] = {
     "help",
     "what can you do",
@@ -1089,6 +1084,131 @@ static int chatterbot(const char *path, unsigned repeat, records *r)
     return e == ST_ERR_NOMEM ? st_error(ST_ERR_NOMEM, "dialogue corpus: out of memory") : e;
 }
 
+/* ---- what the recognizer hears ------------------------------------------------------ */
+
+/* The agent's LM reads what the recognizer heard, not what was said: only
+   the recognizer's vocabulary survives (models/README.md), the rest of a
+   request is dropped ("what is seven times six" -> "what seven times six",
+   "tell me a joke" -> "joke"). A share of the training requests is shown
+   that way, with the same answer, so the model answers keyword requests;
+   one whose numbers the recognizer cannot say (ten, twenty, ...) is left
+   as it was, since its answer would not follow from what is heard, and so
+   is one whose meaning is lost (a comparison, a name question). */
+static const char *const HEARD[] = {
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    "hello", "hi", "plus", "minus", "times", "what", "time", "timer", "seconds", "minutes",
+    "count", "help", "repeat", "thanks", "goodbye", "joke", "story"};
+static const char *const UNHEARD_NUMBERS[] = {
+    "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+    "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
+    "ninety", "hundred", "half", "quarter", "an", "a"};
+
+static bool in_set(const char *w, size_t n, const char *const *set, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strlen(set[i]) == n && !strncmp(w, set[i], n))
+            return true;
+    return false;
+}
+
+/* user -> the words of it the recognizer can hear; false (user unchanged)
+   when that loses a number or leaves nothing. Units and words in the
+   plural/singular the recognizer has one form of are mapped to it. */
+/* Whether the words heard still carry the request's meaning. */
+static bool still_means(const char *h, st_dialogue_intent intent)
+{
+    char b[520];
+    snprintf(b, sizeof b, " %s ", h);
+#define HAS(w) (strstr(b, " " w " ") != NULL)
+    switch (intent) {
+    case ST_DLG_ARITH: return HAS("plus") || HAS("minus") || HAS("times");
+    case ST_DLG_TIME: return HAS("time");
+    case ST_DLG_TIMER: return HAS("seconds") || HAS("minutes");
+    case ST_DLG_COUNT: return HAS("count");
+    case ST_DLG_JOKE: return HAS("joke");
+    case ST_DLG_STORY: return HAS("story");
+    case ST_DLG_HELP: return HAS("help");
+    case ST_DLG_GREET: return HAS("hello") || HAS("hi") || HAS("thanks") || HAS("goodbye");
+    default: return false; /* comparisons, names, yes/no: nothing of them is heard */
+    }
+#undef HAS
+}
+
+static bool heard_only(char *user, size_t cap, st_dialogue_intent intent)
+{
+    char out[512];
+    size_t o = 0;
+    const char *p = user;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        size_t n = (size_t)(p - w);
+        if (!n)
+            break;
+        const char *keep = NULL;
+        char one[32];
+        if (n >= sizeof one)
+            continue;
+        memcpy(one, w, n);
+        one[n] = '\0';
+        if (!strcmp(one, "minute") || !strcmp(one, "second"))
+            continue; /* "one minute": the recognizer knows "minutes" only */
+        if (!strcmp(one, "jokes") || !strcmp(one, "stories"))
+            keep = one[0] == 'j' ? "joke" : "story";
+        else if (in_set(w, n, HEARD, COUNT(HEARD)))
+            keep = one;
+        else if (!strcmp(one, "a") && !strncmp(p, " minute", 7))
+            return false; /* "a minute" */
+        else if (in_set(w, n, UNHEARD_NUMBERS, COUNT(UNHEARD_NUMBERS) - 2))
+            return false;
+        if (keep) {
+            int m = snprintf(out + o, sizeof out - o, "%s%s", o ? " " : "", keep);
+            if (m < 0 || (size_t)m >= sizeof out - o)
+                return false;
+            o += (size_t)m;
+        }
+    }
+    if (!o || o >= cap || !still_means(out, intent))
+        return false;
+    memcpy(user, out, o + 1);
+    return true;
+}
+
+/* What the recognizer makes of speech that is no request: a few command
+   words ("left", "go up", "on three"), or a lone "stop" / "no" when the
+   agent was not speaking. The answer is short and says so, never a guess. */
+static void make_fragment(uint64_t *s, example *e)
+{
+    static const char *const noise[] = {"up", "down", "left", "right", "on", "off", "go",
+                                        "yes", "no", "what", "plus", "minus", "times", "count"};
+    static const char *const quiet[] = {"stop", "stop stop", "no stop", "ok stop", "stop please",
+                                        "no", "no no", "ok", "okay", "hmm", "um"};
+    memset(e, 0, sizeof *e);
+    e->hour = 12;
+    e->timer_s = -1;
+    e->intent = ST_DLG_OOD;
+    if (pick(s, 3) == 0) {
+        snprintf(e->user, sizeof e->user, "%s", quiet[pick(s, COUNT(quiet))]);
+        snprintf(e->agent, sizeof e->agent, " ok.");
+        return;
+    }
+    int n = 1 + (int)pick(s, 3);
+    size_t o = 0;
+    for (int k = 0; k < n; k++) {
+        const char *w = pick(s, 4) == 0 ? HEARD[pick(s, 10)] : noise[pick(s, COUNT(noise) - 5)];
+        if (k == n - 1 && n > 1 && pick(s, 2))
+            w = noise[COUNT(noise) - 5 + pick(s, 5)]; /* "go plus", "left what" */
+        int m = snprintf(e->user + o, sizeof e->user - o, "%s%s", o ? " " : "", w);
+        if (m > 0)
+            o += (size_t)m;
+    }
+    snprintf(e->agent, sizeof e->agent, " sorry, i didn't catch that. could you say it again?");
+}
+
 int st_dialogue_corpus(const st_dialogue_gen_params *p, char **text, size_t *len)
 {
     records r = {0};
@@ -1097,8 +1217,14 @@ int st_dialogue_corpus(const st_dialogue_gen_params *p, char **text, size_t *len
     char buf[2048];
     for (size_t i = 0; i < p->dialogues && !e; i++) {
         example ex;
-        make(&s, false, train_intent(&s), &ex);
-        augment(&s, ex.user, sizeof ex.user);
+        if (pick(&s, 100) < 3) {
+            make_fragment(&s, &ex);
+        } else {
+            make(&s, false, train_intent(&s), &ex);
+            augment(&s, ex.user, sizeof ex.user);
+            if (pick(&s, 100) < 15)
+                heard_only(ex.user, sizeof ex.user, ex.intent);
+        }
         snprintf(buf, sizeof buf, "user: %s\nagent:%s\n", ex.user, ex.agent);
         e = push(&r, buf);
     }

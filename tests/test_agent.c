@@ -623,6 +623,7 @@ static void test_agent_deterministic(void)
     float *x2 = user_says("tell me a joke.", &n2);
     log_t *l[2];
     session s[2];
+    st_agent_stats stats[2];
     for (int run = 0; run < 2; run++) {
         l[run] = calloc(1, sizeof(log_t));
         CU_ASSERT_PTR_NOT_NULL_FATAL(l[run]);
@@ -639,6 +640,7 @@ static void test_agent_deterministic(void)
         p.clock_minute = 30;
         p.on_event = on_event;
         p.user_data = l[run];
+        p.preempt = run == 0; /* preemptive work changes when, never what */
         int err;
         st_agent *a = st_agent_new(&p, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(a);
@@ -649,12 +651,18 @@ static void test_agent_deterministic(void)
         st_room *room = st_room_new(&rp, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(room);
         session_run(a, &s[run], 0, s[run].n / ST_AGENT_BLOCK, room);
+        st_agent_get_stats(a, &stats[run]);
         st_room_destroy(&room);
         st_agent_destroy(&a);
     }
     free(x1);
     free(x2);
     CU_ASSERT(find(l[0], ST_AGENT_EV_SPEAKING, 0) >= 0); /* it answered */
+    /* the LM read ahead on the pending words, and what it read was used */
+    CU_ASSERT(stats[0].preempted >= 1);
+    CU_ASSERT(stats[0].preempt_used >= 1);
+    CU_ASSERT(stats[0].preempt_used <= stats[0].preempted);
+    CU_ASSERT_EQUAL(stats[1].preempted, 0);
     CU_ASSERT_EQUAL(l[0]->n, l[1]->n);
     for (int i = 0; i < l[0]->n && i < l[1]->n; i++) {
         CU_ASSERT_EQUAL(l[0]->ev[i].kind, l[1]->ev[i].kind);

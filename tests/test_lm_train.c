@@ -1126,6 +1126,20 @@ static void test_corpus_and_heldout(void)
         bool want = d + i >= agent + 6 && !in_result && i < sizeof d - 2;
         CU_ASSERT_EQUAL(mask[i], want);
     }
+    /* what the recognizer hears is in it too: keyword requests with the
+       full request's answer, and fragments that are no request answered
+       gracefully */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nagent: sorry, i didn't catch that."));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "user: stop\nagent: ok.\n"));
+    size_t keyword_calc = 0;
+    for (const char *q = text; (q = strstr(q, "user: what ")) != NULL; q++) {
+        const char *nl = strchr(q, '\n');
+        if (nl && !strncmp(nl, "\nagent: [calc ", 14) && !memchr(q, '\'', (size_t)(nl - q)) &&
+            !memmem(q, (size_t)(nl - q), " is ", 4) && (size_t)(nl - q) < 40 &&
+            !memmem(q, (size_t)(nl - q), " the ", 5))
+            keyword_calc++;
+    }
+    CU_ASSERT(keyword_calc > 0);
     /* the same seed gives the same corpus */
     char *again;
     size_t len2;
