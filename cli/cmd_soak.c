@@ -26,7 +26,10 @@
     started, an interruption, an onset judged echo, a pause judged nothing;
     and passes after which the agent never came back to listening);
     voice-to-voice and barge-in percentiles (virtual time) in the first and
-    the last loop, with CPU per second of conversation and the wall-clock
+    the last loop (and every barge-in of the two, with its turn, so that a
+    difference can be traced to the turns that made it; the barge-in
+    percentiles of every loop, so that a trend shows apart from an
+    outlier), with CPU per second of conversation and the wall-clock
     time to the first answer block beside them (reported, not checked: the
     machine is shared). Checks: growth after the first loop < 1 MB, nothing
     unaccounted, last-loop p50/p95 within 10 % of the first loop's. Exit
@@ -173,8 +176,19 @@ typedef struct {
                                   agent never quiet for long after the last user speech
                                   (its state still changing: reported, not a failure) */
     char stuck_what[256];      /* the first of them */
-    char lost_what[256];       /* the first unaccounted turns: "scenario/turn (kind)" */
+    char lost_what[512];       /* the first unaccounted turns: "scenario/turn (kind,
+                                  pass, words the recognizer heard in its time)" */
 } ledger;
+
+/* ---- every barge-in, for the report (fixed table) ------------------------------- */
+
+typedef struct {
+    double t_s;                /* when the speaker paused (virtual s) */
+    double ms;                 /* the user's onset -> paused */
+    const char *scenario, *turn; /* the turn the onset fell in (NULL: none) */
+    uint64_t pass;
+    char then;                 /* 'i' interrupted, 'r' resumed, '?' neither yet */
+} barge_rec;
 
 /* ---- the pass being played ------------------------------------------------------ */
 
@@ -185,6 +199,10 @@ typedef struct {
     int64_t *placed, *ue, *as, *ae, *req;  /* relative to base; -1 unknown */
     st_scenario_truth *truth;  /* placed (relative to base) */
     bool *dropped, *superseded, *answered, *stopped, *echo, *resumed;
+    unsigned *words;           /* words the recognizer heard in each turn's time */
+    barge_rec *barge;          /* the soak's table of barge-ins */
+    size_t *n_barge, cap_barge, open_barge; /* open_barge: the last one, or SIZE_MAX */
+    uint64_t pass_no;
     uint64_t echo_onsets;      /* the agent's count before the current block */
     size_t next;
     int requested, answering;
@@ -248,6 +266,13 @@ static void on_event(const st_agent_event *e, void *user_data)
     case ST_AGENT_EV_ANSWER:
         L->answers++;
         break;
+    case ST_AGENT_EV_WORD: {   /* sample: the word's end (its start is the
+                                  recognizer's window, not the word's) */
+        int i = turn_before(p, rel);
+        if (i >= 0)
+            p->words[i]++;
+        break;
+    }
     case ST_AGENT_EV_SPEAKING:
         if (!e->ref)
             break;   /* st_agent_say(): nobody asked (the soak never calls it) */
@@ -269,11 +294,25 @@ static void on_event(const st_agent_event *e, void *user_data)
         break;
     case ST_AGENT_EV_PAUSED:
         L->pauses++;
-        if (e->ref && e->sample >= e->ref)
-            series_add(&p->ser[S_BARGE], t_s, (double)(e->sample - e->ref) * 1000.0 / RATE);
+        if (e->ref && e->sample >= e->ref) {
+            double ms = (double)(e->sample - e->ref) * 1000.0 / RATE;
+            series_add(&p->ser[S_BARGE], t_s, ms);
+            p->open_barge = SIZE_MAX;
+            if (*p->n_barge < p->cap_barge) {
+                int i = turn_before(p, e->ref >= p->base ? e->ref - p->base : 0);
+                p->open_barge = (*p->n_barge)++;
+                p->barge[p->open_barge] = (barge_rec){
+                    .t_s = t_s, .ms = ms, .scenario = p->s->sc.name,
+                    .turn = i >= 0 ? p->s->sc.turns[i].name : NULL, .pass = p->pass_no,
+                    .then = '?'};
+            }
+        }
         break;
     case ST_AGENT_EV_RESUMED: {
         L->resumes++;
+        if (p->open_barge != SIZE_MAX)
+            p->barge[p->open_barge].then = 'r';
+        p->open_barge = SIZE_MAX;
         int i = turn_before(p, rel);
         if (i >= 0)
             p->resumed[i] = true;
@@ -285,6 +324,9 @@ static void on_event(const st_agent_event *e, void *user_data)
             int i = turn_before(p, rel);
             if (i >= 0)
                 p->stopped[i] = true;
+            if (p->open_barge != SIZE_MAX)
+                p->barge[p->open_barge].then = 'i';
+            p->open_barge = SIZE_MAX;
         }
         if (e->kind == ST_AGENT_EV_DONE)
             L->done++;
@@ -411,6 +453,8 @@ typedef struct {
 #define MAX_LOOPS 64
     double loop_cpu_s[MAX_LOOPS + 1], loop_at_s[MAX_LOOPS + 1]; /* at each loop's start */
     uint64_t pass_no;
+    barge_rec *barge;          /* every barge-in (fixed table, cap_barge) */
+    size_t n_barge, cap_barge;
     double cpu_mark_s;         /* process CPU at the start of the current bucket */
     double *rss_min;           /* resident bytes at the end of each virtual minute */
     size_t n_rss_min, cap_rss_min;
@@ -432,7 +476,8 @@ static int run_pass(soak *k, scen *s, uint64_t variant)
         sc->turns[i].at.offset_s = o;
     }
     pass_state p = {.s = s, .nt = nt, .base = k->pos, .last_change = k->pos, .requested = -1, .answering = -1,
-                    .L = &k->L, .ser = k->ser};
+                    .L = &k->L, .ser = k->ser, .barge = k->barge, .n_barge = &k->n_barge,
+                    .cap_barge = k->cap_barge, .open_barge = SIZE_MAX, .pass_no = k->pass_no};
     p.placed = malloc(nt * sizeof *p.placed);
     p.ue = malloc(nt * sizeof *p.ue);
     p.as = malloc(nt * sizeof *p.as);
@@ -445,11 +490,12 @@ static int run_pass(soak *k, scen *s, uint64_t variant)
     p.stopped = calloc(nt, sizeof *p.stopped);
     p.echo = calloc(nt, sizeof *p.echo);
     p.resumed = calloc(nt, sizeof *p.resumed);
+    p.words = calloc(nt, sizeof *p.words);
     int rc = ST_OK;
     st_scenario_noise *noise = NULL;
     st_room *room = NULL;
     if (!p.placed || !p.ue || !p.as || !p.ae || !p.req || !p.truth || !p.dropped ||
-        !p.superseded || !p.answered || !p.stopped || !p.echo || !p.resumed) {
+        !p.superseded || !p.answered || !p.stopped || !p.echo || !p.resumed || !p.words) {
         rc = cli_fail(CMD, "out of memory");
         goto done;
     }
@@ -627,9 +673,10 @@ static int run_pass(soak *k, scen *s, uint64_t variant)
             else {
                 size_t l = strlen(k->L.lost_what);
                 if (k->L.unanswered_lost++ < 4)
-                    snprintf(k->L.lost_what + l, sizeof k->L.lost_what - l, "%s%s/%s (%s)",
-                             l ? ", " : "", sc->name, sc->turns[i].name,
-                             st_turn_kind_name(sc->turns[i].kind));
+                    snprintf(k->L.lost_what + l, sizeof k->L.lost_what - l,
+                             "%s%s/%s (%s, pass %llu, %u words heard)", l ? ", " : "", sc->name,
+                             sc->turns[i].name, st_turn_kind_name(sc->turns[i].kind),
+                             (unsigned long long)k->pass_no, p.words[i]);
             }
         }
     }
@@ -649,6 +696,7 @@ done:
     free(p.stopped);
     free(p.echo);
     free(p.resumed);
+    free(p.words);
     return rc;
 }
 
@@ -683,6 +731,30 @@ static drift series_drift(const series *s, bool checked, double first_end_s, dou
             if (fabs(d.last[q] - d.first[q]) > DRIFT_LIMIT * fabs(d.first[q]))
                 d.ok = false;
     return d;
+}
+
+/* The `show` slowest barge-ins with t in [t0, t1), slowest first. */
+static void print_slowest(const barge_rec *b, size_t n, double t0, double t1, int show)
+{
+    double last = INFINITY;
+    size_t last_i = SIZE_MAX;
+    for (int k = 0; k < show; k++) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < n; i++) {
+            if (b[i].t_s < t0 || b[i].t_s >= t1)
+                continue;
+            bool below = b[i].ms < last || (b[i].ms == last && i > last_i);
+            if (below && (best == SIZE_MAX || b[i].ms > b[best].ms))
+                best = i;
+        }
+        if (best == SIZE_MAX)
+            break;
+        printf("%s%s/%s %.1f ms (%s)", k ? ", " : " ", b[best].scenario,
+               b[best].turn ? b[best].turn : "-", b[best].ms,
+               b[best].then == 'i' ? "interrupted" : b[best].then == 'r' ? "resumed" : "-");
+        last = b[best].ms;
+        last_i = best;
+    }
 }
 
 static void json_num(FILE *f, double x)
@@ -818,6 +890,11 @@ int st_cmd_soak(int argc, char **argv)
         }
     }
     k->cap_rss_min = (size_t)(minutes * 2) + 64;
+    k->cap_barge = cap;
+    if (!(k->barge = malloc(cap * sizeof *k->barge))) {
+        status = cli_fail(CMD, "out of memory");
+        goto done;
+    }
     if (!(scratch = malloc(cap * sizeof *scratch)) ||
         !(k->rss_min = malloc(k->cap_rss_min * sizeof *k->rss_min))) {
         status = cli_fail(CMD, "out of memory");
@@ -1025,7 +1102,21 @@ int st_cmd_soak(int argc, char **argv)
                                      : "FAIL");
         for (int m = 0; m < S_N; m++)
             printf("      %s: %s\n", series_names[m], series_help[m]);
+        printf("    barge-ins, the slowest of the first window:");
+        print_slowest(k->barge, k->n_barge, 0, first_end_s, 3);
+        printf("\n                   ... of the last:");
+        print_slowest(k->barge, k->n_barge, last_start_s, end_s + 1, 3);
+        printf("\n");
         if (by_loops) {
+            printf("    barge-in p50 / p95 (n), loop by loop (the loops between vary the input):");
+            for (uint64_t l = 0; l < k->loops && l < MAX_LOOPS; l++) {
+                int nb;
+                double t0 = k->loop_at_s[l], t1 = l + 1 < k->loops ? k->loop_at_s[l + 1] : end_s + 1;
+                double b50 = window_pct(&k->ser[S_BARGE], t0, t1, 50, scratch, &nb);
+                double b95 = window_pct(&k->ser[S_BARGE], t0, t1, 95, scratch, &nb);
+                printf(" %.1f/%.1f (%d)", b50, b95, nb);
+            }
+            printf("\n");
             printf("    CPU per second of conversation, loop by loop (ms/s):");
             for (uint64_t l = 0; l < k->loops && l < MAX_LOOPS; l++)
                 printf(" %.1f", (k->loop_cpu_s[l + 1] - k->loop_cpu_s[l]) * 1000.0 /
@@ -1092,7 +1183,21 @@ int st_cmd_soak(int argc, char **argv)
             fprintf(f, ", \"compared\": %s, \"ok\": %s}", d[m].compared ? "true" : "false",
                     d[m].ok ? "true" : "false");
         }
-        fprintf(f, "},\n \"cpu_last_over_first_pass\": {\"scenarios\": %d, \"median\": ",
+        fprintf(f, "},\n \"barge_ins\": [");
+        bool any = false;
+        for (size_t i = 0; i < k->n_barge; i++) {
+            const barge_rec *b = &k->barge[i];
+            bool in_first = b->t_s < first_end_s, in_last = b->t_s >= last_start_s;
+            if (!in_first && !in_last)
+                continue;
+            fprintf(f, "%s\n  {\"window\": \"%s\", \"t_s\": %.2f, \"pass\": %llu, "
+                       "\"scenario\": \"%s\", \"turn\": \"%s\", \"ms\": %.1f, \"then\": \"%s\"}",
+                    any ? "," : "", in_first ? "first" : "last", b->t_s,
+                    (unsigned long long)b->pass, b->scenario, b->turn ? b->turn : "",
+                    b->ms, b->then == 'i' ? "interrupted" : b->then == 'r' ? "resumed" : "");
+            any = true;
+        }
+        fprintf(f, "],\n \"cpu_last_over_first_pass\": {\"scenarios\": %d, \"median\": ",
                 n_ratio);
         json_num(f, ratio_med);
         fprintf(f, ", \"min\": ");
@@ -1111,6 +1216,7 @@ done:
             free(k->ser[m].v);
         }
         free(k->rss_min);
+        free(k->barge);
     }
     if (jf && fclose(jf) && !status)
         status = cli_fail(CMD, "cannot write '%s'", json);
