@@ -6,6 +6,7 @@
 #   make demo            install what is missing, build, run the demo
 #   make bench           every benchmark, tables on stdout
 #   make memcheck        the test suites under valgrind: any error or leak fails
+#   make memcheck-core   the same for the core suites only (what CI runs)
 #   make soak            an hour of conversation in virtual time (spiketalk soak)
 #   make SANITIZER=address|undefined test     the same under a sanitizer
 #   make V=1 ...         show full command lines
@@ -135,24 +136,51 @@ ASR_THREADS ?= 2
 # ASR_RULE='--on 0.9 --off 0.3 --min 1'.
 ASR_REQUESTS ?= 0
 ASR_RULE ?=
+# ASR_CTC=1: the frame-level recognizer (models/README.md "CTC"): label
+# sequences (asr-tool data --ctc), 8 epochs of cross-entropy on the
+# words-in-context windows (in $(ASR_DIR)/ce), then CTC from those weights
+# (pool "ctc") into $(ASR_DIR)/asr.stm (build/asr-ctc), never models/asr.stm:
+# make train-asr ASR_CTC=1 ASR_REQUESTS=100 ASR_HIDDEN=256 ASR_EPOCHS=28
+# ASR_RULE='--on 0.4 --off 0.2 --min 1'
+ASR_CTC ?= 0
+ifeq ($(ASR_CTC),1)
+ASR_DIR := build/asr-ctc
+ASR_MODEL ?= $(ASR_DIR)/asr.stm
+ASR_DATA_FLAGS := --ctc
+ASR_TRAIN_FLAGS := --loss ctc --lr 1e-3 --warmup 100 --rate-reg 1 --ce-layers --init $(ASR_DIR)/ce/ckpt.stt
+ASR_PRETRAIN = mkdir -p $(ASR_DIR)/ce && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR)/ce --configs 100 \
+    --aug 1 --seed 2 --requests $(ASR_REQUESTS) --per-config 12 && $(ASR_TOOL) train --dir $(ASR_DIR)/ce \
+    --out $(ASR_DIR)/ce/asr.stm --epochs 8 --loss ce_mean --lr 3e-3 --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) \
+    --checkpoint $(ASR_DIR)/ce/ckpt.stt
+else
+ASR_MODEL ?= models/asr.stm
+ASR_DATA_FLAGS :=
+ASR_TRAIN_FLAGS := --loss ce_mean --lr 3e-3
+ASR_PRETRAIN = true
+endif
 .PHONY: asr-data train-asr train-asr-smoke
 $(ASR_TOOL): tools/asr_tool.c $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c $(STATIC_LIB) $(LDFLAGS_ALL) $(LIBS)
 
 asr-data: all $(ASR_TOOL)
 	$(Q)mkdir -p $(ASR_DIR) && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug 1 --seed 2 \
-	    --requests $(ASR_REQUESTS) --per-config 12
+	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_DATA_FLAGS)
 
 train-asr: asr-data
-	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out models/asr.stm --epochs $(ASR_EPOCHS) --loss ce_mean --lr 3e-3 \
+	$(Q)$(ASR_PRETRAIN)
+	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out $(ASR_MODEL) --epochs $(ASR_EPOCHS) $(ASR_TRAIN_FLAGS) \
 	    --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train.csv
-	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model models/asr.stm $(ASR_RULE),true)
+	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model $(ASR_MODEL) $(ASR_RULE),true)
 
 # A few steps on a few synthetic words: proves the recipe runs (tests/test_asr.c).
 train-asr-smoke: all $(ASR_TOOL)
 	$(Q)mkdir -p $(BUILD)/asr-smoke && $(ASR_TOOL) data --data-dir /nonexistent --out $(BUILD)/asr-smoke --configs 1 --aug 1 \
 	    --requests 1 --per-config 2 && \
 	    $(ASR_TOOL) train --dir $(BUILD)/asr-smoke --out $(BUILD)/asr-smoke/asr.stm --max-steps 5 --hidden 32 --threads 1
+	$(Q)mkdir -p $(BUILD)/asr-smoke-ctc && $(ASR_TOOL) data --ctc --data-dir /nonexistent --out $(BUILD)/asr-smoke-ctc \
+	    --configs 1 --aug 1 --requests 1 --per-config 2 && \
+	    $(ASR_TOOL) train --dir $(BUILD)/asr-smoke-ctc --out $(BUILD)/asr-smoke-ctc/asr.stm --loss ctc --max-steps 5 \
+	    --hidden 32 --threads 1
 
 
 # valgrind over the test suites: any memory error, and any leak, fails.
@@ -161,6 +189,13 @@ VALGRIND := valgrind --quiet --error-exitcode=1 --leak-check=full \
             --suppressions=tools/valgrind.supp --track-origins=yes
 memcheck: all $(TEST_BIN) $(BUILD)/asr-tool
 	$(Q)ST_MEMCHECK=1 ST_CLI=$(CLI_BIN) ST_BUILD=$(BUILD) ST_LINK="$(LDFLAGS_ALL) $(LIBS)" $(VALGRIND) $(TEST_BIN) $(SUITE)
+# The core suites under valgrind, what .ci/run runs (fuzz/README.md, "CI"
+# says why not all): engine, model format, wire, pipeline runtime, agent,
+# and the fuzz regressions.
+MEMCHECK_CORE := snn snn_files wire pipeline agent fuzz_regress
+.PHONY: memcheck-core
+memcheck-core:
+	$(Q)$(MAKE) --no-print-directory memcheck SUITE="$(MEMCHECK_CORE)"
 
 # libFuzzer targets (fuzz/README.md): the library rebuilt with clang-14 under
 # ASan and UBSan in build-fuzz/, one binary per fuzz/fuzz_NAME.c.
@@ -200,7 +235,7 @@ clean:
 	rm -rf build build-address build-undefined build-fuzz
 
 help:
-	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 -include $(wildcard $(FUZZ_BUILD)/obj/*/*.d)

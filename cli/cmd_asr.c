@@ -450,9 +450,15 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
            "(n=%zu)\n",
            percentile(lat, n_lat, 0.5), percentile(lat, n_lat, 0.95),
            n_lat ? lat[n_lat - 1] : 0.0, n_lat);
-    printf("decision rule: on %.2f off %.2f min %d refractory %d%s, pooled over the last %zu "
-           "frames\n", dp->on_threshold, dp->off_threshold, dp->min_frames, dp->refractory_frames,
-           dp->emit_early ? " early" : "", stream_tail ? stream_tail : (size_t)ST_ASR_WINDOW);
+    if (st_asr_default_pool(a) == ST_ASR_POOL_CTC)
+        printf("decision rule: on %.2f off %.2f min %d refractory %d%s, on each frame's CTC "
+               "posteriors\n", dp->on_threshold, dp->off_threshold, dp->min_frames,
+               dp->refractory_frames, dp->emit_early ? " early" : "");
+    else
+        printf("decision rule: on %.2f off %.2f min %d refractory %d%s, pooled over the last %zu "
+               "frames\n", dp->on_threshold, dp->off_threshold, dp->min_frames,
+               dp->refractory_frames, dp->emit_early ? " early" : "",
+               stream_tail ? stream_tail : (size_t)ST_ASR_WINDOW);
     printf("model %s: %.1f s of audio, %.2f s CPU (RTF %.4f)\n", model, audio_s, cpu,
            audio_s > 0 ? cpu / audio_s : 0);
     printf("wer %.4f (n=%zu)\n",
@@ -484,7 +490,7 @@ static int decider_option(int argc, char **argv, int *i, rule_opts *r)
 
 static int eval_usage(FILE *out)
 {
-    fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean]\n"
+    fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean|ctc]\n"
                  "       [--on P] [--off P] [--min K] [--refractory K] [--tail K]\n"
                  "  --pool defaults to the pooling the model was trained with\n"
                  "  sc12   Speech Commands layout (path label12 word speaker): 12-class accuracy\n"
@@ -511,9 +517,17 @@ int st_cmd_eval(int argc, char **argv)
             manifest = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
-        else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
-            pool = !strcmp(argv[++i], "mean") ? ST_ASR_POOL_MEAN : ST_ASR_POOL_MAX;
-        else if (!decider_option(argc, argv, &i, &ro))
+        else if (!strcmp(argv[i], "--pool") && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "mean"))
+                pool = ST_ASR_POOL_MEAN;
+            else if (!strcmp(v, "max"))
+                pool = ST_ASR_POOL_MAX;
+            else if (!strcmp(v, "ctc"))
+                pool = ST_ASR_POOL_CTC;
+            else
+                return cli_fail("eval", "--pool '%s': use max, mean or ctc", v) + 1;
+        } else if (!decider_option(argc, argv, &i, &ro))
             return cli_fail("eval", "unknown option '%s'", argv[i]) + 1;
     }
     if (!manifest)

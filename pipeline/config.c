@@ -275,6 +275,15 @@ static int handler(void *user, const char *section, const char *name, const char
                              c->origin, x->line, section, name, target->p[i].line);
             return 1;
         }
+    /* The line st_pipe_config_write() makes of it, "key = value", must fit
+       the reader's line as --set's must: "key=value" fits where the written
+       line may not (found by fuzz/fuzz_config.c). */
+    if (strlen(name) + 3 + strlen(value) > ST_PARAM_VALUE_MAX - 10) {
+        x->rc = st_error(ST_ERR_FORMAT, "%s:%d: [%s] %s: the line is too long once written as "
+                         "'key = value' (at most %d characters)",
+                         c->origin, x->line, section, name, ST_PARAM_VALUE_MAX - 10);
+        return 1;
+    }
     int rc = st_params_set(target, name, value, x->line);
     if (rc)
         x->rc = rc;

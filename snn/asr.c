@@ -3,9 +3,11 @@
 
     Per frame: normalise 40 features, one st_snn_step of the exported net
     (recurrent LSNN + LI read-out, a few tens of thousands of weights); the
-    stream re-runs its last second every 10 frames (10 steps a frame, about
-    0.2 % of one core) and takes a softmax over ~40 classes. The per-stream
-    buffers are made once in st_asr_stream_new.
+    stream of a max/mean model re-runs its last second every 10 frames (10
+    steps a frame, about 0.2 % of one core) and takes a softmax over ~40
+    classes; the stream of a ctc model steps once a frame and takes the
+    softmax every frame. The per-stream buffers are made once in
+    st_asr_stream_new.
 */
 #include "snn/asr.h"
 
@@ -40,7 +42,13 @@ struct st_asr_stream {
     uint64_t first;    /* stamp of the first frame */
     size_t tail;       /* frames at the window's end that are pooled; 0 all */
     st_asr_decider dec;
+    /* ctc */
+    uint64_t *rise;    /* per class: first stamp of its current rise, RISE_NONE */
+    size_t quiet_run;  /* frames in a row with the blank >= ST_ASR_CTC_QUIET_P */
+    size_t resets;     /* network restarts after a long silence */
 };
+
+#define RISE_NONE UINT64_MAX
 
 void st_asr_destroy(st_asr **self_p)
 {
@@ -147,7 +155,9 @@ int st_asr_save(const st_asr *self, const char *path)
     if ((err = st_snn_net_to_file(self->net, f, "net/")) != ST_OK ||
         (err = st_tensor_file_add_string(f, "words", text)) != ST_OK ||
         (err = st_tensor_file_add_string(f, "frontend", fe)) != ST_OK ||
-        (err = st_tensor_file_add_string(f, "pool", self->pool == ST_ASR_POOL_MEAN ? "mean" : "max")) != ST_OK ||
+        (err = st_tensor_file_add_string(f, "pool", self->pool == ST_ASR_POOL_CTC    ? "ctc"
+                                                    : self->pool == ST_ASR_POOL_MEAN ? "mean"
+                                                                                     : "max")) != ST_OK ||
         (err = st_tensor_file_add(f, "feat_mean", ST_DTYPE_F32, 1, dims, self->mean)) != ST_OK ||
         (err = st_tensor_file_add(f, "feat_std", ST_DTYPE_F32, 1, dims, self->std)) != ST_OK)
         goto done;
@@ -225,8 +235,12 @@ st_asr *st_asr_load(const char *path, int *err)
         goto fail;
     }
     char pool[16];
-    if (st_tensor_file_string(f, "pool", pool, sizeof pool) == ST_OK && !strcmp(pool, "mean"))
-        a->pool = ST_ASR_POOL_MEAN;
+    if (st_tensor_file_string(f, "pool", pool, sizeof pool) == ST_OK) {
+        if (!strcmp(pool, "mean"))
+            a->pool = ST_ASR_POOL_MEAN;
+        else if (!strcmp(pool, "ctc"))
+            a->pool = ST_ASR_POOL_CTC;
+    }
     char rule[160];
     if (st_tensor_file_string(f, "stream", rule, sizeof rule) == ST_OK) {
         st_asr_decider_params q;
@@ -271,7 +285,10 @@ st_asr_decider_params st_asr_stream_params(const st_asr *self, size_t *tail)
 {
     if (tail)
         *tail = self->has_stream ? self->stream_tail : 0;
-    return self->has_stream ? self->stream_p : st_asr_stream_default_params();
+    if (self->has_stream)
+        return self->stream_p;
+    return self->pool == ST_ASR_POOL_CTC ? st_asr_stream_ctc_params()
+                                         : st_asr_stream_default_params();
 }
 st_asr_pool st_asr_default_pool(const st_asr *self) { return self->pool; }
 void st_asr_set_pool(st_asr *self, st_asr_pool pool) { self->pool = pool; }
@@ -310,6 +327,48 @@ static void normalise(const st_asr *a, const float *frame, float *x)
         x[i] = (frame[i] - a->mean[i]) / a->std[i];
 }
 
+/* prob = softmax(o) over n classes */
+static void softmax(const float *o, size_t n, float *prob)
+{
+    float m = -INFINITY, sum = 0;
+    for (size_t k = 0; k < n; k++)
+        m = o[k] > m ? o[k] : m;
+    for (size_t k = 0; k < n; k++) {
+        prob[k] = expf(o[k] - m);
+        sum += prob[k];
+    }
+    for (size_t k = 0; k < n; k++)
+        prob[k] /= sum;
+}
+
+/* ctc clip classification: per-frame posteriors summed; the best non-blank
+   class, or silence when no frame gives a non-blank class >= ST_ASR_CTC_SPEECH_P. */
+static int classify_ctc(const st_asr *self, st_snn_state *s, float *x, const float *frames,
+                        size_t n_frames, float *scores)
+{
+    float prob[ST_ASR_MAX_CLASSES];
+    double acc[ST_ASR_MAX_CLASSES] = {0};
+    float peak = 0; /* the largest non-blank posterior of any frame */
+    for (size_t t = 0; t < n_frames; t++) {
+        normalise(self, frames + t * self->n_features, x);
+        st_snn_step(self->net, s, x);
+        softmax(st_snn_state_output(s, self->out_node, NULL), self->n_classes, prob);
+        for (size_t k = 0; k < self->n_classes; k++) {
+            acc[k] += prob[k];
+            if (k != ST_ASR_SILENCE && prob[k] > peak)
+                peak = prob[k];
+        }
+    }
+    int best = 1;
+    for (size_t k = 0; k < self->n_classes; k++) {
+        if (scores)
+            scores[k] = n_frames ? (float)(acc[k] / (double)n_frames) : 0.0f;
+        if (k >= 2 && acc[k] > acc[best])
+            best = (int)k;
+    }
+    return peak >= ST_ASR_CTC_SPEECH_P ? best : ST_ASR_SILENCE;
+}
+
 int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st_asr_pool pool,
                     float *scores)
 {
@@ -321,6 +380,12 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
         st_snn_state_destroy(&s);
         free(x);
         return rc ? rc : ST_ERR_NOMEM;
+    }
+    if (pool == ST_ASR_POOL_CTC) {
+        int best = classify_ctc(self, s, x, frames, n_frames, scores);
+        st_snn_state_destroy(&s);
+        free(x);
+        return best;
     }
     for (size_t k = 0; k < self->n_classes; k++)
         acc[k] = pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
@@ -364,6 +429,12 @@ st_asr_decider_params st_asr_decider_default_params(void)
 {
     return (st_asr_decider_params){.on_threshold = 0.7f, .off_threshold = 0.4f, .min_frames = 4,
                                    .max_frames = 100, .refractory_frames = 15};
+}
+
+st_asr_decider_params st_asr_stream_ctc_params(void)
+{
+    return (st_asr_decider_params){.on_threshold = 0.5f, .off_threshold = 0.3f, .min_frames = 1,
+                                   .max_frames = 1000, .refractory_frames = 0, .emit_early = true};
 }
 
 st_asr_decider_params st_asr_stream_default_params(void)
@@ -480,8 +551,11 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
     s->x = malloc(asr->n_features * sizeof *s->x);
     s->prob = malloc(asr->n_classes * sizeof *s->prob);
     s->ring = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->ring);
-    if (!s->x || !s->prob || !s->ring)
+    s->rise = malloc(asr->n_classes * sizeof *s->rise);
+    if (!s->x || !s->prob || !s->ring || !s->rise)
         goto fail;
+    for (size_t k = 0; k < asr->n_classes; k++)
+        s->rise[k] = RISE_NONE;
     s->state = st_snn_state_new(asr->net, &rc);
     if (!s->state)
         goto fail;
@@ -508,6 +582,7 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
     free(s->x);
     free(s->prob);
     free(s->ring);
+    free(s->rise);
     free(s);
     *self_p = NULL;
 }
@@ -521,13 +596,55 @@ void st_asr_stream_reset(st_asr_stream *self)
 {
     st_snn_state_reset(self->state);
     self->count = 0;
+    self->quiet_run = 0;
+    self->resets = 0;
+    for (size_t k = 0; k < self->asr->n_classes; k++)
+        self->rise[k] = RISE_NONE;
     st_asr_decider_init(&self->dec, &self->dec.p, self->asr->n_classes);
+}
+
+size_t st_asr_stream_state_resets(const st_asr_stream *self) { return self->resets; }
+
+/* ctc: one engine step per frame, the state kept (restarted after a long
+   silence), every frame's softmax to the decider. */
+static int push_ctc(st_asr_stream *self, const float *frame, uint64_t stamp, st_asr_event *ev,
+                    float *prob_out)
+{
+    const st_asr *a = self->asr;
+    normalise(a, frame, self->x);
+    st_snn_step(a->net, self->state, self->x);
+    softmax(st_snn_state_output(self->state, a->out_node, NULL), a->n_classes, self->prob);
+    for (size_t k = 0; k < a->n_classes; k++) {
+        if (self->prob[k] < ST_ASR_CTC_RISE_P)
+            self->rise[k] = RISE_NONE;
+        else if (self->rise[k] == RISE_NONE)
+            self->rise[k] = stamp;
+    }
+    if (prob_out)
+        memcpy(prob_out, self->prob, a->n_classes * sizeof *prob_out);
+    self->count++;
+    int got = st_asr_decider_step(&self->dec, self->prob, stamp, ev);
+    if (got) {
+        uint64_t r = self->rise[ev->word];
+        ev->end_stamp = ev->decided_stamp;
+        ev->start_stamp = r != RISE_NONE && r <= ev->decided_stamp ? r : ev->decided_stamp;
+    }
+    /* a second of silence: start again from a fresh state (the training condition) */
+    self->quiet_run = self->prob[ST_ASR_SILENCE] >= ST_ASR_CTC_QUIET_P ? self->quiet_run + 1 : 0;
+    if (self->quiet_run >= ST_ASR_CTC_RESET_FRAMES) {
+        st_snn_state_reset(self->state);
+        self->quiet_run = 0;
+        self->resets++;
+    }
+    return got;
 }
 
 int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
                        st_asr_event *ev, float *prob_out)
 {
     const st_asr *a = self->asr;
+    if (a->pool == ST_ASR_POOL_CTC)
+        return push_ctc(self, frame, stamp, ev, prob_out);
     size_t nf = a->n_features;
     if (self->count == 0)
         self->first = stamp;

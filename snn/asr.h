@@ -3,18 +3,36 @@
 
     Workload: 40 log-mel channels every 10 ms (audio/audio.h's front end,
     computed by the caller: snn/ never includes audio/), engine steps
-    (one per frame for a clip, ten per frame when streaming) through a small recurrent adaptive-LIF (LSNN) layer and a leaky
-    integrator read-out with one unit per class. Classes are, in order,
-    "_silence_", "_unknown_" and the vocabulary words (models/README.md).
+    (one per frame for a clip, ten per frame when streaming a max/mean
+    model, one per frame when streaming a CTC model) through a small
+    recurrent adaptive-LIF (LSNN) layer and a leaky integrator read-out
+    with one unit per class. Classes are, in order, "_silence_",
+    "_unknown_" and the vocabulary words (models/README.md).
 
-      clip classification  st_asr_classify(): the read-out's max (or mean)
-                           over the clip's frames, argmax over the classes;
-      streaming words      st_asr_stream_push() one frame at a time: every
-                           100 ms the last second is classified as a clip
-                           (the model's training condition) and the
-                           window probabilities go through the decision
-                           rule below; a word is emitted as soon as two
-                           windows in a row agree on it.
+    The pooling the model was trained with (tensor "pool") decides both modes:
+      max, mean (a classifier of 1-s clips)
+        clip classification  st_asr_classify(): the read-out's max (or
+                             mean) over the clip's frames, argmax over the
+                             classes;
+        streaming words      st_asr_stream_push() one frame at a time: every
+                             100 ms the last second is classified as a clip
+                             (the model's training condition) and the
+                             window probabilities go through the decision
+                             rule below; a word is emitted as soon as two
+                             windows in a row agree on it.
+      ctc (trained with CTC over whole utterances; class 0, "_silence_", is
+           the CTC blank)
+        clip classification  the frames run once; per frame the softmax of
+                             the read-out; each class's posterior summed
+                             over the frames (scores: the sums / frames);
+                             the answer is the non-blank class with the
+                             largest sum, or silence when no frame gives any
+                             non-blank class a posterior >= 0.02
+                             (ST_ASR_CTC_SPEECH_P);
+        streaming words      the net runs continuously, one step per frame
+                             (no window re-run), and each frame's softmax
+                             goes through the decision rule; the blank is
+                             silence, which never opens a candidate.
 
     The decision rule (st_asr_decider, pure, usable on any sequence of
     class probabilities): a class k >= 1 opens a candidate when its
@@ -35,7 +53,7 @@
     normalisation "feat_mean" and "feat_std" (f32 [n_features]), and the
     front-end settings the model was trained with ("frontend": a text of
     "n_mels hop_ms window_ms"), and the clip pooling it was trained with
-    ("pool": "max" or "mean"). Features are normalised (x - mean) / std
+    ("pool": "max", "mean" or "ctc"). Features are normalised (x - mean) / std
     before the first layer.
 
     Errors follow base/base.h. Threads: a loaded st_asr is read-only and
@@ -90,9 +108,15 @@ const char *st_asr_word(const st_asr *self, size_t k);  /* borrowed; NULL out of
 int st_asr_find(const st_asr *self, const char *word);  /* class index or -1 */
 const st_asr_frontend_info *st_asr_frontend(const st_asr *self);
 const st_snn_net *st_asr_net(const st_asr *self);
-/*  The pooling the model was trained for (tensor "pool", "max" or "mean";
-    max when the file has none), and setting it before st_asr_save. */
-typedef enum { ST_ASR_POOL_MAX = 0, ST_ASR_POOL_MEAN } st_asr_pool;
+/*  The pooling the model was trained for (tensor "pool", "max", "mean" or
+    "ctc"; max when the file has none), and setting it before st_asr_save. */
+typedef enum { ST_ASR_POOL_MAX = 0, ST_ASR_POOL_MEAN, ST_ASR_POOL_CTC } st_asr_pool;
+/*  ctc clip classification: a clip is speech when some frame gives a
+    non-blank class at least this posterior. Chosen on the validation clips
+    of build/asr-ctc (models/README.md "CTC"): 0.5 kept 15.5 % of them
+    right, 0.02 67.5 % (a unidirectional CTC net often has not peaked yet
+    when a 1-s clip ends). */
+#define ST_ASR_CTC_SPEECH_P 0.02f
 st_asr_pool st_asr_default_pool(const st_asr *self);
 void st_asr_set_pool(st_asr *self, st_asr_pool pool);
 
@@ -103,7 +127,7 @@ size_t st_asr_param_count(const st_asr *self);
 
 /*  Runs n_frames raw frames (n_frames x n_features, the front end's log-mel)
     from a fresh state; scores (may be NULL) gets the pooled read-out per
-    class. Returns the best class >= 0, or a negative st_err. Allocates a
+    class (ctc: the mean per-frame posterior). Returns the best class >= 0, or a negative st_err. Allocates a
     state: not for the audio thread. */
 int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st_asr_pool pool,
                     float *scores);
@@ -161,15 +185,35 @@ int st_asr_decider_flush(st_asr_decider *d, st_asr_event *ev);
     (2 windows in agreement at >= 0.7, held until below 0.5). An event's
     decided_stamp is the frame that decided it; end_stamp the same frame
     (the word has been heard by then), start_stamp half a second earlier.
-    Cost: ST_ASR_WINDOW / ST_ASR_STRIDE network steps per frame. */
+    Cost: ST_ASR_WINDOW / ST_ASR_STRIDE network steps per frame.
+
+    A ctc model's stream instead steps the net once per frame and keeps
+    its state; every frame's softmax goes to the decider (default rule:
+    st_asr_stream_ctc_params). An event's decided_stamp and end_stamp are
+    the frame that decided it (a unidirectional CTC net names a word as
+    its end is heard), start_stamp the first frame of the run in which the
+    word's posterior rose above ST_ASR_CTC_RISE_P (CTC peaks are brief:
+    near the word's end, not its acoustic start). The state stays bounded
+    on long streams: after ST_ASR_CTC_RESET_FRAMES frames in a row whose
+    blank posterior is >= ST_ASR_CTC_QUIET_P (a second of silence), the
+    network restarts from a fresh state, the condition it was trained in
+    (utterances of at most ~3 s from a fresh state, with 0.1-0.5 s of
+    silence or noise before the first word). Running speech with no such
+    pause never resets it (see models/README.md). */
 #define ST_ASR_WINDOW 100
 #define ST_ASR_STRIDE 10
+#define ST_ASR_CTC_RISE_P 0.1f
+#define ST_ASR_CTC_QUIET_P 0.9f
+#define ST_ASR_CTC_RESET_FRAMES 100
 
 typedef struct st_asr_stream st_asr_stream;
 
 /*  The decider settings a stream uses when given NULL and its model stores
     none (per window). */
 st_asr_decider_params st_asr_stream_default_params(void);
+/*  The same for a ctc model (per frame: on 0.5, off 0.3, one frame decides,
+    emit_early, no refractory frames). */
+st_asr_decider_params st_asr_stream_ctc_params(void);
 
 /*  A stream over a loaded model (borrowed: it must outlive the stream).
     NULL and *err. */
@@ -182,9 +226,13 @@ void st_asr_stream_reset(st_asr_stream *self);
 int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
                        st_asr_event *ev, float *prob_out);
 int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev);
+/*  ctc: how many times the stream restarted its network after a long
+    silence (ST_ASR_CTC_RESET_FRAMES); 0 for other models. */
+size_t st_asr_stream_state_resets(const st_asr_stream *self);
 /*  The decision rule tuned for this model and stored in its file (tensor
     "stream", "on P off P min K max K refractory K early 0|1 tail K"), or
-    st_asr_stream_default_params() and tail 0 when the file has none; a
+    st_asr_stream_default_params() (ctc: st_asr_stream_ctc_params()) and
+    tail 0 when the file has none; a
     stream made with NULL params uses it, and every stream the model's tail.
     st_asr_set_stream (NULL: none) sets it before st_asr_save. */
 st_asr_decider_params st_asr_stream_params(const st_asr *self, size_t *tail);
@@ -193,7 +241,8 @@ void st_asr_set_stream(st_asr *self, const st_asr_decider_params *p, size_t tail
 /*  Pools only the last `frames` steps of each window (the network still
     runs the whole window from a fresh state): the read-out near the
     window's end says what was just heard. 0 (the default) or >= the window:
-    the whole window, the clip condition. */
+    the whole window, the clip condition. A ctc stream has no window: it
+    ignores the tail. */
 void st_asr_stream_set_tail(st_asr_stream *self, size_t frames);
 
 #ifdef __cplusplus

@@ -515,15 +515,26 @@ uint64_t st_snn_conv_mac(const st_snn_conv_shape *c, uint32_t out_h, uint32_t ou
     return ops;
 }
 
+/* Taps (o, j), o < n_out, j < k, whose input o * stride - pad + j * dil
+   lies inside [0, n_in): per tap j the outputs that reach inside are a
+   range, counted, not walked (walking outlasted the fuzzer's 10 s timeout
+   for a geometry with billions of outputs; found by fuzz/fuzz_model.c). */
 static uint64_t valid_taps(uint32_t n_out, uint32_t n_in, uint32_t k, uint32_t stride,
                            uint32_t pad, uint32_t dil)
 {
     uint64_t taps = 0;
-    for (uint32_t o = 0; o < n_out; o++)
-        for (uint32_t j = 0; j < k; j++) {
-            const long i = (long)o * stride - (long)pad + (long)j * dil;
-            taps += i >= 0 && i < n_in;
-        }
+    for (uint32_t j = 0; j < k && n_out; j++) {
+        const int64_t off = (int64_t)j * dil - (int64_t)pad; /* input of output 0 */
+        const int64_t last = (int64_t)n_in - 1 - off;       /* o * stride <= last */
+        if (last < 0)
+            continue;
+        int64_t lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+        int64_t hi = last / stride;
+        if (hi > (int64_t)n_out - 1)
+            hi = (int64_t)n_out - 1;
+        if (hi >= lo)
+            taps += (uint64_t)(hi - lo + 1);
+    }
     return taps;
 }
 

@@ -591,6 +591,20 @@ static st_lm_model *load_reference(const char *path, const unsigned char *img, s
                      len - at, (int)nt);
         goto fail;
     }
+    /* As in the STNN reader: sizes the file's tensors cannot hold are
+       refused before the model is allocated and prepared (a 1.9 KB file
+       claiming n_embd 2301 took a quarter of a gigabyte and seconds; found
+       by fuzz/fuzz_model.c). A lower bound: the embedding and each layer's
+       four D x D attention matrices. */
+    double have = 0;
+    for (int32_t k = 0; k < nt; k++)
+        have += (double)rec[k].count;
+    if ((double)V * D + 4.0 * L * D * D > have) {
+        e = st_error(ST_ERR_FORMAT, "model file '%s': the header (n_layer %d, n_embd %d, vocab %d) "
+                                    "needs more weights than the file holds",
+                     path, (int)L, (int)D, (int)V);
+        goto fail;
+    }
     /* n_ffn is not in the header: take it from the first channel mix */
     uint32_t F = 4 * (uint32_t)D;
     for (int32_t k = 0; k < nt; k++)

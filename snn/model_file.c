@@ -1345,6 +1345,18 @@ static int add_node_from(const st_tensor_file *f, const char *prefix, st_snn_net
             return st_error(ST_ERR_FORMAT, "model file '%s': tensor '%snode/%s/geometry' has a "
                                            "zero channel count, group count or kernel extent",
                             f->path, prefix, name);
+        /* The geometry must give the sizes the node table gave (bounded
+           above) before the node is made: a padding of millions claimed
+           billions of outputs (found by fuzz/fuzz_model.c). In double: a
+           product past 2^53 is no table's size anyway. */
+        const double g_in = (double)c.in_channels * c.height * c.width;
+        const double g_out =
+            (double)c.out_channels * st_snn_conv_out_h(&c) * st_snn_conv_out_w(&c);
+        if (g_in != (double)n_in || g_out != (double)n_out)
+            return st_error(ST_ERR_FORMAT, "model file '%s': node '%s' is %.0f -> %.0f by its "
+                                           "geometry, but '%snet/nodes' says %llu -> %llu",
+                            f->path, name, g_in, g_out, prefix, (unsigned long long)n_in,
+                            (unsigned long long)n_out);
         rc = get(f, prefix, name, "weight", ST_DTYPE_F32, 4, wd, &u);
         if (rc == ST_OK)
             rc = get_bias(f, prefix, name, c.out_channels, &bias);

@@ -1185,14 +1185,14 @@ static int chunk_loss(st_train *tr, tr_ws *w, const st_train_data *d, const size
                 w->lab = malloc(L * sizeof(int32_t));
                 w->lab_cap = w->lab ? L : 0;
             }
-            if (!w->ctc || !w->lab)
+            if (!w->ctc || (L && !w->lab))
                 return st_error(ST_ERR_NOMEM, "out of memory for ctc");
             for (size_t s = 0; s < L; s++)
                 w->lab[s] = ctc_out(p->ctc_blank, lab[s]);
             loss = tr_ctc_loss(y + r * K, R * K, T, K, p->ctc_blank, w->lab, L, scale,
                                gy ? gy + r * K : NULL, w->ctc);
             const size_t nd = tr_ctc_greedy(y + r * K, R * K, T, K, p->ctc_blank, w->dec);
-            right = nd == L && !memcmp(w->dec, w->lab, L * sizeof(int32_t));
+            right = nd == L && (L == 0 || !memcmp(w->dec, w->lab, L * sizeof(int32_t)));
         }
         /* rates, and the regulariser: per neuron spike counts over the
            sample's steps (in w->tmp, free after the forward) */

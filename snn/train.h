@@ -205,7 +205,8 @@ st_train_data *st_train_data_new(size_t n, size_t max_steps, size_t channels, in
 void st_train_data_destroy(st_train_data **self_p);
 
 /*  Sets sample k: x [steps][channels] (copied), and its class label (>= 0)
-    or its label sequence (n_labels >= 1). A set holds one kind of label. */
+    or its label sequence (n_labels >= 0; an empty one is all blank under
+    CTC: silence, noise). A set holds one kind of label. */
 int st_train_data_set(st_train_data *self, size_t k, const float *x, size_t steps, int32_t label);
 int st_train_data_set_seq(st_train_data *self, size_t k, const float *x, size_t steps,
                           const int32_t *labels, size_t n_labels);

@@ -147,8 +147,6 @@ int st_train_data_set(st_train_data *self, size_t k, const float *x, size_t step
 int st_train_data_set_seq(st_train_data *self, size_t k, const float *x, size_t steps,
                           const int32_t *labels, size_t n_labels)
 {
-    if (n_labels == 0)
-        return st_error(ST_ERR_INVALID, "sample %zu: an empty label sequence", k);
     for (size_t s = 0; s < n_labels; s++)
         if (labels[s] < 0)
             return st_error(ST_ERR_INVALID, "sample %zu: label %d; labels are >= 0", k,
@@ -166,7 +164,8 @@ int st_train_data_set_seq(st_train_data *self, size_t k, const float *x, size_t 
     int rc = set_input(self, k, x, steps, 2);
     if (rc != ST_OK)
         return rc;
-    memcpy(self->tgt + self->tgt_len, labels, n_labels * sizeof *labels);
+    if (n_labels) /* an empty sequence (CTC: all blank) stores nothing */
+        memcpy(self->tgt + self->tgt_len, labels, n_labels * sizeof *labels);
     self->off[k] = self->tgt_len;
     self->len[k] = n_labels;
     self->tgt_len += n_labels;
@@ -246,7 +245,8 @@ int st_train_data_save(const st_train_data *self, const char *path)
         size_t pos = 0;
         for (size_t k = 0; rc == ST_OK && k < self->n; k++) {
             offs[k] = (uint32_t)pos;
-            memcpy(flat + pos, self->tgt + self->off[k], self->len[k] * sizeof *flat);
+            if (self->len[k])
+                memcpy(flat + pos, self->tgt + self->off[k], self->len[k] * sizeof *flat);
             pos += self->len[k];
         }
         if (rc == ST_OK) {
@@ -309,9 +309,9 @@ st_train_data *st_train_data_load(const char *path, int *err)
         }
         if (seq) {
             const uint32_t *o = offs.data;
-            if (o[k] > o[k + 1] || o[k + 1] > tgt.count || o[k + 1] == o[k]) {
+            if (o[k] > o[k + 1] || o[k + 1] > tgt.count) {
                 rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'target_offsets': sample %zu's labels "
-                              "[%u, %u) are empty or outside 'targets' (%llu)", path, k, o[k],
+                              "[%u, %u) are outside 'targets' (%llu)", path, k, o[k],
                               o[k + 1], (unsigned long long)tgt.count);
                 goto fail;
             }

@@ -6,6 +6,12 @@
     with its end inside the audio) and `spiketalk eval requests` over them
     (its counts agree with an alignment: correct + substituted + deleted =
     the reference words, correct + substituted + inserted = the emitted).
+    The CTC model (pool "ctc"): the trainer's CTC loss of an empty label
+    sequence (all blank) against its hand value, clip classification from
+    per-frame posteriors, the stream stepping once a frame (its
+    probabilities are the net's own, step by step), a word emitted once with
+    its times, the state restarted after a second of blank (the frames after
+    it give what a fresh stream gives), and the CTC smoke recipe.
 
     The hand-made models are an input of 4 features, a dense node and an LI
     read-out of 4 classes (_silence_, _unknown_, yes, no): tiny, built in
@@ -18,6 +24,7 @@
 #include "audio/audio.h"
 #include "base/base.h"
 #include "snn/asr.h"
+#include "snn/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -405,10 +412,279 @@ static void test_smoke_recipe_and_eval(void)
     free(out);
 }
 
+/* ---- CTC ---- */
+
+static void test_ctc_empty_labels(void)
+{
+    /* a read-out of 3 LI units with every weight and bias 0: the read-out is
+       0 at each step, each output has probability 1/3, and the CTC loss of
+       an empty sequence is -sum_t log p_t(blank) = T log 3 */
+    int err = 0;
+    st_train_layer_params L = st_train_layer_default_params(ST_TRAIN_DENSE);
+    L.neurons = 3;
+    L.neuron = st_snn_neuron_default_params(ST_SNN_LI);
+    L.neuron.dt = 0.01;
+    st_train_model *m = st_train_model_new(2, &L, 1, 1, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    for (size_t k = 0; k < st_train_model_param_count(m); k++) {
+        st_train_tensor t;
+        CU_ASSERT_EQUAL_FATAL(st_train_model_param(m, k, &t), ST_OK);
+        memset(t.data, 0, t.count * sizeof *t.data);
+    }
+    st_train_model_changed(m);
+    st_train_params p = st_train_default_params();
+    p.loss = ST_TRAIN_LOSS_CTC;
+    p.ctc_blank = 0;
+    p.threads = 1;
+    st_train *tr = st_train_new(m, &p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tr);
+    st_train_data *d = st_train_data_new(2, 7, 2, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    float x[7 * 2];
+    for (int i = 0; i < 14; i++)
+        x[i] = (float)(i % 3);
+    int32_t one = 1;
+    CU_ASSERT_EQUAL(st_train_data_set_seq(d, 0, x, 5, NULL, 0), ST_OK);
+    CU_ASSERT_EQUAL(st_train_data_set_seq(d, 1, x, 7, NULL, 0), ST_OK);
+    size_t n = 99;
+    st_train_data_labels(d, 0, &n);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(st_train_check_data(tr, d, "test"), ST_OK);
+    st_train_stats st;
+    CU_ASSERT_EQUAL_FATAL(st_train_evaluate(tr, d, &st), ST_OK);
+    CU_ASSERT_DOUBLE_EQUAL(st.loss, (5 * log(3.0) + 7 * log(3.0)) / 2, 1e-5);
+    CU_ASSERT_EQUAL(st.correct, 2); /* nothing decoded: an empty sequence, right */
+    /* its gradient is finite, and a step lowers the loss (the blank's bias rises) */
+    size_t idx[2] = {0, 1};
+    CU_ASSERT_EQUAL(st_train_step(tr, d, idx, 2, &st), ST_OK);
+    CU_ASSERT(st.grad_norm > 0 && isfinite(st.grad_norm));
+    st_train_stats st2;
+    CU_ASSERT_EQUAL(st_train_evaluate(tr, d, &st2), ST_OK);
+    CU_ASSERT(st2.loss < (5 * log(3.0) + 7 * log(3.0)) / 2);
+    /* the hand value on a trained read-out: -sum_t log softmax(y_t)[0] */
+    float y[7 * 3];
+    CU_ASSERT_EQUAL_FATAL(st_train_forward(tr, x, 7, y), ST_OK);
+    double hand = 0;
+    for (int t = 0; t < 7; t++) {
+        double se = 0;
+        for (int k = 0; k < 3; k++)
+            se += exp((double)y[t * 3 + k]);
+        hand -= (double)y[t * 3] - log(se);
+    }
+    st_train_data *d7 = st_train_data_new(1, 7, 2, &err);
+    CU_ASSERT_EQUAL(st_train_data_set_seq(d7, 0, x, 7, NULL, 0), ST_OK);
+    CU_ASSERT_EQUAL(st_train_evaluate(tr, d7, &st2), ST_OK);
+    CU_ASSERT_DOUBLE_EQUAL(st2.loss, hand, 1e-4 * hand);
+    /* a set that mixes empty and non-empty sequences survives its file */
+    CU_ASSERT_EQUAL(st_train_data_set_seq(d, 1, x, 7, &one, 1), ST_OK);
+    char path[512];
+    st_test_tmpfile(path, sizeof path, "ctc.std");
+    CU_ASSERT_EQUAL_FATAL(st_train_data_save(d, path), ST_OK);
+    st_train_data *back = st_train_data_load(path, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+    st_train_data_labels(back, 0, &n);
+    CU_ASSERT_EQUAL(n, 0);
+    const int32_t *l1 = st_train_data_labels(back, 1, &n);
+    CU_ASSERT(n == 1 && l1 && l1[0] == 1);
+    st_train_data_destroy(&back);
+    st_train_data_destroy(&d7);
+    st_train_data_destroy(&d);
+    st_train_destroy(&tr);
+    st_train_model_destroy(&m);
+}
+
+/* frames of the hand model: 4 features, feature k drives class k */
+static void put(float *frames, int from, int to, int k, float v)
+{
+    for (int t = from; t < to; t++) {
+        memset(frames + t * 4, 0, 4 * sizeof *frames);
+        frames[t * 4 + k] = v;
+    }
+}
+
+static void test_ctc_clip_and_stream(void)
+{
+    st_asr *a = hand_model();
+    st_asr_set_pool(a, ST_ASR_POOL_CTC);
+    /* the pool and the CTC default rule survive the file */
+    char path[512];
+    st_test_tmpfile(path, sizeof path, "ctc.stm");
+    CU_ASSERT_EQUAL_FATAL(st_asr_save(a, path), ST_OK);
+    int err = 0;
+    st_asr *b = st_asr_load(path, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(st_asr_default_pool(b), ST_ASR_POOL_CTC);
+    st_asr_decider_params dp = st_asr_stream_params(b, NULL), dc = st_asr_stream_ctc_params();
+    CU_ASSERT(dp.on_threshold == dc.on_threshold && dp.min_frames == 1 && dp.emit_early);
+    st_asr_destroy(&b);
+
+    /* clip: blank, then "no" for a while: "no"; blank only: silence; a weak
+       "no" that never reaches ST_ASR_CTC_SPEECH_P in any frame: silence, but
+       "no" is still the best speech class */
+    static float frames[400 * 4];
+    float scores[4];
+    put(frames, 0, 60, 0, 4.0f);
+    put(frames, 20, 35, 3, 4.0f);
+    CU_ASSERT_EQUAL(st_asr_classify(a, frames, 60, ST_ASR_POOL_CTC, scores), 3);
+    CU_ASSERT(scores[3] > scores[2] && scores[3] > scores[1]);
+    CU_ASSERT(fabsf(scores[0] + scores[1] + scores[2] + scores[3] - 1.0f) < 1e-4f);
+    put(frames, 0, 60, 0, 4.0f);
+    CU_ASSERT_EQUAL(st_asr_classify(a, frames, 60, ST_ASR_POOL_CTC, scores), ST_ASR_SILENCE);
+    put(frames, 0, 60, 0, 4.0f);
+    for (int t = 20; t < 35; t++)
+        frames[t * 4 + 3] = 2.0f;
+    CU_ASSERT_EQUAL(st_asr_classify(a, frames, 60, ST_ASR_POOL_CTC, scores), ST_ASR_SILENCE);
+    CU_ASSERT_EQUAL(st_asr_best_speech(a, scores), 3);
+
+    /* stream: one net step a frame - its probabilities are the softmax of the
+       net stepped by hand over the same normalised frames (mean 0, std 1) */
+    put(frames, 0, 400, 0, 4.0f);
+    put(frames, 30, 45, 2, 4.0f);   /* yes */
+    put(frames, 45, 60, 0, 4.0f);
+    put(frames, 60, 75, 2, 4.0f);   /* yes again, after a blank */
+    put(frames, 250, 270, 3, 4.0f); /* no, after more than a second of blank */
+    st_asr_stream *s = st_asr_stream_new(a, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    st_snn_state *ref = st_snn_state_new(st_asr_net(a), &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+    int out = st_snn_net_find(st_asr_net(a), "output");
+    int words[8], n_words = 0, reset_at = -1;
+    static float seen[250][4];
+    bool same = true;
+    for (int t = 0; t < 250; t++) {
+        st_asr_event ev;
+        float prob[4];
+        int got = st_asr_stream_push(s, frames + t * 4, (uint64_t)t * 160 + 159, &ev, prob);
+        memcpy(seen[t], prob, sizeof prob);
+        if (got) {
+            CU_ASSERT(ev.start_stamp <= ev.end_stamp && ev.end_stamp == ev.decided_stamp);
+            CU_ASSERT(ev.decided_stamp == (uint64_t)t * 160 + 159);
+            CU_ASSERT(ev.start_stamp >= 30 * 160);
+            if (n_words < 8)
+                words[n_words++] = ev.word;
+        }
+        st_snn_step(st_asr_net(a), ref, frames + t * 4);
+        const float *o = st_snn_state_output(ref, out, NULL);
+        float m = o[0], se = 0;
+        for (int k = 1; k < 4; k++)
+            m = o[k] > m ? o[k] : m;
+        for (int k = 0; k < 4; k++)
+            se += expf(o[k] - m);
+        for (int k = 0; k < 4 && reset_at < 0; k++) /* (ref never restarts) */
+            same &= fabsf(prob[k] - expf(o[k] - m) / se) < 1e-6f;
+        if (reset_at < 0 && st_asr_stream_state_resets(s) == 1)
+            reset_at = t;
+    }
+    CU_ASSERT(same);
+    CU_ASSERT_EQUAL(n_words, 2);
+    CU_ASSERT(words[0] == 2 && words[1] == 2);
+    /* a second of blank after the last word restarted the net ... */
+    CU_ASSERT(reset_at >= 75 + ST_ASR_CTC_RESET_FRAMES - 1 && reset_at < 75 + ST_ASR_CTC_RESET_FRAMES + 30);
+    /* ... so from there on it gives what a fresh stream gives, bit for bit */
+    st_asr_stream *f = st_asr_stream_new(a, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    bool fresh = true;
+    for (int t = reset_at + 1; t < 250; t++) { /* what s took after its restart */
+        st_asr_event ev2;
+        float p2[4];
+        st_asr_stream_push(f, frames + t * 4, (uint64_t)t, &ev2, p2);
+        fresh &= !memcmp(seen[t], p2, sizeof p2);
+    }
+    int later = 0;
+    for (int t = 250; t < 400; t++) {
+        st_asr_event ev, ev2;
+        float p1[4], p2[4];
+        int g1 = st_asr_stream_push(s, frames + t * 4, (uint64_t)t, &ev, p1);
+        int g2 = st_asr_stream_push(f, frames + t * 4, (uint64_t)t, &ev2, p2);
+        if (t < 250 + ST_ASR_CTC_RESET_FRAMES)
+            fresh &= !memcmp(p1, p2, sizeof p1) && g1 == g2;
+        if (g1) {
+            later++;
+            CU_ASSERT_EQUAL(ev.word, 3);
+        }
+    }
+    CU_ASSERT(fresh);
+    CU_ASSERT_EQUAL(later, 1);
+    CU_ASSERT(st_asr_stream_state_resets(s) >= 2);
+    /* a reset of the stream starts it over */
+    st_asr_stream_reset(s);
+    CU_ASSERT_EQUAL(st_asr_stream_state_resets(s), 0);
+    st_asr_stream_destroy(&f);
+    st_snn_state_destroy(&ref);
+    st_asr_stream_destroy(&s);
+    st_asr_destroy(&a);
+}
+
+static void test_ctc_smoke_recipe(void)
+{
+    const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
+    const char *cli = getenv("ST_CLI") ? getenv("ST_CLI") : "build/spiketalk";
+    char tool[512], cmd[4096];
+    snprintf(tool, sizeof tool, "%s/asr-tool", build);
+    if (access(tool, X_OK) != 0 || access(cli, X_OK) != 0) {
+        st_test_skip("asr:ctc_smoke_recipe", "build/asr-tool or the CLI not built (make test builds them)");
+        return;
+    }
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/ctc", st_test_tmpdir());
+    int status = 0;
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && %s data --ctc --data-dir /nonexistent --out %s --configs 1 --aug 1 "
+             "--requests 1 --per-config 2 2>/dev/null && "
+             "%s train --dir %s --out %s/asr.stm --loss ctc --max-steps 8 --hidden 32 --threads 1 2>&1",
+             dir, tool, dir, tool, dir, dir);
+    char *out = run(cmd, &status);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_EQUAL(status, 0);
+    double l0 = 0, l1 = 0;
+    const char *s = strstr(out, "smoke: loss ");
+    CU_ASSERT_PTR_NOT_NULL(s);
+    if (s) {
+        CU_ASSERT_EQUAL(sscanf(s, "smoke: loss %lf -> %lf", &l0, &l1), 2);
+        CU_ASSERT(l1 < l0);
+    }
+    free(out);
+    /* the sets hold label sequences; the model is a ctc one */
+    char path[1024];
+    int err = 0;
+    snprintf(path, sizeof path, "%s/train.std", dir);
+    st_train_data *d = st_train_data_load(path, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT(st_train_data_is_seq(d));
+    size_t longest = 0, most = 0;
+    for (size_t k = 0; k < st_train_data_count(d); k++) {
+        size_t steps, n;
+        st_train_data_input(d, k, &steps);
+        st_train_data_labels(d, k, &n);
+        longest = steps > longest ? steps : longest;
+        most = n > most ? n : most;
+    }
+    CU_ASSERT(longest > 130 && longest <= 350); /* whole requests, under 3.5 s */
+    CU_ASSERT(most >= 2);
+    st_train_data_destroy(&d);
+    snprintf(path, sizeof path, "%s/asr.stm", dir);
+    st_asr *a = st_asr_load(path, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(st_asr_default_pool(a), ST_ASR_POOL_CTC);
+    st_asr_destroy(&a);
+    snprintf(cmd, sizeof cmd, "%s eval requests --manifest %s/test_requests.tsv --model %s 2>&1",
+             cli, dir, path);
+    out = run(cmd, &status);
+    CU_ASSERT_EQUAL(status, 0);
+    double w = -1;
+    int nn = 0;
+    CU_ASSERT_EQUAL(sscanf(last_line(out), "wer %lf (n=%d)", &w, &nn), 2);
+    CU_ASSERT_EQUAL(nn, 5);
+    free(out);
+}
+
 CU_TestInfo st_tests_asr[] = {
     {"decider", test_decider},
     {"unknown_is_never_a_word", test_unknown_is_never_a_word},
     {"file_round_trip", test_file_round_trip},
     {"smoke_recipe_and_eval", test_smoke_recipe_and_eval},
+    {"ctc_empty_labels", test_ctc_empty_labels},
+    {"ctc_clip_and_stream", test_ctc_clip_and_stream},
+    {"ctc_smoke_recipe", test_ctc_smoke_recipe},
     CU_TEST_INFO_NULL,
 };

@@ -15,6 +15,13 @@
       set_line_too_long             --set made a line the reader cuts
       value_starting_with_semicolon "k =;v" was written "k = ;v", a comment
       set_value_leading_tabs        --set kept leading tabs the reader strips
+      value_line_too_long_once_written
+                                    a line "file =(...)" that just fit
+                                    the reader's line was written
+                                    "file = (...)", a character longer,
+                                    which the reader refused (fixed in
+                                    pipeline/config.c: a file's line must
+                                    fit as written, as --set's must)
     and by fuzz/fuzz_model.c (fuzz_model repairs CRCs: the files here are
     what the loaders saw):
       lm_config_claims_80_GB        a 3.8 KB language model whose lm/config
@@ -25,6 +32,22 @@
                                     587 million inputs made the loader
                                     allocate 2.3 GB (fixed in
                                     snn/model_file.c: node sizes bounded)
+      lm_reference_header_claims_250_MB
+                                    a 1.9 KB file in the reference (SPGT)
+                                    layout whose header said n_embd 2301
+                                    was allocated (250 MB) and prepared
+                                    (seconds: the fuzzer's timeout) before
+                                    its tensors were matched (fixed in
+                                    snn/lm.c: sizes checked first)
+      conv_geometry_claims_billions_of_outputs
+                                    a conv node whose geometry (padding)
+                                    gave 1.5 billion outputs where
+                                    net/nodes said 8 had its taps walked
+                                    one by one (the fuzzer's timeout;
+                                    fixed in snn/model_file.c: geometry
+                                    checked against net/nodes first, and
+                                    snn/layer.c counts taps per kernel
+                                    tap, not per output)
     Reads files under fuzz/ (run from the repository root, as make test does).
 */
 #include "testutil.h"
@@ -188,6 +211,31 @@ static void test_config_value_starting_with_semicolon(void)
     st_pipe_config_destroy(&c);
 }
 
+static void test_config_line_fits_once_written(void)
+{
+    /* "k=" and a value that fills the reader's line exactly: the written
+       "k = value" would be two characters longer */
+    const int max = ST_PARAM_VALUE_MAX - 10;
+    char text[2 * ST_PARAM_VALUE_MAX];
+    int n = snprintf(text, sizeof text, "[stage.a]\ntype = passthrough\nk=");
+    memset(text + n, 'v', (size_t)(max - 2));
+    snprintf(text + n + max - 2, sizeof text - (size_t)(n + max - 2), "\n");
+    int err;
+    st_pipe_config *c = st_pipe_config_parse(text, "t.ini", &err);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "t.ini:3: [stage.a] k: the line is too long once "
+                                               "written"));
+    st_pipe_config_destroy(&c);
+    /* three characters shorter it fits, written too */
+    text[n + max - 5] = '\n';
+    text[n + max - 4] = '\0';
+    c = st_pipe_config_parse(text, "t.ini", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    config_roundtrip("short enough", (const unsigned char *)text, strlen(text));
+    st_pipe_config_destroy(&c);
+}
+
 /* ---- model files ---------------------------------------------------------------- */
 
 /* What fuzz/fuzz_model.c ran: every loader, each an error or an object,
@@ -231,6 +279,32 @@ static void test_net_sizes_bounded(void)
     CU_ASSERT_PTR_NULL(net);
     CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "more than this reader takes"));
+    st_snn_net_destroy(&net);
+    free(d);
+}
+
+static void test_lm_reference_sizes_checked_first(void)
+{
+    int err;
+    st_lm_model *lm =
+        st_lm_model_load("fuzz/regress/model/lm_reference_header_claims_250_MB", &err);
+    CU_ASSERT_PTR_NULL(lm);
+    CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "n_embd 2301"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "needs more weights than the file holds"));
+    st_lm_model_destroy(&lm);
+}
+
+static void test_conv_geometry_matches_nodes(void)
+{
+    size_t len = 0;
+    unsigned char *d = slurp("fuzz/regress/model/conv_geometry_claims_billions_of_outputs", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    int err;
+    st_snn_net *net = st_snn_net_load_mem(d, len, &err);
+    CU_ASSERT_PTR_NULL(net);
+    CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "-> 1533573178 by its geometry"));
     st_snn_net_destroy(&net);
     free(d);
 }
@@ -312,9 +386,12 @@ CU_TestInfo st_tests_fuzz_regress[] = {
     {"config_set_refuses_line_breaks", test_config_set_refuses_line_breaks},
     {"config_refuses_empty_key", test_config_refuses_empty_key},
     {"config_value_starting_with_semicolon", test_config_value_starting_with_semicolon},
+    {"config_line_fits_once_written", test_config_line_fits_once_written},
     {"model_inputs_found", test_model_inputs_found},
     {"lm_sizes_checked_before_allocating", test_lm_sizes_checked_before_allocating},
     {"net_sizes_bounded", test_net_sizes_bounded},
+    {"lm_reference_sizes_checked_first", test_lm_reference_sizes_checked_first},
+    {"conv_geometry_matches_nodes", test_conv_geometry_matches_nodes},
     {"seeds_decode", test_seeds_decode},
     CU_TEST_INFO_NULL,
 };

@@ -30,12 +30,38 @@
           DIR/test_requests.tsv (wav files with each word's end, for
           `spiketalk eval requests`; written with or without --requests:
           R/5+1 and R/2+1 voices, R = 100 when not given, 5 requests each).
+          --ctc: label sequences for CTC instead: each single-word clip
+          (1 s, then 0.3 s of the dither: 130 frames) labelled [its class]
+          (silence and noise clips: the empty sequence), and with
+          --requests each training request as a whole utterance (its words
+          from 50 ms before the first to 50 ms after the last, cut to 3 s by
+          dropping words from the end, 0.1-0.5 s of the dither each side;
+          clean and --request-aug augmented copies: noise, speed, ... over
+          the whole) labelled with its words' classes in order (_unknown_
+          for words outside the vocabulary); validation by held-out voices
+          and speakers as above. Sets of up to 350 frames.
       asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
-                     [--threads T] [--max-steps S] [--lr L]
+                     [--threads T] [--max-steps S] [--lr L] [--loss L]
+                     [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
+                     [--checkpoint C] [--init C] [--ce-layers] [--max-frames F]
           Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
-          class) with cross-entropy on the read-out's max over time,
+          class) with cross-entropy on the read-out's max over time
+          (--loss ce_mean: its mean; --loss ctc on a --ctc set: CTC with
+          class 0, _silence_, as the blank, saved with pool "ctc"),
           keeps the epoch best on the validation speakers, and writes the
           recognizer (snn/asr.h) to MODEL. --max-steps stops early (smoke).
+          --warmup K steps of linear warm-up (50); --rate-reg R weighs the
+          trainer's firing-rate regulariser (target 0.05 spikes per neuron
+          and step; 0, off, by default); --clip N the gradient norm (1);
+          --init-scale S the hidden layers' input weights (1). --checkpoint C saves the trainer
+          (snn/train.h st_train_save) with each kept epoch; --init C starts
+          from the weights of such a checkpoint of the same layers (not its
+          optimizer state or schedule): CTC after cross-entropy (with
+          --ce-layers, the layers of a cross-entropy run; the blank's
+          read-out bias is raised
+          by the step of 2 up to 20 that gives the validation set the lowest
+          CTC loss). --max-frames F trains (and validates) on the samples
+          of at most F frames only (a --ctc set's single words: 130).
       asr-tool rule --model MODEL [--on P] [--off P] [--min K] [--refractory K]
                     [--tail K]
           Stores the streaming decision rule (snn/asr.h st_asr_set_stream;
@@ -61,6 +87,16 @@
 #define CLIP 16000
 #define FRAMES 100
 #define MELS 40
+/* --ctc: label sequences; a single word's second gets 0.3 s more after it
+   (a causal net names a word once it has heard its end), whole requests
+   are cut to 3 s (3.4 s after a slower augmented copy). */
+#define CTC_CLIP (CLIP + 4800)
+#define CTC_CLIP_FRAMES 130
+#define CTC_MAX_FRAMES 350
+#define CTC_MAX_SECONDS 3.0
+#define CTC_MAX_LABELS 24
+#define FEAT_CAP (CTC_MAX_FRAMES * MELS)
+static bool ctc_mode; /* data --ctc */
 
 static const char *const CLASSES[] = {
     "_silence_", "_unknown_",
@@ -132,16 +168,38 @@ static float *resample(const float *x, size_t n, double ratio, size_t *n_out)
 /* ---- the data set being built ---- */
 
 typedef struct {
-    float *x;      /* [n][FRAMES][MELS] */
-    int32_t *label;
+    float *x;      /* [n][slot][MELS]: slot FRAMES, or CTC_MAX_FRAMES with --ctc */
+    int32_t *label; /* the class (--ctc: the first label, 0 for none) */
+    uint32_t *steps;
+    int32_t (*seq)[CTC_MAX_LABELS]; /* --ctc: the classes in order */
+    uint8_t *n_lab;
     size_t n, cap;
 } set;
 
-static int set_push(set *s, const float *feat, int label)
+static size_t slot_frames(void) { return ctc_mode ? CTC_MAX_FRAMES : FRAMES; }
+
+static void set_free(set *s)
 {
+    free(s->x);
+    free(s->label);
+    free(s->steps);
+    free(s->seq);
+    free(s->n_lab);
+}
+
+/* One sample: `steps` frames and its classes (one, or with --ctc 0 to
+   CTC_MAX_LABELS). */
+static int set_push_seq(set *s, const float *feat, size_t steps, const int32_t *labels,
+                        size_t n_labels)
+{
+    const size_t T = slot_frames();
+    if (steps > T)
+        steps = T;
+    if (n_labels > CTC_MAX_LABELS)
+        n_labels = CTC_MAX_LABELS;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
-        float *x = realloc(s->x, cap * FRAMES * MELS * sizeof *x);
+        float *x = realloc(s->x, cap * T * MELS * sizeof *x);
         if (!x)
             return -1;
         s->x = x;
@@ -149,11 +207,39 @@ static int set_push(set *s, const float *feat, int label)
         if (!l)
             return -1;
         s->label = l;
+        uint32_t *st = realloc(s->steps, cap * sizeof *st);
+        if (!st)
+            return -1;
+        s->steps = st;
+        int32_t(*q)[CTC_MAX_LABELS] = realloc(s->seq, cap * sizeof *q);
+        if (!q)
+            return -1;
+        s->seq = q;
+        uint8_t *nl = realloc(s->n_lab, cap * sizeof *nl);
+        if (!nl)
+            return -1;
+        s->n_lab = nl;
         s->cap = cap;
     }
-    memcpy(s->x + s->n * FRAMES * MELS, feat, FRAMES * MELS * sizeof *feat);
-    s->label[s->n++] = label;
+    float *dst = s->x + s->n * T * MELS;
+    memcpy(dst, feat, steps * MELS * sizeof *feat);
+    memset(dst + steps * MELS, 0, (T - steps) * MELS * sizeof *dst);
+    s->steps[s->n] = (uint32_t)steps;
+    s->label[s->n] = n_labels ? labels[0] : ST_ASR_SILENCE;
+    if (n_labels)
+        memcpy(s->seq[s->n], labels, n_labels * sizeof *labels);
+    s->n_lab[s->n] = (uint8_t)n_labels;
+    s->n++;
     return 0;
+}
+
+/* A clip of one class (--ctc: that class as a sequence of one; silence: none). */
+static int set_push(set *s, const float *feat, int label)
+{
+    int32_t l = label;
+    if (ctc_mode)
+        return set_push_seq(s, feat, CTC_CLIP_FRAMES, &l, label == ST_ASR_SILENCE ? 0 : 1);
+    return set_push_seq(s, feat, FRAMES, &l, 1);
 }
 
 typedef struct {
@@ -166,11 +252,13 @@ static st_frontend *fe;
 static noise_bank noise_train;
 
 /* 1 s of 16 kHz audio (x, n samples: the clip is placed at `offset` or, when
-   longer, its loudest second is taken) -> FRAMES x MELS log-mel. */
+   longer, its loudest second is taken) -> FRAMES x MELS log-mel. With --ctc
+   0.3 s of the dither follow (CTC_CLIP_FRAMES frames). */
 static void features(const float *x, size_t n, bool random_place, float *feat)
 {
-    static float buf[CLIP];
-    for (size_t i = 0; i < CLIP; i++)
+    static float buf[CTC_CLIP];
+    const size_t len = ctc_mode ? CTC_CLIP : CLIP, frames = ctc_mode ? CTC_CLIP_FRAMES : FRAMES;
+    for (size_t i = 0; i < len; i++)
         buf[i] = (float)((urand() - 0.5) * 2e-4);
     if (n > CLIP) {
         size_t best = 0;
@@ -194,9 +282,18 @@ static void features(const float *x, size_t n, bool random_place, float *feat)
     }
     st_frontend_reset(fe, 0);
     size_t used = 0, made = 0;
-    st_frontend_process(fe, buf, CLIP, feat, NULL, FRAMES, &used, &made);
-    for (size_t k = made; k < FRAMES; k++)
+    st_frontend_process(fe, buf, len, feat, NULL, frames, &used, &made);
+    for (size_t k = made; k < frames; k++)
         memcpy(feat + k * MELS, feat + (made ? made - 1 : 0) * MELS, MELS * sizeof *feat);
+}
+
+/* All of x (n samples) -> at most CTC_MAX_FRAMES frames; returns how many. */
+static size_t features_all(const float *x, size_t n, float *feat)
+{
+    st_frontend_reset(fe, 0);
+    size_t used = 0, made = 0;
+    st_frontend_process(fe, x, n, feat, NULL, CTC_MAX_FRAMES, &used, &made);
+    return made;
 }
 
 /* Augments y (n samples, 16 kHz) in place or into a new buffer; returns the
@@ -294,7 +391,7 @@ static float *load16k(const char *path, size_t *n)
 static int add_clip(set *s, float *y, size_t n, int label, int aug, bool keep_clean,
                     bool random_place)
 {
-    float feat[FRAMES * MELS];
+    static float feat[FEAT_CAP];
     if (keep_clean) {
         features(y, n, random_place, feat);
         if (set_push(s, feat, label))
@@ -318,14 +415,25 @@ static int add_clip(set *s, float *y, size_t n, int label, int aug, bool keep_cl
 static int save_set(const set *s, const char *path, const float *mean, const float *std)
 {
     int err = ST_OK;
-    st_train_data *d = st_train_data_new(s->n, FRAMES, MELS, &err);
+    const size_t T = slot_frames();
+    st_train_data *d = st_train_data_new(s->n, T, MELS, &err);
     if (!d)
         return err;
-    float *tmp = malloc(FRAMES * MELS * sizeof *tmp);
+    float *tmp = malloc(T * MELS * sizeof *tmp);
+    if (!tmp)
+        err = ST_ERR_NOMEM;
     for (size_t k = 0; k < s->n && err == ST_OK; k++) {
-        for (size_t i = 0; i < FRAMES * MELS; i++)
-            tmp[i] = (s->x[k * FRAMES * MELS + i] - mean[i % MELS]) / std[i % MELS];
-        err = st_train_data_set(d, k, tmp, FRAMES, s->label[k]);
+        for (size_t i = 0; i < s->steps[k] * MELS; i++)
+            tmp[i] = (s->x[k * T * MELS + i] - mean[i % MELS]) / std[i % MELS];
+        if (ctc_mode) {
+            /* the trainer's CTC labels skip the blank (class 0): class c is label c - 1 */
+            int32_t lab[CTC_MAX_LABELS];
+            for (size_t i = 0; i < s->n_lab[k]; i++)
+                lab[i] = s->seq[k][i] - 1;
+            err = st_train_data_set_seq(d, k, tmp, s->steps[k], lab, s->n_lab[k]);
+        } else {
+            err = st_train_data_set(d, k, tmp, s->steps[k], s->label[k]);
+        }
     }
     free(tmp);
     if (err == ST_OK)
@@ -553,7 +661,7 @@ static void features_ending(const float *x, size_t n, long end, float *feat)
 static int request_windows(set *s, const float *y, size_t n, const st_tts_word *w, size_t nw,
                            double scale)
 {
-    float feat[FRAMES * MELS];
+    static float feat[FRAMES * MELS];
     int pushed = 0;
     for (size_t i = 0; i < nw; i++) {
         double a = (double)w[i].start * scale, b = (double)w[i].end * scale;
@@ -606,6 +714,77 @@ static float *speak_request(st_tts *t, const char *text, st_tts_result *r, size_
     return y;
 }
 
+/* --ctc: one spoken request (r: the synthesizer's audio and words) as a
+   whole utterance: from 50 ms before its first word to 50 ms after its last
+   (words dropped from the end until it fits CTC_MAX_SECONDS), 0.1-0.5 s of
+   the dither before and after, labelled with its words' classes
+   (_unknown_ for words outside the vocabulary); clean, and `aug`
+   augmented copies (noise, speed, ... over the whole). Returns the
+   samples pushed, -1 when out of memory. */
+static int ctc_request(set *s, const st_tts_result *r, int aug)
+{
+    static float feat[FEAT_CAP];
+    int32_t lab[CTC_MAX_LABELS];
+    size_t nw = r->n_words < CTC_MAX_LABELS ? r->n_words : CTC_MAX_LABELS;
+    if (nw == 0)
+        return 0;
+    size_t a = r->words[0].start > 800 ? r->words[0].start - 800 : 0;
+    size_t lead = (size_t)uniform(1600, 8000), trail = (size_t)uniform(1600, 8000);
+    const size_t max_len = (size_t)(CTC_MAX_SECONDS * 16000);
+    size_t last = nw;
+    while (last > 0 && r->words[last - 1].end + 800 > a + max_len - lead - trail)
+        last--;
+    if (last == 0 || r->words[last - 1].end <= a)
+        return 0;
+    size_t b = r->words[last - 1].end + 800;
+    if (last < r->n_words && r->words[last].start < b)
+        b = r->words[last].start;
+    if (b > r->frames)
+        b = r->frames;
+    size_t n_lab = 0;
+    for (size_t i = 0; i < last; i++) {
+        bool letters = false;
+        for (const char *c = r->words[i].text; *c; c++)
+            letters |= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+        if (letters)
+            lab[n_lab++] = class_of_spoken(r->words[i].text);
+    }
+    if (n_lab == 0)
+        return 0;
+    size_t n = lead + (b - a) + trail;
+    float *y = malloc(n * sizeof *y);
+    if (!y)
+        return -1;
+    for (size_t i = 0; i < n; i++) /* the -86 dBFS dither of features() */
+        y[i] = (float)((urand() - 0.5) * 2e-4);
+    for (size_t i = a; i < b; i++)
+        y[lead + i - a] += r->samples[i];
+    int pushed = 0;
+    size_t frames = features_all(y, n, feat);
+    if (set_push_seq(s, feat, frames, lab, n_lab)) {
+        free(y);
+        return -1;
+    }
+    pushed++;
+    for (int k = 0; k < aug; k++) {
+        size_t m = n;
+        float *z = malloc(n * sizeof *z);
+        if (!z)
+            break;
+        memcpy(z, y, n * sizeof *z);
+        z = augment(z, &m);
+        frames = features_all(z, m, feat);
+        free(z);
+        if (set_push_seq(s, feat, frames, lab, n_lab)) {
+            free(y);
+            return -1;
+        }
+        pushed++;
+    }
+    free(y);
+    return pushed;
+}
+
 static int synth_requests(set *train, int n_configs, int per_config, int aug, int held_out)
 {
     st_tts_voice_info voices[64], variants[128];
@@ -632,6 +811,14 @@ static int synth_requests(set *train, int n_configs, int per_config, int aug, in
             make_request(text, sizeof text);
             st_tts_result r = {0};
             size_t n = 0;
+            if (ctc_mode) {
+                if (st_tts_synthesize(t, text, &r) == ST_OK && r.frames >= 400) {
+                    int k = ctc_request(train, &r, aug);
+                    made += k > 0 ? k : 0;
+                }
+                st_tts_result_free(&r);
+                continue;
+            }
             float *y = speak_request(t, text, &r, &n);
             if (y) {
                 int k = request_windows(train, y, n, r.words, r.n_words, 1.0);
@@ -744,6 +931,8 @@ static int cmd_data(int argc, char **argv)
             max_clips = atol(argv[++a]);
         else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
             rng_state ^= strtoull(argv[++a], NULL, 10) * 0x9E3779B97F4A7C15ull;
+        else if (!strcmp(argv[a], "--ctc"))
+            ctc_mode = true;
         else {
             fprintf(stderr, "asr-tool data: unknown option '%s'\n", argv[a]);
             return 2;
@@ -907,13 +1096,15 @@ static int cmd_data(int argc, char **argv)
 
     /* normalisation from the training set */
     double sum[MELS] = {0}, sq[MELS] = {0};
-    size_t cnt = train.n * FRAMES;
-    for (size_t k = 0; k < train.n * FRAMES; k++)
-        for (int c = 0; c < MELS; c++) {
-            double v = train.x[k * MELS + c];
-            sum[c] += v;
-            sq[c] += v * v;
-        }
+    size_t cnt = 0;
+    for (size_t k = 0; k < train.n; k++)
+        for (size_t t = 0; t < train.steps[k]; t++, cnt++)
+            for (int c = 0; c < MELS; c++) {
+                double v = train.x[(k * slot_frames() + t) * MELS + c];
+                sum[c] += v;
+                sq[c] += v * v;
+            }
+    cnt = cnt ? cnt : 1;
     float mean[MELS], std[MELS];
     for (int c = 0; c < MELS; c++) {
         mean[c] = (float)(sum[c] / (double)cnt);
@@ -929,7 +1120,8 @@ static int cmd_data(int argc, char **argv)
     st_tensor_file_destroy(&nf);
     if (valid.n == 0) /* no shared data: hold out a slice of the synthetic words */
         for (size_t k = 0; k < train.n; k += 10)
-            set_push(&valid, train.x + k * FRAMES * MELS, train.label[k]);
+            set_push_seq(&valid, train.x + k * slot_frames() * MELS, train.steps[k],
+                         ctc_mode ? train.seq[k] : &train.label[k], ctc_mode ? train.n_lab[k] : 1);
     snprintf(path, sizeof path, "%s/train.std", out);
     if (!err)
         err = save_set(&train, path, mean, std);
@@ -949,17 +1141,16 @@ static int cmd_data(int argc, char **argv)
         free(noise_train.clips[k]);
     free(noise_train.clips);
     free(noise_train.len);
-    free(train.x);
-    free(train.label);
-    free(valid.x);
-    free(valid.label);
+    set_free(&train);
+    set_free(&valid);
     st_frontend_destroy(&fe);
     return err ? 1 : 0;
 }
 
 /* ---- training ---- */
 
-static int save_model(const st_train_model *m, const char *norm_path, const char *out, bool mean_pool)
+static int save_model(const st_train_model *m, const char *norm_path, const char *out,
+                      st_asr_pool pool)
 {
     int err = ST_OK;
     st_tensor_file *nf = st_tensor_file_load(norm_path, &err);
@@ -979,13 +1170,40 @@ static int save_model(const st_train_model *m, const char *norm_path, const char
     asr = st_asr_new(&net, (const char *const *)CLASSES, N_CLASSES, tm.data, ts.data, MELS, &fi,
                      &err);
     if (asr) {
-        st_asr_set_pool(asr, mean_pool ? ST_ASR_POOL_MEAN : ST_ASR_POOL_MAX);
+        st_asr_set_pool(asr, pool);
         err = st_asr_save(asr, out);
     }
 done:
     st_asr_destroy(&asr);
     st_tensor_file_destroy(&nf);
     return err;
+}
+
+/* The samples of *d with at most max_frames steps (--max-frames: the single
+   words of a --ctc set without the whole requests); *d is replaced. */
+static st_train_data *shorter(st_train_data **d, size_t max_frames)
+{
+    size_t n = 0, N = st_train_data_count(*d), steps, L;
+    for (size_t k = 0; k < N; k++)
+        n += (st_train_data_input(*d, k, &steps), steps <= max_frames);
+    int err = 0;
+    st_train_data *out = st_train_data_new(n, st_train_data_max_steps(*d),
+                                           st_train_data_channels(*d), &err);
+    for (size_t k = 0, j = 0; out && k < N; k++) {
+        const float *x = st_train_data_input(*d, k, &steps);
+        if (steps > max_frames)
+            continue;
+        if (st_train_data_is_seq(*d)) {
+            const int32_t *lab = st_train_data_labels(*d, k, &L);
+            err = st_train_data_set_seq(out, j++, x, steps, lab, L);
+        } else {
+            err = st_train_data_set(out, j++, x, steps, st_train_data_label(*d, k));
+        }
+        if (err)
+            st_train_data_destroy(&out);
+    }
+    st_train_data_destroy(d);
+    return out;
 }
 
 static void progress(const st_train_progress *p, void *user)
@@ -999,10 +1217,14 @@ static void progress(const st_train_progress *p, void *user)
 static int cmd_train(int argc, char **argv)
 {
     const char *dir = "build/asr", *out = "models/asr.stm", *log_path = NULL;
+    const char *ckpt_path = NULL, *init_path = NULL;
     int epochs = 10, hidden = 128;
     unsigned threads = 1;
     long max_steps = 0;
-    double lr = 3e-3;
+    double lr = 3e-3, rate_reg = 0, clip = 1, init_scale = 1;
+    bool ce_layers = false;
+    size_t max_frames = 0;
+    int warmup = 50;
     const char *loss = "ce_max", *neuron = "lsnn";
     int layers = 1;
     for (int a = 2; a < argc; a++) {
@@ -1028,6 +1250,22 @@ static int cmd_train(int argc, char **argv)
             layers = atoi(argv[++a]) == 2 ? 2 : 1;
         else if (!strcmp(argv[a], "--log") && a + 1 < argc)
             log_path = argv[++a];
+        else if (!strcmp(argv[a], "--checkpoint") && a + 1 < argc)
+            ckpt_path = argv[++a];
+        else if (!strcmp(argv[a], "--init") && a + 1 < argc)
+            init_path = argv[++a];
+        else if (!strcmp(argv[a], "--ce-layers"))
+            ce_layers = true;
+        else if (!strcmp(argv[a], "--max-frames") && a + 1 < argc)
+            max_frames = (size_t)atol(argv[++a]);
+        else if (!strcmp(argv[a], "--clip") && a + 1 < argc)
+            clip = atof(argv[++a]);
+        else if (!strcmp(argv[a], "--init-scale") && a + 1 < argc)
+            init_scale = atof(argv[++a]);
+        else if (!strcmp(argv[a], "--rate-reg") && a + 1 < argc)
+            rate_reg = atof(argv[++a]);
+        else if (!strcmp(argv[a], "--warmup") && a + 1 < argc)
+            warmup = atoi(argv[++a]);
         else {
             fprintf(stderr, "asr-tool train: unknown option '%s'\n", argv[a]);
             return 2;
@@ -1041,6 +1279,10 @@ static int cmd_train(int argc, char **argv)
     st_train_data *va = st_train_data_load(path, &err);
     snprintf(norm, sizeof norm, "%s/norm.stf", dir);
     if (!tr || !va) {
+        fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
+        return 1;
+    }
+    if (max_frames && (!(tr = shorter(&tr, max_frames)) || !(va = shorter(&va, max_frames)))) {
         fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
         return 1;
     }
@@ -1058,6 +1300,7 @@ static int cmd_train(int argc, char **argv)
         L[k].neuron.beta = 0.5f;
         L[k].train_tau = true;
         L[k].rec_scale = 0.5f;
+        L[k].init_scale = (float)init_scale;
     }
     L[layers] = st_train_layer_default_params(ST_TRAIN_DENSE);
     snprintf(L[layers].name, sizeof L[layers].name, "readout");
@@ -1067,6 +1310,21 @@ static int cmd_train(int argc, char **argv)
     L[layers].neuron.tau_syn_inv = 50;
     L[layers].neuron.tau_mem_inv = 20;
     L[layers].train_tau = true;
+    if (!strcmp(loss, "ctc") && !ce_layers) {
+        /* CTC on a spiking net (docs/TRAINING.md, "CTC"): a memoryless
+           read-out (its logit W z(t) + b at every step, the first included)
+           and no bias in the hidden layers, else the first steps from rest
+           give input-independent outputs where CTC puts the labels, and
+           learning stalls there (measured: the prior, 10 %, for 8 epochs).
+           --ce-layers keeps the cross-entropy layers (an --init from a
+           cross-entropy checkpoint). */
+        for (int k = 0; k < layers; k++)
+            L[k].bias = false;
+        L[layers].neuron.tau_syn_inv = 100; /* 1/dt */
+        L[layers].neuron.tau_mem_inv = 100;
+        L[layers].train_tau = false;
+        L[layers].init_scale = 4;
+    }
     st_train_model *m = st_train_model_new(MELS, L, (size_t)layers + 1, 7, &err);
     if (!m) {
         fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
@@ -1077,17 +1335,65 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
         return 2;
     }
+    /* ctc: class 0 (_silence_) is the blank, the data's labels are the classes - 1 */
+    p.ctc_blank = 0;
+    const st_asr_pool pool = p.loss == ST_TRAIN_LOSS_CTC       ? ST_ASR_POOL_CTC
+                             : p.loss == ST_TRAIN_LOSS_CE_MEAN ? ST_ASR_POOL_MEAN
+                                                               : ST_ASR_POOL_MAX;
     p.optimizer = ST_TRAIN_ADAMW;
     p.lr = (float)lr;
     p.lr_min = (float)(lr / 20);
     p.weight_decay = 1e-4f;
-    p.clip_norm = 1.0f;
+    p.clip_norm = (float)clip;
     p.batch = 32;
     p.chunk = 8;
     p.threads = threads;
-    p.warmup_steps = max_steps ? 0 : 50;
+    p.warmup_steps = max_steps ? 0 : (uint32_t)warmup;
+    p.rate_reg = (float)rate_reg; /* towards rate_target spikes per neuron and step */
+    p.rate_target = 0.05f;
     size_t steps_per_epoch = (st_train_data_count(tr) + p.batch - 1) / p.batch;
     p.decay_steps = max_steps ? (uint64_t)max_steps : steps_per_epoch * (size_t)epochs;
+    if (init_path) {
+        /* the weights of another run's checkpoint (same layers; e.g. a
+           cross-entropy run before CTC), not its optimizer or schedule */
+        st_train_params q = st_train_default_params();
+        q.threads = 1;
+        st_train *src = st_train_new(m, &q, &err);
+        if (!src || st_train_load(src, init_path) != ST_OK) {
+            fprintf(stderr, "asr-tool train: --init %s: %s\n", init_path, st_errmsg());
+            return 1;
+        }
+        fprintf(stderr, "asr-tool train: weights from %s\n", init_path);
+        if (!strcmp(loss, "ctc")) {
+            /* a cross-entropy read-out never made _silence_ the usual answer;
+               CTC wants the blank on most frames: raise its bias by the
+               amount that gives the validation set the lowest CTC loss, so
+               that the labels start where the words are */
+            st_train_tensor b;
+            q.loss = ST_TRAIN_LOSS_CTC;
+            st_train *probe = st_train_model_param_find(m, "readout.b", &b) == ST_OK
+                                  ? st_train_new(m, &q, &err)
+                                  : NULL;
+            float b0 = probe ? b.data[0] : 0, best_x = 0;
+            double best_loss = INFINITY;
+            for (float x = 0; probe && x <= 20; x += 2) {
+                st_train_stats vs0 = {0};
+                b.data[0] = b0 + x;
+                st_train_model_changed(m);
+                if (st_train_evaluate(probe, va, &vs0) == ST_OK && vs0.loss < best_loss) {
+                    best_loss = vs0.loss;
+                    best_x = x;
+                }
+                fprintf(stderr, "asr-tool train: blank bias +%g: valid ctc loss %.3f\n", x, vs0.loss);
+            }
+            if (probe) {
+                b.data[0] = b0 + best_x;
+                st_train_model_changed(m);
+            }
+            st_train_destroy(&probe);
+        }
+        st_train_destroy(&src);
+    }
     st_train *t = st_train_new(m, &p, &err);
     if (!t || st_train_check_data(t, tr, "training data") || st_train_check_data(t, va, "validation")) {
         fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
@@ -1108,7 +1414,7 @@ static int cmd_train(int argc, char **argv)
         }
         st_train_gradient(t, tr, idx, 32, &s1);
         printf("smoke: loss %.4f -> %.4f after %ld steps\n", s0.loss, s1.loss, max_steps);
-        err = save_model(m, norm, out, p.loss == ST_TRAIN_LOSS_CE_MEAN);
+        err = save_model(m, norm, out, pool);
     } else {
         for (int e = 0; e < epochs; e++) {
             double t0 = st_now_s();
@@ -1125,7 +1431,9 @@ static int cmd_train(int argc, char **argv)
             }
             if (vs.accuracy > best) {
                 best = vs.accuracy;
-                err = save_model(m, norm, out, p.loss == ST_TRAIN_LOSS_CE_MEAN);
+                err = save_model(m, norm, out, pool);
+                if (!err && ckpt_path)
+                    err = st_train_save(t, ckpt_path, NULL);
                 fprintf(stderr, "saved %s (valid acc %.3f)\n", out, best);
             }
         }

@@ -16,7 +16,7 @@ from . import _lib, _np, errors
 
 RATE_HZ = 16000  # the pipeline's rate (ST_PIPELINE_RATE_HZ)
 QUALITIES = {"fastest": 0, "medium": 1, "best": 2}
-POOLS = {"max": 0, "mean": 1}
+POOLS = {"max": 0, "mean": 1, "ctc": 2}
 
 Word = namedtuple("Word", "text start_s end_s decided_s score cls")
 Word.__doc__ = """A decided word: its text, start and end (seconds from the
@@ -106,7 +106,7 @@ class Recognizer:
             self._ptr = None
             raise
         self.hop_samples = lib.st_frontend_hop_samples(self._fe)
-        self.pool = "mean" if lib.st_asr_default_pool(ptr) == 1 else "max"
+        self.pool = {v: k for k, v in POOLS.items()}.get(lib.st_asr_default_pool(ptr), "max")
         self.n_params = lib.st_asr_param_count(ptr)
 
     @classmethod
@@ -147,14 +147,14 @@ class Recognizer:
 
     def classify(self, frames, pool=None):
         """A clip's frames [N, n_mels] from a fresh state: (word, scores per
-        class). pool: "max" or "mean" (default: what the model was trained with)."""
+        class). pool: "max", "mean" or "ctc" (default: what the model was trained with)."""
         _, lib = _lib.get()
         f = _np.f32(frames, "classify: frames", ndim=2, last=self.n_features)
         if f.shape[0] == 0:
             raise errors.InvalidError("classify: no frames", errors.INVALID)
         pool = pool or self.pool
         if pool not in POOLS:
-            raise errors.InvalidError("classify: pool '%s' (max, mean)" % pool, errors.INVALID)
+            raise errors.InvalidError("classify: pool '%s' (max, mean, ctc)" % pool, errors.INVALID)
         scores = np.empty(len(self.words), dtype=np.float32)
         lib.st_error_clear()
         k = _lib.check(lib.st_asr_classify(self._alive(), _np.ptr(f), f.shape[0], POOLS[pool],
