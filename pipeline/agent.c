@@ -373,6 +373,14 @@ static void collect_words(st_agent *a)
 static void flush(st_agent *a, uint64_t now)
 {
     entry *last = history_last(a);
+    if (a->answering && !(a->text_done && a->audio_done))
+        /* Let the synthesizer's worker get as far as it can first: then
+           where the cancel stops the engine (whose state the next answer
+           inherits) and which word events came depend on what the agent
+           pushed and read, not on thread timing, and a virtual-time run
+           gives the same samples every time. The speaker is paused or
+           silent meanwhile; at most the rest of one engine call. */
+        (void)st_tts_quiesce(a->tts, 2.0);
     if (a->answering)
         collect_words(a);
     if (a->answering && !a->started && last && last->agent)

@@ -961,6 +961,65 @@ static void test_espeak_variant_voice(void)
     }
 }
 
+/* Frames there are to read now (timeout 0), and whether the end came. */
+static long drain_now(st_tts *t, bool *end)
+{
+    float buf[4096];
+    st_tts_chunk info = {0};
+    long n, total = 0;
+    *end = false;
+    while ((n = st_tts_read(t, buf, 4096, 0, &info)) >= 0) {
+        total += n;
+        if (info.end) {
+            *end = true;
+            break;
+        }
+    }
+    return total;
+}
+
+/*  st_tts_quiesce: the worker gets as far as it can without the reader, so
+    what is there to read (and where a cancel stops the engine) depends only
+    on what was pushed and read. */
+static void test_quiesce(void)
+{
+    st_tts_params p = st_tts_default_params();
+    p.engine = "espeak";
+    p.sample_rate_hz = 16000;
+    p.queue_s = 5;
+    int err;
+    st_tts *t = st_tts_new(&p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(st_tts_quiesce(t, 10.0), ST_OK); /* idle: at once */
+    /* a short utterance in a large queue: all of it is there at once */
+    bool end;
+    CU_ASSERT_TRUE(st_tts_say(t, "yes, i can hear you.") > 0);
+    CU_ASSERT_EQUAL(st_tts_quiesce(t, 10.0), ST_OK);
+    long all = drain_now(t, &end);
+    CU_ASSERT_TRUE(end && all > 8000);
+    st_tts_destroy(&t);
+    /* a long one in a small queue: the worker fills it and waits */
+    p.queue_s = 0.1;
+    t = st_tts_new(&p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_TRUE(st_tts_say(t, "once upon a time, a little paper boat sailed down a rainy "
+                                 "street and raced a beetle on a twig.") > 0);
+    for (int k = 0; k < 3; k++) {
+        CU_ASSERT_EQUAL(st_tts_quiesce(t, 10.0), ST_OK);
+        long n = drain_now(t, &end);
+        CU_ASSERT_TRUE(n >= 1600 && !end); /* the queue was full: at least 0.1 s */
+    }
+    CU_ASSERT_EQUAL(st_tts_quiesce(t, 10.0), ST_OK);
+    st_tts_cancel(t);
+    CU_ASSERT_EQUAL(st_tts_quiesce(t, 10.0), ST_OK); /* the cancelled piece stops */
+    CU_ASSERT_EQUAL(drain_now(t, &end), 0);
+    /* the stage goes on after it */
+    CU_ASSERT_TRUE(st_tts_say(t, "yes") > 0);
+    CU_ASSERT_EQUAL(st_tts_quiesce(t, 10.0), ST_OK);
+    CU_ASSERT_TRUE(drain_now(t, &end) > 0);
+    st_tts_destroy(&t);
+}
+
 CU_TestInfo st_tests_tts[] = {
     {"normalize_cases", test_normalize_cases},
     {"normalize_word_map", test_normalize_word_map},
@@ -973,6 +1032,7 @@ CU_TestInfo st_tests_tts[] = {
     {"resampled_in_one_go", test_resampled_in_one_go},
     {"cancel_espeak", test_cancel_espeak},
     {"cancel_flite", test_cancel_flite},
+    {"quiesce", test_quiesce},
     {"bad_text_espeak", test_bad_text_espeak},
     {"bad_text_flite", test_bad_text_flite},
     {"text_capacity", test_text_capacity},

@@ -88,7 +88,8 @@ struct st_tts {
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv_work, cv_out, cv_space;
+    pthread_cond_t cv_work, cv_out, cv_space, cv_idle;
+    int waiting;                 /* where the worker waits (W_*), under mu */
     atomic_bool quit;
     atomic_int cancel_below;     /* utterances with a lower id are cancelled */
 
@@ -204,6 +205,19 @@ st_tts_params st_tts_default_params(void)
     };
 }
 
+/* Where the worker waits: for a piece, for room before a piece, for space
+   inside a piece (st_tts_quiesce). */
+enum { W_NONE = 0, W_WORK, W_ROOM, W_SPACE };
+
+/* Waits on cv for the worker, saying where (under mu). */
+static void worker_wait(st_tts *t, pthread_cond_t *cv, int where)
+{
+    t->waiting = where;
+    pthread_cond_broadcast(&t->cv_idle);
+    pthread_cond_wait(cv, &t->mu);
+    t->waiting = W_NONE;
+}
+
 /* ---- the worker: output side ------------------------------------------------ */
 
 /*  Copies n frames into the queue, waiting for room; false when the piece
@@ -219,7 +233,7 @@ static bool emit(st_tts *t, const float *x, size_t n)
         size_t room = t->q_cap - (size_t)(t->qw - t->qr);
         if (room == 0) {
             double t0 = st_now_s();
-            pthread_cond_wait(&t->cv_space, &t->mu);
+            worker_wait(t, &t->cv_space, W_SPACE);
             t->blocked_s += st_now_s() - t0;
             continue;
         }
@@ -445,7 +459,7 @@ static void wait_for_room(st_tts *t)
     pthread_mutex_lock(&t->mu);
     while (!cancelled(t, t->piece_utt) && (size_t)(t->qw - t->qr) > t->q_cap / 2) {
         double t0 = st_now_s();
-        pthread_cond_wait(&t->cv_space, &t->mu);
+        worker_wait(t, &t->cv_space, W_ROOM);
         t->blocked_s += st_now_s() - t0;
     }
     pthread_mutex_unlock(&t->mu);
@@ -521,7 +535,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&t->mu);
     for (;;) {
         while (!atomic_load(&t->quit) && !take_piece(t))
-            pthread_cond_wait(&t->cv_work, &t->mu);
+            worker_wait(t, &t->cv_work, W_WORK);
         if (atomic_load(&t->quit))
             break;
         pthread_mutex_unlock(&t->mu);
@@ -650,6 +664,7 @@ st_tts *st_tts_new(const st_tts_params *params, int *err)
     pthread_cond_init(&t->cv_work, &ca);
     pthread_cond_init(&t->cv_out, &ca);
     pthread_cond_init(&t->cv_space, &ca);
+    pthread_cond_init(&t->cv_idle, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&t->thread, NULL, worker, t)) {
         rc = st_error(ST_ERR_NOMEM, "tts: cannot start the worker thread");
@@ -673,6 +688,7 @@ fail_sync:
     pthread_cond_destroy(&t->cv_work);
     pthread_cond_destroy(&t->cv_out);
     pthread_cond_destroy(&t->cv_space);
+    pthread_cond_destroy(&t->cv_idle);
 fail:
     if (t) {
         if (t->es)
@@ -711,6 +727,7 @@ void st_tts_destroy(st_tts **t_p)
     pthread_cond_destroy(&t->cv_work);
     pthread_cond_destroy(&t->cv_out);
     pthread_cond_destroy(&t->cv_space);
+    pthread_cond_destroy(&t->cv_idle);
     t->eng->close(t->es);
     st_resampler_destroy(&t->rs);
     free(t->text);
@@ -815,6 +832,46 @@ void st_tts_cancel(st_tts *t)
     pthread_cond_broadcast(&t->cv_space);
     pthread_cond_broadcast(&t->cv_out);
     pthread_mutex_unlock(&t->mu);
+}
+
+/*  Whether the worker cannot go on without the caller (under mu): it waits
+    for a piece and none is complete, or for room that the reader has not
+    made. Then where it stopped follows from what was pushed and read alone. */
+static bool quiescent(const st_tts *t)
+{
+    switch (t->waiting) {
+    case W_WORK: {
+        if (t->in_count == 0)
+            return true;
+        const in_utt *u = &t->in[t->in_head];
+        if (u->pieces_done == 0 && t->out_count == MAX_UTTERANCES + 1)
+            return true;
+        return !head_has_piece(t);
+    }
+    case W_ROOM:
+        return !cancelled(t, t->piece_utt) && (size_t)(t->qw - t->qr) > t->q_cap / 2;
+    case W_SPACE:
+        return !cancelled(t, t->piece_utt) && (size_t)(t->qw - t->qr) == t->q_cap;
+    default:
+        return false;
+    }
+}
+
+int st_tts_quiesce(st_tts *t, double timeout_s)
+{
+    assert(t);
+    struct timespec dl;
+    deadline_ts(timeout_s, &dl);
+    int rc = ST_OK;
+    pthread_mutex_lock(&t->mu);
+    while (!quiescent(t) && !atomic_load(&t->quit))
+        if (pthread_cond_timedwait(&t->cv_idle, &t->mu, &dl) == ETIMEDOUT) {
+            if (!quiescent(t))
+                rc = ST_ERR_TIMEOUT;
+            break;
+        }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
 }
 
 /* ---- audio and words out ------------------------------------------------- */

@@ -134,6 +134,16 @@ int st_tts_say(st_tts *t, const char *text);
     pushed next starts a new utterance. Any thread. */
 void st_tts_cancel(st_tts *t);
 
+/*  Waits (at most timeout_s) until the worker cannot go on without the
+    caller: it waits for text, or for the reader to make room. Called before
+    st_tts_cancel(), it makes where the engine was stopped - and so the
+    engine's state for the next utterance (libespeak-ng carries its wave
+    generator's state from call to call) - depend only on what was pushed
+    and read, never on how far the worker thread had got: what virtual-time
+    runs need to give the same samples every time. Costs at most the rest of
+    one engine call. ST_OK, or ST_ERR_TIMEOUT (nothing is changed). */
+int st_tts_quiesce(st_tts *t, double timeout_s);
+
 /* ---- audio and words out ------------------------------------------------ */
 
 typedef struct {
