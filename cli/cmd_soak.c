@@ -169,6 +169,8 @@ typedef struct {
     uint64_t speaking, done, interrupted, open_at_end;
     uint64_t onsets, offsets, pauses, resumes;
     uint64_t drops_ev, supersede_ev;   /* USER->LISTENING, THINKING->USER transitions */
+    uint64_t replaced_ev;      /* a request replaced before its first sample by the same
+                                  turn with a late word (REQUEST while still thinking) */
     uint64_t ledger_errors;    /* an event order the agent's contract forbids */
     uint64_t stuck;            /* passes after which the agent sat in one state other
                                   than listening for STUCK_S (a turn that never ends) */
@@ -252,6 +254,8 @@ static void on_event(const st_agent_event *e, void *user_data)
     case ST_AGENT_EV_OFFSET: L->offsets++; break;
     case ST_AGENT_EV_REQUEST: {
         L->requests++;
+        if (p->thinking)
+            L->replaced_ev++; /* the recognizer's late word: the same turn asked again */
         int i = turn_before(p, rel);
         if (i < 0 || p->req[i] >= 0 || !answered_kind(&p->s->sc.turns[i])) {
             L->spurious_requests++;
@@ -995,12 +999,11 @@ int st_cmd_soak(int argc, char **argv)
        answered; every answer started ended; the agent's own counters agree */
     /* a request ends as an answer started, or one the user talked over
        before its first sample (thinking -> user speaking) */
-    uint64_t req_open = L->requests > L->speaking + L->supersede_ev
-                            ? L->requests - L->speaking - L->supersede_ev
-                            : 0;
+    uint64_t req_closed = L->speaking + L->supersede_ev + L->replaced_ev;
+    uint64_t req_open = L->requests > req_closed ? L->requests - req_closed : 0;
     uint64_t unaccounted = L->unanswered_lost + L->ledger_errors + req_open + L->open_at_end +
                            st.stale_samples + L->stuck;
-    bool counters_ok = st.answers == L->speaking && L->requests == L->speaking + L->supersede_ev;
+    bool counters_ok = st.answers == L->speaking + L->replaced_ev && L->requests == req_closed;
     bool ledger_ok = unaccounted == 0 && counters_ok;
     drift d[S_N];
     bool drift_ok = true;
@@ -1055,13 +1058,14 @@ int st_cmd_soak(int argc, char **argv)
                (unsigned long long)L->unanswered_stopped, (unsigned long long)L->unanswered_echo,
                (unsigned long long)L->unanswered_resumed, (unsigned long long)L->unanswered_lost);
         printf("    requests %llu (%llu attributed to no turn) = answers started %llu + talked "
-               "over before the first sample %llu; answers written by the LM %llu; started = "
+               "over before the first sample %llu + replaced by the same turn with a late word "
+               "%llu; answers written by the LM %llu; started = "
                "played to the end %llu + interrupted %llu + open %llu; agent counters: "
                "answers %llu, interruptions %llu, resumes %llu, dropped turns %llu, stale "
                "samples %llu\n",
                (unsigned long long)L->requests, (unsigned long long)L->spurious_requests,
                (unsigned long long)L->speaking, (unsigned long long)L->supersede_ev,
-               (unsigned long long)L->answers, (unsigned long long)L->done, (unsigned long long)L->interrupted,
+               (unsigned long long)L->replaced_ev, (unsigned long long)L->answers, (unsigned long long)L->done, (unsigned long long)L->interrupted,
                (unsigned long long)L->open_at_end, (unsigned long long)st.answers,
                (unsigned long long)st.interruptions, (unsigned long long)st.resumes,
                (unsigned long long)st.dropped_turns, (unsigned long long)st.stale_samples);
@@ -1151,7 +1155,7 @@ int st_cmd_soak(int argc, char **argv)
         fprintf(f, " \"ledger\": {\"turns\": %llu, \"answerable\": %llu, \"answered\": %llu, "
                    "\"dropped\": %llu, \"merged\": %llu, \"superseded\": %llu, \"stopped\": %llu, "
                    "\"echo\": %llu, \"resumed\": %llu, "
-                   "\"unaccounted\": %llu, \"requests\": %llu, \"spurious_requests\": %llu, "
+                   "\"unaccounted\": %llu, \"requests\": %llu, \"replaced_by_late_word\": %llu, \"spurious_requests\": %llu, "
                    "\"answers\": %llu, \"started\": %llu, \"done\": %llu, \"interrupted\": %llu, "
                    "\"open\": %llu, \"order_errors\": %llu, \"stuck_passes\": %llu, \"noise_busy_passes\": %llu, \"agent_answers\": %llu, "
                    "\"agent_dropped_turns\": %llu, \"stale_samples\": %llu, \"ok\": %s},\n",
@@ -1161,7 +1165,7 @@ int st_cmd_soak(int argc, char **argv)
                 (unsigned long long)L->unanswered_superseded,
                 (unsigned long long)L->unanswered_stopped, (unsigned long long)L->unanswered_echo,
                 (unsigned long long)L->unanswered_resumed, (unsigned long long)L->unanswered_lost,
-                (unsigned long long)L->requests,
+                (unsigned long long)L->requests, (unsigned long long)L->replaced_ev,
                 (unsigned long long)L->spurious_requests, (unsigned long long)L->answers,
                 (unsigned long long)L->speaking, (unsigned long long)L->done,
                 (unsigned long long)L->interrupted, (unsigned long long)L->open_at_end,
