@@ -85,7 +85,7 @@ typedef struct {
 static const line script[] = {
     {AFTER_ANSWER, 0.8, "hello.", 0, NULL, NULL},
     {AFTER_ANSWER, 0.7, "what, seven, times, six?", 0, NULL, NULL},
-    {AFTER_ANSWER, 0.7, "joke.", 0, NULL, NULL},
+    {AFTER_ANSWER, 0.7, "story.", 0, NULL, NULL}, /* a long answer to interrupt */
     {WHILE_SPEAKING, 1.2, NULL, 0, NULL, "a cough while the agent speaks: it must go on"},
     {WHILE_SPEAKING, 2.6, "timer,", 0.6, "five, minutes.",
      "an interruption, with a pause inside the request"},

@@ -118,6 +118,10 @@ static void test_demo_runs(void)
     char *out;
     CU_ASSERT_EQUAL(run("demo", &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "round trip"));
+    /* the script's interruption lands on the story and is committed (virtual
+       time: the same every run), and nothing of the old answer plays on */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "interruptions 1,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "stale samples after a flush 0"));
     free(out);
 }
 
