@@ -178,6 +178,16 @@ typedef struct {
 
 static size_t slot_frames(void) { return ctc_mode ? CTC_MAX_FRAMES : FRAMES; }
 
+/* *p resized to bytes; -1 (and *p as it was) when that fails. */
+static int grow(void **p, size_t bytes)
+{
+    void *q = realloc(*p, bytes);
+    if (!q)
+        return -1;
+    *p = q;
+    return 0;
+}
+
 static void set_free(set *s)
 {
     free(s->x);
@@ -199,26 +209,12 @@ static int set_push_seq(set *s, const float *feat, size_t steps, const int32_t *
         n_labels = CTC_MAX_LABELS;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
-        float *x = realloc(s->x, cap * T * MELS * sizeof *x);
-        if (!x)
+        if (grow((void **)&s->x, cap * T * MELS * sizeof *s->x) ||
+            grow((void **)&s->label, cap * sizeof *s->label) ||
+            grow((void **)&s->steps, cap * sizeof *s->steps) ||
+            grow((void **)&s->seq, cap * sizeof *s->seq) ||
+            grow((void **)&s->n_lab, cap * sizeof *s->n_lab))
             return -1;
-        s->x = x;
-        int32_t *l = realloc(s->label, cap * sizeof *l);
-        if (!l)
-            return -1;
-        s->label = l;
-        uint32_t *st = realloc(s->steps, cap * sizeof *st);
-        if (!st)
-            return -1;
-        s->steps = st;
-        int32_t(*q)[CTC_MAX_LABELS] = realloc(s->seq, cap * sizeof *q);
-        if (!q)
-            return -1;
-        s->seq = q;
-        uint8_t *nl = realloc(s->n_lab, cap * sizeof *nl);
-        if (!nl)
-            return -1;
-        s->n_lab = nl;
         s->cap = cap;
     }
     float *dst = s->x + s->n * T * MELS;
