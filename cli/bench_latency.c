@@ -28,13 +28,11 @@
 #include "pipeline/pipeline.h"
 #include "tts/tts.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #define CMD "bench latency"
 #define RATE ST_PIPELINE_RATE_HZ
@@ -962,32 +960,6 @@ static void usage(FILE *out)
         fprintf(out, "  %-24s %s\n", metric_names[m], metric_help[m]);
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp((const char *)a, (const char *)b);
-}
-
-static int add_path(const char *path, char files[][512], int *n)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        if (*n == MAX_FILES)
-            return cli_fail(CMD, "more than %d scenario files", MAX_FILES);
-        snprintf(files[(*n)++], 512, "%s", path);
-        return 0;
-    }
-    int first = *n;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l > 4 && !strcmp(e->d_name + l - 4, ".ini") && *n < MAX_FILES)
-            snprintf(files[(*n)++], 512, "%s/%s", path, e->d_name);
-    }
-    closedir(d);
-    qsort(files[first], (size_t)(*n - first), 512, by_name);
-    return 0;
-}
-
 static void summary_json(FILE *jf, const char *name, const tally *t)
 {
     fprintf(jf, "\"%s\": {", name);
@@ -1120,7 +1092,7 @@ int st_bench_latency(int argc, char **argv)
         } else if (!strcmp(o, "--json")) {
             json = "-";
         } else if (has && !strcmp(o, "--scenarios")) {
-            if ((status = add_path(argv[++a], files, &n_files)))
+            if ((status = cli_scenario_add_path(CMD, argv[++a], files, &n_files, MAX_FILES)))
                 break;
         } else if (has && !strcmp(o, "--svg")) {
             svg = argv[++a];
@@ -1142,23 +1114,8 @@ int st_bench_latency(int argc, char **argv)
         free(files);
         return status;
     }
-    if (!n_files) {
-        char beside[4096];
-        DIR *d = opendir("scenarios");
-        if (d) {
-            closedir(d);
-            add_path("scenarios", files, &n_files);
-        } else {
-            ssize_t l = readlink("/proc/self/exe", beside, sizeof beside - 32);
-            if (l > 0) {
-                beside[l] = '\0';
-                char *slash = strrchr(beside, '/');
-                if (slash)
-                    snprintf(slash, sizeof beside - (size_t)(slash - beside), "/../scenarios");
-                add_path(beside, files, &n_files);
-            }
-        }
-    }
+    if (!n_files)
+        cli_scenario_add_default(CMD, files, &n_files, MAX_FILES);
     char asr_buf[4096], lm_buf[4096];
     run_opts ro = {
         .asr = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf),

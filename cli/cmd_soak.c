@@ -48,7 +48,6 @@
 #include "pipeline/pipeline.h"
 #include "tts/tts.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,32 +380,6 @@ static uint32_t rng_next(uint32_t *s)
 static double rng_uniform(uint32_t *s, double lo, double hi)
 {
     return lo + (hi - lo) * (double)(rng_next(s) >> 8) / (double)(1u << 24);
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp((const char *)a, (const char *)b);
-}
-
-static int add_path(const char *path, char files[][512], int *n)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        if (*n == MAX_FILES)
-            return cli_fail(CMD, "more than %d scenario files", MAX_FILES);
-        snprintf(files[(*n)++], 512, "%s", path);
-        return 0;
-    }
-    int first = *n;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l > 4 && !strcmp(e->d_name + l - 4, ".ini") && *n < MAX_FILES)
-            snprintf(files[(*n)++], 512, "%s/%s", path, e->d_name);
-    }
-    closedir(d);
-    qsort(files[first], (size_t)(*n - first), 512, by_name);
-    return 0;
 }
 
 static void usage(FILE *out)
@@ -788,7 +761,7 @@ int st_cmd_soak(int argc, char **argv)
             if (!cli_parse_double(CMD, "--minutes", argv[++a], 0.05, 24 * 60, &minutes))
                 status = 2;
         } else if (has && !strcmp(o, "--scenario")) {
-            status = add_path(argv[++a], files, &n_files);
+            status = cli_scenario_add_path(CMD, argv[++a], files, &n_files, MAX_FILES);
         } else if (!strcmp(o, "--json") && has && argv[a + 1][0] != '-') {
             json = argv[++a];
         } else if (!strcmp(o, "--json")) {
@@ -808,23 +781,8 @@ int st_cmd_soak(int argc, char **argv)
         free(files);
         return status;
     }
-    if (!n_files) {
-        DIR *d = opendir("scenarios");
-        if (d) {
-            closedir(d);
-            add_path("scenarios", files, &n_files);
-        } else {
-            char beside[4096];
-            ssize_t l = readlink("/proc/self/exe", beside, sizeof beside - 32);
-            if (l > 0) {
-                beside[l] = '\0';
-                char *slash = strrchr(beside, '/');
-                if (slash)
-                    snprintf(slash, sizeof beside - (size_t)(slash - beside), "/../scenarios");
-                add_path(beside, files, &n_files);
-            }
-        }
-    }
+    if (!n_files)
+        cli_scenario_add_default(CMD, files, &n_files, MAX_FILES);
     char asr_buf[4096], lm_buf[4096];
     const char *asr_path = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf);
     const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",

@@ -1,18 +1,23 @@
-/*  cli/scenario_synth.c - the synthesizer behind the scenario renderer for
-    the commands that render scenarios (`bench latency`, `soak`): st_tts
-    voices kept in a small cache keyed by engine, voice and rate, the oldest
-    evicted when it is full (rendering happens once per scenario).
+/*  cli/scenario_synth.c - what the commands that play scenarios (`bench
+    latency`, `soak`) share: the list of scenario files they run, and the
+    synthesizer behind the scenario renderer: st_tts voices kept in a small
+    cache keyed by engine, voice and rate, the oldest evicted when it is
+    full (rendering happens once per scenario).
 
-    What it may touch: tts/ and audio/'s scenario clip type. Not for the
-    audio path: it allocates and synthesizes whole turns.
+    What it may touch: tts/, audio/'s scenario clip type, the file system
+    (folder listings). Not for the audio path: it allocates and synthesizes
+    whole turns.
 */
 #include "scenario_synth.h"
 
+#include "cli.h"
 #include "tts/tts.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     char key[128];
@@ -126,4 +131,51 @@ int cli_scenario_synth(void *user_data, const char *engine, const char *voice, i
     r.samples = NULL;
     st_tts_result_free(&r);
     return ST_OK;
+}
+
+/* ---- the scenario files ---------------------------------------------------- */
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+int cli_scenario_add_path(const char *cmd, const char *path, char files[][512], int *n, int max)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        if (*n == max)
+            return cli_fail(cmd, "more than %d scenario files", max);
+        snprintf(files[(*n)++], 512, "%s", path);
+        return 0;
+    }
+    int first = *n;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".ini") && *n < max)
+            snprintf(files[(*n)++], 512, "%s/%s", path, e->d_name);
+    }
+    closedir(d);
+    qsort(files[first], (size_t)(*n - first), 512, by_name);
+    return 0;
+}
+
+void cli_scenario_add_default(const char *cmd, char files[][512], int *n, int max)
+{
+    DIR *d = opendir("scenarios");
+    if (d) {
+        closedir(d);
+        cli_scenario_add_path(cmd, "scenarios", files, n, max);
+        return;
+    }
+    char beside[4096];
+    ssize_t l = readlink("/proc/self/exe", beside, sizeof beside - 32);
+    if (l > 0) {
+        beside[l] = '\0';
+        char *slash = strrchr(beside, '/');
+        if (slash)
+            snprintf(slash, sizeof beside - (size_t)(slash - beside), "/../scenarios");
+        cli_scenario_add_path(cmd, beside, files, n, max);
+    }
 }
