@@ -364,6 +364,18 @@ static float *augment(float *y, size_t *n)
     return y;
 }
 
+/* An augmented copy of y (n samples), its length in *m; NULL when out of
+   memory. y is left as it is. */
+static float *augmented_copy(const float *y, size_t n, size_t *m)
+{
+    float *z = malloc(n * sizeof *z);
+    if (!z)
+        return NULL;
+    memcpy(z, y, n * sizeof *z);
+    *m = n;
+    return augment(z, m);
+}
+
 static float *load16k(const char *path, size_t *n)
 {
     st_audio a = {0};
@@ -394,12 +406,10 @@ static int add_clip(set *s, float *y, size_t n, int label, int aug, bool keep_cl
             return -1;
     }
     for (int k = 0; k < aug; k++) {
-        size_t m = n;
-        float *z = malloc(n * sizeof *z);
+        size_t m;
+        float *z = augmented_copy(y, n, &m);
         if (!z)
             return -1;
-        memcpy(z, y, n * sizeof *z);
-        z = augment(z, &m);
         features(z, m, true, feat);
         free(z);
         if (set_push(s, feat, label))
@@ -763,12 +773,10 @@ static int ctc_request(set *s, const st_tts_result *r, int aug)
     }
     pushed++;
     for (int k = 0; k < aug; k++) {
-        size_t m = n;
-        float *z = malloc(n * sizeof *z);
+        size_t m;
+        float *z = augmented_copy(y, n, &m);
         if (!z)
             break;
-        memcpy(z, y, n * sizeof *z);
-        z = augment(z, &m);
         frames = features_all(z, m, feat);
         free(z);
         if (set_push_seq(s, feat, frames, lab, n_lab)) {
@@ -820,12 +828,10 @@ static int synth_requests(set *train, int n_configs, int per_config, int aug, in
                 int k = request_windows(train, y, n, r.words, r.n_words, 1.0);
                 made += k > 0 ? k : 0;
                 for (int a = 0; a < aug; a++) {
-                    size_t m = n;
-                    float *z = malloc(n * sizeof *z);
+                    size_t m;
+                    float *z = augmented_copy(y, n, &m);
                     if (!z)
                         break;
-                    memcpy(z, y, n * sizeof *z);
-                    z = augment(z, &m);
                     k = request_windows(train, z, m, r.words, r.n_words, (double)m / (double)n);
                     made += k > 0 ? k : 0;
                     free(z);
