@@ -178,17 +178,26 @@ static bool is_number(const char *w)
     return IS(w, digits);
 }
 
+#define MAX_SPLIT 64
+
+/* words split at spaces into w (at most MAX_SPLIT), copied into buf; how many. */
+static size_t split_words(const char *words, char buf[REQUEST_MAX], const char *w[MAX_SPLIT])
+{
+    size_t n = 0;
+    snprintf(buf, REQUEST_MAX, "%s", words);
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && n < MAX_SPLIT;
+         tok = strtok_r(NULL, " ", &save))
+        w[n++] = tok;
+    return n;
+}
+
 bool st_turn_request_complete(const char *words)
 {
     if (!words)
         return false;
     char buf[REQUEST_MAX];
-    const char *w[64];
-    size_t n = 0;
-    snprintf(buf, sizeof buf, "%s", words);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && n < 64;
-         tok = strtok_r(NULL, " ", &save))
-        w[n++] = tok;
+    const char *w[MAX_SPLIT];
+    size_t n = split_words(words, buf, w);
     if (!n)
         return false;
     const char *last = w[n - 1];
@@ -212,12 +221,8 @@ bool st_turn_request_prefix(const char *words)
     if (!words || st_turn_request_complete(words))
         return false;
     char buf[REQUEST_MAX];
-    const char *w[64];
-    size_t n = 0;
-    snprintf(buf, sizeof buf, "%s", words);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && n < 64;
-         tok = strtok_r(NULL, " ", &save))
-        w[n++] = tok;
+    const char *w[MAX_SPLIT];
+    size_t n = split_words(words, buf, w);
     if (!n)
         return false;
     const char *last = w[n - 1];
