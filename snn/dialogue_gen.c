@@ -1102,7 +1102,7 @@ static const char *const HEARD[] = {
 static const char *const UNHEARD_NUMBERS[] = {
     "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
     "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
-    "ninety", "hundred", "half", "quarter", "an", "a"};
+    "ninety", "hundred", "half", "quarter"};
 
 static bool in_set(const char *w, size_t n, const char *const *set, size_t count)
 {
@@ -1163,7 +1163,7 @@ static bool heard_only(char *user, size_t cap, st_dialogue_intent intent)
             keep = one;
         else if (!strcmp(one, "a") && !strncmp(p, " minute", 7))
             return false; /* "a minute" */
-        else if (in_set(w, n, UNHEARD_NUMBERS, COUNT(UNHEARD_NUMBERS) - 2))
+        else if (in_set(w, n, UNHEARD_NUMBERS, COUNT(UNHEARD_NUMBERS)))
             return false;
         if (keep) {
             int m = snprintf(out + o, sizeof out - o, "%s%s", o ? " " : "", keep);
