@@ -125,6 +125,68 @@ static void test_demo_runs(void)
     free(out);
 }
 
+/* The number after "key": in a JSON text (-1 when absent or not a number). */
+static double json_after(const char *json, const char *key)
+{
+    char k[128];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    const char *p = strstr(json, k);
+    char *end;
+    double v = p ? strtod(p + strlen(k), &end) : -1;
+    return p && end != p + strlen(k) ? v : -1;
+}
+
+/*  `spiketalk soak` on one scenario for a few virtual minutes: its JSON
+    adds up (every answerable turn in exactly one column of the ledger,
+    answers started = played + interrupted + open), the exit status is the
+    verdict it wrote, and the drift limit is 10 % or one 10 ms block,
+    whichever is larger (voice-to-voice ~700 ms: 10 %; a barge-in: a block). */
+static void test_soak_short(void)
+{
+    char json_path[512], args[1024], *out, *js;
+    st_test_tmpfile(json_path, sizeof json_path, "soak.json");
+    snprintf(args, sizeof args, "soak --minutes 3 --scenario scenarios/commands.ini --json %s",
+             json_path);
+    int rc = run(args, &out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "ledger"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "within 10 % or one 10 ms block"));
+    free(out);
+    FILE *f = fopen(json_path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    js = calloc(1, 1 << 20);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+    size_t n = fread(js, 1, (1 << 20) - 1, f);
+    fclose(f);
+    CU_ASSERT(n > 100);
+    bool passed = strstr(js, "\"passed\": true") != NULL;
+    CU_ASSERT(passed || strstr(js, "\"passed\": false"));
+    CU_ASSERT_EQUAL(rc, passed ? 0 : 1);
+    double answerable = json_after(js, "answerable");
+    double cols = 0;
+    const char *col[] = {"answered", "dropped",  "merged",  "superseded",
+                         "stopped",  "echo",     "resumed", "unaccounted"};
+    for (size_t i = 0; i < sizeof col / sizeof col[0]; i++) {
+        double v = json_after(js, col[i]);
+        CU_ASSERT(v >= 0);
+        cols += v;
+    }
+    CU_ASSERT(answerable > 0);
+    CU_ASSERT_DOUBLE_EQUAL(cols, answerable, 0);
+    CU_ASSERT_DOUBLE_EQUAL(json_after(js, "started"),
+                           json_after(js, "done") + json_after(js, "interrupted") +
+                               json_after(js, "open"),
+                           0);
+    const char *v2v = strstr(js, "\"voice_to_voice_ms\"");
+    const char *barge = strstr(js, "\"barge_in_ms\"");
+    CU_ASSERT_FATAL(v2v && barge);
+    double p50 = json_after(v2v, "first_p50");
+    CU_ASSERT(p50 > 100);
+    CU_ASSERT_DOUBLE_EQUAL(json_after(v2v, "limit_p50"), 0.1 * p50, 0.01);
+    CU_ASSERT_DOUBLE_EQUAL(json_after(barge, "limit_p50"), 10.0, 1e-9);
+    free(js);
+    remove(json_path);
+}
+
 CU_TestInfo st_tests_cli[] = {
     {"help_lists_every_command", test_help_lists_every_command},
     {"unknown_command_and_option", test_unknown_command_and_option},
@@ -133,5 +195,6 @@ CU_TestInfo st_tests_cli[] = {
     {"loopback_virtual_report", test_loopback_virtual_report},
     {"bench_json", test_bench_json},
     {"demo_runs", test_demo_runs},
+    {"soak_short", test_soak_short},
     CU_TEST_INFO_NULL,
 };
