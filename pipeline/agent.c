@@ -60,6 +60,51 @@
 #define DT_PROMOTE_DB 6.0      /* speech judged echo becomes the user's once this
                                   much louder */
 #define ECHO_SAFETY_DB 3.0     /* above the tracked residual: it varies by band */
+/* The double-talk detector that keeps the user's voice out of the residual
+   tracker: the microphone BEFORE the canceller against what the echo path
+   can make of the played signal (a Geigel detector whose threshold is the
+   room's echo return loss, learnt). */
+#define ERL_INIT_DB 0.0        /* a new agent's echo return loss: unknown, so as
+                                  loud as what was played (a room's direct path
+                                  and reflections return about that; then every
+                                  block is the echo's until learnt otherwise) */
+#define ERL_FLOOR_DB (-80.0)   /* what it falls to with no echo at all */
+#define ERL_UP 0.1             /* per echo-only block, towards a louder echo ... */
+#define ERL_DOWN 0.01          /* ... a quieter one (about a second: the upper
+                                  envelope, the echo's level follows the syllables) */
+#define ERL_DT_UP 0.02         /* ... and per double-talk block, up only: a new
+                                  room or a moved microphone is learnt in about
+                                  a second though its echo first looks like a
+                                  talker; a user's word raises it a few dB */
+#define DT_MARGIN 10.0         /* double talk: the microphone this many times
+                                  (10 dB) above the echo the path can make plus
+                                  the floor (the echo's block-to-block spread
+                                  around the envelope is 5-6 dB; a user over the
+                                  agent in a quiet room 20-40 dB) */
+#define DT_HANG_BLOCKS 20      /* double talk holds this long after the last block
+                                  that showed it: a talker's voice has gaps between
+                                  syllables, and the canceller's output lags its
+                                  input by a block */
+#define PATH_IDLE_BLOCKS 100   /* a new echo path (a new room, a moved microphone,
+                                  another device) is looked for after this long
+                                  with nothing played (1 s) and the microphone
+                                  quiet: ... */
+#define PATH_ONSET_BLOCKS 5    /* ... an excess within the first blocks of the
+                                  agent's voice (plus the device's delay), that
+                                  began with it, is its echo by a path it has not
+                                  learnt (a user's voice begins when the user
+                                  does, not with the agent's) ... */
+#define PATH_VERIFY_BLOCKS 50  /* ... and the agent's voice over the next 0.5 s is
+                                  taken as its echo alone */
+#define CANCEL_ADDS 4.0        /* the canceller's output this many times (6 dB) above
+                                  its input: it adds an echo that is not there (its
+                                  filter still models a room that is gone, until it
+                                  unlearns it), which is as much the agent's voice
+                                  as an echo and bounds the residual too */
+#define FLOOR_INIT_DB (-60.0)  /* the microphone's floor before the canceller, dBFS,
+                                  before any silence was heard */
+#define FLOOR_DOWN 0.3         /* per block with nothing played: down at once ... */
+#define FLOOR_UP 0.002         /* ... up over 5 s (a user's turn barely moves it) */
 #define ECHO_FRAMES 12         /* the room's tail the echo estimate spans: 120 ms */
 #define FIRST_WORDS 2          /* the LM writes this many words before the first audio
                                   (the synthesizer's first piece: tts/tts.h) */
@@ -97,6 +142,18 @@ struct st_agent {
     double echo_near_db;       /* the microphone's level then */
     double resid_db;           /* what the canceller leaves of the played signal,
                                   tracked while the agent speaks (upper envelope) */
+    double erl_db;             /* the echo path: microphone before the canceller
+                                  over the loudest played block of DT_BLOCKS,
+                                  learnt from echo-only blocks (upper envelope) */
+    double floor_db;           /* the microphone before the canceller with nothing
+                                  played, dBFS (a minimum tracker) */
+    double added_db;           /* what the canceller adds to its input over the
+                                  loudest played block (upper envelope) */
+    unsigned dt_hang;          /* blocks double talk still holds */
+    unsigned silent_blocks;    /* blocks since the agent's voice was last played */
+    bool was_quiet;            /* the microphone was at its floor the block before */
+    unsigned path_check;       /* blocks of its voice in which a new path is looked for */
+    unsigned verify_blocks;    /* blocks of its voice still taken as echo alone */
     float ref_hist[ECHO_FRAMES][N_MELS]; /* the played signal's recent frames */
     size_t ref_at;
     uint64_t pos;              /* capture index of the next block */
@@ -247,6 +304,10 @@ st_agent *st_agent_new(const st_agent_params *p, int *err)
     if (!(a->vad_model = st_vad_model_new(&vp, &rc)) || !(a->vad = st_vad_new(a->vad_model, &rc)))
         goto fail;
     a->resid_db = a->p.echo_residual_db;
+    a->erl_db = ERL_INIT_DB;
+    a->floor_db = FLOOR_INIT_DB;
+    a->silent_blocks = PATH_IDLE_BLOCKS;
+    a->added_db = ERL_FLOOR_DB;
     a->echo_offset = (float)(a->p.echo_residual_db / 10.0 * log(10.0));
     if (!(a->asr = st_asr_load(a->p.asr_model, &rc)) ||
         !(a->asr_stream = st_asr_stream_new(a->asr, NULL, &rc)))
@@ -832,6 +893,68 @@ static bool user_over_echo(const st_agent *a)
     return playing && r >= dt_threshold_db(a) && near_db(a) >= a->echo_near_db + DT_PROMOTE_DB;
 }
 
+/* The double-talk detector, once a block: whether the microphone before the
+   canceller (energy mic_e) holds more than the agent's echo and the floor -
+   more than DT_MARGIN above what the echo path, at its learnt return
+   loss, makes of the loudest block played within DT_BLOCKS (far_max), plus
+   the floor. The canceller cannot tell: what it leaves of a user is as loud
+   as what it leaves of an echo it has not learnt. Learns the return loss
+   while the agent plays (ref_e, this block's) from the blocks it judges
+   echo alone (and, slowly and only upwards, from the others: a new room's
+   echo first looks like a talker), and the floor from the blocks with
+   nothing played. Double talk holds DT_HANG_BLOCKS after it was seen.
+   *new_path: a new echo path was found in this block (PATH_ONSET_BLOCKS). */
+static bool double_talk(st_agent *a, double mic_e, double ref_e, double far_max, bool *new_path)
+{
+    double n = ST_AGENT_BLOCK, mic_db = 10 * log10(mic_e / n + 1e-15);
+    bool playing = far_max >= 1e-7 * n, /* above -70 dBFS, as near_far_db() */
+        voice = ref_e > 1e-6 * n;      /* this block: the agent's voice, not a gap */
+    double floor_e = n * pow(10, a->floor_db / 10), path_e = far_max * pow(10, a->erl_db / 10);
+    bool quiet = mic_e < floor_e * DT_MARGIN;
+    if (!playing || mic_db < a->floor_db)
+        a->floor_db += (mic_db < a->floor_db ? FLOOR_DOWN : FLOOR_UP) * (mic_db - a->floor_db);
+    if (voice && a->silent_blocks >= PATH_IDLE_BLOCKS && a->was_quiet)
+        a->path_check = PATH_ONSET_BLOCKS + (unsigned)(a->p.echo_delay_samples / ST_AGENT_BLOCK);
+    a->silent_blocks = voice ? 0 : a->silent_blocks + 1;
+    a->was_quiet = quiet;
+    *new_path = false;
+    if (!playing) {
+        a->dt_hang = 0;
+        return false;
+    }
+    double excess = mic_e - floor_e, r = excess > 0 ? 10 * log10(excess / far_max) : ERL_FLOOR_DB;
+    r = r < ERL_FLOOR_DB ? ERL_FLOOR_DB : r;
+    bool seen = mic_e > (floor_e + path_e) * DT_MARGIN;
+    if (voice && a->path_check > 0 && ref_e > floor_e * DT_MARGIN * DT_MARGIN) {
+        /* the agent's voice, clearly above the floor, after a silence */
+        a->path_check--;
+        if (seen) {
+            a->path_check = 0;
+            a->verify_blocks = PATH_VERIFY_BLOCKS;
+            *new_path = true;
+        }
+    }
+    if (a->verify_blocks > 0) {
+        /* the echo path changed while the agent was quiet: what its voice
+           brings now is its echo, at once */
+        a->dt_hang = 0;
+        if (voice) {
+            a->verify_blocks--;
+            a->erl_db = r > a->erl_db ? r : a->erl_db + ERL_DOWN * (r - a->erl_db);
+        }
+        return false;
+    }
+    bool dt = seen || a->dt_hang > 0;
+    a->dt_hang = seen ? DT_HANG_BLOCKS : a->dt_hang ? a->dt_hang - 1 : 0;
+    if (!voice)
+        return dt; /* the agent paused or between words: an echo tail, or not */
+    if (!dt)
+        a->erl_db += (r > a->erl_db ? ERL_UP : ERL_DOWN) * (r - a->erl_db);
+    else if (seen && r > a->erl_db)
+        a->erl_db += ERL_DT_UP * (r - a->erl_db);
+    return dt;
+}
+
 int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *epoch)
 {
     float feat[2 * N_MELS], echo[2 * N_MELS];
@@ -848,22 +971,46 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         /* How much of the played signal is left, block by block: the
            upper envelope (up at once, down over a second), for the residual
            comes in bursts; never above echo_residual_db. The VAD is told
-           that much, ECHO_SAFETY_DB more (its echo input). */
-        double ref_e = 0, out_e = 0;
+           that much, ECHO_SAFETY_DB more (its echo input). It rises only
+           on blocks of the echo alone: a user's voice, which the canceller
+           leaves whole, would raise it to its cap within three blocks and
+           the VAD's echo input with it, masking the user (missed and late
+           barge-ins). And it is never above the echo path's return loss:
+           what the canceller leaves of the echo is not louder than the echo
+           (with no room the canceller's output is the noise, which the
+           VAD's own floor follows; taken for echo it masked a user at the
+           agent's level by 20 dB). */
+        double ref_e = 0, out_e = 0, mic_e = 0, far_max = 0;
         for (size_t k = 0; k < ST_AGENT_BLOCK; k++) {
             ref_e += (double)a->prev_out[k] * a->prev_out[k];
             out_e += (double)a->clean[k] * a->clean[k];
+            mic_e += (double)mic[k] * mic[k];
         }
         a->near_e[a->dt_at] = out_e;
         a->far_e[a->dt_at] = ref_e;
         a->dt_at = (a->dt_at + 1) % DT_BLOCKS;
+        for (int q = 0; q < DT_BLOCKS; q++)
+            far_max = a->far_e[q] > far_max ? a->far_e[q] : far_max;
+        bool new_path, dt = double_talk(a, mic_e, ref_e, far_max, &new_path);
         if (ref_e > 1e-6 * ST_AGENT_BLOCK)
             a->ref_blocks++;
         if (ref_e > 1e-6 * ST_AGENT_BLOCK && a->p.echo_residual_db > -200) {
             double r = 10 * log10((out_e + 1e-15) / ref_e);
+            if (dt && r > a->resid_db)
+                r = a->resid_db;
             a->resid_db += (r > a->resid_db ? 0.3 : 0.01) * (r - a->resid_db);
+            if (new_path)
+                a->resid_db = a->erl_db; /* the canceller has not learnt the new
+                                            path: it leaves the echo whole */
             if (a->resid_db > a->p.echo_residual_db)
                 a->resid_db = a->p.echo_residual_db;
+            /* what the canceller adds: out well above its input, no user */
+            double added = !dt && out_e > CANCEL_ADDS * mic_e ? 10 * log10(out_e / far_max)
+                                                              : ERL_FLOOR_DB;
+            a->added_db += (added > a->added_db ? ERL_UP : ERL_DOWN) * (added - a->added_db);
+            double ceil_db = a->erl_db > a->added_db ? a->erl_db : a->added_db;
+            if (a->resid_db > ceil_db)
+                a->resid_db = ceil_db;
             a->echo_offset = (float)((a->resid_db + ECHO_SAFETY_DB) / 10.0 * log(10.0));
         }
         mic = a->clean;
