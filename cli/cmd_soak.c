@@ -108,8 +108,55 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* p-th percentile (linear interpolation) of the values with t in [t0, t1);
-   `scratch` holds s->cap doubles. NAN when none; *n_out the count. */
+/* The regularized incomplete beta function I_x(a, b), by its continued
+   fraction (modified Lentz), for a, b > 0 and 0 <= x <= 1. */
+static double beta_cf(double a, double b, double x)
+{
+    const double tiny = 1e-300;
+    double c = 1, d = 1 - (a + b) * x / (a + 1);
+    d = 1 / (fabs(d) < tiny ? tiny : d);
+    double h = d;
+    for (int m = 1; m <= 300; m++) {
+        double m2 = 2.0 * m;
+        double num = m * (b - m) * x / ((a + m2 - 1) * (a + m2));
+        d = 1 + num * d;
+        c = 1 + num / c;
+        d = 1 / (fabs(d) < tiny ? tiny : d);
+        c = fabs(c) < tiny ? tiny : c;
+        h *= d * c;
+        num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1));
+        d = 1 + num * d;
+        c = 1 + num / c;
+        d = 1 / (fabs(d) < tiny ? tiny : d);
+        c = fabs(c) < tiny ? tiny : c;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < 1e-12)
+            break;
+    }
+    return h;
+}
+
+static double ibeta(double a, double b, double x)
+{
+    if (x <= 0)
+        return 0;
+    if (x >= 1)
+        return 1;
+    double front = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x));
+    return x < (a + 1) / (a + b + 2) ? front * beta_cf(a, b, x) / a
+                                     : 1 - front * beta_cf(b, a, 1 - x) / b;
+}
+
+/* p-th percentile of the values with t in [t0, t1): the Harrell-Davis
+   estimate (every order statistic weighted by a beta distribution around
+   the p-th; Harrell & Davis 1982, the estimator perfolizer/BenchmarkDotNet
+   compare small samples with). A window holds ~35 barge-ins, and the
+   linearly interpolated p95 of 35 values is the 2nd or 3rd largest alone:
+   two loops of the same input with the same sorted values but one (72.5,
+   82.5, 82.5, 102.5 against 62.5, 62.5, 82.5, 92.5 ms in their tails) gave
+   66.5 against 82.5 ms. `scratch` holds s->cap doubles. NAN when none;
+   *n_out the count. */
 static double window_pct(const series *s, double t0, double t1, double p, double *scratch,
                          int *n_out)
 {
@@ -121,10 +168,16 @@ static double window_pct(const series *s, double t0, double t1, double p, double
     if (!n)
         return NAN;
     qsort(scratch, n, sizeof *scratch, cmp_double);
-    double r = p / 100.0 * (double)(n - 1);
-    size_t lo = (size_t)r;
-    return lo + 1 < n ? scratch[lo] + (r - (double)lo) * (scratch[lo + 1] - scratch[lo])
-                      : scratch[lo];
+    double q = p / 100.0, a = q * (double)(n + 1), b = (1 - q) * (double)(n + 1);
+    if (n == 1 || a <= 0 || b <= 0)
+        return q <= 0 ? scratch[0] : q >= 1 ? scratch[n - 1] : scratch[0];
+    double est = 0, prev = 0;
+    for (size_t i = 1; i <= n; i++) {
+        double cur = ibeta(a, b, (double)i / (double)n);
+        est += (cur - prev) * scratch[i - 1];
+        prev = cur;
+    }
+    return est;
 }
 
 /* ---- the synthesizer behind the renderer (one engine per voice) --------------- */
