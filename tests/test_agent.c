@@ -522,28 +522,64 @@ static void test_agent_answers(void)
     free(l[1]);
 }
 
-static const char *long_answer =
-    "once upon a time there was a little robot who lived in a lighthouse by the sea. "
-    "every night it counted the ships that passed, one by one, and wrote their names "
-    "in a big blue book, until one stormy night a ship without a name came by.";
-
-static void test_agent_interrupted(void)
+/* The agent with its event log and a session of `seconds`, for a test that
+   needs the models: NULL (nothing to free) when they are absent (skipped,
+   said) or it would not start. */
+static st_agent *agent_session(const char *test, double seconds, log_t **l_out, session *s)
 {
-    if (!have_models("agent:interrupted"))
-        return;
+    *l_out = NULL;
+    if (!have_models(test))
+        return NULL;
     log_t *l = calloc(1, sizeof *l);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
     st_agent *a = agent_new(l);
     if (!a) {
         free(l);
-        return;
+        return NULL;
     }
-    session s;
-    session_init(&s, 11);
+    session_init(s, seconds);
+    *l_out = l;
+    return a;
+}
+
+/* audio/'s default room (a 10 ms direct path, RT60 300 ms). */
+static st_room *default_room(void)
+{
     st_room_params rp = st_room_default_params();
     int err;
     st_room *room = st_room_new(&rp, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(room);
+    return room;
+}
+
+static const char *long_answer =
+    "once upon a time there was a little robot who lived in a lighthouse by the sea. "
+    "every night it counted the ships that passed, one by one, and wrote their names "
+    "in a big blue book, until one stormy night a ship without a name came by.";
+
+/* Blocks [b, blocks) of the session with the agent saying the long answer
+   again whenever it is done (while a second is left), into `room`; the
+   seconds it spoke. */
+static double talk_into_room(st_agent *a, session *s, size_t b, size_t blocks, st_room *room)
+{
+    double spoken_s = 0;
+    for (; b < blocks; b++) {
+        if (st_agent_state(a) == ST_TURN_LISTENING && b + 100 < blocks)
+            CU_ASSERT_EQUAL_FATAL(st_agent_say(a, long_answer), ST_OK);
+        session_run(a, s, b, b + 1, room);
+        spoken_s += s->epoch[b + 1] ? (double)ST_AGENT_BLOCK / RATE : 0;
+    }
+    return spoken_s;
+}
+
+static void test_agent_interrupted(void)
+{
+    log_t *l;
+    session s;
+    st_agent *a = agent_session("agent:interrupted", 11, &l, &s);
+    if (!a)
+        return;
+    st_room *room = default_room();
     session_run(a, &s, 0, 50, room); /* 0.5 s of room noise first */
     CU_ASSERT_EQUAL_FATAL(st_agent_say(a, long_answer), ST_OK);
     CU_ASSERT_EQUAL(st_agent_say(a, "again"), ST_ERR_STATE); /* busy */
@@ -863,33 +899,16 @@ static void test_publish(void)
 
 static void test_agent_own_echo(void)
 {
-    if (!have_models("agent:own_echo"))
-        return;
-    log_t *l = calloc(1, sizeof *l);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-    st_agent *a = agent_new(l);
-    if (!a) {
-        free(l);
-        return;
-    }
-    /* A minute of the agent talking into the room, nobody else there. */
+    log_t *l;
     session s;
-    session_init(&s, 75);
-    st_room_params rp = st_room_default_params();
-    int err;
-    st_room *room = st_room_new(&rp, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(room);
+    st_agent *a = agent_session("agent:own_echo", 75, &l, &s);
+    if (!a)
+        return;
+    /* A minute of the agent talking into the room, nobody else there. */
+    st_room *room = default_room();
     size_t blocks = s.n / ST_AGENT_BLOCK, b = 50;
     session_run(a, &s, 0, b, room);
-    double spoken_s = 0;
-    while (b < blocks) {
-        if (st_agent_state(a) == ST_TURN_LISTENING && b + 100 < blocks) {
-            CU_ASSERT_EQUAL_FATAL(st_agent_say(a, long_answer), ST_OK);
-        }
-        session_run(a, &s, b, b + 1, room);
-        spoken_s += s.epoch[b + 1] ? (double)ST_AGENT_BLOCK / RATE : 0;
-        b++;
-    }
+    double spoken_s = talk_into_room(a, &s, b, blocks, room);
     if (getenv("ST_VERBOSE")) {
         fprintf(stderr, "agent spoke %.1f s\n", spoken_s);
         for (int i = 0; i < l->n; i++)
@@ -916,21 +935,12 @@ static void test_agent_own_echo(void)
     pauses or stops it. */
 static void test_agent_own_echo_new_room(void)
 {
-    if (!have_models("agent:own_echo_new_room"))
-        return;
-    log_t *l = calloc(1, sizeof *l);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-    st_agent *a = agent_new(l);
-    if (!a) {
-        free(l);
-        return;
-    }
+    log_t *l;
     session s;
-    session_init(&s, 60);
-    st_room_params rp = st_room_default_params();
-    int err;
-    st_room *room = st_room_new(&rp, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(room);
+    st_agent *a = agent_session("agent:own_echo_new_room", 60, &l, &s);
+    if (!a)
+        return;
+    st_room *room = default_room();
     size_t blocks = s.n / ST_AGENT_BLOCK, b = 50, room_at = 0;
     session_run(a, &s, 0, b, NULL);
     CU_ASSERT_EQUAL_FATAL(st_agent_say(a, long_answer), ST_OK);
@@ -943,14 +953,7 @@ static void test_agent_own_echo_new_room(void)
     }
     for (; b < room_at; b++)
         session_run(a, &s, b, b + 1, NULL);
-    double spoken_s = 0;
-    while (b < blocks) {
-        if (st_agent_state(a) == ST_TURN_LISTENING && b + 100 < blocks)
-            CU_ASSERT_EQUAL_FATAL(st_agent_say(a, long_answer), ST_OK);
-        session_run(a, &s, b, b + 1, room);
-        spoken_s += s.epoch[b + 1] ? (double)ST_AGENT_BLOCK / RATE : 0;
-        b++;
-    }
+    double spoken_s = talk_into_room(a, &s, b, blocks, room);
     st_agent_stats st;
     st_agent_get_stats(a, &st);
     if (getenv("ST_VERBOSE")) {
@@ -984,17 +987,11 @@ static void test_agent_own_echo_new_room(void)
     pause it. */
 static void test_agent_request_over_answer(void)
 {
-    if (!have_models("agent:request_over_answer"))
-        return;
-    log_t *l = calloc(1, sizeof *l);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-    st_agent *a = agent_new(l);
-    if (!a) {
-        free(l);
-        return;
-    }
+    log_t *l;
     session s;
-    session_init(&s, 8);
+    st_agent *a = agent_session("agent:request_over_answer", 8, &l, &s);
+    if (!a)
+        return;
     size_t nb, nr;
     float *bc = user_says("yes.", &nb), *rq = user_says("what time is it?", &nr);
     uint64_t bc_at = S(2.5), rq_at = S(4.0);
