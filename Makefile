@@ -172,6 +172,13 @@ train-asr: asr-data
 	    --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train.csv
 	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model $(ASR_MODEL) $(ASR_RULE),true)
 
+# The dense peer of the recognizer: a GRU (PyTorch) on the same features,
+# data and split (tools/peers/asr_gru.py; models/README.md "The dense peer").
+.PHONY: peer-asr-gru
+peer-asr-gru: all
+	$(Q)/usr/bin/python3 tools/peers/asr_gru.py --data $(DATA_DIR) > $(BUILD)/peer_asr_gru.json && \
+	    cat $(BUILD)/peer_asr_gru.json
+
 # A few steps on a few synthetic words: proves the recipe runs (tests/test_asr.c).
 train-asr-smoke: all $(ASR_TOOL)
 	$(Q)mkdir -p $(BUILD)/asr-smoke && $(ASR_TOOL) data --data-dir /nonexistent --out $(BUILD)/asr-smoke --configs 1 --aug 1 \
