@@ -18,6 +18,14 @@
     Everything is sample-accurate and deterministic: the same figures on
     every run, except the wall-clock compute and CPU columns.
 
+    The second clock (--realtime): the same driver, each block handed to
+    the agent no earlier than its capture would be complete on a device
+    (wall0 + (pos + BLOCK) / RATE; a late agent gets the queued blocks at
+    once). Each SPEAKING and PAUSED event is settled when the block that
+    made it returns (wall W): lateness = max(0, W - (wall0 + sample / RATE))
+    is added to its virtual-time latency. Blocks whose processing ran past
+    the 10 ms budget (W after the next block's capture) are counted late.
+
     May touch: the scenario files and audio they name, the models, the
     output files it is asked to write, stdout.
 */
@@ -56,6 +64,11 @@ typedef enum {
     M_LM_PIECE,     /* decision -> the first words to the synthesizer */
     M_TTS_FIRST,    /* those words -> the synthesizer's first audio */
     M_LM_ANSWER,    /* decision -> the whole answer written */
+    M_V2V_RT,       /* --realtime: M_V2V + the lateness of the first sample */
+    M_V2V_COLD_RT,  /* ... M_V2V_COLD */
+    M_V2V_INT_RT,   /* ... M_V2V_INT */
+    M_SILENCE_RT,   /* ... M_SILENCE + the lateness of the pause */
+    M_BLOCK,        /* --realtime: st_agent_process() per block, wall clock */
     M_N
 } metric;
 
@@ -63,8 +76,10 @@ static const char *const metric_names[M_N] = {
     "voice_to_voice_ms", "voice_to_voice_cold_ms", "voice_to_voice_interrupting_ms",
     "end_of_turn_ms", "asr_final_ms", "compute_virtual_ms", "interrupt_to_silence_ms",
     "compute_wall_ms", "lm_first_token_ms", "lm_first_words_ms", "tts_first_audio_ms",
-    "lm_answer_ms"};
+    "lm_answer_ms", "voice_to_voice_realtime_ms", "voice_to_voice_cold_realtime_ms",
+    "voice_to_voice_interrupting_realtime_ms", "interrupt_to_silence_realtime_ms", "block_ms"};
 #define M_WALL M_COMPUTE_WALL /* metrics from here on are wall-clock compute */
+#define M_RT M_V2V_RT         /* ... and from here on, --realtime only */
 static const char *const metric_help[M_N] = {
     "end of user speech -> agent's first sample at the speaker (warm turns)",
     "the same, the first answer of each conversation (cold)",
@@ -77,7 +92,12 @@ static const char *const metric_help[M_N] = {
     "decision -> the LM's first token (the prompt read), wall clock",
     "decision -> the LM's first words handed to the synthesizer, wall clock",
     "those words -> the synthesizer's first audio, wall clock",
-    "decision -> the LM's whole answer written, wall clock (the voice has begun)"};
+    "decision -> the LM's whole answer written, wall clock (the voice has begun)",
+    "--realtime: voice_to_voice + how late the first sample was ready on the wall clock",
+    "--realtime: the same, cold",
+    "--realtime: the same, requests that interrupted the agent",
+    "--realtime: interrupt_to_silence + how late the pause was ready on the wall clock",
+    "--realtime: the agent's processing of one 10 ms block, wall clock (budget 10)"};
 
 typedef struct {
     double *v[M_N];
@@ -95,6 +115,10 @@ typedef struct {
     int answers_done, answers_interrupted; /* answers played to the end / cut */
     unsigned long long preempted, preempt_used; /* prompts the LM read ahead / used */
     double cpu_part[8];                    /* the agent's parts, s (see cpu_names) */
+    /* --realtime */
+    unsigned long long blocks, late_blocks; /* blocks processed / past the budget */
+    double late_total_ms, late_max_ms;      /* beyond the budget, over the late blocks */
+    int rt_events, rt_events_late;          /* SPEAKING/PAUSED settled / ready late */
 } tally;
 
 static const char *const cpu_names[8] = {"echo_canceller", "front_end", "vad", "recognizer",
@@ -148,6 +172,14 @@ typedef struct {
     char text[96];
 } ev;
 
+/* A SPEAKING or PAUSED event of the block in process (--realtime). */
+typedef struct {
+    int turn;
+    bool pause;
+    uint64_t sample;
+} pending_ev;
+#define MAX_PENDING 32
+
 typedef struct {
     const st_scenario *sc;
     st_scenario_clip *clips;
@@ -170,6 +202,11 @@ typedef struct {
     ev *events;                  /* the timeline scenario only */
     size_t n_events;
     bool record;
+    bool realtime;
+    double *silence;                 /* per turn, onset -> PAUSED, ms; NAN none */
+    double *late_speak, *late_pause; /* per turn, ms on the wall clock; NAN none */
+    pending_ev pend[MAX_PENDING];    /* the block's events, settled when it returns */
+    int n_pend;
 } conv;
 
 static void conv_free(conv *c, size_t nt)
@@ -190,6 +227,9 @@ static void conv_free(conv *c, size_t nt)
     free(c->request);
     free(c->interrupted_ok);
     free(c->paused_for);
+    free(c->silence);
+    free(c->late_speak);
+    free(c->late_pause);
     free(c->events);
     memset(c, 0, sizeof *c);
 }
@@ -278,6 +318,8 @@ static void on_event(const st_agent_event *e, void *user_data)
                 add(t, (metric)(M_WALL + k), w[k]);
             }
             c->as[c->requested] = (int64_t)e->sample;
+            if (c->realtime && c->n_pend < MAX_PENDING)
+                c->pend[c->n_pend++] = (pending_ev){c->requested, false, e->sample};
             c->answering = c->requested;
             c->first_answer_done = true;
         } else {
@@ -289,7 +331,10 @@ static void on_event(const st_agent_event *e, void *user_data)
         if (i >= 0 && c->sc->turns[i].interrupts) {
             if (!c->paused_for[i]) {
                 c->paused_for[i] = true;
-                add(t, M_SILENCE, ((double)e->sample - (double)c->truth[i].start) * 1000.0 / RATE);
+                c->silence[i] = ((double)e->sample - (double)c->truth[i].start) * 1000.0 / RATE;
+                add(t, M_SILENCE, c->silence[i]);
+                if (c->realtime && c->n_pend < MAX_PENDING)
+                    c->pend[c->n_pend++] = (pending_ev){i, true, e->sample};
             }
         } else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_NOISE) {
             t->false_pause_noise++;
@@ -378,6 +423,8 @@ typedef struct {
     const char *asr, *lm;
     bool baseline;
     const char *data_dir;
+    bool realtime;     /* pace the blocks to the wall clock */
+    int index, count;  /* the scenario's place in the run (the progress line) */
 } run_opts;
 
 /*  Runs one scenario through a fresh agent; adds to the tally; with
@@ -401,6 +448,10 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     c.request = calloc(nt, sizeof *c.request);
     c.interrupted_ok = calloc(nt, sizeof *c.interrupted_ok);
     c.paused_for = calloc(nt, sizeof *c.paused_for);
+    c.silence = malloc(nt * sizeof *c.silence);
+    c.late_speak = malloc(nt * sizeof *c.late_speak);
+    c.late_pause = malloc(nt * sizeof *c.late_pause);
+    c.realtime = o->realtime;
     c.record = keep != NULL;
     if (c.record)
         c.events = calloc(MAX_EVENTS, sizeof *c.events);
@@ -414,7 +465,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         synth_cache = cli_synth_cache_new(12, RATE);
     if (!synth_cache || !c.clips || !c.truth || !c.placed || !c.ue || !c.as || !c.ae || !c.req ||
         !c.last_word || !c.wall || !c.answer || !c.request || !c.interrupted_ok || !c.paused_for ||
-        (c.record && !c.events)) {
+        !c.silence || !c.late_speak || !c.late_pause || (c.record && !c.events)) {
         rc = cli_fail(CMD, "out of memory");
         goto done;
     }
@@ -424,6 +475,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     rp.synth_data = synth_cache;
     for (size_t i = 0; i < nt; i++) {
         c.placed[i] = c.ue[i] = c.as[i] = c.ae[i] = c.req[i] = c.last_word[i] = -1;
+        c.silence[i] = c.late_speak[i] = c.late_pause[i] = NAN;
         for (int k = 0; k < 5; k++)
             c.wall[i][k] = NAN;
         if ((rc = st_scenario_render_turn(sc, i, &rp, &c.clips[i], &c.truth[i]))) {
@@ -466,7 +518,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     double wall0 = st_now_s();
     struct timespec cpu0, cpu1;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
-    double wall_agent = 0;
+    double wall_agent = 0, progress_at = wall0;
     for (uint64_t pos = 0;; pos += BLOCK) {
         c.pos = pos;
         /* place what is due */
@@ -523,13 +575,54 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         st_scenario_noise_add(noise, pos, block, BLOCK);
         if (room)
             st_room_process(room, prev_out, block, BLOCK);
+        if (o->realtime) {
+            /* the device delivers the block when its last sample is captured;
+               a late agent finds it (and the next ones) already queued */
+            double due = wall0 + (double)(pos + BLOCK) / RATE;
+            if (st_now_s() < due)
+                st_sleep_until_s(due);
+            c.n_pend = 0;
+        }
         double w0 = st_now_s();
         uint32_t ep;
         if ((rc = st_agent_process(agent, block, out, &ep))) {
             rc = cli_fail_lib(CMD, rc, "the agent");
             goto done;
         }
-        wall_agent += st_now_s() - w0;
+        double w1 = st_now_s();
+        wall_agent += w1 - w0;
+        if (o->realtime) {
+            /* its output plays from sample pos + BLOCK on; the next block's
+               capture completes 10 ms later: the budget */
+            add(t, M_BLOCK, (w1 - w0) * 1000.0);
+            t->blocks++;
+            double over = (w1 - (wall0 + (double)(pos + 2 * BLOCK) / RATE)) * 1000.0;
+            if (over > 0) {
+                t->late_blocks++;
+                t->late_total_ms += over;
+                if (over > t->late_max_ms)
+                    t->late_max_ms = over;
+            }
+            for (int k = 0; k < c.n_pend; k++) {
+                const pending_ev *p = &c.pend[k];
+                double late = (w1 - (wall0 + (double)p->sample / RATE)) * 1000.0;
+                late = late > 0 ? late : 0;
+                t->rt_events++;
+                t->rt_events_late += late > 0;
+                if (p->pause)
+                    c.late_pause[p->turn] = late;
+                else
+                    c.late_speak[p->turn] = late;
+            }
+            c.n_pend = 0;
+            if (w1 >= progress_at + 1.0) {
+                progress_at = w1;
+                fprintf(stderr, "\r  %s%d/%d %s: %.0f s of the conversation, %zu of %zu turns "
+                                "placed   ",
+                        o->baseline ? "baseline " : "", o->index + 1, o->count, sc->name,
+                        (double)(pos + BLOCK) / RATE, c.next, nt);
+            }
+        }
         if (mic_out) {
             if (pos + 2 * BLOCK > cap) {
                 size_t ncap = cap ? 2 * cap : (size_t)(60 * RATE);
@@ -564,6 +657,10 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         }
     }
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    if (o->realtime)
+        fprintf(stderr, "\r  %s%d/%d %s: %.0f s of the conversation in %.1f s wall%20s\n",
+                o->baseline ? "baseline " : "", o->index + 1, o->count, sc->name,
+                (double)c.pos / RATE, st_now_s() - wall0, "");
     t->wall_s += st_now_s() - wall0;
     t->cpu_s += (double)(cpu1.tv_sec - cpu0.tv_sec) + 1e-9 * (double)(cpu1.tv_nsec - cpu0.tv_nsec);
     t->audio_s += (double)c.pos / RATE;
@@ -588,7 +685,8 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         const st_scenario_turn *tu = &sc->turns[i];
         const st_scenario_truth *tr = &c.truth[i];
         t->turns++;
-        double v2v = NAN, eot = NAN, asr = NAN, comp = NAN, sil = NAN;
+        double v2v = NAN, eot = NAN, asr = NAN, comp = NAN, sil = NAN, v2v_rt = NAN,
+               sil_rt = NAN;
         bool cold = (int)i == c.cold_turn;
         if (tu->kind == ST_TURN_ECHO_ONLY && c.as[i] >= 0 && c.ae[i] > c.as[i])
             t->echo_only_s += (double)(c.ae[i] - c.as[i]) / RATE;
@@ -603,8 +701,16 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
                 v2v = (double)(c.as[i] - (int64_t)tr->end) * 1000.0 / RATE;
                 eot = (double)(c.req[i] - (int64_t)tr->end) * 1000.0 / RATE;
                 comp = (double)(c.as[i] - c.req[i]) * 1000.0 / RATE;
-                add(t, cold ? M_V2V_COLD : tu->kind == ST_TURN_INTERRUPTION ? M_V2V_INT : M_V2V,
-                    v2v);
+                metric mv = M_V2V;
+                if (cold)
+                    mv = M_V2V_COLD;
+                else if (tu->kind == ST_TURN_INTERRUPTION)
+                    mv = M_V2V_INT;
+                add(t, mv, v2v);
+                if (c.realtime && !isnan(c.late_speak[i])) {
+                    v2v_rt = v2v + c.late_speak[i];
+                    add(t, (metric)(M_V2V_RT + (mv - M_V2V)), v2v_rt);
+                }
                 add(t, M_EOT, eot);
                 add(t, M_COMPUTE, comp);
                 if (c.last_word[i] >= 0) {
@@ -648,8 +754,12 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
             } else {
                 t->interrupt_late++;
             }
-            if (c.paused_for[i] && t->n[M_SILENCE] > 0)
-                sil = t->v[M_SILENCE][t->n[M_SILENCE] - 1];
+            if (c.paused_for[i])
+                sil = c.silence[i]; /* this turn's (not the tally's latest) */
+            if (!isnan(sil) && c.realtime && !isnan(c.late_pause[i])) {
+                sil_rt = sil + c.late_pause[i];
+                add(t, M_SILENCE_RT, sil_rt);
+            }
         }
         if (jf) {
             fprintf(jf,
@@ -670,6 +780,13 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
             for (int k = 0; k < 5; k++)
                 if (!isnan(c.wall[i][k]))
                     fprintf(jf, ", \"%s\": %.2f", metric_names[M_WALL + k], c.wall[i][k]);
+            if (!isnan(v2v_rt))
+                fprintf(jf, ", \"voice_to_voice_realtime_ms\": %.1f, \"speaking_late_ms\": %.2f",
+                        v2v_rt, c.late_speak[i]);
+            if (!isnan(sil_rt))
+                fprintf(jf,
+                        ", \"interrupt_to_silence_realtime_ms\": %.1f, \"paused_late_ms\": %.2f",
+                        sil_rt, c.late_pause[i]);
             fprintf(jf, ", \"request\": \"");
             for (const char *p = c.request[i]; *p; p++)
                 if (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
@@ -931,7 +1048,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: spiketalk bench latency [--scenarios PATH]... [--baseline] [--json FILE]\n"
             "                               [--svg PREFIX] [--timeline NAME] [--asr FILE]\n"
-            "                               [--model FILE] [--data DIR]\n"
+            "                               [--model FILE] [--data DIR] [--realtime]\n"
             "\n"
             "Runs scripted conversations (docs/SCENARIOS.md; by default the standard set,\n"
             "scenarios/*.ini) through the whole agent in virtual time: each user turn is\n"
@@ -939,6 +1056,14 @@ static void usage(FILE *out)
             "the user, the scenario's noise and, in rooms, the agent's own voice. Reports n,\n"
             "p50, p90, p95, p99 and max of every latency and the quality rates of issue 10.\n"
             "The same scenarios give the same virtual-time figures on every run.\n"
+            "\n"
+            "Two clocks. Virtual time (the default) runs faster than real time and is\n"
+            "sample-accurate. --realtime paces the blocks to the wall clock as devices\n"
+            "would deliver them and adds the real-time rows: each latency plus how late\n"
+            "its sample was ready, the processing time per 10 ms block and the blocks\n"
+            "that ran past that budget. It takes as long as the conversations last (the\n"
+            "standard set: about 13.5 minutes; twice that with --baseline, which runs\n"
+            "paced too). A short run, about 2 minutes: --scenarios scenarios/commands.ini.\n"
             "\n"
             "options:\n"
             "  --scenarios PATH  a scenario file or a folder of them (repeatable;\n"
@@ -953,6 +1078,8 @@ static void usage(FILE *out)
             "  --model FILE      dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
             "                    models/dialogue.stnn; without one every answer says so)\n"
             "  --data DIR        shared data for recordings (default ../shared/data)\n"
+            "  --realtime        pace the blocks to the wall clock and report the real-time\n"
+            "                    figures too (a progress line on stderr)\n"
             "  -h, --help        this help\n"
             "\n"
             "metrics (ms):\n");
@@ -960,10 +1087,10 @@ static void usage(FILE *out)
         fprintf(out, "  %-24s %s\n", metric_names[m], metric_help[m]);
 }
 
-static void summary_json(FILE *jf, const char *name, const tally *t)
+static void summary_json(FILE *jf, const char *name, const tally *t, bool realtime)
 {
     fprintf(jf, "\"%s\": {", name);
-    for (int m = 0; m < M_N; m++) {
+    for (int m = 0; m < (realtime ? M_N : M_RT); m++) {
         int n = t->n[m];
         fprintf(jf, "%s\"%s\": {\"n\": %d", m ? ", " : "", metric_names[m], n);
         if (n)
@@ -999,7 +1126,15 @@ static void summary_json(FILE *jf, const char *name, const tally *t)
                 k ? ", " : "", cpu_names[k], t->cpu_part[k],
                 t->answered ? 1000 * t->cpu_part[k] / t->answered : 0,
                 t->audio_s > 0 ? t->cpu_part[k] / t->audio_s : 0);
-    fprintf(jf, "}}");
+    fprintf(jf, "}");
+    if (realtime)
+        fprintf(jf,
+                ", \"realtime\": {\"blocks\": %llu, \"block_budget_ms\": %.1f, "
+                "\"late_blocks\": %llu, \"late_total_ms\": %.1f, \"late_max_ms\": %.2f, "
+                "\"events\": %d, \"events_late\": %d}",
+                t->blocks, 1000.0 * BLOCK / RATE, t->late_blocks, t->late_total_ms,
+                t->late_max_ms, t->rt_events, t->rt_events_late);
+    fprintf(jf, "}");
 }
 
 static void print_row(const char *name, const tally *a, const tally *b, int m, const char *target)
@@ -1074,7 +1209,7 @@ int st_bench_latency(int argc, char **argv)
     int n_files = 0;
     const char *json = NULL, *svg = "build/latency", *timeline = "interruptions";
     const char *asr = NULL, *model = NULL, *data = NULL;
-    bool baseline = false;
+    bool baseline = false, realtime = false;
     int status = 0;
     if (!files)
         return cli_fail(CMD, "out of memory");
@@ -1087,6 +1222,8 @@ int st_bench_latency(int argc, char **argv)
             return 0;
         } else if (!strcmp(o, "--baseline")) {
             baseline = true;
+        } else if (!strcmp(o, "--realtime")) {
+            realtime = true;
         } else if (!strcmp(o, "--json") && has && argv[a + 1][0] != '-') {
             json = argv[++a];
         } else if (!strcmp(o, "--json")) {
@@ -1122,6 +1259,7 @@ int st_bench_latency(int argc, char **argv)
         .lm = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL", "models/dialogue.stnn",
                                    lm_buf, sizeof lm_buf),
         .data_dir = data,
+        .realtime = realtime,
     };
     if (!ro.asr) {
         free(files);
@@ -1150,20 +1288,26 @@ int st_bench_latency(int argc, char **argv)
         if (!jf)
             status = cli_fail(CMD, "cannot create '%s'", json);
         else
-            fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", \"turns\": [",
-                    ST_VERSION_STRING);
+            fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"turns\": [",
+                    ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "");
     }
     size_t total_turns = 0;
     for (int i = 0; i < n_sc; i++)
         total_turns += scs[i].n_turns;
     if (!status)
-        fprintf(stderr, "spiketalk bench latency: %d scenarios, %zu user turns, virtual time%s\n",
-                n_sc, total_turns, baseline ? ", then the baseline" : "");
+        fprintf(stderr, "spiketalk bench latency: %d scenarios, %zu user turns, %s%s\n",
+                n_sc, total_turns,
+                realtime ? "real time (paced to the wall clock: as long as the conversations "
+                           "last)"
+                         : "virtual time",
+                baseline ? ", then the baseline" : "");
     bool first = true;
     for (int pass = 0; pass < (baseline ? 2 : 1) && !status; pass++) {
         run_opts o = ro;
         o.baseline = pass == 1;
+        o.count = n_sc;
         for (int i = 0; i < n_sc && !status; i++) {
+            o.index = i;
             bool rec = pass == 0 && keep_idx < 0 && !strcmp(scs[i].name, timeline);
             status = run_scenario(&scs[i], &o, pass ? &tb : &ta, jf, &first, rec ? &keep : NULL,
                                   rec ? &mic : NULL, rec ? &spk : NULL, rec ? &n_keep : NULL);
@@ -1174,9 +1318,11 @@ int st_bench_latency(int argc, char **argv)
     cli_synth_cache_destroy(&synth_cache);
     if (!status) {
         const tally *b = baseline ? &tb : NULL;
-        printf("\nspiketalk bench latency: %d scenarios, %zu user turns, virtual time; agent "
+        printf("\nspiketalk bench latency: %d scenarios, %zu user turns, %s; agent "
                "%s, dialogue model %s\n",
-               n_sc, total_turns, ro.asr, ro.lm ? ro.lm : "MISSING (every answer says so)");
+               n_sc, total_turns,
+               realtime ? "real time (paced to the wall clock) and virtual time" : "virtual time",
+               ro.asr, ro.lm ? ro.lm : "MISSING (every answer says so)");
         printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
         print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");
@@ -1196,6 +1342,25 @@ int st_bench_latency(int argc, char **argv)
                    pct(ta.v[m], ta.n[m], 99), pct(ta.v[m], ta.n[m], 100),
                    k == 0 ? "p95 20 (decision -> first sample ready)" : "");
         }
+        if (realtime) {
+            print_row("v2v real time", &ta, b, M_V2V_RT, "p50 250, p95 400");
+            print_row("v2v cold real time", &ta, b, M_V2V_COLD_RT, "");
+            print_row("v2v interrupting rt", &ta, b, M_V2V_INT_RT, "");
+            print_row("interrupt_to_silence rt", &ta, b, M_SILENCE_RT, "p95 150");
+            printf("  %-24s %4d %7.2f %7.2f %7.2f %7.2f %7.2f   %s\n", "block (wall)",
+                   ta.n[M_BLOCK], pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 50),
+                   pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 90), pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 95),
+                   pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 99), pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 100),
+                   "budget 10 (one block)");
+            for (int k = 0; k < (b ? 2 : 1); k++) {
+                const tally *t = k ? b : &ta;
+                printf("  real time%s: %llu blocks, %llu late (output ready after the next "
+                       "block's capture: past the 10 ms budget), %.1f ms late in all, max "
+                       "%.2f ms; %d of %d speaking/paused events ready after their play time\n",
+                       k ? " (baseline)" : "", t->blocks, t->late_blocks, t->late_total_ms,
+                       t->late_max_ms, t->rt_events_late, t->rt_events);
+            }
+        }
         print_quality("spiketalk", &ta);
         if (b)
             print_quality("baseline (speech after 0.2 s, end after 0.8 s of silence)", b);
@@ -1204,10 +1369,10 @@ int st_bench_latency(int argc, char **argv)
         printf("\n  peak memory (max RSS) %.1f MB\n", ru.ru_maxrss / 1024.0);
         if (jf) {
             fprintf(jf, "\n], \"summary\": {");
-            summary_json(jf, "spiketalk", &ta);
+            summary_json(jf, "spiketalk", &ta, realtime);
             if (b) {
                 fprintf(jf, ", ");
-                summary_json(jf, "baseline", b);
+                summary_json(jf, "baseline", b, realtime);
             }
             fprintf(jf, "}, \"max_rss_mb\": %.1f}\n", ru.ru_maxrss / 1024.0);
         }

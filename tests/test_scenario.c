@@ -712,6 +712,87 @@ static void test_bench_latency(void)
     remove(ini);
 }
 
+/*  `spiketalk bench latency --realtime` on a one-turn scenario (about 3 s of
+    conversation): the blocks are paced to the wall clock (the run lasts at
+    least as long as the conversation; a lower bound, not a timing target),
+    and the turn's real-time voice-to-voice is its virtual one plus how late
+    the first sample was ready, so never below it. */
+static void test_bench_latency_realtime(void)
+{
+    const char *cli = getenv("ST_CLI");
+    if (!cli || !*cli)
+        cli = "build/spiketalk";
+    FILE *probe = fopen(cli, "rb");
+    FILE *model = fopen("models/asr.stm", "rb");
+    if (!probe || !model) {
+        if (probe)
+            fclose(probe);
+        if (model)
+            fclose(model);
+        st_test_skip("scenario:bench_latency_realtime",
+                     "no build/spiketalk or models/asr.stm here");
+        return;
+    }
+    fclose(probe);
+    fclose(model);
+    char ini[4096], json[4096], svg[4096], cmd[16384];
+    st_test_tmpfile(ini, sizeof ini, "rt.ini");
+    st_test_tmpfile(json, sizeof json, "rt.json");
+    st_test_tmpfile(svg, sizeof svg, "rt");
+    FILE *f = fopen(ini, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("[scenario]\nname = rt\nnoise = pink\nnoise_db = -60\ntail_s = 1\n"
+          "[turn one]\ntext = hello\nvoice = en-gb\nat = 0.5\n",
+          f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s bench latency --realtime --scenarios '%s' --json '%s' "
+                              "--svg '%s' >/dev/null 2>&1",
+             cli, ini, json, svg);
+    double t0 = st_now_s();
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    double wall = st_now_s() - t0;
+    f = fopen(json, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"clock\": \"realtime\""));
+    const char *turns = strstr(buf, "\"turns\": ["), *summary = strstr(buf, "\"summary\": {");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(turns);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(summary);
+    /* the turn: answered, real time >= virtual time */
+    const char *v = strstr(turns, "\"voice_to_voice_ms\": ");
+    const char *r = strstr(turns, "\"voice_to_voice_realtime_ms\": ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_TRUE(v < summary && r < summary);
+    double v2v = strtod(v + strlen("\"voice_to_voice_ms\": "), NULL);
+    double v2v_rt = strtod(r + strlen("\"voice_to_voice_realtime_ms\": "), NULL);
+    CU_ASSERT_TRUE(v2v > 0);
+    CU_ASSERT_TRUE(v2v_rt >= v2v);
+    /* the summary: the real-time metric of the (cold) turn, the blocks */
+    const char *m = strstr(summary, "\"voice_to_voice_cold_realtime_ms\": {\"n\": ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_TRUE(atoi(m + strlen("\"voice_to_voice_cold_realtime_ms\": {\"n\": ")) >= 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(summary, "\"block_ms\": {\"n\": "));
+    const char *b = strstr(summary, "\"realtime\": {\"blocks\": ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    long blocks = atol(b + strlen("\"realtime\": {\"blocks\": "));
+    /* paced: at least as long on the wall clock as the conversation */
+    const char *a = strstr(summary, "\"audio_s\": ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    double audio_s = strtod(a + strlen("\"audio_s\": "), NULL);
+    CU_ASSERT_TRUE(audio_s > 1.5);
+    CU_ASSERT_TRUE(blocks >= (long)((audio_s - 0.06) * 100)); /* 10 ms blocks */
+    CU_ASSERT_TRUE(wall >= audio_s - 0.06); /* audio_s is printed to 0.1 s */
+    char path[4200];
+    snprintf(path, sizeof path, "%s_cdf.svg", svg);
+    remove(path);
+    remove(json);
+    remove(ini);
+}
+
 CU_TestInfo st_tests_scenario[] = {
     {"parse_full", test_parse_full},
     {"parse_errors", test_parse_errors},
@@ -721,5 +802,6 @@ CU_TestInfo st_tests_scenario[] = {
     {"standard_set", test_standard_set},
     {"standard_render", test_standard_render},
     {"bench_latency", test_bench_latency},
+    {"bench_latency_realtime", test_bench_latency_realtime},
     CU_TEST_INFO_NULL,
 };
