@@ -647,26 +647,34 @@ static void test_standard_render(void)
         CU_ASSERT(recorded > 0);
 }
 
-/*  `spiketalk bench latency` end to end on a two-turn scenario: it runs the
-    agent, writes the JSON and both plots, and places the turns where the
-    scenario says (the first speech at 1 s, the second after the answer). */
-static void test_bench_latency(void)
+/* The spiketalk binary ($ST_CLI, default build/spiketalk) when it and the
+   recognizer are here; NULL (the test skipped, said) when not. */
+static const char *bench_cli(const char *test)
 {
     const char *cli = getenv("ST_CLI");
     if (!cli || !*cli)
         cli = "build/spiketalk";
     FILE *probe = fopen(cli, "rb");
     FILE *model = fopen("models/asr.stm", "rb");
+    if (probe)
+        fclose(probe);
+    if (model)
+        fclose(model);
     if (!probe || !model) {
-        if (probe)
-            fclose(probe);
-        if (model)
-            fclose(model);
-        st_test_skip("scenario:bench_latency", "no build/spiketalk or models/asr.stm here");
-        return;
+        st_test_skip(test, "no build/spiketalk or models/asr.stm here");
+        return NULL;
     }
-    fclose(probe);
-    fclose(model);
+    return cli;
+}
+
+/*  `spiketalk bench latency` end to end on a two-turn scenario: it runs the
+    agent, writes the JSON and both plots, and places the turns where the
+    scenario says (the first speech at 1 s, the second after the answer). */
+static void test_bench_latency(void)
+{
+    const char *cli = bench_cli("scenario:bench_latency");
+    if (!cli)
+        return;
     char ini[4096], json[4096], svg[4096], cmd[16384];
     st_test_tmpfile(ini, sizeof ini, "tiny.ini");
     st_test_tmpfile(json, sizeof json, "tiny.json");
@@ -719,22 +727,9 @@ static void test_bench_latency(void)
     the first sample was ready, so never below it. */
 static void test_bench_latency_realtime(void)
 {
-    const char *cli = getenv("ST_CLI");
-    if (!cli || !*cli)
-        cli = "build/spiketalk";
-    FILE *probe = fopen(cli, "rb");
-    FILE *model = fopen("models/asr.stm", "rb");
-    if (!probe || !model) {
-        if (probe)
-            fclose(probe);
-        if (model)
-            fclose(model);
-        st_test_skip("scenario:bench_latency_realtime",
-                     "no build/spiketalk or models/asr.stm here");
+    const char *cli = bench_cli("scenario:bench_latency_realtime");
+    if (!cli)
         return;
-    }
-    fclose(probe);
-    fclose(model);
     char ini[4096], json[4096], svg[4096], cmd[16384];
     st_test_tmpfile(ini, sizeof ini, "rt.ini");
     st_test_tmpfile(json, sizeof json, "rt.json");
