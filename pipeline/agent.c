@@ -60,6 +60,8 @@
 #define DT_PROMOTE_DB 6.0      /* speech judged echo becomes the user's once this
                                   much louder */
 #define ECHO_SAFETY_DB 3.0     /* above the tracked residual: it varies by band */
+#define PLAYING_E (1e-7 * ST_AGENT_BLOCK) /* a block's energy: something played (-70 dBFS) */
+#define VOICE_E (1e-6 * ST_AGENT_BLOCK)   /* ... the agent's voice, not a gap (-60 dBFS) */
 /* The double-talk detector that keeps the user's voice out of the residual
    tracker: the microphone BEFORE the canceller against what the echo path
    can make of the played signal (a Geigel detector whose threshold is the
@@ -840,14 +842,29 @@ static int fill(st_agent *a, size_t need, uint64_t now)
 /* The microphone's last DT_NEAR_BLOCKS, after the canceller, over what
    the speaker played in its loudest block of the last DT_BLOCKS, dB; *playing:
    whether it played anything. */
-static double near_far_db(const st_agent *a, bool *playing)
+/* The microphone after the canceller, mean energy of its last
+   DT_NEAR_BLOCKS blocks. */
+static double near_energy(const st_agent *a)
 {
-    double near = 0, far = 0;
+    double near = 0;
     for (int q = 1; q <= DT_NEAR_BLOCKS; q++)
         near += a->near_e[(a->dt_at + DT_BLOCKS - q) % DT_BLOCKS] / DT_NEAR_BLOCKS;
+    return near;
+}
+
+/* The loudest block played within the last DT_BLOCKS, its energy. */
+static double far_energy(const st_agent *a)
+{
+    double far = 0;
     for (int q = 0; q < DT_BLOCKS; q++)
         far = a->far_e[q] > far ? a->far_e[q] : far;
-    *playing = far >= 1e-7 * ST_AGENT_BLOCK; /* above -70 dBFS */
+    return far;
+}
+
+static double near_far_db(const st_agent *a, bool *playing)
+{
+    double near = near_energy(a), far = far_energy(a);
+    *playing = far >= PLAYING_E;
     return 10 * log10((near + 1e-15) / (far + 1e-15));
 }
 
@@ -877,10 +894,7 @@ static bool echo_only(const st_agent *a)
 /* Speech that was judged echo turned into a user over the agent. */
 static double near_db(const st_agent *a)
 {
-    double near = 0;
-    for (int q = 1; q <= DT_NEAR_BLOCKS; q++)
-        near += a->near_e[(a->dt_at + DT_BLOCKS - q) % DT_BLOCKS] / DT_NEAR_BLOCKS;
-    return 10 * log10(near + 1e-15);
+    return 10 * log10(near_energy(a) + 1e-15);
 }
 
 /* Speech judged echo is the user's after all when it grew DT_PROMOTE_DB
@@ -907,8 +921,7 @@ static bool user_over_echo(const st_agent *a)
 static bool double_talk(st_agent *a, double mic_e, double ref_e, double far_max, bool *new_path)
 {
     double n = ST_AGENT_BLOCK, mic_db = 10 * log10(mic_e / n + 1e-15);
-    bool playing = far_max >= 1e-7 * n, /* above -70 dBFS, as near_far_db() */
-        voice = ref_e > 1e-6 * n;      /* this block: the agent's voice, not a gap */
+    bool playing = far_max >= PLAYING_E, voice = ref_e > VOICE_E; /* this block */
     double floor_e = n * pow(10, a->floor_db / 10), path_e = far_max * pow(10, a->erl_db / 10);
     bool quiet = mic_e < floor_e * DT_MARGIN;
     if (!playing || mic_db < a->floor_db)
@@ -980,7 +993,7 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
            (with no room the canceller's output is the noise, which the
            VAD's own floor follows; taken for echo it masked a user at the
            agent's level by 20 dB). */
-        double ref_e = 0, out_e = 0, mic_e = 0, far_max = 0;
+        double ref_e = 0, out_e = 0, mic_e = 0;
         for (size_t k = 0; k < ST_AGENT_BLOCK; k++) {
             ref_e += (double)a->prev_out[k] * a->prev_out[k];
             out_e += (double)a->clean[k] * a->clean[k];
@@ -989,12 +1002,11 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         a->near_e[a->dt_at] = out_e;
         a->far_e[a->dt_at] = ref_e;
         a->dt_at = (a->dt_at + 1) % DT_BLOCKS;
-        for (int q = 0; q < DT_BLOCKS; q++)
-            far_max = a->far_e[q] > far_max ? a->far_e[q] : far_max;
+        double far_max = far_energy(a);
         bool new_path, dt = double_talk(a, mic_e, ref_e, far_max, &new_path);
-        if (ref_e > 1e-6 * ST_AGENT_BLOCK)
+        if (ref_e > VOICE_E)
             a->ref_blocks++;
-        if (ref_e > 1e-6 * ST_AGENT_BLOCK && a->p.echo_residual_db > -200) {
+        if (ref_e > VOICE_E && a->p.echo_residual_db > -200) {
             double r = 10 * log10((out_e + 1e-15) / ref_e);
             if (dt && r > a->resid_db)
                 r = a->resid_db;
