@@ -578,9 +578,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         if (o->realtime) {
             /* the device delivers the block when its last sample is captured;
                a late agent finds it (and the next ones) already queued */
-            double due = wall0 + (double)(pos + BLOCK) / RATE;
-            if (st_now_s() < due)
-                st_sleep_until_s(due);
+            st_sleep_until_s(wall0 + (double)(pos + BLOCK) / RATE); /* at once when late */
             c.n_pend = 0;
         }
         double w0 = st_now_s();

@@ -542,14 +542,8 @@ int st_cmd_demo(int argc, char **argv)
             cli_fail_lib("demo", rc, "the agent");
             goto done;
         }
-        if (realtime) {
-            double due = t0 + sec(pos + BLOCK);
-            double wait = due - st_now_s();
-            if (wait > 0) {
-                struct timespec ts = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
-                nanosleep(&ts, NULL);
-            }
-        }
+        if (realtime) /* returns at once when the agent is behind */
+            st_sleep_until_s(t0 + sec(pos + BLOCK));
         bool script_done = !d->scripted ? pos >= input_n : d->next >= N_LINES;
         if (script_done && pos > d->line_end && st_agent_state(agent) == ST_TURN_LISTENING) {
             if (!d->finish_at)

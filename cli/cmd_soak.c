@@ -174,8 +174,10 @@ static double window_pct(const series *s, double t0, double t1, double p, double
         return NAN;
     qsort(scratch, n, sizeof *scratch, cmp_double);
     double q = p / 100.0, a = q * (double)(n + 1), b = (1 - q) * (double)(n + 1);
-    if (n == 1 || a <= 0 || b <= 0)
-        return q <= 0 ? scratch[0] : q >= 1 ? scratch[n - 1] : scratch[0];
+    if (q <= 0)
+        return scratch[0];
+    if (q >= 1 || n == 1)
+        return scratch[n - 1];
     double est = 0, prev = 0;
     for (size_t i = 1; i <= n; i++) {
         double cur = ibeta(a, b, (double)i / (double)n);
