@@ -12,6 +12,7 @@
 
 #include <CUnit/Basic.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,24 @@ char *st_test_tmpfile(char *buf, size_t cap, const char *name)
 }
 
 /* ---- shared data and skips ------------------------------------------------ */
+
+const char *st_test_cli(void)
+{
+    const char *p = getenv("ST_CLI");
+    return p && *p ? p : "build/spiketalk";
+}
+
+double st_test_json_number(const char *json, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p)
+        return NAN;
+    char *end;
+    double v = strtod(p + strlen(pat), &end);
+    return end == p + strlen(pat) ? NAN : v;
+}
 
 const char *st_test_shared_data(void)
 {

@@ -319,7 +319,6 @@ static void test_bad_params(void)
 
 /* ---- the agent ------------------------------------------------------------------ */
 
-static const char *cli(void);
 static char *slurp(FILE *f);
 
 #define MAX_EV 512
@@ -788,7 +787,7 @@ static void test_determinism_processes(void)
         st_test_tmpfile(js[run], sizeof js[run], name);
         snprintf(cmd, sizeof cmd,
                  "%s bench latency --scenarios %s --json %s --svg %s.plot >/dev/null 2>&1",
-                 cli(), ini, js[run], js[run]);
+                 st_test_cli(), ini, js[run], js[run]);
         CU_ASSERT_EQUAL(system(cmd), 0);
         rec[run] = turn_records(js[run]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(rec[run]);
@@ -1028,12 +1027,6 @@ static void test_agent_request_over_answer(void)
 
 /* ---- spiketalk live --------------------------------------------------------- */
 
-static const char *cli(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
 static char *slurp(FILE *f)
 {
     size_t cap = 1 << 16, len = 0, n;
@@ -1059,7 +1052,7 @@ static void test_live_no_device(void)
     /* No JACK server of that name, and no sound card on a CI machine. */
     snprintf(cmd, sizeof cmd,
              "JACK_DEFAULT_SERVER=spiketalk-none-%d JACK_NO_START_SERVER=1 %s live 2>&1",
-             (int)getpid(), cli());
+             (int)getpid(), st_test_cli());
     FILE *f = popen(cmd, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     char *out = slurp(f);
@@ -1148,7 +1141,7 @@ static void test_live_jack(void)
     }
     /* The agent first: it becomes JACK client "PortAudio". */
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s live --device JACK --seconds 7 2>&1", cli());
+    snprintf(cmd, sizeof cmd, "%s live --device JACK --seconds 7 2>&1", st_test_cli());
     FILE *live = popen(cmd, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(live);
     bool up = false;

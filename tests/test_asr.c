@@ -302,7 +302,7 @@ static const char *smoke_recipe(const char *test, const char *dir, const char *d
                                 const char *train_flags)
 {
     const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
-    const char *cli = getenv("ST_CLI") ? getenv("ST_CLI") : "build/spiketalk";
+    const char *cli = st_test_cli();
     char tool[512], cmd[4096];
     snprintf(tool, sizeof tool, "%s/asr-tool", build);
     if (access(tool, X_OK) != 0 || access(cli, X_OK) != 0) {

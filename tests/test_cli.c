@@ -11,18 +11,12 @@
 
 #include "audio/audio.h"
 
-static const char *cli(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
 /* Runs `spiketalk ARGS` with stderr merged; returns the exit status and the
    output (caller frees). */
 static int run(const char *args, char **out)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli(), args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", st_test_cli(), args);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
@@ -125,17 +119,6 @@ static void test_demo_runs(void)
     free(out);
 }
 
-/* The number after "key": in a JSON text (-1 when absent or not a number). */
-static double json_after(const char *json, const char *key)
-{
-    char k[128];
-    snprintf(k, sizeof k, "\"%s\": ", key);
-    const char *p = strstr(json, k);
-    char *end;
-    double v = p ? strtod(p + strlen(k), &end) : -1;
-    return p && end != p + strlen(k) ? v : -1;
-}
-
 /*  `spiketalk soak` on one scenario for a few virtual minutes: its JSON
     adds up (every answerable turn in exactly one column of the ledger,
     answers started = played + interrupted + open), the exit status is the
@@ -161,28 +144,28 @@ static void test_soak_short(void)
     bool passed = strstr(js, "\"passed\": true") != NULL;
     CU_ASSERT(passed || strstr(js, "\"passed\": false"));
     CU_ASSERT_EQUAL(rc, passed ? 0 : 1);
-    double answerable = json_after(js, "answerable");
+    double answerable = st_test_json_number(js, "answerable");
     double cols = 0;
     const char *col[] = {"answered", "dropped",  "merged",  "superseded",
                          "stopped",  "echo",     "resumed", "unaccounted"};
     for (size_t i = 0; i < sizeof col / sizeof col[0]; i++) {
-        double v = json_after(js, col[i]);
+        double v = st_test_json_number(js, col[i]);
         CU_ASSERT(v >= 0);
         cols += v;
     }
     CU_ASSERT(answerable > 0);
     CU_ASSERT_DOUBLE_EQUAL(cols, answerable, 0);
-    CU_ASSERT_DOUBLE_EQUAL(json_after(js, "started"),
-                           json_after(js, "done") + json_after(js, "interrupted") +
-                               json_after(js, "open"),
+    CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(js, "started"),
+                           st_test_json_number(js, "done") + st_test_json_number(js, "interrupted") +
+                               st_test_json_number(js, "open"),
                            0);
     const char *v2v = strstr(js, "\"voice_to_voice_ms\"");
     const char *barge = strstr(js, "\"barge_in_ms\"");
     CU_ASSERT_FATAL(v2v && barge);
-    double p50 = json_after(v2v, "first_p50");
+    double p50 = st_test_json_number(v2v, "first_p50");
     CU_ASSERT(p50 > 100);
-    CU_ASSERT_DOUBLE_EQUAL(json_after(v2v, "limit_p50"), 0.1 * p50, 0.01);
-    CU_ASSERT_DOUBLE_EQUAL(json_after(barge, "limit_p50"), 10.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(v2v, "limit_p50"), 0.1 * p50, 0.01);
+    CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(barge, "limit_p50"), 10.0, 1e-9);
     free(js);
     remove(json_path);
 }

@@ -506,16 +506,10 @@ static void test_golden(void)
     st_lm_model_destroy(&m);
 }
 
-static const char *cli_path(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
 static int run_cli(const char *args)
 {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", cli_path(), args);
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", st_test_cli(), args);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -553,7 +547,7 @@ static void test_golden_cli(void)
         st_test_skip("lm:golden_cli", "../shared/data/spikegpt/golden_L2_D32 is absent");
         return;
     }
-    if (stat(cli_path(), &st) != 0) {
+    if (stat(st_test_cli(), &st) != 0) {
         st_test_skip("lm:golden_cli", "the spiketalk binary is not built ($ST_CLI or "
                                       "build/spiketalk)");
         return;

@@ -50,12 +50,6 @@ typedef struct {
 
 static host2 H;                /* one at a time; atexit removes it if a test dies */
 
-static const char *cli(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
 /* Runs a shell command; its output (stdout and stderr) goes to `out` when
    given. Returns the exit status (-1: could not run). */
 static int sh(char *out, size_t cap, const char *fmt, ...) ST_PRINTF(3, 4);
@@ -253,7 +247,7 @@ static void run_with_cut(const cut_plan *plan, cut_result *r)
     char out[512], launcher[512], cli_abs[PATH_MAX];
     snprintf(out, sizeof out, "%s/heard.txt", dir);
     snprintf(launcher, sizeof launcher, "%s/launch.sh", dir);
-    if (!realpath(cli(), cli_abs)) {
+    if (!realpath(st_test_cli(), cli_abs)) {
         CU_FAIL("the spiketalk binary is not there (ST_CLI)");
         return;
     }

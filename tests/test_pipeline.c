@@ -51,12 +51,6 @@ static void test_key(const char *name, char *path, size_t cap)
     CU_ASSERT_EQUAL_FATAL(st_curve_keys_write(path, &k), ST_OK);
 }
 
-static const char *cli(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
 static bool memcheck(void)
 {
     return getenv("ST_MEMCHECK") != NULL;
@@ -85,7 +79,7 @@ static char *read_file(const char *path)
 static int run_cli(const char *args, char **out)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli(), args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", st_test_cli(), args);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
@@ -562,7 +556,7 @@ static void test_supervisor_restarts_killed_stage(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     event_log ev = {.len = 0};
     st_pipe_params pp = st_pipe_default_params();
-    pp.exe_path = cli();
+    pp.exe_path = st_test_cli();
     pp.on_event = collect;
     pp.user_data = &ev;
     st_pipe *p = st_pipe_new(cfg, &pp, &rc);
@@ -627,7 +621,7 @@ static void test_supervisor_kills_hung_stage(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     event_log ev = {.len = 0};
     st_pipe_params pp = st_pipe_default_params();
-    pp.exe_path = cli();
+    pp.exe_path = st_test_cli();
     pp.on_event = collect;
     pp.user_data = &ev;
     st_pipe *p = st_pipe_new(cfg, &pp, &rc);
@@ -676,7 +670,7 @@ static int conversation(const char *dir, bool processes, const char *tag)
     st_pipe_config *cfg = st_pipe_config_parse(text, "conversation.ini", &rc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     st_pipe_params pp = st_pipe_default_params();
-    pp.exe_path = cli();
+    pp.exe_path = st_test_cli();
     st_pipe *p = st_pipe_new(cfg, &pp, &rc);
     st_pipe_config_destroy(&cfg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
@@ -742,7 +736,7 @@ static int refused_run(const char *pipe_key, const char *agent_key, bool accepte
     st_pipe_config *cfg = st_pipe_config_parse(text, "refused.ini", &rc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     st_pipe_params pp = st_pipe_default_params();
-    pp.exe_path = cli();
+    pp.exe_path = st_test_cli();
     st_pipe *p = st_pipe_new(cfg, &pp, &rc);
     st_pipe_config_destroy(&cfg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);

@@ -651,9 +651,7 @@ static void test_standard_render(void)
    recognizer are here; NULL (the test skipped, said) when not. */
 static const char *bench_cli(const char *test)
 {
-    const char *cli = getenv("ST_CLI");
-    if (!cli || !*cli)
-        cli = "build/spiketalk";
+    const char *cli = st_test_cli();
     FILE *probe = fopen(cli, "rb");
     FILE *model = fopen("models/asr.stm", "rb");
     if (probe)

@@ -634,12 +634,6 @@ static void test_params_api(void)
 
 /* ---- the trace command ---------------------------------------------------------- */
 
-static const char *cli_path(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
 /* Runs a shell command; returns its exit status, its stdout+stderr in *out
    (caller frees). */
 static int run_shell(const char *cmd, char **out)
@@ -679,7 +673,7 @@ static char *slurp(const char *path)
 
 static void test_trace_command(void)
 {
-    if (!file_exists(cli_path())) {
+    if (!file_exists(st_test_cli())) {
         st_test_skip("snn:trace_command", "the spiketalk binary is not built ($ST_CLI or "
                                           "build/spiketalk)");
         return;
@@ -693,7 +687,7 @@ static void test_trace_command(void)
     fprintf(f, "x0,x1\n4,0.5\n4,0.5\n");
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s snn trace lifbox tau_mem_inv=250 --dt 2e-3 reset=subtract < %s",
-             cli_path(), in_path);
+             st_test_cli(), in_path);
     CU_ASSERT_EQUAL(run_shell(cmd, &out), 0);
     CU_ASSERT_STRING_EQUAL(out, "t,z0,z1,v0,v1\n0,1,0,1,0.25\n1,1,0,1.5,0.375\n");
     free(out);
@@ -701,16 +695,16 @@ static void test_trace_command(void)
     f = fopen(in_path, "w");
     fprintf(f, "1,2\n3,abc\n");
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s snn trace lif < %s", cli_path(), in_path);
+    snprintf(cmd, sizeof cmd, "%s snn trace lif < %s", st_test_cli(), in_path);
     CU_ASSERT_EQUAL(run_shell(cmd, &out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "line 2, column 2: 'abc'"));
     free(out);
     /* unknown parameter: the valid ones listed */
-    snprintf(cmd, sizeof cmd, "%s snn trace iaf tau_mem_inv=3 < %s", cli_path(), in_path);
+    snprintf(cmd, sizeof cmd, "%s snn trace iaf tau_mem_inv=3 < %s", st_test_cli(), in_path);
     CU_ASSERT_EQUAL(run_shell(cmd, &out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "v_th, v_reset, reset"));
     free(out);
-    snprintf(cmd, sizeof cmd, "%s snn trace --help", cli_path());
+    snprintf(cmd, sizeof cmd, "%s snn trace --help", st_test_cli());
     CU_ASSERT_EQUAL(run_shell(cmd, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "example"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "cubalif"));
@@ -726,7 +720,7 @@ static void test_trace_command(void)
         char ref_path[4096];
         snprintf(ref_path, sizeof ref_path, "%s/snn/norse/example_%s_out.csv", data, models[m]);
         snprintf(cmd, sizeof cmd, "%s snn trace %s < %s/snn/norse/example_input.csv > %s",
-                 cli_path(), models[m], data, out_path);
+                 st_test_cli(), models[m], data, out_path);
         CU_ASSERT_EQUAL(run_shell(cmd, &out), 0);
         free(out);
         char *got = slurp(out_path), *want = slurp(ref_path);

@@ -1279,16 +1279,10 @@ static void test_nir_layout_h5py(void)
 
 /* ---- the commands ------------------------------------------------------------------------ */
 
-static const char *cli(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
 static int run_cli(const char *args, char **out)
 {
     char cmd[16384];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli(), args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", st_test_cli(), args);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
@@ -1308,7 +1302,7 @@ static int run_cli(const char *args, char **out)
 static void test_commands(void)
 {
     struct stat st;
-    if (stat(cli(), &st) != 0) {
+    if (stat(st_test_cli(), &st) != 0) {
         st_test_skip("snn_files:commands", "the spiketalk binary is not built ($ST_CLI or "
                                            "build/spiketalk)");
         return;

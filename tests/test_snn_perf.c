@@ -767,20 +767,6 @@ static void test_stream_net(void)
 
 /* ---- spiketalk snn profile ------------------------------------------------------------------- */
 
-static const char *cli_path(void)
-{
-    const char *p = getenv("ST_CLI");
-    return p && *p ? p : "build/spiketalk";
-}
-
-static double json_number(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    return p ? strtod(p + strlen(pat), NULL) : NAN;
-}
-
 /* in (3) -> dense 2x3 of ones -> iaf (2, v_th 0.5) -> dense 1x2 -> iaf (1):
    with every input spiking every step (--rate 1), every neuron fires every
    step, so per step: 3 x 2 + 2 x 1 = 8 synaptic ops, 3 neuron updates,
@@ -788,7 +774,7 @@ static double json_number(const char *json, const char *key)
 static void test_profile_counts(void)
 {
     struct stat sb;
-    if (stat(cli_path(), &sb) != 0) {
+    if (stat(st_test_cli(), &sb) != 0) {
         st_test_skip("snn_perf:profile_counts", "no spiketalk binary (set ST_CLI)");
         return;
     }
@@ -811,7 +797,7 @@ static void test_profile_counts(void)
     CU_ASSERT_EQUAL_FATAL(st_snn_net_save(net, path), ST_OK);
     st_snn_net_destroy(&net);
 
-    snprintf(cmd, sizeof cmd, "%s snn profile %s --steps 10 --rate 1 --json 2>&1", cli_path(),
+    snprintf(cmd, sizeof cmd, "%s snn profile %s --steps 10 --rate 1 --json 2>&1", st_test_cli(),
              path);
     FILE *f = popen(cmd, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -822,33 +808,33 @@ static void test_profile_counts(void)
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     const char *total = strstr(buf, "\"total\": ");
     CU_ASSERT_PTR_NOT_NULL_FATAL(total);
-    CU_ASSERT_EQUAL(json_number(total, "neuron_updates"), 30);
-    CU_ASSERT_EQUAL(json_number(total, "syn_ops"), 80);
-    CU_ASSERT_EQUAL(json_number(total, "dense_macs"), 0);
-    CU_ASSERT_EQUAL(json_number(total, "spikes"), 30);
-    CU_ASSERT_EQUAL(json_number(total, "spike_rate"), 1);
-    CU_ASSERT_EQUAL(json_number(total, "dense_equivalent_macs"), 80);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "neuron_updates"), 30);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "syn_ops"), 80);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "dense_macs"), 0);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "spikes"), 30);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "spike_rate"), 1);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "dense_equivalent_macs"), 80);
     /* per node: d1 6 ops a step, n1 2 updates and 2 spikes a step */
     const char *nd1 = strstr(buf, "\"name\": \"d1\"");
     const char *nn1 = strstr(buf, "\"name\": \"n1\"");
     CU_ASSERT_PTR_NOT_NULL_FATAL(nd1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(nn1);
-    CU_ASSERT_EQUAL(json_number(nd1, "syn_ops"), 60);
-    CU_ASSERT_EQUAL(json_number(nd1, "dense_equivalent_macs"), 60);
-    CU_ASSERT_EQUAL(json_number(nn1, "neuron_updates"), 20);
-    CU_ASSERT_EQUAL(json_number(nn1, "spikes"), 20);
+    CU_ASSERT_EQUAL(st_test_json_number(nd1, "syn_ops"), 60);
+    CU_ASSERT_EQUAL(st_test_json_number(nd1, "dense_equivalent_macs"), 60);
+    CU_ASSERT_EQUAL(st_test_json_number(nn1, "neuron_updates"), 20);
+    CU_ASSERT_EQUAL(st_test_json_number(nn1, "spikes"), 20);
     /* the estimates: counts times the published figures */
     const char *en = strstr(buf, "\"energy\": ");
     CU_ASSERT_PTR_NOT_NULL_FATAL(en);
-    CU_ASSERT_DOUBLE_EQUAL(json_number(en, "loihi_pj"), 80 * 23.6 + 30 * 52.0, 1e-6);
-    CU_ASSERT_DOUBLE_EQUAL(json_number(en, "truenorth_pj"), 80 * 26.0, 1e-6);
-    CU_ASSERT_DOUBLE_EQUAL(json_number(en, "dense_fp32_pj"), 80 * 4.6, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(en, "loihi_pj"), 80 * 23.6 + 30 * 52.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(en, "truenorth_pj"), 80 * 26.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(en, "dense_fp32_pj"), 80 * 4.6, 1e-6);
     CU_ASSERT_PTR_NOT_NULL(strstr(en, "Davies"));
     CU_ASSERT_PTR_NOT_NULL(strstr(en, "Merolla"));
     CU_ASSERT_PTR_NOT_NULL(strstr(en, "Horowitz"));
 
     /* no input spikes at all: nothing fires, nothing is added */
-    snprintf(cmd, sizeof cmd, "%s snn profile %s --steps 10 --rate 0 --json 2>&1", cli_path(),
+    snprintf(cmd, sizeof cmd, "%s snn profile %s --steps 10 --rate 0 --json 2>&1", st_test_cli(),
              path);
     f = popen(cmd, "r");
     len = fread(buf, 1, sizeof buf - 1, f);
@@ -856,16 +842,16 @@ static void test_profile_counts(void)
     pclose(f);
     total = strstr(buf, "\"total\": ");
     CU_ASSERT_PTR_NOT_NULL_FATAL(total);
-    CU_ASSERT_EQUAL(json_number(total, "syn_ops"), 0);
-    CU_ASSERT_EQUAL(json_number(total, "spikes"), 0);
-    CU_ASSERT_EQUAL(json_number(total, "neuron_updates"), 30);
-    CU_ASSERT_EQUAL(json_number(total, "dense_equivalent_macs"), 80);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "syn_ops"), 0);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "spikes"), 0);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "neuron_updates"), 30);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "dense_equivalent_macs"), 80);
 
     /* the built-in networks run, and a bad name is refused */
     snprintf(cmd, sizeof cmd, "%s snn profile --net stream --steps 20 >/dev/null 2>&1",
-             cli_path());
+             st_test_cli());
     CU_ASSERT_EQUAL(WEXITSTATUS(system(cmd)), 0);
-    snprintf(cmd, sizeof cmd, "%s snn profile --net nope >/dev/null 2>&1", cli_path());
+    snprintf(cmd, sizeof cmd, "%s snn profile --net nope >/dev/null 2>&1", st_test_cli());
     CU_ASSERT_EQUAL(WEXITSTATUS(system(cmd)), 2);
 }
 

@@ -24,6 +24,14 @@ char *st_test_tmpfile(char *buf, size_t cap, const char *name);
     $ST_SHARED_DATA), or NULL when it is absent. */
 const char *st_test_shared_data(void);
 
+/*  The spiketalk binary the CLI tests run: $ST_CLI, else build/spiketalk
+    (from the repository root). */
+const char *st_test_cli(void);
+
+/*  The number after "key": in a JSON text, NAN when the key is absent or no
+    number follows it. */
+double st_test_json_number(const char *json, const char *key);
+
 /*  Records a skip with its reason; the runner prints every skip at the end, so
     none is silent. */
 void st_test_skip(const char *test, const char *reason);
