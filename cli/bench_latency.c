@@ -114,6 +114,7 @@ typedef struct {
     double audio_s, wall_s, cpu_s;
     int answers_done, answers_interrupted; /* answers played to the end / cut */
     unsigned long long preempted, preempt_used; /* prompts the LM read ahead / used */
+    unsigned long long refused_calls;           /* tool calls with a number nobody said */
     double cpu_part[8];                    /* the agent's parts, s (see cpu_names) */
     /* --realtime */
     unsigned long long blocks, late_blocks; /* blocks processed / past the budget */
@@ -670,6 +671,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     t->answers_done += (int)(st.answers - st.interruptions);
     t->preempted += st.preempted;
     t->preempt_used += st.preempt_used;
+    t->refused_calls += st.refused_calls;
     const double parts[8] = {st.cpu_echo_s, st.cpu_frontend_s, st.cpu_vad_s, st.cpu_asr_s,
                              st.cpu_lm_s, st.tts_worker_s,
                              st.cpu_total_s - st.cpu_echo_s - st.cpu_frontend_s - st.cpu_vad_s -
@@ -1108,7 +1110,8 @@ static void summary_json(FILE *jf, const char *name, const tally *t, bool realti
             "\"expect_turns\": %d, \"expect_ok\": %d, \"request_checked\": %d, "
             "\"request_match\": %d, \"stale_samples\": %llu, \"audio_s\": %.1f, \"wall_s\": %.2f, "
             "\"cpu_s\": %.2f, \"rtf\": %.4f, \"answers_played_to_end\": %d, "
-            "\"answers_interrupted\": %d, \"preempted\": %llu, \"preempt_used\": %llu",
+            "\"answers_interrupted\": %d, \"preempted\": %llu, \"preempt_used\": %llu, "
+            "\"refused_calls\": %llu",
             t->turns, t->answered, t->answered_kinds, t->pause_turns, t->pause_wrong_end,
             t->interruptions, t->interrupt_missed, t->interrupt_late, t->false_int_echo,
             t->false_pause_echo, t->echo_only_s, t->false_int_noise, t->false_pause_noise,
@@ -1117,7 +1120,7 @@ static void summary_json(FILE *jf, const char *name, const tally *t, bool realti
             t->expect_ok, t->request_checked, t->request_match,
             (unsigned long long)t->stale_samples, t->audio_s, t->wall_s, t->cpu_s,
             t->audio_s > 0 ? t->cpu_s / t->audio_s : 0, t->answers_done, t->answers_interrupted,
-            t->preempted, t->preempt_used);
+            t->preempted, t->preempt_used, t->refused_calls);
     fprintf(jf, ", \"cpu\": {");
     for (int k = 0; k < 8; k++)
         fprintf(jf, "%s\"%s\": {\"s\": %.3f, \"per_answer_ms\": %.2f, \"rtf\": %.5f}",
@@ -1162,6 +1165,9 @@ static void print_quality(const char *who, const tally *t)
     if (t->expect_turns)
         printf("    right answers (expected words): %d of %d (%.0f %% wrong)\n", t->expect_ok,
                t->expect_turns, 100 - rate(t->expect_ok, t->expect_turns));
+    printf("    tool calls refused (a number the request did not hold, or unreadable): %llu "
+           "(the agent asked again)\n",
+           t->refused_calls);
     if (t->pause_turns)
         printf("    pauses that ended a turn: %d of %d turns with pauses (%.0f %%; target <= 5 %%)\n",
                t->pause_wrong_end, t->pause_turns, rate(t->pause_wrong_end, t->pause_turns));

@@ -174,6 +174,7 @@ struct st_agent {
     size_t answer_at;          /* the answer is gen[answer_at ..): after the last tool result */
     size_t pushed_at;          /* gen[answer_at .. pushed_at) went to the synthesizer */
     unsigned pushed_words;
+    char asked[TEXT_MAX];      /* the request as the LM read it (normalised) */
     char reply[TEXT_MAX];      /* what went to the synthesizer: the answer as said */
     size_t reply_len;
     double t_decided, t_first_token, t_first_push, t_first_audio; /* wall clock, s */
@@ -628,7 +629,14 @@ static int lm_token(st_agent *a, uint64_t now)
         if (open < a->gen_len) {
             char result[256], fed[300];
             size_t cl = a->gen_len - 1 - (open + 1);
-            st_dialogue_tool(&a->tools, a->gen + open + 1, cl, result, sizeof result);
+            if (!st_dialogue_grounded(a->asked, a->gen + open + 1, cl) ||
+                st_dialogue_tool(&a->tools, a->gen + open + 1, cl, result, sizeof result)) {
+                /* a number nobody said (the model guessed), or a call the
+                   tools cannot read: the answer ends; nothing said, the
+                   fallback asks again */
+                a->stats.refused_calls++;
+                return lm_finish(a, now);
+            }
             int fl = snprintf(fed, sizeof fed, "{ %s}", result);
             if (fl > (int)sizeof fed - 1)
                 fl = (int)sizeof fed - 1;
@@ -660,14 +668,20 @@ static int lm_pump(st_agent *a, unsigned words, size_t max_tokens, uint64_t now)
     return rc;
 }
 
+/* The prompt of normalised words. */
+static size_t prompt_of(const char *norm, char *prompt, size_t cap)
+{
+    int pn = snprintf(prompt, cap, "user: %s\nagent:", norm);
+    return pn < 0 ? 0 : (size_t)pn < cap ? (size_t)pn : cap - 1;
+}
+
 /* The LM's prompt for a request: "user: WORDS\nagent:", the words
    normalised as in training. Its length. */
 static size_t make_prompt(const char *request, char *prompt, size_t cap)
 {
     char norm[TEXT_MAX];
     st_dialogue_normalize(request, norm, sizeof norm);
-    int pn = snprintf(prompt, cap, "user: %s\nagent:", norm);
-    return pn < 0 ? 0 : (size_t)pn < cap ? (size_t)pn : cap - 1;
+    return prompt_of(norm, prompt, cap);
 }
 
 /* Reads a prompt into state/logits from a fresh state. */
@@ -742,7 +756,8 @@ static int answer(st_agent *a, uint64_t now, const char *said)
     double c0 = cpu_now();
     a->lm_on = true;
     char prompt[sizeof a->pre_prompt];
-    size_t len = make_prompt(request, prompt, sizeof prompt);
+    st_dialogue_normalize(request, a->asked, sizeof a->asked);
+    size_t len = prompt_of(a->asked, prompt, sizeof prompt);
     int rc = ST_OK;
     if (a->pre_prompt[0] && !strcmp(prompt, a->pre_prompt)) {
         /* read ahead while the controller waited: the same prompt */

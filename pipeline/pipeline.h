@@ -925,6 +925,9 @@ typedef struct {
     double tts_worker_s;       /* the synthesizer's worker thread, busy time, s */
     uint64_t preempted;        /* prompts the LM read ahead, on a pending turn's words */
     uint64_t preempt_used;     /* ... that were the final request: their work was used */
+    uint64_t refused_calls;    /* tool calls not executed: a number the user did not
+                                  say (st_dialogue_grounded) or a call the tools cannot
+                                  read; the answer ends there (the fallback if empty) */
 } st_agent_stats;
 void st_agent_get_stats(const st_agent *a, st_agent_stats *out);
 

@@ -364,6 +364,107 @@ int st_dialogue_tool(const st_dialogue_tools *tools, const char *call, size_t le
     return tool_fail(result, cap, call, len);
 }
 
+/* ---- grounding ---------------------------------------------------------------------- */
+
+#define SAID_MAX 32
+
+static bool is_number_word(const char *w, size_t n)
+{
+    for (int k = 0; k < 20; k++)
+        if (word_is(w, n, SMALL[k]))
+            return true;
+    for (int k = 2; k < 10; k++)
+        if (word_is(w, n, TENS[k]))
+            return true;
+    return word_is(w, n, "hundred") || word_is(w, n, "thousand") || word_is(w, n, "million");
+}
+
+static bool is_unit(const char *w, size_t n)
+{
+    return word_is(w, n, "second") || word_is(w, n, "seconds") || word_is(w, n, "minute") ||
+           word_is(w, n, "minutes") || word_is(w, n, "hour") || word_is(w, n, "hours");
+}
+
+/* The numbers said in normalised text, their sizes: the longest runs of
+   number words that read as one ("one hundred and five" one, "seven six"
+   two); "a" or "an" before a unit is one, "half an hour" thirty. */
+static size_t said_numbers(const char *s, long long *v, size_t cap)
+{
+    const char *w[128];
+    size_t wl[128], nw = 0, at = 0, len = strlen(s), n, nv = 0;
+    const char *p;
+    while (nw < 128 && (n = next_word(s, len, &at, &p))) {
+        w[nw] = p;
+        wl[nw++] = n;
+    }
+    for (size_t i = 0; i < nw && nv < cap; i++) {
+        if (word_is(w[i], wl[i], "half") && i + 2 < nw && word_is(w[i + 1], wl[i + 1], "an") &&
+            word_is(w[i + 2], wl[i + 2], "hour")) {
+            v[nv++] = 30;
+            i += 2;
+            continue;
+        }
+        if ((word_is(w[i], wl[i], "a") || word_is(w[i], wl[i], "an")) && i + 1 < nw &&
+            is_unit(w[i + 1], wl[i + 1])) {
+            v[nv++] = 1;
+            continue;
+        }
+        if (!is_number_word(w[i], wl[i]))
+            continue;
+        size_t best = i;
+        long long val = 0, x;
+        for (size_t j = i; j < nw && (is_number_word(w[j], wl[j]) || word_is(w[j], wl[j], "and"));
+             j++)
+            if (!st_number_from_words(w[i], (size_t)(w[j] + wl[j] - w[i]), &x)) {
+                best = j;
+                val = x;
+            }
+        st_error_clear();
+        v[nv++] = val < 0 ? -val : val;
+        i = best;
+    }
+    return nv;
+}
+
+/* Takes x's size from the said numbers; false when it is not among them. */
+static bool take(long long x, long long *v, size_t *nv)
+{
+    x = x < 0 ? -x : x;
+    for (size_t i = 0; i < *nv; i++)
+        if (v[i] == x) {
+            v[i] = v[--*nv];
+            return true;
+        }
+    return false;
+}
+
+bool st_dialogue_grounded(const char *user, const char *call, size_t len)
+{
+    long long said[SAID_MAX], a, b;
+    size_t n_said = said_numbers(user ? user : "", said, SAID_MAX), op_at, op_len;
+    bool ok = true;
+    trim(&call, &len);
+    if (len >= 5 && !memcmp(call, "calc ", 5)) {
+        const char *e = call + 5;
+        size_t el = len - 5;
+        trim(&e, &el);
+        if (find_op(e, el, &op_at, &op_len) >= 0 && !st_number_from_words(e, op_at - 1, &a) &&
+            !st_number_from_words(e + op_at + op_len, el - op_at - op_len, &b))
+            ok = take(a, said, &n_said) && take(b, said, &n_said);
+    } else if (len >= 6 && !memcmp(call, "timer ", 6)) {
+        const char *e = call + 6;
+        size_t el = len - 6;
+        trim(&e, &el);
+        size_t sp = el;
+        while (sp > 0 && e[sp - 1] != ' ')
+            sp--;
+        if (sp && !st_number_from_words(e, sp - 1, &a))
+            ok = take(a, said, &n_said);
+    }
+    st_error_clear(); /* a call that does not read is the tool's to report */
+    return ok;
+}
+
 /* ---- normalisation ------------------------------------------------------------------ */
 
 void st_dialogue_normalize(const char *in, char *out, size_t cap)
@@ -513,9 +614,15 @@ int st_dialogue_reply(const st_lm_model *model, const char *user, const st_dialo
                 continue;
             char result[256], fed[300];
             size_t cl = (size_t)(in->transcript + len - 1 - (open + 1));
-            if (st_dialogue_tool(&tools, open + 1, cl, result, sizeof result) != ST_OK)
-                in->tool_error = true;
+            if (!st_dialogue_grounded(norm, open + 1, cl)) {
+                in->ungrounded = true; /* the answer ends before the call */
+                break;
+            }
             in->n_tools++;
+            if (st_dialogue_tool(&tools, open + 1, cl, result, sizeof result) != ST_OK) {
+                in->tool_error = true; /* what it writes after "{ error}" is not an answer */
+                break;
+            }
             int fl = snprintf(fed, sizeof fed, "{ %s}", result);
             say(in, &len, fed, (size_t)fl);
             answer_at = len;

@@ -77,6 +77,16 @@ typedef struct {
 int st_dialogue_tool(const st_dialogue_tools *tools, const char *call, size_t len, char *result,
                      size_t cap);
 
+/*  Whether a tool call uses only numbers the user said: every number of a
+    calc or timer call must be one of the numbers in user (normalised
+    text, see st_dialogue_normalize), each said number used once ("seven
+    times seven" needs two sevens); "a minute", "an hour" say one, "half
+    an hour" thirty. Other calls (time) and calls that do not read are
+    grounded: the tool reports those. A call with a number nobody said is
+    the model's guess at a misheard request ("minutes" -> "[timer seven
+    minutes]"): the runtime refuses it and asks again (the fallback). */
+bool st_dialogue_grounded(const char *user, const char *call, size_t len);
+
 /*  The time tool's words for hour (0-23) and minute: "three o'clock pm",
     "three oh five pm", "eleven forty two am". */
 int st_dialogue_time_words(int hour, int minute, char *buf, size_t cap);
@@ -103,6 +113,8 @@ typedef struct {
     char transcript[4096]; /* after "agent:": the model's text and the tool results */
     unsigned n_tools;      /* tool calls executed */
     bool tool_error;       /* a call the tools could not read */
+    bool ungrounded;       /* a call with a number the user did not say,
+                              refused (st_dialogue_grounded) */
     long long timer_s;     /* the last timer set, seconds (-1: none) */
     bool fallback;         /* the model wrote nothing usable: the runtime's
                               "sorry, i didn't catch that." was used */
@@ -114,7 +126,11 @@ typedef struct {
     "user: TEXT\nagent:" to a fresh state of `model`, decodes greedily,
     executing tool calls, until a newline or max_tokens. reply (cap bytes)
     gets the answer (what the model wrote after its last tool result,
-    trimmed). Should the model write nothing (or only a broken call), the
+    trimmed); a call with a number the user did not say is not executed,
+    and the answer ends before it, as it does at a call the tools cannot
+    read (the model's words after "{ error}" would claim what was not
+    done). Should the model write nothing (or only a broken or refused
+    call), the
     reply is "sorry, i didn't catch that." and info->fallback says so: the
     caller never gets silence. info may be NULL. ST_ERR_NOMEM. */
 int st_dialogue_reply(const st_lm_model *model, const char *user, const st_dialogue_params *p,

@@ -1081,6 +1081,73 @@ static void test_tools(void)
     CU_ASSERT_STRING_EQUAL(n, "");
 }
 
+static void test_grounded(void)
+{
+    static const struct {
+        const char *user, *call;
+        bool ok;
+    } cases[] = {
+        {"what is seven times six", "calc seven times six", true},
+        {"what is seven times six", "calc six times seven", true},
+        {"times six", "calc six times six", false}, /* one six said, two used */
+        {"six times six", "calc six times six", true},
+        {"minutes", "timer seven minutes", false},
+        {"set a timer for five minutes", "timer five minutes", true},
+        {"set a timer for five minutes", "timer fifteen minutes", false},
+        {"timer for a minute please", "timer one minute", true},
+        {"start an hour timer", "timer one hour", true},
+        {"start a timer", "timer one hour", false},
+        {"start a timer for an hour", "timer one hour", true},
+        {"half an hour timer", "timer thirty minutes", true},
+        {"how much is one hundred and five minus twenty", "calc one hundred and five minus twenty",
+         true},
+        {"how much is one hundred and five minus twenty", "calc one hundred minus twenty", false},
+        {"what's minus three plus two", "calc minus three plus two", true},
+        {"what time is it", "time", true},
+        {"", "calc one plus one", false},
+        {"two", "weather", true}, /* not the guard's: the tool reports it */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool ok = st_dialogue_grounded(cases[i].user, cases[i].call, strlen(cases[i].call));
+        if (ok != cases[i].ok)
+            fprintf(stderr, "\n  grounded('%s', '%s') = %d\n", cases[i].user, cases[i].call, ok);
+        CU_ASSERT_EQUAL(ok, cases[i].ok);
+    }
+    CU_ASSERT(st_dialogue_grounded(NULL, "time", 4));
+    CU_ASSERT(!st_dialogue_grounded(NULL, "timer two seconds", 17));
+    CU_ASSERT_STRING_EQUAL(st_errmsg(), ""); /* the number reader's errors do not leak */
+}
+
+/* The shipped dialogue model: a request with no number sets no timer (the
+   model's guess is refused), a timer that was asked for is set. */
+static void test_reply_refuses_guess(void)
+{
+    struct stat sb;
+    if (stat("models/dialogue.stnn", &sb) != 0) {
+        st_test_skip("lm_train:reply_refuses_guess", "models/dialogue.stnn is not here (run from the repository root)");
+        return;
+    }
+    int err = 0;
+    st_lm_model *m = st_lm_model_load("models/dialogue.stnn", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    st_dialogue_params p = st_dialogue_default_params();
+    char reply[512];
+    st_dialogue_info info;
+    static const char *const unsaid[] = {"minutes", "timer", "seconds please", "times six"};
+    for (size_t i = 0; i < sizeof unsaid / sizeof unsaid[0]; i++) {
+        CU_ASSERT_EQUAL(st_dialogue_reply(m, unsaid[i], &p, reply, sizeof reply, &info), ST_OK);
+        CU_ASSERT_EQUAL(info.timer_s, -1);
+        CU_ASSERT(info.fallback || !info.n_tools);
+        CU_ASSERT(!strstr(reply, "thirty six"));
+    }
+    CU_ASSERT_EQUAL(
+        st_dialogue_reply(m, "set a timer for five minutes", &p, reply, sizeof reply, &info),
+        ST_OK);
+    CU_ASSERT_EQUAL(info.timer_s, 300);
+    CU_ASSERT(!info.ungrounded);
+    st_lm_model_destroy(&m);
+}
+
 static void test_corpus_and_heldout(void)
 {
     st_dialogue_gen_params gp = st_dialogue_gen_default_params();
@@ -1267,6 +1334,8 @@ CU_TestInfo st_tests_lm_train[] = {
     {"word_tokenizer", test_word_tokenizer},
     {"number_words", test_number_words},
     {"tools", test_tools},
+    {"grounded", test_grounded},
+    {"reply_refuses_guess", test_reply_refuses_guess},
     {"corpus_and_heldout", test_corpus_and_heldout},
     {"reply_never_silent", test_reply_never_silent},
     {"cli", test_cli},
