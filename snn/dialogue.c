@@ -290,23 +290,68 @@ static int tool_fail(char *result, size_t cap, const char *call, size_t len)
     return st_error(ST_ERR_INVALID, "tool call '%.*s' cannot be read", (int)len, call);
 }
 
+/* A tool call read: its kind and numbers. */
+typedef enum { CALL_BAD, CALL_CALC, CALL_TIME, CALL_TIMER } call_kind;
+typedef struct {
+    call_kind kind;
+    int op;             /* calc: index into OPS */
+    long long a, b;     /* calc: the operands; timer: a, the count */
+    long long per;      /* timer: seconds per unit */
+    const char *args;   /* what follows the tool's name */
+    size_t args_len;
+} call_parts;
+
+/* "calc A OP B", "time", "timer N UNIT" -> parts; CALL_BAD for anything
+   else, or numbers that do not read (st_error cleared either way). */
+static call_parts read_call(const char *call, size_t len)
+{
+    call_parts c = {.kind = CALL_BAD};
+    trim(&call, &len);
+    if (len == 4 && !memcmp(call, "time", 4)) {
+        c.kind = CALL_TIME;
+        return c;
+    }
+    bool calc = len >= 5 && !memcmp(call, "calc ", 5);
+    if (!calc && !(len >= 6 && !memcmp(call, "timer ", 6)))
+        return c;
+    const char *e = call + (calc ? 5 : 6);
+    size_t el = len - (calc ? 5 : 6);
+    trim(&e, &el);
+    c.args = e;
+    c.args_len = el;
+    if (calc) {
+        size_t op_at, op_len;
+        c.op = find_op(e, el, &op_at, &op_len);
+        if (c.op >= 0 && !st_number_from_words(e, op_at - 1, &c.a) &&
+            !st_number_from_words(e + op_at + op_len, el - op_at - op_len, &c.b))
+            c.kind = CALL_CALC;
+    } else {
+        size_t sp = el;
+        while (sp > 0 && e[sp - 1] != ' ')
+            sp--;
+        const char *unit = e + sp;
+        size_t ul = el - sp;
+        if (word_is(unit, ul, "second") || word_is(unit, ul, "seconds"))
+            c.per = 1;
+        else if (word_is(unit, ul, "minute") || word_is(unit, ul, "minutes"))
+            c.per = 60;
+        else if (word_is(unit, ul, "hour") || word_is(unit, ul, "hours"))
+            c.per = 3600;
+        if (sp && c.per && !st_number_from_words(e, sp - 1, &c.a) && c.a > 0 && c.a <= 1000000)
+            c.kind = CALL_TIMER;
+    }
+    st_error_clear();
+    return c;
+}
+
 int st_dialogue_tool(const st_dialogue_tools *tools, const char *call, size_t len, char *result,
                      size_t cap)
 {
-    trim(&call, &len);
-    if (len >= 5 && !memcmp(call, "calc ", 5)) {
-        const char *e = call + 5;
-        size_t el = len - 5, op_at, op_len;
-        trim(&e, &el);
-        int op = find_op(e, el, &op_at, &op_len);
-        if (op < 0)
-            return tool_fail(result, cap, call, len);
-        long long a, b;
-        if (st_number_from_words(e, op_at - 1, &a) ||
-            st_number_from_words(e + op_at + op_len, el - op_at - op_len, &b))
-            return tool_fail(result, cap, call, len);
-        st_error_clear();
-        switch (op) {
+    call_parts c = read_call(call, len);
+    long long a = c.a, b = c.b;
+    switch (c.kind) {
+    case CALL_CALC:
+        switch (c.op) {
         case 0: return st_words_from_number(a + b, result, cap);
         case 1: return st_words_from_number(a - b, result, cap);
         case 2: return st_words_from_number(a * b, result, cap);
@@ -321,8 +366,7 @@ int st_dialogue_tool(const st_dialogue_tools *tools, const char *call, size_t le
         case 4: snprintf(result, cap, "%s", a > b ? "yes" : "no"); return ST_OK;
         default: snprintf(result, cap, "%s", a < b ? "yes" : "no"); return ST_OK;
         }
-    }
-    if (len == 4 && !memcmp(call, "time", 4)) {
+    case CALL_TIME: {
         int h = tools ? tools->hour : -1, m = tools ? tools->minute : 0;
         if (h < 0) {
             time_t now = time(NULL);
@@ -333,35 +377,18 @@ int st_dialogue_tool(const st_dialogue_tools *tools, const char *call, size_t le
         }
         return st_dialogue_time_words(h, m, result, cap);
     }
-    if (len >= 6 && !memcmp(call, "timer ", 6)) {
-        const char *e = call + 6;
-        size_t el = len - 6;
-        trim(&e, &el);
-        size_t sp = el;
-        while (sp > 0 && e[sp - 1] != ' ')
-            sp--;
-        if (!sp)
-            return tool_fail(result, cap, call, len);
-        const char *unit = e + sp;
-        size_t ul = el - sp;
-        long long per = 0, n;
-        if (word_is(unit, ul, "second") || word_is(unit, ul, "seconds"))
-            per = 1;
-        else if (word_is(unit, ul, "minute") || word_is(unit, ul, "minutes"))
-            per = 60;
-        else if (word_is(unit, ul, "hour") || word_is(unit, ul, "hours"))
-            per = 3600;
-        if (!per || st_number_from_words(e, sp - 1, &n) || n <= 0 || n > 1000000)
-            return tool_fail(result, cap, call, len);
+    case CALL_TIMER:
         if (tools && tools->on_timer) {
             char label[128];
-            snprintf(label, sizeof label, "%.*s", (int)el, e);
-            tools->on_timer(n * per, label, tools->user_data);
+            snprintf(label, sizeof label, "%.*s", (int)c.args_len, c.args);
+            tools->on_timer(a * c.per, label, tools->user_data);
         }
         snprintf(result, cap, "ok");
         return ST_OK;
+    default:
+        trim(&call, &len);
+        return tool_fail(result, cap, call, len);
     }
-    return tool_fail(result, cap, call, len);
 }
 
 /* ---- grounding ---------------------------------------------------------------------- */
@@ -440,29 +467,14 @@ static bool take(long long x, long long *v, size_t *nv)
 
 bool st_dialogue_grounded(const char *user, const char *call, size_t len)
 {
-    long long said[SAID_MAX], a, b;
-    size_t n_said = said_numbers(user ? user : "", said, SAID_MAX), op_at, op_len;
-    bool ok = true;
-    trim(&call, &len);
-    if (len >= 5 && !memcmp(call, "calc ", 5)) {
-        const char *e = call + 5;
-        size_t el = len - 5;
-        trim(&e, &el);
-        if (find_op(e, el, &op_at, &op_len) >= 0 && !st_number_from_words(e, op_at - 1, &a) &&
-            !st_number_from_words(e + op_at + op_len, el - op_at - op_len, &b))
-            ok = take(a, said, &n_said) && take(b, said, &n_said);
-    } else if (len >= 6 && !memcmp(call, "timer ", 6)) {
-        const char *e = call + 6;
-        size_t el = len - 6;
-        trim(&e, &el);
-        size_t sp = el;
-        while (sp > 0 && e[sp - 1] != ' ')
-            sp--;
-        if (sp && !st_number_from_words(e, sp - 1, &a))
-            ok = take(a, said, &n_said);
-    }
-    st_error_clear(); /* a call that does not read is the tool's to report */
-    return ok;
+    long long said[SAID_MAX];
+    size_t n_said = said_numbers(user ? user : "", said, SAID_MAX);
+    call_parts c = read_call(call, len);
+    if (c.kind == CALL_CALC)
+        return take(c.a, said, &n_said) && take(c.b, said, &n_said);
+    if (c.kind == CALL_TIMER)
+        return take(c.a, said, &n_said);
+    return true; /* the time, or a call that does not read: the tool's to report */
 }
 
 /* ---- normalisation ------------------------------------------------------------------ */

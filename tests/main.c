@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 ST_SUITE(base);
@@ -143,6 +144,28 @@ const char *st_test_cli(void)
 {
     const char *p = getenv("ST_CLI");
     return p && *p ? p : "build/spiketalk";
+}
+
+int st_test_run_cli(const char *args, char **out)
+{
+    size_t cl = strlen(st_test_cli()) + strlen(args) + 16;
+    char *cmd = malloc(cl);
+    snprintf(cmd, cl, "%s %s 2>&1", st_test_cli(), args);
+    FILE *f = popen(cmd, "r");
+    free(cmd);
+    size_t cap = 1 << 16, len = 0, n;
+    char *buf = malloc(cap);
+    while (f && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    *out = buf;
+    if (!f)
+        return -1;
+    int status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 double st_test_json_number(const char *json, const char *key)

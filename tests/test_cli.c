@@ -11,39 +11,16 @@
 
 #include "audio/audio.h"
 
-/* Runs `spiketalk ARGS` with stderr merged; returns the exit status and the
-   output (caller frees). */
-static int run(const char *args, char **out)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", st_test_cli(), args);
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    int status = pclose(f);
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_help_lists_every_command(void)
 {
     char *out;
-    CU_ASSERT_EQUAL(run("--help", &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli("--help", &out), 0);
     const char *cmds[] = {"demo", "devices", "loopback", "bench", "version"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         CU_ASSERT_PTR_NOT_NULL(strstr(out, cmds[i]));
         char args[64], *sub;
         snprintf(args, sizeof args, "%s --help", cmds[i]);
-        CU_ASSERT_EQUAL(run(args, &sub), 0);
+        CU_ASSERT_EQUAL(st_test_run_cli(args, &sub), 0);
         CU_ASSERT_PTR_NOT_NULL(strstr(sub, "usage: spiketalk"));
         free(sub);
     }
@@ -53,16 +30,16 @@ static void test_help_lists_every_command(void)
 static void test_unknown_command_and_option(void)
 {
     char *out;
-    CU_ASSERT_EQUAL(run("frobnicate", &out), 2);
+    CU_ASSERT_EQUAL(st_test_run_cli("frobnicate", &out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command 'frobnicate'"));
     free(out);
-    CU_ASSERT_EQUAL(run("loopback --rate fast --input x.wav", &out), 2);
+    CU_ASSERT_EQUAL(st_test_run_cli("loopback --rate fast --input x.wav", &out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--rate: 'fast' is not a whole number"));
     free(out);
-    CU_ASSERT_EQUAL(run("loopback --input x.wav --quality superb", &out), 2);
+    CU_ASSERT_EQUAL(st_test_run_cli("loopback --input x.wav --quality superb", &out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "superb"));
     free(out);
-    CU_ASSERT_EQUAL(run("bench nosuch", &out), 2);
+    CU_ASSERT_EQUAL(st_test_run_cli("bench nosuch", &out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "no benchmark 'nosuch'"));
     free(out);
 }
@@ -70,7 +47,7 @@ static void test_unknown_command_and_option(void)
 static void test_loopback_missing_file(void)
 {
     char *out;
-    CU_ASSERT_EQUAL(run("loopback --input /nonexistent/voice.flac", &out), 1);
+    CU_ASSERT_EQUAL(st_test_run_cli("loopback --input /nonexistent/voice.flac", &out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/voice.flac"));
     free(out);
 }
@@ -78,7 +55,7 @@ static void test_loopback_missing_file(void)
 static void test_devices_without_sound_card(void)
 {
     char *out;
-    CU_ASSERT_EQUAL(run("devices", &out), 0); /* a list, or "no audio devices found" */
+    CU_ASSERT_EQUAL(st_test_run_cli("devices", &out), 0); /* a list, or "no audio devices found" */
     CU_ASSERT_TRUE(strstr(out, "no audio devices") || strstr(out, "host API"));
     free(out);
 }
@@ -91,7 +68,7 @@ static void test_loopback_virtual_report(void)
     st_test_tmpfile(in, sizeof in, "cli-in.wav");
     CU_ASSERT_EQUAL_FATAL(st_audio_write_wav(in, x, 8000, 16000, ST_WAV_PCM16), ST_OK);
     snprintf(args, sizeof args, "loopback --input %s --json", in);
-    CU_ASSERT_EQUAL(run(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"round_trip_frames\": "));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"sample_rate_hz\": 48000"));
     free(out);
@@ -100,7 +77,7 @@ static void test_loopback_virtual_report(void)
 static void test_bench_json(void)
 {
     char *out;
-    CU_ASSERT_EQUAL(run("bench ring --frames 200000 --repeat 1 --json", &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli("bench ring --frames 200000 --repeat 1 --json", &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "{\"bench\": \"ring\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"speedup\": "));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"machine\": {"));
@@ -110,7 +87,7 @@ static void test_bench_json(void)
 static void test_demo_runs(void)
 {
     char *out;
-    CU_ASSERT_EQUAL(run("demo", &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli("demo", &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "round trip"));
     /* the script's interruption lands on the story and is committed (virtual
        time: the same every run), and nothing of the old answer plays on */
@@ -130,7 +107,7 @@ static void test_soak_short(void)
     st_test_tmpfile(json_path, sizeof json_path, "soak.json");
     snprintf(args, sizeof args, "soak --minutes 3 --scenario scenarios/commands.ini --json %s",
              json_path);
-    int rc = run(args, &out);
+    int rc = st_test_run_cli(args, &out);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "ledger"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "within 10 % or one 10 ms block"));
     free(out);

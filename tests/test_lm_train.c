@@ -1243,32 +1243,11 @@ static void test_reply_never_silent(void)
     st_lm_model_destroy(&m);
 }
 
-static int run_cli(const char *args, char **out)
-{
-    const char *bin = getenv("ST_CLI");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin && *bin ? bin : "build/spiketalk", args);
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    int status = pclose(f);
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void test_cli(void)
 {
-    const char *bin = getenv("ST_CLI");
     struct stat sb;
-    if (stat(bin && *bin ? bin : "build/spiketalk", &sb) != 0) {
+    if (stat(st_test_cli(), &sb) != 0) {
         st_test_skip("lm_train:cli", "no spiketalk binary (set ST_CLI)");
         return;
     }
@@ -1282,15 +1261,15 @@ static void test_cli(void)
     snprintf(args, sizeof args,
              "lm train --text %s --out %s --steps 3 --layers 1 --embd 8 --seq-len 16 --batch 2",
              text, model);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "nats/char"));
     free(out);
     snprintf(args, sizeof args, "lm eval --model %s --text %s --last 0.1", model, text);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "bits/char"));
     free(out);
     /* a model that is not there is an error naming it */
-    CU_ASSERT_EQUAL(run_cli("reply \"hello\" --model /nonexistent/dialogue.stnn", &out), 1);
+    CU_ASSERT_EQUAL(st_test_run_cli("reply \"hello\" --model /nonexistent/dialogue.stnn", &out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/dialogue.stnn"));
     free(out);
     /* no model anywhere (a copy of the binary away from models/): the message says how to
@@ -1299,7 +1278,7 @@ static void test_cli(void)
     snprintf(args, sizeof args,
              "mkdir -p %s/bin && cp %s %s/bin/spiketalk && cd %s && "
              "env -u SPIKETALK_DIALOGUE_MODEL ./bin/spiketalk reply hello 2>&1",
-             dir, bin && *bin ? bin : "build/spiketalk", dir, dir);
+             dir, st_test_cli(), dir, dir);
     FILE *p = popen(args, "r");
     char msg[1024] = "";
     size_t got = p ? fread(msg, 1, sizeof msg - 1, p) : 0;
@@ -1307,9 +1286,9 @@ static void test_cli(void)
     int status = p ? pclose(p) : -1;
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "make train-dialogue"));
-    CU_ASSERT_EQUAL(run_cli("lm train --text /nonexistent.txt --out x --steps 1", &out), 1);
+    CU_ASSERT_EQUAL(st_test_run_cli("lm train --text /nonexistent.txt --out x --steps 1", &out), 1);
     free(out);
-    CU_ASSERT_EQUAL(run_cli("lm train --text x", &out), 2);
+    CU_ASSERT_EQUAL(st_test_run_cli("lm train --text x", &out), 2);
     free(out);
 }
 

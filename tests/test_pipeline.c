@@ -76,25 +76,6 @@ static char *read_file(const char *path)
     return buf;
 }
 
-static int run_cli(const char *args, char **out)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", st_test_cli(), args);
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    int status = pclose(f);
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static size_t resident_bytes(void)
 {
@@ -1468,16 +1449,16 @@ static void test_encoder_stage_matches_library(void)
 static void test_cli_run_stage_replay(void)
 {
     char *out;
-    CU_ASSERT_EQUAL(run_cli("run --print-config", &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli("run --print-config", &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "[stage.mic]"));
     free(out);
-    CU_ASSERT_EQUAL(run_cli("stage --list", &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli("stage --list", &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "passthrough"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "external"));
     free(out);
     const char *helps[] = {"run --help", "stage --help", "replay --help", "bench pipeline --help"};
     for (int i = 0; i < 4; i++) {
-        CU_ASSERT_EQUAL(run_cli(helps[i], &out), 0);
+        CU_ASSERT_EQUAL(st_test_run_cli(helps[i], &out), 0);
         CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: spiketalk"));
         free(out);
     }
@@ -1492,20 +1473,20 @@ static void test_cli_run_stage_replay(void)
              rec, txt);
     write_file(ini, text);
     snprintf(args, sizeof args, "run --config %s", ini);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "every stage has finished"));
     free(out);
     snprintf(args, sizeof args, "replay %s", rec);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"there\""));
     free(out);
     snprintf(args, sizeof args, "stage b --config %s --endpoints", ini);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "listen = inproc://st/b"));
     free(out);
     write_file(ini, "[stage.a]\ntype = text_source\nlines = x\nout = nowhere\n");
     snprintf(args, sizeof args, "run --config %s", ini);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 1);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "t.ini:4:"));
     free(out);
 }

@@ -1145,26 +1145,6 @@ static void test_csv_log(void)
 
 /* ---- the command ---------------------------------------------------------------------------- */
 
-static int run_cli(const char *args, char **out)
-{
-    const char *bin = getenv("ST_CLI");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin && *bin ? bin : "build/spiketalk", args);
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    const int status = pclose(f);
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static bool exists(const char *path)
 {
@@ -1174,8 +1154,7 @@ static bool exists(const char *path)
 
 static void test_cli_train(void)
 {
-    const char *bin = getenv("ST_CLI");
-    if (!exists(bin && *bin ? bin : "build/spiketalk")) {
+    if (!exists(st_test_cli())) {
         st_test_skip("train:cli_train", "no spiketalk binary (set ST_CLI)");
         return;
     }
@@ -1195,7 +1174,7 @@ static void test_cli_train(void)
     fclose(f);
     char *out;
     snprintf(args, sizeof args, "train --config %s --threads 2", cfg);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "validation accuracy"));
     free(out);
     CU_ASSERT(exists(log) && exists(ckpt) && exists(model) && exists(nir));
@@ -1205,7 +1184,7 @@ static void test_cli_train(void)
     st_snn_net_destroy(&net);
     /* resuming a finished run trains nothing more and says so */
     snprintf(args, sizeof args, "train --config %s --resume %s", cfg, ckpt);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "already done 2 of 2 epochs"));
     free(out);
     /* a bad configuration fails before any training, naming line and key */
@@ -1214,14 +1193,14 @@ static void test_cli_train(void)
                "[optimizer]\nlr = nan\n");
     fclose(f);
     snprintf(args, sizeof args, "train --config %s", bad);
-    CU_ASSERT_EQUAL(run_cli(args, &out), 1);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "bad.ini:7: [optimizer] lr: 'nan' is not a finite number"));
     CU_ASSERT_PTR_NULL(strstr(out, "epoch"));
     free(out);
-    CU_ASSERT_EQUAL(run_cli("train", &out), 2);
+    CU_ASSERT_EQUAL(st_test_run_cli("train", &out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--config FILE is required"));
     free(out);
-    CU_ASSERT_EQUAL(run_cli("train --help", &out), 0);
+    CU_ASSERT_EQUAL(st_test_run_cli("train --help", &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: spiketalk train"));
     free(out);
 }

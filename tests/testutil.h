@@ -28,6 +28,11 @@ const char *st_test_shared_data(void);
     (from the repository root). */
 const char *st_test_cli(void);
 
+/*  Runs `spiketalk ARGS` (st_test_cli(), through the shell) with stderr
+    merged into stdout; returns the exit status (-1: it did not run or
+    exit) and *out, all it printed (the caller frees). */
+int st_test_run_cli(const char *args, char **out);
+
 /*  The number after "key": in a JSON text, NAN when the key is absent or no
     number follows it. */
 double st_test_json_number(const char *json, const char *key);
