@@ -425,6 +425,7 @@ typedef struct {
     bool baseline;
     const char *data_dir;
     bool realtime;     /* pace the blocks to the wall clock */
+    double end_wait_s, prefix_wait_s; /* spiketalk's end-of-turn waits; < 0: the defaults */
     int index, count;  /* the scenario's place in the run (the progress line) */
 } run_opts;
 
@@ -501,6 +502,10 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     ap.clock_minute = 30;
     ap.on_event = on_event;
     ap.user_data = &c;
+    if (o->end_wait_s >= 0)
+        ap.turn.incomplete_wait_s = o->end_wait_s;
+    if (o->prefix_wait_s >= 0)
+        ap.turn.prefix_wait_s = o->prefix_wait_s;
     if (o->baseline) {
         /* the common policy: speech after 0.2 s of voice, end after 0.8 s of silence */
         ap.turn.complete_wait_s = 0.8;
@@ -1074,10 +1079,14 @@ static void usage(FILE *out)
             "  --svg PREFIX      plots PREFIX_cdf.svg and PREFIX_timeline.svg (default\n"
             "                    build/latency)\n"
             "  --timeline NAME   the scenario the timeline shows (default interruptions)\n"
-            "  --asr FILE        recognizer (default models/asr.stm)\n"
+            "  --asr FILE        recognizer (default " CLI_AGENT_ASR ")\n"
             "  --model FILE      dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
             "                    models/dialogue.stnn; without one every answer says so)\n"
             "  --data DIR        shared data for recordings (default ../shared/data)\n"
+            "  --end-wait S      spiketalk's silence fallback: the turn ends S seconds after\n"
+            "                    the user's offset when the words are no request of the\n"
+            "                    grammar (default 0.5; docs/AGENT.md \"End of turn\")\n"
+            "  --prefix-wait S   ... when they are the start of one (default 0.7)\n"
             "  --realtime        pace the blocks to the wall clock and report the real-time\n"
             "                    figures too (a progress line on stderr)\n"
             "  -h, --help        this help\n"
@@ -1214,6 +1223,7 @@ int st_bench_latency(int argc, char **argv)
     const char *json = NULL, *svg = "build/latency", *timeline = "interruptions";
     const char *asr = NULL, *model = NULL, *data = NULL;
     bool baseline = false, realtime = false;
+    double end_wait = -1, prefix_wait = -1;
     int status = 0;
     if (!files)
         return cli_fail(CMD, "out of memory");
@@ -1245,6 +1255,12 @@ int st_bench_latency(int argc, char **argv)
             model = argv[++a];
         } else if (has && !strcmp(o, "--data")) {
             data = argv[++a];
+        } else if (has && (!strcmp(o, "--end-wait") || !strcmp(o, "--prefix-wait"))) {
+            double *w = o[2] == 'e' ? &end_wait : &prefix_wait;
+            if (!cli_parse_double(CMD, o, argv[++a], 0.05, 10, w)) {
+                free(files);
+                return 2;
+            }
         } else {
             usage(stderr);
             free(files);
@@ -1259,15 +1275,17 @@ int st_bench_latency(int argc, char **argv)
         cli_scenario_add_default(CMD, files, &n_files, MAX_FILES);
     char asr_buf[4096], lm_buf[4096];
     run_opts ro = {
-        .asr = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf),
+        .asr = cli_agent_asr(CMD, asr, asr_buf, sizeof asr_buf),
         .lm = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL", "models/dialogue.stnn",
                                    lm_buf, sizeof lm_buf),
         .data_dir = data,
         .realtime = realtime,
+        .end_wait_s = end_wait,
+        .prefix_wait_s = prefix_wait,
     };
     if (!ro.asr) {
         free(files);
-        return cli_fail(CMD, "no recognizer: models/asr.stm is not here (--asr FILE)");
+        return 1;
     }
     st_scenario *scs = calloc((size_t)(n_files ? n_files : 1), sizeof *scs);
     int n_sc = 0;
@@ -1292,8 +1310,11 @@ int st_bench_latency(int argc, char **argv)
         if (!jf)
             status = cli_fail(CMD, "cannot create '%s'", json);
         else
-            fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"turns\": [",
-                    ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "");
+            fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"end_wait_s\": %g, "
+                        "\"prefix_wait_s\": %g, \"turns\": [",
+                    ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "",
+                    end_wait >= 0 ? end_wait : st_turn_default_params().incomplete_wait_s,
+                    prefix_wait >= 0 ? prefix_wait : st_turn_default_params().prefix_wait_s);
     }
     size_t total_turns = 0;
     for (int i = 0; i < n_sc; i++)
@@ -1323,10 +1344,12 @@ int st_bench_latency(int argc, char **argv)
     if (!status) {
         const tally *b = baseline ? &tb : NULL;
         printf("\nspiketalk bench latency: %d scenarios, %zu user turns, %s; agent "
-               "%s, dialogue model %s\n",
+               "%s, dialogue model %s; end-of-turn waits %g s (fallback), %g s (prefix)\n",
                n_sc, total_turns,
                realtime ? "real time (paced to the wall clock) and virtual time" : "virtual time",
-               ro.asr, ro.lm ? ro.lm : "MISSING (every answer says so)");
+               ro.asr, ro.lm ? ro.lm : "MISSING (every answer says so)",
+               end_wait >= 0 ? end_wait : st_turn_default_params().incomplete_wait_s,
+               prefix_wait >= 0 ? prefix_wait : st_turn_default_params().prefix_wait_s);
         printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
         print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");

@@ -24,6 +24,13 @@ int st_cmd_live(int argc, char **argv);   /* cli/cmd_live.c */
     rel beside the folder of the binary (cli/cmd_demo.c). NULL: none. */
 const char *cli_agent_find_model(const char *given, const char *env, const char *rel, char *buf,
                                  size_t cap);
+/*  The agent's recognizer (demo, live, bench latency, soak): the streaming
+    one, trained on whole requests (models/README.md "asr_stream.stm");
+    models/asr.stm is the isolated-word classifier the clip evaluations use.
+    given, else $SPIKETALK_ASR_MODEL, else CLI_AGENT_ASR here or beside the
+    binary. NULL (and an error printed for `cmd`, naming --asr): none. */
+#define CLI_AGENT_ASR "models/asr_stream.stm"
+const char *cli_agent_asr(const char *cmd, const char *given, char *buf, size_t cap);
 int st_cmd_version(int argc, char **argv);
 int st_cmd_features(int argc, char **argv); /* cli/cmd_frontend.c */
 int st_cmd_vad(int argc, char **argv);      /* cli/cmd_frontend.c */
@@ -65,6 +72,9 @@ int cli_asr_read16k(const char *path, float **out, size_t *n);
 struct st_frontend;
 int cli_asr_clip_features(const float *x, size_t n, struct st_frontend *fe, float *feat,
                           size_t max_frames, size_t *made);
+/*  The front end a recognizer was trained on (its stored mels, hop, window). */
+struct st_asr;
+struct st_frontend *cli_asr_frontend(const struct st_asr *a, int *err);
 
 /* ---- shared helpers (cli/util.c) ---- */
 

@@ -144,7 +144,7 @@ static st_asr *load_model(const char *cmd, const char *path)
     return a;
 }
 
-static st_frontend *frontend_for(const st_asr *a, int *err)
+st_frontend *cli_asr_frontend(const st_asr *a, int *err)
 {
     st_frontend_params fp = st_frontend_default_params();
     const st_asr_frontend_info *fi = st_asr_frontend(a);
@@ -498,7 +498,9 @@ static int eval_usage(FILE *out)
                  "  requests  layout path text speaker ends: streaming word error rate and\n"
                  "         emission latency after each word's end (--on.. --tail set the decision\n"
                  "         rule; default: the one stored in the model)\n"
-                 "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n");
+                 "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n"
+                 "  --model defaults to " ASR_DEFAULT_MODEL " (the word classifier) for sc12 and\n"
+                 "  words, to " CLI_AGENT_ASR " (the agent's streaming recognizer) for requests\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -510,7 +512,7 @@ int st_cmd_eval(int argc, char **argv)
     if (!sc12 && !requests && strcmp(argv[1], "words"))
         return cli_fail("eval", "unknown task '%s' (sc12, words or requests)", argv[1]) + 1;
     rule_opts ro = RULE_OPTS_NONE;
-    const char *manifest = NULL, *model = ASR_DEFAULT_MODEL;
+    const char *manifest = NULL, *model = requests ? CLI_AGENT_ASR : ASR_DEFAULT_MODEL;
     int pool = -1; /* the model's own */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--manifest") && i + 1 < argc)
@@ -539,7 +541,7 @@ int st_cmd_eval(int argc, char **argv)
         pool = (int)st_asr_default_pool(a);
     st_asr_decider_params dp = rule_for(a, &ro);
     int err = 0;
-    st_frontend *fe = frontend_for(a, &err);
+    st_frontend *fe = cli_asr_frontend(a, &err);
     size_t n = 0;
     row *rows = fe ? read_manifest("eval", manifest, sc12, requests, &n) : NULL;
     if (!rows || n == 0) {
@@ -665,13 +667,14 @@ int st_cmd_eval(int argc, char **argv)
 
 int st_cmd_listen(int argc, char **argv)
 {
-    const char *file = NULL, *model = ASR_DEFAULT_MODEL;
+    const char *file = NULL, *model = CLI_AGENT_ASR;
     rule_opts ro = RULE_OPTS_NONE;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: spiketalk listen FILE [--model F] [--on P] [--off P] [--min K] [--refractory K]\n"
                    "       [--tail K]  (the decision rule; default: the one stored in the model)\n"
-                   "  prints each word as it is decided: start_s end_s word (decided at t)\n");
+                   "  prints each word as it is decided: start_s end_s word (decided at t)\n"
+                   "  --model defaults to " CLI_AGENT_ASR ", the agent's streaming recognizer\n");
             return 0;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
@@ -689,7 +692,7 @@ int st_cmd_listen(int argc, char **argv)
         return 1;
     st_asr_decider_params dp = rule_for(a, &ro);
     int err = 0;
-    st_frontend *fe = frontend_for(a, &err);
+    st_frontend *fe = cli_asr_frontend(a, &err);
     float *x = NULL;
     size_t n = 0;
     int rc = fe ? cli_asr_read16k(file, &x, &n) : err;

@@ -67,6 +67,15 @@ const char *cli_agent_find_model(const char *given, const char *env, const char 
     return NULL;
 }
 
+const char *cli_agent_asr(const char *cmd, const char *given, char *buf, size_t cap)
+{
+    const char *path = cli_agent_find_model(given, "SPIKETALK_ASR_MODEL", CLI_AGENT_ASR, buf, cap);
+    if (!path)
+        cli_fail(cmd, "no recognizer: " CLI_AGENT_ASR " is not here nor beside the binary "
+                      "(give --asr FILE or set SPIKETALK_ASR_MODEL; make train-asr-stream builds it)");
+    return path;
+}
+
 /* ---- the script ------------------------------------------------------------ */
 
 typedef enum { AFTER_ANSWER, WHILE_SPEAKING } when;
@@ -80,16 +89,19 @@ typedef struct {
     const char *note;    /* what this line shows */
 } line;
 
-/*  The user speaks the recognizer's vocabulary (models/README.md): it is a
-    keyword spotter, and the dialogue model answers its transcripts. */
+/*  The user asks in whole sentences, as people do; the streaming recognizer
+    (models/asr_stream.stm) hears the words of its vocabulary in them and the
+    dialogue model answers those. The pause inside the timer request is half
+    a second, a hesitation; the standard scenarios (scenarios/pauses.ini)
+    measure pauses of a second and more. */
 static const line script[] = {
     {AFTER_ANSWER, 0.8, "hello.", 0, NULL, NULL},
-    {AFTER_ANSWER, 0.7, "what, seven, times, six?", 0, NULL, NULL},
-    {AFTER_ANSWER, 0.7, "story.", 0, NULL, NULL}, /* a long answer to interrupt */
+    {AFTER_ANSWER, 0.7, "what is seven times six?", 0, NULL, NULL},
+    {AFTER_ANSWER, 0.7, "tell me a story.", 0, NULL, NULL}, /* a long answer to interrupt */
     {WHILE_SPEAKING, 1.2, NULL, 0, NULL, "a cough while the agent speaks: it must go on"},
-    {WHILE_SPEAKING, 2.6, "timer,", 0.6, "five, minutes.",
+    {WHILE_SPEAKING, 2.6, "set a timer for", 0.5, "five minutes.",
      "an interruption, with a pause inside the request"},
-    {AFTER_ANSWER, 0.7, "count, three.", 0, NULL, NULL},
+    {AFTER_ANSWER, 0.7, "count to three.", 0, NULL, NULL},
     {AFTER_ANSWER, 0.7, "goodbye.", 0, NULL, NULL},
 };
 #define N_LINES (sizeof script / sizeof script[0])
@@ -372,7 +384,7 @@ static void usage(void)
            "      --no-echo        no room echo of the agent's voice at the microphone\n"
            "      --model FILE     dialogue model (default: $SPIKETALK_DIALOGUE_MODEL,\n"
            "                       models/dialogue.stnn)\n"
-           "      --asr FILE       recognizer model (default models/asr.stm)\n"
+           "      --asr FILE       recognizer model (default " CLI_AGENT_ASR ")\n"
            "      --user-voice V   the user's espeak voice (default en-gb-scotland)\n"
            "      --agent-voice V  the agent's espeak voice (default en-us)\n"
            "      --publish EP     publish every turn change on a ZeroMQ PUB socket bound to\n"
@@ -415,10 +427,9 @@ int st_cmd_demo(int argc, char **argv)
         }
     }
     char asr_buf[4200], lm_buf[4200];
-    const char *asr_path = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf);
+    const char *asr_path = cli_agent_asr("demo", asr, asr_buf, sizeof asr_buf);
     if (!asr_path)
-        return cli_fail("demo", "no recognizer model: models/asr.stm is not here nor beside the "
-                                "binary (give --asr FILE)");
+        return 1;
     const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",
                                                "models/dialogue.stnn", lm_buf, sizeof lm_buf);
 

@@ -137,7 +137,7 @@ static void usage(void)
            "  -s, --seconds S      stop after S seconds (default: until Ctrl-C)\n"
            "      --say TEXT       the agent says TEXT first\n"
            "      --model FILE     dialogue model (default models/dialogue.stnn)\n"
-           "      --asr FILE       recognizer model (default models/asr.stm)\n"
+           "      --asr FILE       recognizer model (default " CLI_AGENT_ASR ")\n"
            "      --voice V        the agent's espeak voice (default en-us)\n"
            "      --publish EP     publish every turn change on a ZeroMQ PUB socket bound to\n"
            "                       EP: wire-protocol CONTROL TURN messages (docs/AGENT.md)\n");
@@ -183,10 +183,9 @@ int st_cmd_live(int argc, char **argv)
         return 1;
     }
     char asr_buf[4200], lm_buf[4200];
-    const char *asr_path = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf);
+    const char *asr_path = cli_agent_asr("live", asr, asr_buf, sizeof asr_buf);
     if (!asr_path)
-        return cli_fail("live", "no recognizer model: models/asr.stm is not here nor beside the "
-                                "binary (give --asr FILE)");
+        return 1;
     const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",
                                                "models/dialogue.stnn", lm_buf, sizeof lm_buf);
 

@@ -468,7 +468,7 @@ static void usage(FILE *out)
             "                   whole loops over the scenarios once it passes one)\n"
             "  --scenario FILE  a scenario file or folder (repeatable; default scenarios/)\n"
             "  --json [FILE]    the figures as JSON (to FILE, or instead of the table)\n"
-            "  --asr FILE       recognizer (default models/asr.stm)\n"
+            "  --asr FILE       recognizer (default " CLI_AGENT_ASR ")\n"
             "  --model FILE     dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
             "                   models/dialogue.stnn; without one every answer says so)\n"
             "  --data DIR       shared data for recordings (default ../shared/data)\n"
@@ -865,12 +865,12 @@ int st_cmd_soak(int argc, char **argv)
     if (!n_files)
         cli_scenario_add_default(CMD, files, &n_files, MAX_FILES);
     char asr_buf[4096], lm_buf[4096];
-    const char *asr_path = cli_agent_find_model(asr, NULL, "models/asr.stm", asr_buf, sizeof asr_buf);
+    const char *asr_path = cli_agent_asr(CMD, asr, asr_buf, sizeof asr_buf);
     const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",
                                                "models/dialogue.stnn", lm_buf, sizeof lm_buf);
     if (!asr_path) {
         free(files);
-        return cli_fail(CMD, "no recognizer: models/asr.stm is not here (--asr FILE)");
+        return 1;
     }
     scen *scs = calloc((size_t)(n_files ? n_files : 1), sizeof *scs);
     soak *k = calloc(1, sizeof *k);

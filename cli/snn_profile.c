@@ -6,8 +6,10 @@
     estimated from published per-operation figures.
 
     The network is one of the two reference networks (--net cuba, --net
-    stream; snn/bench_nets.c) or a model file (.stm, or .nir with the
-    importer's defaults), stepped on generated input: each input element
+    stream; snn/bench_nets.c), a model file (.stm, or .nir with the
+    importer's defaults) or a recognizer's net (snn/asr.h: stepped once a
+    frame on the features of real audio, --audio, so that the counts are
+    per second of speech), else stepped on generated input: each input element
     spikes with probability --rate a step, or with --input dense takes a
     real value U(0, 2 rate) (the same mean). The dense count is measured too:
     one step of the same network on the multiply-accumulate path
@@ -15,6 +17,8 @@
 */
 #include "cli.h"
 
+#include "audio/audio.h"
+#include "snn/asr.h"
 #include "snn/snn.h"
 
 #include <getopt.h>
@@ -42,6 +46,7 @@
 typedef struct {
     const char *net_name;  /* cuba | stream, or NULL for a file */
     const char *path;
+    const char *audio;     /* a recognizer's input: this recording */
     long steps;            /* -1: the net's default */
     double rate;
     bool dense_input;
@@ -71,6 +76,10 @@ static void usage(FILE *out)
             "                 neurons, 2 %% connectivity, no input (10000 steps of 0.1 ms)\n"
             "  MODEL          a model file: .stm (spiketalk) or .nir (NIR, default import\n"
             "                 parameters: see spiketalk snn run --help)\n"
+            "  RECOGNIZER     models/asr_stream.stm, models/asr.stm: its net stepped once a\n"
+            "                 10 ms frame on the normalised log-mel features of --audio\n"
+            "                 (default the shared data's jfk.flac), as the streaming\n"
+            "                 recognizer runs it; adds the work per second of audio\n"
             "\n"
             "options:\n"
             "  --steps N          time steps, 1 .. 10^7\n"
@@ -78,12 +87,14 @@ static void usage(FILE *out)
             "  --input spikes     inputs 0/1 with probability R (the default)\n"
             "  --input dense      inputs real, U(0, 2R): the same mean drive, no events\n"
             "  --seed S           input random seed (default 1)\n"
+            "  --audio FILE       a recognizer's input recording (any rate; resampled)\n"
             "  --json             one JSON object instead of the table\n"
             "\n"
             "examples:\n"
             "  spiketalk snn profile --net stream --rate 0.05\n"
             "  spiketalk snn profile --net cuba --json\n"
-            "  spiketalk snn profile models/vad.stm --steps 500\n");
+            "  spiketalk snn profile models/vad.stm --steps 500\n"
+            "  spiketalk snn profile models/asr_stream.stm --audio speech.wav\n");
 }
 
 static const char *kind_name(st_snn_node_kind k)
@@ -135,6 +146,46 @@ typedef struct {
     double loihi, truenorth, dense_fp32;
 } energy;
 
+/* A recognizer's input: the front end's frames of o->audio (default: the
+   shared data's jfk.flac), n_features each; NULL after an error printed. */
+static float *recognizer_input(const st_asr *asr, options *o, char *buf, size_t cap,
+                               size_t *n_frames)
+{
+    if (!o->audio) {
+        const char *d = getenv("ST_SHARED_DATA");
+        snprintf(buf, cap, "%s/speech/clips/jfk.flac", d && *d ? d : "../shared/data");
+        FILE *f = fopen(buf, "rb");
+        if (!f) {
+            cli_fail(CMD, "a recognizer runs on speech: give --audio FILE (%s is not here)", buf);
+            return NULL;
+        }
+        fclose(f);
+        o->audio = buf;
+    }
+    float *pcm = NULL, *feat = NULL;
+    size_t n = 0;
+    int err = cli_asr_read16k(o->audio, &pcm, &n);
+    if (err) {
+        cli_fail_lib(CMD, err, o->audio);
+        return NULL;
+    }
+    st_frontend *fe = cli_asr_frontend(asr, &err);
+    const size_t nf = st_asr_features(asr), cap_frames = n / 80 + 8;
+    feat = fe ? malloc(cap_frames * nf * sizeof *feat) : NULL;
+    size_t used = 0;
+    *n_frames = 0;
+    if (!fe || !feat || (err = st_frontend_process(fe, pcm, n, feat, NULL, cap_frames, &used,
+                                                   n_frames)) || !*n_frames) {
+        cli_fail(CMD, "%s: no frames of features (%s)", o->audio,
+                 err ? st_errmsg() : "too short");
+        free(feat);
+        feat = NULL;
+    }
+    st_frontend_destroy(&fe);
+    free(pcm);
+    return feat;
+}
+
 static energy estimate(const st_snn_counters *c, double dense_macs)
 {
     return (energy){
@@ -153,6 +204,7 @@ int st_cmd_snn_profile(int argc, char **argv)
                                          {"rate", required_argument, 0, 'r'},
                                          {"input", required_argument, 0, 'i'},
                                          {"seed", required_argument, 0, 'S'},
+                                         {"audio", required_argument, 0, 'A'},
                                          {"json", no_argument, 0, 'J'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -190,6 +242,7 @@ int st_cmd_snn_profile(int argc, char **argv)
                 return 2;
             o.seed = (unsigned long)lv;
             break;
+        case 'A': o.audio = optarg; break;
         case 'J': o.json = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -209,35 +262,61 @@ int st_cmd_snn_profile(int argc, char **argv)
         o.net_name = "stream";
 
     int err = ST_OK, rc = 1;
-    st_snn_net *net = NULL;
+    st_snn_net *owned = NULL;
+    st_asr *asr = NULL;
+    const st_snn_net *net = NULL;
     st_snn_state *st = NULL, *dense = NULL;
-    float *x = NULL, *v0 = NULL;
+    float *x = NULL, *v0 = NULL, *feat = NULL;
+    size_t n_frames = 0;
     st_snn_cuba_params cuba = st_snn_cuba_default_params();
     double dt_s = 0;
-    char what[160];
+    char what[160], audio_buf[4200];
     if (o.path) {
-        if (ends_with(o.path, ".nir"))
-            net = st_snn_net_load_nir(o.path, NULL, &err);
-        else
-            net = st_snn_net_load(o.path, &err);
-        if (!net) {
+        if (ends_with(o.path, ".nir")) {
+            owned = st_snn_net_load_nir(o.path, NULL, &err);
+        } else if (!(owned = st_snn_net_load(o.path, &err))) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", st_errmsg());
+            if (!(asr = st_asr_load(o.path, &err)) && strstr(why, "'asr'")) {
+                cli_fail_lib(CMD, err, o.path); /* a recognizer file, but a broken one */
+                goto done;
+            }
+            if (!asr)
+                st_error(err = ST_ERR_FORMAT, "%s", why);
+        }
+        if (!owned && !asr) {
             cli_fail_lib(CMD, err, o.path);
             goto done;
         }
         snprintf(what, sizeof what, "%s", o.path);
     } else if (!strcmp(o.net_name, "cuba")) {
-        net = st_snn_cuba_net(&cuba, NULL, NULL, 0, &err);
+        owned = st_snn_cuba_net(&cuba, NULL, NULL, 0, &err);
         dt_s = cuba.dt;
         snprintf(what, sizeof what, "cuba (Vogels & Abbott 2005, Brian2's example)");
     } else {
         st_snn_stream_params sp = st_snn_stream_default_params();
-        net = st_snn_stream_net(&sp, &err);
+        owned = st_snn_stream_net(&sp, &err);
         dt_s = sp.dt;
         snprintf(what, sizeof what, "stream (Linear 256-512 + LIF + Linear 512-256 + LIF)");
     }
+    net = owned ? owned : asr ? st_asr_net(asr) : NULL;
     if (!net) {
         cli_fail_lib(CMD, err, "building the network");
         goto done;
+    }
+    if (o.audio && !asr) {
+        cli_fail(CMD, "--audio is a recognizer's input; %s is not a recognizer", what);
+        rc = 2;
+        goto done;
+    }
+    if (asr && !(feat = recognizer_input(asr, &o, audio_buf, sizeof audio_buf, &n_frames)))
+        goto done;
+    if (asr) {
+        dt_s = st_asr_frontend(asr)->hop_ms * 1e-3;
+        o.steps = (long)n_frames;
+        o.dense_input = true; /* features drive the first layer as currents */
+        snprintf(what, sizeof what, "%s on %s (%.2f s)", o.path, o.audio,
+                 (double)n_frames * dt_s);
     }
     if (o.steps < 0)
         o.steps = o.net_name && !strcmp(o.net_name, "cuba") ? 10000 : 1000;
@@ -270,7 +349,10 @@ int st_cmd_snn_profile(int argc, char **argv)
     const uint64_t seed0 = seed;
     const double t0 = st_now_s();
     for (long s = 0; s < o.steps; s++) {
-        fill_input(x, n_in, &o, &seed);
+        if (feat)
+            st_asr_normalise(asr, feat + (size_t)s * n_in, x);
+        else
+            fill_input(x, n_in, &o, &seed);
         st_snn_step(net, st, x);
     }
     const double wall_s = st_now_s() - t0;
@@ -298,16 +380,24 @@ int st_cmd_snn_profile(int argc, char **argv)
         printf("{\"network\": ");
         json_str(stdout, what);
         printf(", \"steps\": %ld, \"dt_s\": %.9g, \"input\": \"%s\", \"rate\": %.9g, "
-               "\"wall_s\": %.9g, \"kernels\": \"%s\", \"nodes\": [",
+               "\"wall_s\": %.9g, \"kernels\": \"%s\", ",
                o.steps, dt_s, o.dense_input ? "dense" : "spikes", o.rate, wall_s,
                st_snn_kernels());
+        if (asr) {
+            printf("\"audio\": ");
+            json_str(stdout, o.audio);
+            printf(", \"audio_s\": %.9g, ", (double)o.steps * dt_s);
+        }
+        printf("\"nodes\": [");
     } else {
         printf("spiketalk snn profile: %s\n", what);
         char dt_text[48] = "";
         if (dt_s > 0)
             snprintf(dt_text, sizeof dt_text, " of %g ms", 1e3 * dt_s);
         char input[64] = "no input";
-        if (n_in)
+        if (asr)
+            snprintf(input, sizeof input, "input the audio's normalised log-mel frames");
+        else if (n_in)
             snprintf(input, sizeof input, "input %s at rate %.3g",
                      o.dense_input ? "dense U(0, 2R)" : "spikes", o.rate);
         printf("%ld steps%s, %s; %.3f ms wall (%s kernels)\n\n", o.steps, dt_text, input,
@@ -391,6 +481,18 @@ int st_cmd_snn_profile(int argc, char **argv)
                (double)total.neuron_updates / steps, (double)total.syn_ops / steps,
                (double)total.dense_macs / steps, (double)total.spikes / steps,
                (double)dense_total.dense_macs);
+        if (asr) {
+            const double audio_s = steps * dt_s;
+            printf("per second of audio (%.0f steps a second): %.0f spikes, %.0f synaptic ops, "
+                   "%.0f MACs on real values;\n          a dense implementation: %.0f MACs "
+                   "(%.1f x the event-driven operations)\n",
+                   1.0 / dt_s, (double)total.spikes / audio_s, (double)total.syn_ops / audio_s,
+                   (double)total.dense_macs / audio_s, dense_eq / audio_s,
+                   dense_eq / fmax(1.0, (double)total.syn_ops + (double)total.dense_macs));
+            if (st_asr_default_pool(asr) != ST_ASR_POOL_CTC)
+                printf("          (this model's stream re-runs its last second every 100 ms: "
+                       "%d x this work)\n", ST_ASR_WINDOW / ST_ASR_STRIDE);
+        }
         printf("\nenergy ESTIMATE per step, from published per-operation figures (not a "
                "measurement):\n");
         printf("  Loihi      %12.4g nJ = %.1f syn ops x %.1f pJ + %.1f neuron updates x %.0f "
@@ -417,8 +519,10 @@ int st_cmd_snn_profile(int argc, char **argv)
 done:
     st_snn_state_destroy(&st);
     st_snn_state_destroy(&dense);
-    st_snn_net_destroy(&net);
+    st_snn_net_destroy(&owned);
+    st_asr_destroy(&asr);
     free(x);
     free(v0);
+    free(feat);
     return rc;
 }

@@ -698,10 +698,11 @@ typedef enum {
 typedef struct {
     int rate_hz;               /* the capture clock; 16000 */
     double complete_wait_s;    /* after the offset, a complete request; 0.05 s */
-    double incomplete_wait_s;  /* ... words that are neither: the silence fallback; 0.7 s */
+    double incomplete_wait_s;  /* ... words that are neither: the silence fallback; 0.5 s
+                                  (docs/AGENT.md "End of turn": swept on the standard set) */
     double prefix_wait_s;      /* ... the start of a request of the grammar ("timer",
                                   "what is three plus": st_turn_request_prefix), a pause
-                                  inside it; 0.7 s (= the fallback: see docs/AGENT.md) */
+                                  inside it; 0.7 s */
     double barge_min_s;        /* user speech over the agent that commits a barge-in
                                   (segments less than resume_hold_s apart add up); 0.3 s */
     double resume_hold_s;      /* after such speech ends short of it, the agent waits this

@@ -37,7 +37,7 @@ static int as_create(st_stage *s, void **self)
         return st_error(ST_ERR_NOMEM, "out of memory");
     *self = a;
     int rc;
-    const char *model = st_stage_param(s, "model", "models/asr.stm");
+    const char *model = st_stage_param(s, "model", "models/asr_stream.stm");
     if ((rc = st_stage_param_bool(s, "pass", false, &a->pass)))
         return rc;
     if (!(a->asr = st_asr_load(model, &rc)) || !(a->stream = st_asr_stream_new(a->asr, NULL, &rc)))
@@ -128,8 +128,9 @@ static void as_destroy(void *self)
 const st_stage_type st__stage_recognizer = {
     .name = "recognizer",
     .summary = "spiking keyword recognizer: 16 kHz PCM in, final WORDS (one word each) out",
-    .params_help = "model = models/asr.stm   the recognizer (snn/asr.h)\n"
-                   "pass = no                pass the PCM on behind the words\n",
+    .params_help = "model = models/asr_stream.stm   the recognizer (snn/asr.h; the\n"
+                   "                                streaming one, models/README.md)\n"
+                   "pass = no                       pass the PCM on behind the words\n",
     .create = as_create,
     .data = as_data,
     .control = as_control,

@@ -44,7 +44,7 @@ st_turn_params st_turn_default_params(void)
     return (st_turn_params){
         .rate_hz = 16000,
         .complete_wait_s = 0.05,
-        .incomplete_wait_s = 0.7,
+        .incomplete_wait_s = 0.5,
         .prefix_wait_s = 0.7,
         .barge_min_s = 0.3,
         .barge_on_word = true,

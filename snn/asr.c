@@ -321,7 +321,7 @@ size_t st_asr_param_count(const st_asr *self)
     return total;
 }
 
-static void normalise(const st_asr *a, const float *frame, float *x)
+void st_asr_normalise(const st_asr *a, const float *frame, float *x)
 {
     for (size_t i = 0; i < a->n_features; i++)
         x[i] = (frame[i] - a->mean[i]) / a->std[i];
@@ -350,7 +350,7 @@ static int classify_ctc(const st_asr *self, st_snn_state *s, float *x, const flo
     double acc[ST_ASR_MAX_CLASSES] = {0};
     float peak = 0; /* the largest non-blank posterior of any frame */
     for (size_t t = 0; t < n_frames; t++) {
-        normalise(self, frames + t * self->n_features, x);
+        st_asr_normalise(self, frames + t * self->n_features, x);
         st_snn_step(self->net, s, x);
         softmax(st_snn_state_output(s, self->out_node, NULL), self->n_classes, prob);
         for (size_t k = 0; k < self->n_classes; k++) {
@@ -390,7 +390,7 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
     for (size_t k = 0; k < self->n_classes; k++)
         acc[k] = pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
     for (size_t t = 0; t < n_frames; t++) {
-        normalise(self, frames + t * self->n_features, x);
+        st_asr_normalise(self, frames + t * self->n_features, x);
         st_snn_step(self->net, s, x);
         const float *o = st_snn_state_output(s, self->out_node, NULL);
         for (size_t k = 0; k < self->n_classes; k++) {
@@ -611,7 +611,7 @@ static int push_ctc(st_asr_stream *self, const float *frame, uint64_t stamp, st_
                     float *prob_out)
 {
     const st_asr *a = self->asr;
-    normalise(a, frame, self->x);
+    st_asr_normalise(a, frame, self->x);
     st_snn_step(a->net, self->state, self->x);
     softmax(st_snn_state_output(self->state, a->out_node, NULL), a->n_classes, self->prob);
     for (size_t k = 0; k < a->n_classes; k++) {
@@ -648,7 +648,7 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
     size_t nf = a->n_features;
     if (self->count == 0)
         self->first = stamp;
-    normalise(a, frame, self->ring + (self->count % ST_ASR_WINDOW) * nf);
+    st_asr_normalise(a, frame, self->ring + (self->count % ST_ASR_WINDOW) * nf);
     self->count++;
     if (self->count % ST_ASR_STRIDE != 0 || self->count < 30)
         return 0;

@@ -108,6 +108,9 @@ const char *st_asr_word(const st_asr *self, size_t k);  /* borrowed; NULL out of
 int st_asr_find(const st_asr *self, const char *word);  /* class index or -1 */
 const st_asr_frontend_info *st_asr_frontend(const st_asr *self);
 const st_snn_net *st_asr_net(const st_asr *self);
+/*  One front-end frame (st_asr_features() values) as the net takes it:
+    normalised by the mean and std stored in the file. */
+void st_asr_normalise(const st_asr *self, const float *frame, float *x);
 /*  The pooling the model was trained for (tensor "pool", "max", "mean" or
     "ctc"; max when the file has none), and setting it before st_asr_save. */
 typedef enum { ST_ASR_POOL_MAX = 0, ST_ASR_POOL_MEAN, ST_ASR_POOL_CTC } st_asr_pool;

@@ -653,13 +653,13 @@ static const char *bench_cli(const char *test)
 {
     const char *cli = st_test_cli();
     FILE *probe = fopen(cli, "rb");
-    FILE *model = fopen("models/asr.stm", "rb");
+    FILE *model = fopen("models/asr_stream.stm", "rb");
     if (probe)
         fclose(probe);
     if (model)
         fclose(model);
     if (!probe || !model) {
-        st_test_skip(test, "no build/spiketalk or models/asr.stm here");
+        st_test_skip(test, "no build/spiketalk or models/asr_stream.stm here");
         return NULL;
     }
     return cli;
@@ -698,6 +698,7 @@ static void test_bench_latency(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"turn\": \"one\", \"kind\": \"command\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"speech_start_s\": 1.0000"));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"summary\": {\"spiketalk\": {\"voice_to_voice_ms\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"end_wait_s\": 0.5, \"prefix_wait_s\": 0.7,"));
     char path[4200];
     snprintf(path, sizeof path, "%s_cdf.svg", svg);
     f = fopen(path, "r");
@@ -714,6 +715,26 @@ static void test_bench_latency(void)
         fclose(f);
         remove(path);
     }
+    /* the policy's waits can be swept, and the JSON says which ran; a wait
+       out of range is refused, naming the option */
+    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --json '%s' --svg '%s' "
+                              "--end-wait 0.3 --prefix-wait 0.9 >/dev/null 2>&1",
+             cli, ini, json, svg);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    f = fopen(json, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"end_wait_s\": 0.3, \"prefix_wait_s\": 0.9,"));
+    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --end-wait 20 2>&1 | "
+                              "grep -q -- '--end-wait: 20 is out of range'",
+             cli, ini);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    snprintf(path, sizeof path, "%s_cdf.svg", svg);
+    remove(path);
+    snprintf(path, sizeof path, "%s_timeline.svg", svg);
+    remove(path);
     remove(json);
     remove(ini);
 }

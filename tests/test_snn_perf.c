@@ -17,6 +17,7 @@
 */
 #include "testutil.h"
 
+#include "audio/audio.h"
 #include "snn/snn.h"
 #include "snn/snn_impl.h"
 
@@ -855,6 +856,43 @@ static void test_profile_counts(void)
     CU_ASSERT_EQUAL(WEXITSTATUS(system(cmd)), 2);
 }
 
+/* A recognizer on audio: one step a 10 ms frame, the counts per second of
+   audio, and the dense count the weights make (models/asr.stm: 40 x 192 in,
+   192 x 192 recurrent, 192 x 39 out = 52,032 MACs a step). */
+static void test_profile_recognizer(void)
+{
+    struct stat sb;
+    if (stat("models/asr.stm", &sb) != 0 || stat(st_test_cli(), &sb) != 0) {
+        st_test_skip("snn_perf:profile_recognizer", "no models/asr.stm or spiketalk binary here");
+        return;
+    }
+    char wav[512], args[1024], *out;
+    st_test_tmpfile(wav, sizeof wav, "profile.wav");
+    float *x = malloc(32000 * sizeof *x);
+    st_test_noise(x, 32000, 7, 16000, 3000); /* 2 s of band-limited noise */
+    CU_ASSERT_EQUAL_FATAL(st_audio_write_wav(wav, x, 32000, 16000, ST_WAV_FLOAT), ST_OK);
+    free(x);
+    snprintf(args, sizeof args, "snn profile models/asr.stm --audio %s --json", wav);
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
+    double steps = st_test_json_number(out, "steps");
+    CU_ASSERT(steps >= 197 && steps <= 201); /* 2 s of 10 ms hops, less the window */
+    CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(out, "audio_s"), steps * 0.01, 1e-9);
+    const char *total = strstr(out, "\"total\": ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(total);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "dense_equivalent_macs"), steps * 52032);
+    CU_ASSERT_EQUAL(st_test_json_number(total, "dense_macs"), steps * 40 * 192);
+    CU_ASSERT(st_test_json_number(total, "syn_ops") > 0);
+    free(out);
+    /* --audio belongs to a recognizer; a recording that is not there is named */
+    CU_ASSERT_EQUAL(st_test_run_cli("snn profile --net cuba --audio x.wav", &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "not a recognizer"));
+    free(out);
+    CU_ASSERT_EQUAL(st_test_run_cli("snn profile models/asr.stm --audio /nonexistent/a.wav", &out),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/a.wav"));
+    free(out);
+}
+
 CU_TestInfo st_tests_snn_perf[] = {
     {"dense_kernels", test_dense_kernels},
     {"spike_lists", test_spike_lists},
@@ -866,5 +904,6 @@ CU_TestInfo st_tests_snn_perf[] = {
     {"cuba_net", test_cuba_net},
     {"stream_net", test_stream_net},
     {"profile_counts", test_profile_counts},
+    {"profile_recognizer", test_profile_recognizer},
     CU_TEST_INFO_NULL,
 };
