@@ -665,6 +665,26 @@ static const char *bench_cli(const char *test)
     return cli;
 }
 
+/*  Runs `spiketalk bench latency --scenarios INI --json JSON --svg SVG EXTRA`
+    and reads the JSON into buf (cap bytes); false when the run failed. */
+static bool bench_json(const char *cli, const char *ini, const char *json, const char *svg,
+                       const char *extra, char *buf, size_t cap)
+{
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --json '%s' --svg '%s' %s "
+                              ">/dev/null 2>&1",
+             cli, ini, json, svg, extra);
+    if (system(cmd) != 0)
+        return false;
+    FILE *f = fopen(json, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return true;
+}
+
 /*  `spiketalk bench latency` end to end on a two-turn scenario: it runs the
     agent, writes the JSON and both plots, and places the turns where the
     scenario says (the first speech at 1 s, the second after the answer). */
@@ -684,16 +704,8 @@ static void test_bench_latency(void)
           "[turn two]\ntext = stop\nengine = flite\nvoice = slt\n",
           f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --json '%s' --svg '%s' "
-                              "--timeline tiny >/dev/null 2>&1",
-             cli, ini, json, svg);
-    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
-    f = fopen(json, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     char buf[16384];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    CU_ASSERT_FATAL(bench_json(cli, ini, json, svg, "--timeline tiny", buf, sizeof buf));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "{\"bench\": \"latency\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"turn\": \"one\", \"kind\": \"command\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"speech_start_s\": 1.0000"));
@@ -717,15 +729,8 @@ static void test_bench_latency(void)
     }
     /* the policy's waits can be swept, and the JSON says which ran; a wait
        out of range is refused, naming the option */
-    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --json '%s' --svg '%s' "
-                              "--end-wait 0.3 --prefix-wait 0.9 >/dev/null 2>&1",
-             cli, ini, json, svg);
-    CU_ASSERT_EQUAL(system(cmd), 0);
-    f = fopen(json, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    CU_ASSERT_FATAL(
+        bench_json(cli, ini, json, svg, "--end-wait 0.3 --prefix-wait 0.9", buf, sizeof buf));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"end_wait_s\": 0.3, \"prefix_wait_s\": 0.9,"));
     snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --end-wait 20 2>&1 | "
                               "grep -q -- '--end-wait: 20 is out of range'",
@@ -749,7 +754,7 @@ static void test_bench_latency_realtime(void)
     const char *cli = bench_cli("scenario:bench_latency_realtime");
     if (!cli)
         return;
-    char ini[4096], json[4096], svg[4096], cmd[16384];
+    char ini[4096], json[4096], svg[4096];
     st_test_tmpfile(ini, sizeof ini, "rt.ini");
     st_test_tmpfile(json, sizeof json, "rt.json");
     st_test_tmpfile(svg, sizeof svg, "rt");
@@ -759,18 +764,10 @@ static void test_bench_latency_realtime(void)
           "[turn one]\ntext = hello\nvoice = en-gb\nat = 0.5\n",
           f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s bench latency --realtime --scenarios '%s' --json '%s' "
-                              "--svg '%s' >/dev/null 2>&1",
-             cli, ini, json, svg);
-    double t0 = st_now_s();
-    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
-    double wall = st_now_s() - t0;
-    f = fopen(json, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     static char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    double t0 = st_now_s();
+    CU_ASSERT_FATAL(bench_json(cli, ini, json, svg, "--realtime", buf, sizeof buf));
+    double wall = st_now_s() - t0;
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"clock\": \"realtime\""));
     const char *turns = strstr(buf, "\"turns\": ["), *summary = strstr(buf, "\"summary\": {");
     CU_ASSERT_PTR_NOT_NULL_FATAL(turns);
