@@ -111,7 +111,8 @@ class Recognizer:
 
     @classmethod
     def load(cls, path=None):
-        """Loads a recognizer file (kind "asr"); default models/asr.stm."""
+        """Loads a recognizer file (kind "asr"); default models/asr.stm (the
+        word classifier; models/asr_stream.stm is the streaming one)."""
         _, lib = _lib.get()
         path = os.fspath(path) if path is not None else _default_model()
         return cls(_lib.new(lib.st_asr_load, _lib.cstr(path, "model path")), path)

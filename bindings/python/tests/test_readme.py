@@ -30,8 +30,8 @@ def test_every_area_has_a_short_example():
 
 @pytest.mark.parametrize("name", [n for n in examples() if n != "stage"])
 def test_readme_example_runs(name):
-    if name == "recognizer" and not os.path.exists(os.path.join(REPO, "models", "asr.stm")):
-        pytest.skip("SKIPPED: models/asr.stm is absent")
+    if name == "recognizer" and not os.path.exists(os.path.join(REPO, "models", "asr_stream.stm")):
+        pytest.skip("SKIPPED: models/asr_stream.stm is absent")
     env = dict(os.environ, PYTHONPATH=PKG_ROOT)
     r = subprocess.run([sys.executable, "-c", examples()[name]], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=60)
