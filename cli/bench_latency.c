@@ -1079,7 +1079,7 @@ static void usage(FILE *out)
             "  --svg PREFIX      plots PREFIX_cdf.svg and PREFIX_timeline.svg (default\n"
             "                    build/latency)\n"
             "  --timeline NAME   the scenario the timeline shows (default interruptions)\n"
-            "  --asr FILE        recognizer (default " CLI_AGENT_ASR ")\n"
+            "  --asr FILE        recognizer (default $SPIKETALK_ASR_MODEL, " CLI_AGENT_ASR ")\n"
             "  --model FILE      dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
             "                    models/dialogue.stnn; without one every answer says so)\n"
             "  --data DIR        shared data for recordings (default ../shared/data)\n"

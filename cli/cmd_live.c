@@ -137,7 +137,8 @@ static void usage(void)
            "  -s, --seconds S      stop after S seconds (default: until Ctrl-C)\n"
            "      --say TEXT       the agent says TEXT first\n"
            "      --model FILE     dialogue model (default models/dialogue.stnn)\n"
-           "      --asr FILE       recognizer model (default " CLI_AGENT_ASR ")\n"
+           "      --asr FILE       recognizer model (default $SPIKETALK_ASR_MODEL,\n"
+           "                       " CLI_AGENT_ASR ")\n"
            "      --voice V        the agent's espeak voice (default en-us)\n"
            "      --publish EP     publish every turn change on a ZeroMQ PUB socket bound to\n"
            "                       EP: wire-protocol CONTROL TURN messages (docs/AGENT.md)\n");

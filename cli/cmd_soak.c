@@ -468,7 +468,7 @@ static void usage(FILE *out)
             "                   whole loops over the scenarios once it passes one)\n"
             "  --scenario FILE  a scenario file or folder (repeatable; default scenarios/)\n"
             "  --json [FILE]    the figures as JSON (to FILE, or instead of the table)\n"
-            "  --asr FILE       recognizer (default " CLI_AGENT_ASR ")\n"
+            "  --asr FILE       recognizer (default $SPIKETALK_ASR_MODEL, " CLI_AGENT_ASR ")\n"
             "  --model FILE     dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
             "                   models/dialogue.stnn; without one every answer says so)\n"
             "  --data DIR       shared data for recordings (default ../shared/data)\n"
