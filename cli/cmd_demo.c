@@ -178,6 +178,7 @@ typedef struct {
     uint64_t finish_at;
     char heard[512];         /* the recognizer's words since the last request */
     char answer[1024];
+    char refused[128];       /* the answer's refused tool call ("" none) */
     uint32_t answer_epoch, speaking_epoch; /* of the latest ANSWER / SPEAKING (0: printed) */
     st_agent_event speak;    /* the latest SPEAKING */
     st_agent_pub *pub;       /* --publish: turn changes on a PUB socket; NULL none */
@@ -246,6 +247,10 @@ static double pct(double *v, int n, double p)
 static void print_answer(demo *d)
 {
     printf("  %6.2f s  agent: \"%s\"\n", sec(d->speak.sample), d->answer);
+    if (d->refused[0])
+        printf("             (not done: the dialogue model's call [%s] holds a number nobody "
+               "said, or does not read; the agent asks again)\n",
+               d->refused);
     printf("             (first sound %.0f ms after the user stopped; %.1f ms of compute to the "
            "first sample: LM's first token %.1f, first words %.1f, synthesizer's first audio "
            "%.1f)\n",
@@ -286,6 +291,7 @@ static void on_event(const st_agent_event *e, void *user_data)
     case ST_AGENT_EV_ANSWER:
         /* the answer streams: written before or after its first sound */
         snprintf(d->answer, sizeof d->answer, "%s", e->text);
+        snprintf(d->refused, sizeof d->refused, "%s", e->refused ? e->refused : "");
         d->answer_epoch = e->epoch;
         if (d->speaking_epoch == e->epoch)
             print_answer(d);

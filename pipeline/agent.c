@@ -175,6 +175,7 @@ struct st_agent {
     size_t pushed_at;          /* gen[answer_at .. pushed_at) went to the synthesizer */
     unsigned pushed_words;
     char asked[TEXT_MAX];      /* the request as the LM read it (normalised) */
+    char refused[128];         /* the tool call refused in this answer ("" none) */
     char reply[TEXT_MAX];      /* what went to the synthesizer: the answer as said */
     size_t reply_len;
     double t_decided, t_first_token, t_first_push, t_first_audio; /* wall clock, s */
@@ -229,6 +230,8 @@ static void emit(st_agent *a, st_agent_event_kind kind, uint64_t sample, uint64_
         return;
     st_agent_event e = {.kind = kind, .sample = sample, .ref = ref, .text = text,
                         .compute_ms = compute_ms, .epoch = st_turn_epoch(a->turn)};
+    if (kind == ST_AGENT_EV_ANSWER && a->refused[0])
+        e.refused = a->refused;
     a->p.on_event(&e, a->p.user_data);
 }
 
@@ -635,6 +638,7 @@ static int lm_token(st_agent *a, uint64_t now)
                    tools cannot read: the answer ends; nothing said, the
                    fallback asks again */
                 a->stats.refused_calls++;
+                snprintf(a->refused, sizeof a->refused, "%.*s", (int)cl, a->gen + open + 1);
                 return lm_finish(a, now);
             }
             int fl = snprintf(fed, sizeof fed, "{ %s}", result);
@@ -735,7 +739,7 @@ static int answer(st_agent *a, uint64_t now, const char *said)
     if (a->answering)
         flush(a, now); /* cannot happen: the controller interrupts first */
     a->gen_len = a->answer_at = a->pushed_at = a->reply_len = 0;
-    a->gen[0] = a->reply[0] = '\0';
+    a->gen[0] = a->reply[0] = a->refused[0] = '\0';
     a->pushed_words = 0;
     a->lm_tokens = 0;
     a->queue_len = a->played = 0;

@@ -832,6 +832,9 @@ typedef struct {
                                   synthesizer, ms */
     double tts_first_ms;       /* SPEAKING: those words -> the synthesizer's first
                                   audio, ms */
+    const char *refused;       /* ANSWER: the tool call not executed (a number the user
+                                  did not say, or unreadable: st_dialogue_grounded), the
+                                  answer cut before it; borrowed; NULL when none */
     uint32_t epoch;
 } st_agent_event;
 
