@@ -315,6 +315,28 @@ static void tokenizer(void)
     put("tokenizer", "utf8", utf8, sizeof utf8 - 1);
 }
 
+/* ---- dialogue: user text, NUL, tool call ---- */
+
+static void dialogue(void)
+{
+    static const struct {
+        const char *name, *user, *call;
+    } seeds[] = {
+        {"calc", "What's 7 * 6?", "calc seven times six"},
+        {"timer", "set a timer for half an hour", "timer thirty minutes"},
+        {"guess", "minutes", "timer seven minutes"},
+        {"big", "one hundred and five minus a thousand", "calc one hundred and five minus one thousand"},
+        {"time", "what time is it", "time"},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        char buf[256];
+        size_t u = strlen(seeds[i].user), c = strlen(seeds[i].call);
+        memcpy(buf, seeds[i].user, u + 1); /* with its NUL: the separator */
+        memcpy(buf + u + 1, seeds[i].call, c);
+        put("dialogue", seeds[i].name, buf, u + 1 + c);
+    }
+}
+
 /* ---- scenarios: the project's own (the .ini files of scenarios/), when present ---- */
 
 static void scenario(void)
@@ -347,6 +369,7 @@ int main(int argc, char **argv)
     audio();
     config();
     tokenizer();
+    dialogue();
     scenario();
     return 0;
 }

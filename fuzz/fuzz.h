@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -52,6 +54,26 @@ static inline int st_fuzz_memfile(const uint8_t *data, size_t size, char *path, 
     }
     snprintf(path, cap, "/proc/self/fd/%d", fd);
     return fd;
+}
+
+/*  Splits an input at its first NUL: returns the part before it as a new
+    NUL-terminated string (free it; aborts when out of memory) and sets
+    *head_len to its length, *rest / *rest_len to what follows the NUL
+    ("" and 0 when there is none). */
+static inline char *st_fuzz_split(const uint8_t *data, size_t size, size_t *head_len,
+                                  const char **rest, size_t *rest_len)
+{
+    const uint8_t *nul = memchr(data, 0, size);
+    size_t n = nul ? (size_t)(nul - data) : size;
+    char *head = malloc(n + 1);
+    if (!head)
+        abort();
+    memcpy(head, data, n);
+    head[n] = 0;
+    *head_len = n;
+    *rest = nul ? (const char *)nul + 1 : "";
+    *rest_len = nul ? size - n - 1 : 0;
+    return head;
 }
 
 #endif

@@ -15,11 +15,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     st_fuzz_quiet();
-    char *text = malloc(size + 1);
-    if (!text)
-        abort();
-    memcpy(text, data, size);
-    text[size] = 0;
+    size_t len, rest_len; /* the parser reads a C string: up to the first NUL */
+    const char *rest;
+    char *text = st_fuzz_split(data, size, &len, &rest, &rest_len);
     st_scenario sc;
     memset(&sc, 0x5a, sizeof sc); /* the parser must not read what it did not write */
     int rc = st_scenario_parse(text, "fuzz.ini", &sc);

@@ -65,15 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     unsigned mode = data[0];
     data++, size--;
-    const uint8_t *nul = memchr(data, 0, size);
-    size_t vlen = nul ? (size_t)(nul - data) : size;
-    char *vocab = malloc(vlen + 1);
-    if (!vocab)
-        abort();
-    memcpy(vocab, data, vlen);
-    vocab[vlen] = 0;
-    const char *text = nul ? (const char *)nul + 1 : "";
-    size_t tlen = nul ? size - vlen - 1 : 0;
+    size_t vlen, tlen;
+    const char *text;
+    char *vocab = st_fuzz_split(data, size, &vlen, &text, &tlen);
 
     /* Pieces separated by '\n' (empty pieces and repeats are refused). */
     size_t n = 1;

@@ -350,22 +350,37 @@ int st_dialogue_tool(const st_dialogue_tools *tools, const char *call, size_t le
     call_parts c = read_call(call, len);
     long long a = c.a, b = c.b;
     switch (c.kind) {
-    case CALL_CALC:
+    case CALL_CALC: {
+        long long v = 0;
+        int rc = ST_OK;
         switch (c.op) {
-        case 0: return st_words_from_number(a + b, result, cap);
-        case 1: return st_words_from_number(a - b, result, cap);
-        case 2: return st_words_from_number(a * b, result, cap);
+        case 0: v = a + b; break;
+        case 1: v = a - b; break;
+        case 2:
+            if (__builtin_mul_overflow(a, b, &v)) /* billions times billions */
+                rc = st_error(ST_ERR_INVALID, "calc: %lld times %lld does not fit", a, b);
+            break;
         case 3:
             if (b == 0) {
                 snprintf(result, cap, "not defined");
                 return ST_OK;
             }
-            if (a % b == 0)
-                return st_words_from_number(a / b, result, cap);
-            return st_words_from_decimal((double)a / (double)b, 2, result, cap);
+            if (a % b) {
+                rc = st_words_from_decimal((double)a / (double)b, 2, result, cap);
+                goto said;
+            }
+            v = a / b;
+            break;
         case 4: snprintf(result, cap, "%s", a > b ? "yes" : "no"); return ST_OK;
         default: snprintf(result, cap, "%s", a < b ? "yes" : "no"); return ST_OK;
         }
+        if (!rc)
+            rc = st_words_from_number(v, result, cap);
+    said:
+        if (rc && cap) /* a result too large to say: the call fails as a whole */
+            snprintf(result, cap, "error");
+        return rc;
+    }
     case CALL_TIME: {
         int h = tools ? tools->hour : -1, m = tools ? tools->minute : 0;
         if (h < 0) {
@@ -403,7 +418,8 @@ static bool is_number_word(const char *w, size_t n)
     for (int k = 2; k < 10; k++)
         if (word_is(w, n, TENS[k]))
             return true;
-    return word_is(w, n, "hundred") || word_is(w, n, "thousand") || word_is(w, n, "million");
+    return word_is(w, n, "hundred") || word_is(w, n, "thousand") || word_is(w, n, "million") ||
+           word_is(w, n, "billion");
 }
 
 static bool is_unit(const char *w, size_t n)
@@ -436,18 +452,25 @@ static size_t said_numbers(const char *s, long long *v, size_t cap)
             v[nv++] = 1;
             continue;
         }
-        if (!is_number_word(w[i], wl[i]))
+        /* a run: number words (and "and" inside), or "a" before a scale
+           word ("a hundred") */
+        bool a_scale = word_is(w[i], wl[i], "a") && i + 1 < nw &&
+                       (word_is(w[i + 1], wl[i + 1], "hundred") ||
+                        word_is(w[i + 1], wl[i + 1], "thousand") ||
+                        word_is(w[i + 1], wl[i + 1], "million"));
+        if (!a_scale && !is_number_word(w[i], wl[i]))
             continue;
         size_t best = i;
-        long long val = 0, x;
-        for (size_t j = i; j < nw && (is_number_word(w[j], wl[j]) || word_is(w[j], wl[j], "and"));
-             j++)
+        long long val = -1, x;
+        for (size_t j = i + a_scale;
+             j < nw && (is_number_word(w[j], wl[j]) || word_is(w[j], wl[j], "and")); j++)
             if (!st_number_from_words(w[i], (size_t)(w[j] + wl[j] - w[i]), &x)) {
                 best = j;
-                val = x;
+                val = x < 0 ? -x : x;
             }
         st_error_clear();
-        v[nv++] = val < 0 ? -val : val;
+        if (val >= 0) /* "hundred" alone reads as no number */
+            v[nv++] = val;
         i = best;
     }
     return nv;

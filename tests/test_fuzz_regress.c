@@ -48,12 +48,21 @@
                                     checked against net/nodes first, and
                                     snn/layer.c counts taps per kernel
                                     tap, not per output)
+    and by fuzz/fuzz_dialogue.c (a call the tools execute must be grounded
+    in its own words):
+      billion_not_a_number_word     "calc one billion and five minus one"
+                                    ran, but the grounding check read the
+                                    user's "one billion and five" as 1 and 5
+                                    ("billion" was no number word to it), so
+                                    a user who said it would be refused
+                                    (fixed in snn/dialogue.c)
     Reads files under fuzz/ (run from the repository root, as make test does).
 */
 #include "testutil.h"
 
 #include "audio/audio.h"
 #include "pipeline/pipeline.h"
+#include "snn/dialogue.h"
 #include "snn/lm.h"
 #include "snn/snn.h"
 
@@ -381,6 +390,41 @@ static void test_seeds_decode(void)
     CU_ASSERT(each_file("fuzz/corpus/recording", seed_recording) >= 1);
 }
 
+/* ---- dialogue: a call the tools execute is grounded in its own words ---- */
+
+/* What fuzz/fuzz_dialogue.c checks, on user text, NUL, call text. */
+static void dialogue_replay(const char *path, const unsigned char *data, size_t len)
+{
+    const char *user = (const char *)data;
+    size_t ulen = strnlen(user, len);
+    const char *call = ulen < len ? user + ulen + 1 : "";
+    size_t clen = ulen < len ? len - ulen - 1 : 0;
+    char result[64], own[512], norm[512];
+    if (st_dialogue_tool(NULL, call, clen, result, sizeof result) != ST_OK ||
+        clen >= sizeof own)
+        return;
+    memcpy(own, call, clen);
+    own[clen] = 0;
+    st_dialogue_normalize(own, norm, sizeof norm);
+    if (!strcmp(norm, own) && !st_dialogue_grounded(norm, call, clen))
+        fprintf(stderr, "\n%s: '%s' ran but is not grounded in its own words\n", path, own);
+    CU_ASSERT(strcmp(norm, own) || st_dialogue_grounded(norm, call, clen));
+}
+
+static void test_dialogue_inputs_found(void)
+{
+    CU_ASSERT(each_file("fuzz/regress/dialogue", dialogue_replay) >= 1);
+    CU_ASSERT(each_file("fuzz/corpus/dialogue", dialogue_replay) >= 5);
+}
+
+static void test_dialogue_billion_is_a_number(void)
+{
+    static const char call[] = "calc one billion and five minus one";
+    CU_ASSERT(st_dialogue_grounded("what is one billion and five minus one", call,
+                                   sizeof call - 1));
+    CU_ASSERT(!st_dialogue_grounded("what is one and five minus one", call, sizeof call - 1));
+}
+
 CU_TestInfo st_tests_fuzz_regress[] = {
     {"config_inputs_found", test_config_inputs_found},
     {"config_set_refuses_line_breaks", test_config_set_refuses_line_breaks},
@@ -392,6 +436,8 @@ CU_TestInfo st_tests_fuzz_regress[] = {
     {"net_sizes_bounded", test_net_sizes_bounded},
     {"lm_reference_sizes_checked_first", test_lm_reference_sizes_checked_first},
     {"conv_geometry_matches_nodes", test_conv_geometry_matches_nodes},
+    {"dialogue_inputs_found", test_dialogue_inputs_found},
+    {"dialogue_billion_is_a_number", test_dialogue_billion_is_a_number},
     {"seeds_decode", test_seeds_decode},
     CU_TEST_INFO_NULL,
 };

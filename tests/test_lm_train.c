@@ -1064,7 +1064,10 @@ static void test_tools(void)
     CU_ASSERT_STRING_EQUAL(r, "ok");
     CU_ASSERT_EQUAL(timer_seen, 90);
     const char *bad[] = {"calc seven times", "calc banana plus two", "weather", "timer five",
-                         "timer zero minutes"};
+                         "timer zero minutes",
+                         /* results too large to say, one past int64 (was signed overflow) */
+                         "calc one million times one million",
+                         "calc nine hundred billion times nine hundred billion"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CU_ASSERT_EQUAL(st_dialogue_tool(&t, bad[i], strlen(bad[i]), r, sizeof r),
                         ST_ERR_INVALID);
@@ -1103,6 +1106,9 @@ static void test_grounded(void)
          true},
         {"how much is one hundred and five minus twenty", "calc one hundred minus twenty", false},
         {"what's minus three plus two", "calc minus three plus two", true},
+        {"what is a hundred plus two", "calc one hundred plus two", true},
+        {"what is a hundred plus two", "calc a hundred plus two", true},
+        {"hundred plus two", "calc zero plus two", false}, /* "hundred" alone is no zero */
         {"what time is it", "time", true},
         {"", "calc one plus one", false},
         {"two", "weather", true}, /* not the guard's: the tool reports it */
