@@ -425,7 +425,8 @@ typedef struct {
     bool baseline;
     const char *data_dir;
     bool realtime;     /* pace the blocks to the wall clock */
-    double end_wait_s, prefix_wait_s; /* spiketalk's end-of-turn waits; < 0: the defaults */
+    double end_wait_s, prefix_wait_s; /* spiketalk's end-of-turn waits (default: the turn
+                                         controller's) */
     int index, count;  /* the scenario's place in the run (the progress line) */
 } run_opts;
 
@@ -502,10 +503,8 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     ap.clock_minute = 30;
     ap.on_event = on_event;
     ap.user_data = &c;
-    if (o->end_wait_s >= 0)
-        ap.turn.incomplete_wait_s = o->end_wait_s;
-    if (o->prefix_wait_s >= 0)
-        ap.turn.prefix_wait_s = o->prefix_wait_s;
+    ap.turn.incomplete_wait_s = o->end_wait_s;
+    ap.turn.prefix_wait_s = o->prefix_wait_s;
     if (o->baseline) {
         /* the common policy: speech after 0.2 s of voice, end after 0.8 s of silence */
         ap.turn.complete_wait_s = 0.8;
@@ -1223,7 +1222,8 @@ int st_bench_latency(int argc, char **argv)
     const char *json = NULL, *svg = "build/latency", *timeline = "interruptions";
     const char *asr = NULL, *model = NULL, *data = NULL;
     bool baseline = false, realtime = false;
-    double end_wait = -1, prefix_wait = -1;
+    const st_turn_params turn = st_agent_default_params().turn;
+    double end_wait = turn.incomplete_wait_s, prefix_wait = turn.prefix_wait_s;
     int status = 0;
     if (!files)
         return cli_fail(CMD, "out of memory");
@@ -1313,8 +1313,7 @@ int st_bench_latency(int argc, char **argv)
             fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"end_wait_s\": %g, "
                         "\"prefix_wait_s\": %g, \"turns\": [",
                     ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "",
-                    end_wait >= 0 ? end_wait : st_turn_default_params().incomplete_wait_s,
-                    prefix_wait >= 0 ? prefix_wait : st_turn_default_params().prefix_wait_s);
+                    end_wait, prefix_wait);
     }
     size_t total_turns = 0;
     for (int i = 0; i < n_sc; i++)
@@ -1348,8 +1347,7 @@ int st_bench_latency(int argc, char **argv)
                n_sc, total_turns,
                realtime ? "real time (paced to the wall clock) and virtual time" : "virtual time",
                ro.asr, ro.lm ? ro.lm : "MISSING (every answer says so)",
-               end_wait >= 0 ? end_wait : st_turn_default_params().incomplete_wait_s,
-               prefix_wait >= 0 ? prefix_wait : st_turn_default_params().prefix_wait_s);
+               end_wait, prefix_wait);
         printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
         print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");

@@ -170,7 +170,7 @@ static float *recognizer_input(const st_asr *asr, options *o, char *buf, size_t 
         return NULL;
     }
     st_frontend *fe = cli_asr_frontend(asr, &err);
-    const size_t nf = st_asr_features(asr), cap_frames = n / 80 + 8;
+    const size_t nf = st_asr_features(asr), cap_frames = fe ? n / st_frontend_hop_samples(fe) + 2 : 0;
     feat = fe ? malloc(cap_frames * nf * sizeof *feat) : NULL;
     size_t used = 0;
     *n_frames = 0;
@@ -274,15 +274,15 @@ int st_cmd_snn_profile(int argc, char **argv)
     if (o.path) {
         if (ends_with(o.path, ".nir")) {
             owned = st_snn_net_load_nir(o.path, NULL, &err);
-        } else if (!(owned = st_snn_net_load(o.path, &err))) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", st_errmsg());
-            if (!(asr = st_asr_load(o.path, &err)) && strstr(why, "'asr'")) {
-                cli_fail_lib(CMD, err, o.path); /* a recognizer file, but a broken one */
-                goto done;
-            }
-            if (!asr)
-                st_error(err = ST_ERR_FORMAT, "%s", why);
+        } else {
+            /* a recognizer's file holds its net and more: its kind says which */
+            st_tensor_file *tf = st_tensor_file_load(o.path, &err);
+            const bool is_asr = tf && !strcmp(st_tensor_file_kind(tf), "asr");
+            st_tensor_file_destroy(&tf);
+            if (is_asr)
+                asr = st_asr_load(o.path, &err);
+            else
+                owned = st_snn_net_load(o.path, &err);
         }
         if (!owned && !asr) {
             cli_fail_lib(CMD, err, o.path);

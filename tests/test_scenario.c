@@ -665,6 +665,23 @@ static const char *bench_cli(const char *test)
     return cli;
 }
 
+/*  The files of a bench run named `name` in the temporary folder: the
+    scenario INI (written with `text`), the JSON and the plots' prefix
+    (4096 bytes each). */
+static void bench_files(const char *name, const char *text, char *ini, char *json, char *svg)
+{
+    char file[64];
+    snprintf(file, sizeof file, "%s.ini", name);
+    st_test_tmpfile(ini, 4096, file);
+    snprintf(file, sizeof file, "%s.json", name);
+    st_test_tmpfile(json, 4096, file);
+    st_test_tmpfile(svg, 4096, name);
+    FILE *f = fopen(ini, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 /*  Runs `spiketalk bench latency --scenarios INI --json JSON --svg SVG EXTRA`
     and reads the JSON into buf (cap bytes); false when the run failed. */
 static bool bench_json(const char *cli, const char *ini, const char *json, const char *svg,
@@ -694,16 +711,11 @@ static void test_bench_latency(void)
     if (!cli)
         return;
     char ini[4096], json[4096], svg[4096], cmd[16384];
-    st_test_tmpfile(ini, sizeof ini, "tiny.ini");
-    st_test_tmpfile(json, sizeof json, "tiny.json");
-    st_test_tmpfile(svg, sizeof svg, "tiny");
-    FILE *f = fopen(ini, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs("[scenario]\nname = tiny\nnoise = pink\nnoise_db = -60\ntail_s = 1\n"
-          "[turn one]\ntext = hello\nvoice = en-gb\nat = 1.0\n"
-          "[turn two]\ntext = stop\nengine = flite\nvoice = slt\n",
-          f);
-    fclose(f);
+    bench_files("tiny",
+                "[scenario]\nname = tiny\nnoise = pink\nnoise_db = -60\ntail_s = 1\n"
+                "[turn one]\ntext = hello\nvoice = en-gb\nat = 1.0\n"
+                "[turn two]\ntext = stop\nengine = flite\nvoice = slt\n",
+                ini, json, svg);
     char buf[16384];
     CU_ASSERT_FATAL(bench_json(cli, ini, json, svg, "--timeline tiny", buf, sizeof buf));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "{\"bench\": \"latency\""));
@@ -713,7 +725,7 @@ static void test_bench_latency(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"end_wait_s\": 0.5, \"prefix_wait_s\": 0.7,"));
     char path[4200];
     snprintf(path, sizeof path, "%s_cdf.svg", svg);
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     CU_ASSERT_PTR_NOT_NULL(f);
     if (f) {
         CU_ASSERT(fread(buf, 1, 5, f) == 5 && !memcmp(buf, "<svg ", 5));
@@ -755,15 +767,10 @@ static void test_bench_latency_realtime(void)
     if (!cli)
         return;
     char ini[4096], json[4096], svg[4096];
-    st_test_tmpfile(ini, sizeof ini, "rt.ini");
-    st_test_tmpfile(json, sizeof json, "rt.json");
-    st_test_tmpfile(svg, sizeof svg, "rt");
-    FILE *f = fopen(ini, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs("[scenario]\nname = rt\nnoise = pink\nnoise_db = -60\ntail_s = 1\n"
-          "[turn one]\ntext = hello\nvoice = en-gb\nat = 0.5\n",
-          f);
-    fclose(f);
+    bench_files("rt",
+                "[scenario]\nname = rt\nnoise = pink\nnoise_db = -60\ntail_s = 1\n"
+                "[turn one]\ntext = hello\nvoice = en-gb\nat = 0.5\n",
+                ini, json, svg);
     static char buf[65536];
     double t0 = st_now_s();
     CU_ASSERT_FATAL(bench_json(cli, ini, json, svg, "--realtime", buf, sizeof buf));
