@@ -65,7 +65,7 @@ static void usage(FILE *out)
             "  [surrogate]\n"
             "  function = superspike   # superspike | fast_sigmoid | arctan; alpha = ...\n"
             "  [loss]\n"
-            "  type = ce_max           # ce_max | ce_mean | ce_last | ctc; rate_reg = ...\n"
+            "  type = ce_max           # ce_max | ce_mean | ce_last | ctc | ce_frame; rate_reg = ...\n"
             "  [optimizer]\n"
             "  type = adamw            # adam | adamw\n"
             "  lr = 2e-3               # warmup = steps, schedule = cosine, clip = norm\n"

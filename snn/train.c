@@ -32,7 +32,8 @@
 /* ---- names ------------------------------------------------------------------------- */
 
 static const char *const kind_names[ST_TRAIN_N_KINDS] = {"dense", "conv1d", "delay"};
-static const char *const loss_names[ST_TRAIN_N_LOSSES] = {"ce_max", "ce_mean", "ce_last", "ctc"};
+static const char *const loss_names[ST_TRAIN_N_LOSSES] = {"ce_max", "ce_mean", "ce_last", "ctc",
+                                                                   "ce_frame"};
 static const char *const opt_names[ST_TRAIN_N_OPTIMIZERS] = {"adam", "adamw"};
 
 const char *st_train_layer_kind_name(st_train_layer_kind kind)
@@ -519,7 +520,8 @@ typedef struct {
 
 typedef struct {
     double loss, spikes, slots;
-    size_t correct, samples;
+    double correct;          /* samples right; ce_frame: the share of each sample's steps */
+    size_t samples;
     int rc; /* ST_OK, or why the chunk failed */
 } tr_chunk_out;
 
@@ -827,18 +829,22 @@ int st_train_check_data(const st_train *self, const st_train_data *data, const c
         return st_error(ST_ERR_INVALID, "the %s has %zu channels but the model takes %zu inputs",
                         what, st_train_data_channels(data), m->n_in);
     const bool ctc = self->p.loss == ST_TRAIN_LOSS_CTC;
-    if (ctc != st_train_data_is_seq(data))
-        return st_error(ST_ERR_INVALID, ctc ? "the loss is ctc, which needs a label sequence per "
-                        "sample, but the %s has one class label per sample"
-                                            : "the loss is %s, which needs one class label per "
-                        "sample, but the %s has label sequences (use loss = ctc)",
-                        ctc ? what : loss_names[self->p.loss], what);
+    const bool frame = self->p.loss == ST_TRAIN_LOSS_CE_FRAME;
+    if ((ctc || frame) != st_train_data_is_seq(data)) {
+        if (ctc || frame)
+            return st_error(ST_ERR_INVALID, "the loss is %s, which needs a label sequence per "
+                            "sample, but the %s has one class label per sample",
+                            loss_names[self->p.loss], what);
+        return st_error(ST_ERR_INVALID, "the loss is %s, which needs one class label per sample, "
+                        "but the %s has label sequences (use loss = ctc or ce_frame)",
+                        loss_names[self->p.loss], what);
+    }
     for (size_t k = 0; k < n; k++) {
         size_t steps;
         st_train_data_input(data, k, &steps);
         if (steps == 0)
             return st_error(ST_ERR_INVALID, "%s sample %zu has no time steps", what, k);
-        if (!ctc) {
+        if (!ctc && !frame) {
             const int32_t y = st_train_data_label(data, k);
             if (y < 0 || (size_t)y >= K)
                 return st_error(ST_ERR_INVALID, "%s sample %zu has label %d but the read-out '%s' "
@@ -848,6 +854,17 @@ int st_train_check_data(const st_train *self, const st_train_data *data, const c
         }
         size_t L;
         const int32_t *lab = st_train_data_labels(data, k, &L);
+        if (frame) {
+            if (L != steps)
+                return st_error(ST_ERR_INVALID, "%s sample %zu has %zu labels but %zu steps: "
+                                "ce_frame takes one label per step", what, k, L, steps);
+            for (size_t s = 0; s < L; s++)
+                if (lab[s] < 0 || (size_t)lab[s] >= K)
+                    return st_error(ST_ERR_INVALID, "%s sample %zu, step %zu, has label %d but the "
+                                    "read-out '%s' has %zu outputs (labels 0 to %zu)", what, k, s,
+                                    (int)lab[s], ro, K, K - 1);
+            continue;
+        }
         size_t need = L;
         for (size_t s = 0; s < L; s++) {
             if (lab[s] < 0 || (size_t)lab[s] + 1 >= K)
@@ -1165,7 +1182,22 @@ static int chunk_loss(st_train *tr, tr_ws *w, const st_train_data *d, const size
         st_train_data_input(d, idx[r], &T);
         double loss;
         bool right;
-        if (p->loss != ST_TRAIN_LOSS_CTC) {
+        if (p->loss == ST_TRAIN_LOSS_CE_FRAME) {
+            /* the mean over the steps of each step's cross-entropy */
+            size_t L, hits = 0;
+            const int32_t *lab = st_train_data_labels(d, idx[r], &L);
+            const float st = scale / (float)T;
+            loss = 0;
+            for (size_t t = 0; t < T; t++) {
+                int32_t pred;
+                loss += tr_ce_loss(ST_TRAIN_LOSS_CE_LAST, y + (t * R + r) * K, R * K, 1, K, lab[t],
+                                   st, gy ? gy + (t * R + r) * K : NULL, &pred);
+                hits += pred == lab[t];
+            }
+            loss /= (double)T;
+            o->correct += (double)hits / (double)T;
+            right = false;
+        } else if (p->loss != ST_TRAIN_LOSS_CTC) {
             int32_t pred;
             const int32_t label = st_train_data_label(d, idx[r]);
             loss = tr_ce_loss(p->loss, y + r * K, R * K, T, K, label, scale,
@@ -1224,7 +1256,8 @@ static int chunk_loss(st_train *tr, tr_ws *w, const st_train_data *d, const size
             }
         }
         o->loss += loss;
-        o->correct += right;
+        if (p->loss != ST_TRAIN_LOSS_CE_FRAME)
+            o->correct += right;
         o->samples++;
     }
     return ST_OK;
@@ -1304,8 +1337,8 @@ static int run_job(st_train *tr, const st_train_data *d, const size_t *idx, size
     for (size_t c = 0; c < n_chunks; c++)
         if (tr->cout[c].rc != ST_OK)
             return tr->cout[c].rc;
-    double loss = 0, spikes = 0, slots = 0;
-    size_t correct = 0, samples = 0;
+    double loss = 0, spikes = 0, slots = 0, correct = 0;
+    size_t samples = 0;
     for (size_t c = 0; c < n_chunks; c++) {
         loss += tr->cout[c].loss;
         spikes += tr->cout[c].spikes;
@@ -1321,10 +1354,10 @@ static int run_job(st_train *tr, const st_train_data *d, const size_t *idx, size
     if (out) {
         memset(out, 0, sizeof *out);
         out->loss = samples ? loss / (double)samples : 0;
-        out->accuracy = samples ? (double)correct / (double)samples : 0;
+        out->accuracy = samples ? correct / (double)samples : 0;
         out->rate = slots > 0 ? spikes / slots : 0;
         out->samples = samples;
-        out->correct = correct;
+        out->correct = (size_t)(correct + 0.5);
     }
     return ST_OK;
 }
@@ -1461,8 +1494,8 @@ int st_train_epoch(st_train *self, const st_train_data *data, st_train_progress_
         self->perm[j < k + 1 ? j : k] = t;
     }
     const size_t B = self->p.batch, steps = (n + B - 1) / B;
-    double loss = 0, rate_w = 0;
-    size_t correct = 0, seen = 0;
+    double loss = 0, rate_w = 0, correct = 0;
+    size_t seen = 0;
     st_train_stats st = {0};
     for (size_t s = 0; s < steps; s++) {
         const size_t first = s * B, cnt = n - first < B ? n - first : B;
@@ -1470,7 +1503,7 @@ int st_train_epoch(st_train *self, const st_train_data *data, st_train_progress_
             return rc;
         loss += st.loss * (double)cnt;
         rate_w += st.rate * (double)cnt;
-        correct += st.correct;
+        correct += st.accuracy * (double)cnt;
         seen += cnt;
         if (fn) {
             const st_train_progress pr = {
@@ -1478,7 +1511,7 @@ int st_train_epoch(st_train *self, const st_train_data *data, st_train_progress_
                 .step = s + 1,
                 .steps = steps,
                 .loss = loss / (double)seen,
-                .accuracy = (double)correct / (double)seen,
+                .accuracy = correct / (double)seen,
                 .rate = rate_w / (double)seen,
                 .lr = st.lr,
             };
@@ -1489,10 +1522,10 @@ int st_train_epoch(st_train *self, const st_train_data *data, st_train_progress_
     if (out) {
         memset(out, 0, sizeof *out);
         out->loss = loss / (double)seen;
-        out->accuracy = (double)correct / (double)seen;
+        out->accuracy = correct / (double)seen;
         out->rate = rate_w / (double)seen;
         out->samples = seen;
-        out->correct = correct;
+        out->correct = (size_t)(correct + 0.5);
         out->grad_norm = st.grad_norm;
         out->lr = st.lr;
     }

@@ -267,12 +267,14 @@ typedef enum {
     ST_TRAIN_LOSS_CE_MEAN,    /* ... on its mean over time */
     ST_TRAIN_LOSS_CE_LAST,    /* ... on its last step */
     ST_TRAIN_LOSS_CTC,        /* CTC over the per-step read-out as logits */
+    ST_TRAIN_LOSS_CE_FRAME,   /* cross-entropy at every step against that step's label (a label
+                                 sequence as long as the sample: frame tagging, e.g. a VAD) */
     ST_TRAIN_N_LOSSES
 } st_train_loss;
 
 typedef enum { ST_TRAIN_ADAM = 0, ST_TRAIN_ADAMW, ST_TRAIN_N_OPTIMIZERS } st_train_optimizer;
 
-/*  "ce_max", "ce_mean", "ce_last", "ctc"; "adam", "adamw"; NULL for a bad
+/*  "ce_max", "ce_mean", "ce_last", "ctc", "ce_frame"; "adam", "adamw"; NULL for a bad
     value. The _from_name functions: ST_OK or ST_ERR_NOT_FOUND listing the
     names. */
 const char *st_train_loss_name(st_train_loss l);
@@ -333,10 +335,11 @@ int st_train_check_data(const st_train *self, const st_train_data *data, const c
 
 typedef struct {
     double loss;          /* mean over the samples: task loss + regulariser */
-    double accuracy;      /* CE: argmax = label; CTC: greedy decoding = the sequence */
+    double accuracy;      /* CE: argmax = label; CTC: greedy decoding = the sequence;
+                             ce_frame: the share of the steps whose argmax is their label */
     double rate;          /* mean firing rate of the spiking layers, spikes/(neuron step) */
     size_t samples;
-    size_t correct;
+    size_t correct;       /* samples right (ce_frame: accuracy x samples, rounded) */
     double grad_norm;     /* global gradient norm before clipping (steps only) */
     double lr;            /* learning rate of the last step */
 } st_train_stats;

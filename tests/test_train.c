@@ -97,7 +97,9 @@ static void rig_free(rig *r)
 }
 
 /* Random inputs, lengths T, T-1, T-3, ...; labels below K (or sequences). */
-static st_train_data *random_data(size_t B, size_t T, size_t C, size_t K, bool seq, bool binary,
+/* seq: 0 a class per sample, 1 a CTC label sequence, FRAME_LABELS a label per step */
+#define FRAME_LABELS 2
+static st_train_data *random_data(size_t B, size_t T, size_t C, size_t K, int seq, bool binary,
                                   unsigned seed)
 {
     rseed(seed);
@@ -107,7 +109,12 @@ static st_train_data *random_data(size_t B, size_t T, size_t C, size_t K, bool s
         const size_t steps = T - (b * 2 < T / 2 ? b * 2 : 0) - (b ? 1 : 0);
         for (size_t e = 0; e < T * C; e++)
             x[e] = binary ? (runif() < 0.3 ? 1.0f : 0.0f) : (float)(runif() < 0.5 ? runif() : 0);
-        if (seq) {
+        if (seq == FRAME_LABELS) {
+            int32_t lab[64];
+            for (size_t t = 0; t < steps && t < 64; t++)
+                lab[t] = (int32_t)((t / 3 + b) % K);
+            st_train_data_set_seq(d, b, x, steps, lab, steps);
+        } else if (seq) {
             int32_t lab[3];
             const size_t L = 1 + b % 3;
             for (size_t s = 0; s < L; s++)
@@ -177,7 +184,7 @@ static void smooth_mode(st_train_config *c)
 /* Central differences of the mean loss along one element and along a
    random direction per tensor, against the analytic gradient. */
 static void fd_check(const char *name, const char *text, size_t n_in, size_t T, size_t B,
-                     bool seq, bool binary, void (*prepare)(st_train_model *))
+                     int seq, bool binary, void (*prepare)(st_train_model *))
 {
     rig r;
     if (!rig_make(&r, text, n_in, 1, smooth_mode)) {
@@ -350,6 +357,16 @@ static void test_fd_ctc(void)
              "init_scale = 4\n"
              "[layer out]\nneurons = 4\nmodel = li\ninit_scale = 3\n",
              5, 12, 4, true, false, NULL);
+}
+
+/* per-step cross-entropy (frame tagging, the trained VAD's loss) */
+static void test_fd_ce_frame(void)
+{
+    fd_check("ce_frame", FD_HEAD "[loss]\ntype = ce_frame\n"
+             "[layer hid]\nneurons = 8\nmodel = lsnn\nrecurrent = yes\nv_th = 0.3\n"
+             "init_scale = 4\n"
+             "[layer out]\nneurons = 2\nmodel = li\ninit_scale = 3\n",
+             5, 12, 4, FRAME_LABELS, false, NULL);
 }
 
 /* ---- PyTorch fixtures ------------------------------------------------------------------ */
@@ -879,6 +896,11 @@ static void test_bad_configs(void)
     expect_refusal("[data]\ntask = sequence\nsamples = 8\nsteps = 40\nchannels = 8\nclasses = 2\n"
                    "[layer out]\nneurons = 2\nmodel = li\n[loss]\ntype = ctc\n", 0,
                    "has 2 outputs, one of them the blank");
+    expect_refusal(GOOD_DATA GOOD_OUT "[loss]\ntype = ce_frame\n", 0,
+                   "the loss is ce_frame, which needs a label sequence");
+    expect_refusal("[data]\ntask = sequence\nsamples = 8\nsteps = 40\nchannels = 8\nclasses = 2\n"
+                   "[layer out]\nneurons = 3\nmodel = li\n[loss]\ntype = ce_frame\n", 0,
+                   "but 40 steps: ce_frame takes one label per step");
     expect_refusal(GOOD_DATA GOOD_OUT "[loss]\ntype = hinge\n", 0, "no loss 'hinge'");
     expect_refusal(GOOD_DATA "[layer out]\nneurons = 2\nmodel = li\nrecurrent = maybe\n", 0,
                    "'maybe' is not yes or no");
@@ -1215,6 +1237,7 @@ CU_TestInfo st_tests_train[] = {
     {"fd_conv1d", test_fd_conv1d},
     {"fd_delay", test_fd_delay},
     {"fd_ctc", test_fd_ctc},
+    {"fd_ce_frame", test_fd_ce_frame},
     {"torch_fixtures", test_torch_fixtures},
     {"ctc_bruteforce", test_ctc_bruteforce},
     {"ce_losses", test_ce_losses},
