@@ -184,6 +184,21 @@ train-asr-stream:
 	$(Q)$(MAKE) --no-print-directory train-asr ASR_CTC=1 ASR_DIR=$(ASR_STREAM_DIR) ASR_MODEL=$(ASR_STREAM_MODEL) \
 	    ASR_REQUESTS=100 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) ASR_RULE='--on 0.4 --off 0.2 --min 1'
 
+# The spiking VAD's learned read-out, models/vad.stm (models/README.md
+# "vad.stm"): training data from `bench vad --write-train` (mixtures of the
+# tune split's speakers and noise clips; the test split is never seen), then
+# `spiketalk train` on models/vad_train.ini (frame labels, loss ce_frame).
+# Its data, log and checkpoints go to build/vad (the .ini names them).
+VAD_MODEL ?= models/vad.stm
+.PHONY: train-vad
+train-vad: all
+	$(Q)mkdir -p build/vad && \
+	    $(CLI_BIN) bench vad --data $(DATA_DIR) --split tune --seed 11 --utterances 3200 --noise-minutes 80 \
+	        --model none --augment-noise --write-train build/vad/train.std > build/vad/data_train.txt && \
+	    $(CLI_BIN) bench vad --data $(DATA_DIR) --split tune --seed 12 --utterances 400 --noise-minutes 10 \
+	        --model none --write-train build/vad/valid.std > build/vad/data_valid.txt && \
+	    $(CLI_BIN) train --config models/vad_train.ini && cp build/vad/vad.stm $(VAD_MODEL)
+
 # The dense peer of the recognizer: a GRU (PyTorch) on the same features,
 # data and split (tools/peers/asr_gru.py; models/README.md "The dense peer").
 .PHONY: peer-asr-gru

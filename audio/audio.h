@@ -583,6 +583,12 @@ typedef struct {
     double stretch_min_s, stretch_max_s;   /* one noise clip's stretch; 8, 20 */
     double crossfade_s;      /* between stretches; 1 */
     double truth_below_peak_db; /* speech threshold under the clip's peak; 20 */
+    /* Augmenting the background (training data, `make train-vad`): each
+       stretch played at a random rate in [1/noise_rate_max, noise_rate_max]
+       (pitch and tempo together) through a random tilt y = x + k x[-1],
+       |k| <= noise_tilt_max. 1 and 0: off (the benchmark's default). */
+    double noise_rate_max;   /* 1 */
+    double noise_tilt_max;   /* 0 */
 } st_mix_params;
 
 st_mix_params st_mix_default_params(void);

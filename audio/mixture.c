@@ -49,6 +49,8 @@ st_mix_params st_mix_default_params(void)
         .stretch_max_s = 20,
         .crossfade_s = 1,
         .truth_below_peak_db = 20,
+        .noise_rate_max = 1,
+        .noise_tilt_max = 0,
     };
 }
 
@@ -710,7 +712,7 @@ static void add_stretch(float *out, size_t span, size_t len, const noise_pool *n
 }
 
 /* Fills out[0..n) with stretches, each overlapping the one before by the
-   crossfade; returns how many. */
+   crossfade; returns how many (SIZE_MAX: out of memory). */
 static size_t make_background(const st_mix_params *p, const noise_pool *np, float *out, size_t n,
                               uint64_t *s)
 {
@@ -726,7 +728,32 @@ static size_t make_background(const st_mix_params *p, const noise_pool *np, floa
         float gain = (float)pow(10.0, level / 20.0);
         size_t start = at == 0 ? 0 : at - xf;
         size_t span = start + len > n ? n - start : len;
-        add_stretch(out + start, span, len, np, first, gain, at == 0 ? 0 : xf, xf, s);
+        if (p->noise_rate_max > 1 || p->noise_tilt_max > 0) {
+            /* augmented: the stretch made at `rate` times its length, read
+               back by linear interpolation, through the tilt */
+            const double lr = log(p->noise_rate_max);
+            const double rate = exp(uniform_in(s, -lr, lr));
+            const double k = uniform_in(s, -p->noise_tilt_max, p->noise_tilt_max);
+            const size_t need = (size_t)ceil((double)span * rate) + 2;
+            float *tmp = calloc(need, sizeof *tmp);
+            if (!tmp)
+                return SIZE_MAX;
+            add_stretch(tmp, need, (size_t)ceil((double)len * rate) + 2, np, first,
+                        gain / (float)(1 + fabs(k)), at == 0 ? 0 : (size_t)(xf * rate),
+                        (size_t)(xf * rate), s);
+            float last = 0;
+            for (size_t i = 0; i < span; i++) {
+                const double t = (double)i * rate;
+                const size_t i0 = (size_t)t;
+                const float f = (float)(t - (double)i0);
+                const float v = tmp[i0] * (1 - f) + tmp[i0 + 1 < need ? i0 + 1 : i0] * f;
+                out[start + i] += v + (float)k * last;
+                last = v;
+            }
+            free(tmp);
+        } else {
+            add_stretch(out + start, span, len, np, first, gain, at == 0 ? 0 : xf, xf, s);
+        }
         at = start + len;
         count++;
     }
@@ -740,11 +767,13 @@ static int check_params(const st_mix_params *p)
         !(p->noise_max_dbfs >= p->noise_min_dbfs) || p->noise_max_dbfs > 0 ||
         !(p->stretch_min_s > 0) || !(p->stretch_max_s >= p->stretch_min_s) ||
         !(p->crossfade_s >= 0) || 2 * p->crossfade_s > p->stretch_min_s ||
-        !(p->truth_below_peak_db > 0))
+        !(p->truth_below_peak_db > 0) || !(p->noise_rate_max >= 1) || p->noise_rate_max > 2 ||
+        !(p->noise_tilt_max >= 0) || p->noise_tilt_max > 0.95)
         return st_error(ST_ERR_INVALID,
                         "mixtures: parameters out of range (need 0 <= n_utterances, min <= max "
                         "for SNR, gap, noise level (<= 0 dBFS) and stretch, gap_min_s > 0, "
-                        "crossfade_s <= stretch_min_s / 2, truth_below_peak_db > 0)");
+                        "crossfade_s <= stretch_min_s / 2, truth_below_peak_db > 0, "
+                        "1 <= noise_rate_max <= 2, 0 <= noise_tilt_max <= 0.95)");
     return ST_OK;
 }
 
@@ -783,6 +812,8 @@ int st_mix_noise(const st_mix_params *p, double seconds, st_mixture *out)
     if (rc == ST_OK) {
         uint64_t s = p->seed * 0x2545f4914f6cdd1dULL + 7;
         out->n_stretches = make_background(p, &np, out->samples, out->frames, &s);
+        if (out->n_stretches == SIZE_MAX)
+            rc = st_error(ST_ERR_NOMEM, "mixtures: out of memory for a noise stretch");
         out->synthetic_noise = np.synthetic;
         st_log(ST_LOG_INFO, "mixtures: %.0f s of noise from %zu %s clips in %zu stretches",
                seconds, np.n, np.synthetic ? "generated" : "_silence_", out->n_stretches);
@@ -931,6 +962,10 @@ int st_mix_speech(const st_mix_params *p, st_mixture *out)
     out->frames = total;
     uint64_t sn = p->seed * 0x2545f4914f6cdd1dULL + 11;
     out->n_stretches = make_background(p, &np, out->samples, total, &sn);
+    if (out->n_stretches == SIZE_MAX) {
+        rc = st_error(ST_ERR_NOMEM, "mixtures: out of memory for a noise stretch");
+        goto done;
+    }
     out->synthetic_noise = np.synthetic;
     for (int k = 0; k < n_pl; k++) {
         placed *q = &pl[k];

@@ -421,7 +421,7 @@ static bool agent_quiet(const st_agent *a, uint64_t pos, uint64_t last_user_end)
 }
 
 typedef struct {
-    const char *asr, *lm;
+    const char *asr, *lm, *vad;
     bool baseline;
     const char *data_dir;
     bool realtime;     /* pace the blocks to the wall clock */
@@ -498,6 +498,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     }
     st_agent_params ap = st_agent_default_params();
     ap.asr_model = o->asr;
+    ap.vad_model = o->vad;
     ap.lm_model = o->lm;
     ap.clock_hour = 10;
     ap.clock_minute = 30;
@@ -1052,6 +1053,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: spiketalk bench latency [--scenarios PATH]... [--baseline] [--json FILE]\n"
             "                               [--svg PREFIX] [--timeline NAME] [--asr FILE]\n"
+            "                               [--vad FILE|none]\n"
             "                               [--model FILE] [--data DIR] [--realtime]\n"
             "\n"
             "Runs scripted conversations (docs/SCENARIOS.md; by default the standard set,\n"
@@ -1079,6 +1081,8 @@ static void usage(FILE *out)
             "                    build/latency)\n"
             "  --timeline NAME   the scenario the timeline shows (default interruptions)\n"
             "  --asr FILE        recognizer (default $SPIKETALK_ASR_MODEL, " CLI_AGENT_ASR ")\n"
+            "  --vad FILE|none   the VAD's learned read-out, e.g. " CLI_VAD_MODEL " (default\n"
+            "                    $SPIKETALK_VAD_MODEL, else none: the hand-designed one)\n"
             "  --model FILE      dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
             "                    models/dialogue.stnn; without one every answer says so)\n"
             "  --data DIR        shared data for recordings (default ../shared/data)\n"
@@ -1220,7 +1224,7 @@ int st_bench_latency(int argc, char **argv)
     char (*files)[512] = calloc(MAX_FILES, sizeof *files);
     int n_files = 0;
     const char *json = NULL, *svg = "build/latency", *timeline = "interruptions";
-    const char *asr = NULL, *model = NULL, *data = NULL;
+    const char *asr = NULL, *model = NULL, *data = NULL, *vad = NULL;
     bool baseline = false, realtime = false;
     const st_turn_params turn = st_agent_default_params().turn;
     double end_wait = turn.incomplete_wait_s, prefix_wait = turn.prefix_wait_s;
@@ -1251,6 +1255,8 @@ int st_bench_latency(int argc, char **argv)
             timeline = argv[++a];
         } else if (has && !strcmp(o, "--asr")) {
             asr = argv[++a];
+        } else if (has && !strcmp(o, "--vad")) {
+            vad = argv[++a];
         } else if (has && !strcmp(o, "--model")) {
             model = argv[++a];
         } else if (has && !strcmp(o, "--data")) {
@@ -1273,9 +1279,10 @@ int st_bench_latency(int argc, char **argv)
     }
     if (!n_files)
         cli_scenario_add_default(CMD, files, &n_files, MAX_FILES);
-    char asr_buf[4096], lm_buf[4096];
+    char asr_buf[4096], lm_buf[4096], vad_buf[4096];
     run_opts ro = {
         .asr = cli_agent_asr(CMD, asr, asr_buf, sizeof asr_buf),
+        .vad = cli_vad_model(vad, false, vad_buf, sizeof vad_buf),
         .lm = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL", "models/dialogue.stnn",
                                    lm_buf, sizeof lm_buf),
         .data_dir = data,
@@ -1343,10 +1350,12 @@ int st_bench_latency(int argc, char **argv)
     if (!status) {
         const tally *b = baseline ? &tb : NULL;
         printf("\nspiketalk bench latency: %d scenarios, %zu user turns, %s; agent "
-               "%s, dialogue model %s; end-of-turn waits %g s (fallback), %g s (prefix)\n",
+               "%s, VAD read-out %s, dialogue model %s; end-of-turn waits %g s (fallback), "
+               "%g s (prefix)\n",
                n_sc, total_turns,
                realtime ? "real time (paced to the wall clock) and virtual time" : "virtual time",
-               ro.asr, ro.lm ? ro.lm : "MISSING (every answer says so)",
+               ro.asr, ro.vad ? ro.vad : "hand-designed",
+               ro.lm ? ro.lm : "MISSING (every answer says so)",
                end_wait, prefix_wait);
         printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");

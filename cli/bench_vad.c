@@ -14,6 +14,7 @@
 #include "cli.h"
 
 #include "audio/audio.h"
+#include "snn/train.h"
 #include "snn/vad.h"
 
 #include <dlfcn.h>
@@ -122,6 +123,77 @@ static double run_snn(const st_vad_model *m, const features *f, evlist *out)
     double dt = st_now_s() - t0;
     st_vad_destroy(&v);
     return dt;
+}
+
+/* The learned read-out's training data (`make train-vad`): the spiking
+   VAD's features of every frame of `f` (st_vad_features) and the frame's
+   label, speech (1) when the frame's centre lies in a truth segment of
+   `m` (NULL: noise only), cut into pieces of `chunk` frames (a last piece
+   of at least half that is kept). Appends to *x / *lab. */
+typedef struct {
+    float *x;
+    int32_t *lab;
+    size_t n, cap; /* frames */
+} framebuf;
+
+static int frames_collect(const st_vad_model *vm, const features *f, const st_mixture *m,
+                          double delay, framebuf *b)
+{
+    int err;
+    st_vad *v = st_vad_new(vm, &err);
+    if (!v)
+        return err;
+    const size_t C = (size_t)f->n_mels;
+    if (b->n + f->nf > b->cap) {
+        size_t cap = b->n + f->nf;
+        float *x = realloc(b->x, cap * C * sizeof *x);
+        if (x)
+            b->x = x;
+        int32_t *l = realloc(b->lab, cap * sizeof *l);
+        if (l)
+            b->lab = l;
+        if (!x || !l) {
+            st_vad_destroy(&v);
+            return st_error(ST_ERR_NOMEM, "bench vad: out of memory for the training frames");
+        }
+        b->cap = cap;
+    }
+    size_t seg = 0;
+    st_vad_event ev[1];
+    for (size_t i = 0; i < f->nf; i++) {
+        size_t made;
+        st_vad_process(v, f->x + i * C, f->stamp + i, NULL, 1, ev, 1, &made);
+        memcpy(b->x + b->n * C, st_vad_features(v), C * sizeof(float));
+        const double centre = (double)f->stamp[i] - delay;
+        while (m && seg < m->n_segs && (double)m->segs[seg].offset <= centre)
+            seg++;
+        b->lab[b->n++] = m && seg < m->n_segs && (double)m->segs[seg].onset <= centre;
+    }
+    st_vad_destroy(&v);
+    return ST_OK;
+}
+
+static int write_train(const framebuf *b, size_t C, size_t chunk, const char *path,
+                       size_t *samples, double *speech_share)
+{
+    size_t n = b->n / chunk + (b->n % chunk >= chunk / 2);
+    int err;
+    st_train_data *d = st_train_data_new(n, chunk, C, &err);
+    if (!d)
+        return err;
+    size_t speech = 0;
+    for (size_t k = 0; k < b->n; k++)
+        speech += b->lab[k] == 1;
+    for (size_t k = 0; k < n && err == ST_OK; k++) {
+        const size_t at = k * chunk, len = b->n - at < chunk ? b->n - at : chunk;
+        err = st_train_data_set_seq(d, k, b->x + at * C, len, b->lab + at, len);
+    }
+    if (err == ST_OK)
+        err = st_train_data_save(d, path);
+    st_train_data_destroy(&d);
+    *samples = n;
+    *speech_share = b->n ? (double)speech / (double)b->n : 0;
+    return err;
 }
 
 /* A latch over per-frame decisions, shared by the peers: onset after
@@ -402,7 +474,9 @@ static void usage(FILE *out)
             "                           [--energy-on-db DB] [--energy-off-db DB]\n"
             "                           [--webrtc-mode 0..3] [--by-snr] [--dump FILE]\n"
             "                           [--dump-noise FILE]\n"
-            "                           [--write-mixtures DIR] [--json]\n"
+            "                           [--write-mixtures DIR] [--model FILE|none]\n"
+            "                           [--write-train FILE [--chunk-frames N]]\n"
+            "                           [--augment-noise] [--json]\n"
             "\n"
             "Builds speech + noise mixtures (audio/mixture.c): N clips of speech_commands\n"
             "words, fsdd digits and an4 utterances from the shared data (espeak-ng words\n"
@@ -414,7 +488,10 @@ static void usage(FILE *out)
             "log-mel) and, on the same frames, the spiking VAD (snn/vad.h) and an energy\n"
             "VAD; and WebRTC's VAD on the samples when libwebrtc-audio-processing1 is\n"
             "installed. All three share the onset rule (onset_frames, 3) and the hangover\n"
-            "(100 ms), so the rows differ in what they detect.\n"
+            "(100 ms), so the rows differ in what they detect. The row snn-learned is the\n"
+            "same spiking VAD with its learned read-out (models/vad.stm, `make train-vad`:\n"
+            "a recurrent spiking network trained on mixtures of the tune split) in place of\n"
+            "the hand-designed one, and its own rule (learned_on, learned_frames, ...).\n"
             "\n"
             "Speakers and noise clips are split in two by a hash: the detectors' parameters\n"
             "were tuned on --split tune; the default reports --split test (voices and noise\n"
@@ -435,11 +512,21 @@ static void usage(FILE *out)
             "  --dump FILE        one TSV line per utterance and detector\n"
             "  --dump-noise FILE  one TSV line per event on the noise-only audio\n"
             "  --write-mixtures DIR  also write mixture.wav, mixture.tsv, noise.wav there\n"
+            "  --model FILE       the learned read-out (default models/vad.stm here or beside\n"
+            "                     the binary, when it exists; none: no snn-learned row)\n"
+            "  --write-train FILE also write the learned read-out's training data there: the\n"
+            "                     spiking VAD's features of every frame of the mixtures and\n"
+            "                     the noise, labelled speech or not from the truth, in pieces\n"
+            "                     of --chunk-frames N frames (default 400); `spiketalk train`\n"
+            "                     takes it with loss ce_frame (models/vad_train.ini)\n"
+            "  --augment-noise    play each noise stretch at a random rate (1/1.4 .. 1.4) through\n"
+            "                     a random tilt (for training data: more noise than the\n"
+            "                     split's clips)\n"
             "  --json             one JSON object instead of the table\n"
             "  -h, --help         this help\n"
             "\n"
             "columns (and JSON fields; latencies in ms, decided index minus truth):\n"
-            "  detector          snn (spiking VAD), energy, webrtc\n"
+            "  detector          snn (spiking VAD), snn-learned, energy, webrtc\n"
             "  snr               which utterances: all, or an SNR third\n"
             "  onset_p50_ms      median onset latency (signed: < 0 is early)\n"
             "  onset_p95_ms      95th percentile of the onset latency's size; target <= 60\n"
@@ -515,13 +602,19 @@ int st_bench_vad(int argc, char **argv)
                                          {"dump", required_argument, 0, 'D'},
                                          {"dump-noise", required_argument, 0, 'N'},
                                          {"write-mixtures", required_argument, 0, 'w'},
+                                         {"model", required_argument, 0, 'M'},
+                                         {"write-train", required_argument, 0, 'T'},
+                                         {"chunk-frames", required_argument, 0, 'C'},
+                                         {"augment-noise", no_argument, 0, 'A'},
                                          {"json", no_argument, 0, 'J'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long n_utt = 200, seed = 1, wmode = 3;
     double noise_min = 10;
-    bool json = false, by_snr = false;
+    bool json = false, by_snr = false, augment = false;
     const char *dump_path = NULL, *noise_dump_path = NULL, *write_dir = NULL;
+    const char *model_given = NULL, *train_path = NULL;
+    long chunk = 400;
     const char *env = getenv("ST_SHARED_DATA");
     const char *data = env && *env ? env : "../shared/data";
     st_mix_split split = ST_MIX_TEST;
@@ -582,6 +675,13 @@ int st_bench_vad(int argc, char **argv)
         case 'D': dump_path = optarg; break;
         case 'N': noise_dump_path = optarg; break;
         case 'w': write_dir = optarg; break;
+        case 'M': model_given = optarg; break;
+        case 'T': train_path = optarg; break;
+        case 'C':
+            if (!cli_parse_int(CMD, "--chunk-frames", optarg, 10, 100000, &chunk))
+                return 2;
+            break;
+        case 'A': augment = true; break;
         case 'J': json = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -600,6 +700,10 @@ int st_bench_vad(int argc, char **argv)
     mp.seed = (uint64_t)seed;
     mp.split = split;
     mp.n_utterances = (int)n_utt;
+    if (augment) {
+        mp.noise_rate_max = 1.4;
+        mp.noise_tilt_max = 0.7;
+    }
 
     st_frontend_params fp = st_frontend_default_params();
     int err;
@@ -617,12 +721,25 @@ int st_bench_vad(int argc, char **argv)
     st_vad_model *model = st_vad_model_new(&vp, &err);
     if (!model)
         return cli_fail_lib(CMD, err, "spiking VAD");
+    char mbuf[4096];
+    const char *lpath = cli_vad_model(model_given, true, mbuf, sizeof mbuf);
+    st_vad_model *lmodel = NULL;
+    if (lpath) {
+        st_vad_params lp = vp;
+        lp.model_path = lpath;
+        if (!(lmodel = st_vad_model_new(&lp, &err))) {
+            st_vad_model_destroy(&model);
+            return cli_fail_lib(CMD, err, "the learned VAD read-out");
+        }
+    }
 
     st_mixture mix = {0}, noise = {0};
     features fm = {0}, fn = {0};
     int status = 0;
     FILE *dump = NULL;
-    detector_run runs[3] = {{.name = "snn"}, {.name = "energy"}, {.name = "webrtc"}};
+    detector_run runs[4] = {{.name = "snn"}, {.name = "energy"}, {.name = "webrtc"},
+                            {.name = "snn-learned"}};
+    static const int row_order[4] = {0, 3, 1, 2};
     webrtc_api wa;
     bool have_webrtc = webrtc_open(&wa);
 
@@ -664,6 +781,33 @@ int st_bench_vad(int argc, char **argv)
         goto done;
     }
     runs[0].ran = runs[1].ran = true;
+    if (lmodel) {
+        runs[3].t_speech = run_snn(lmodel, &fm, &runs[3].speech);
+        runs[3].t_noise = run_snn(lmodel, &fn, &runs[3].noise);
+        if (runs[3].t_speech < 0 || runs[3].t_noise < 0) {
+            status = cli_fail(CMD, "the learned spiking VAD failed: %s", st_errmsg());
+            goto done;
+        }
+        runs[3].ran = true;
+    }
+    if (train_path) {
+        framebuf fb = {0};
+        size_t samples = 0;
+        double share = 0;
+        rc = frames_collect(model, &fm, &mix, vp.frontend_delay_samples, &fb);
+        if (rc == ST_OK)
+            rc = frames_collect(model, &fn, NULL, vp.frontend_delay_samples, &fb);
+        if (rc == ST_OK)
+            rc = write_train(&fb, (size_t)fm.n_mels, (size_t)chunk, train_path, &samples, &share);
+        free(fb.x);
+        free(fb.lab);
+        if (rc != ST_OK) {
+            status = cli_fail_lib(CMD, rc, "writing the training data");
+            goto done;
+        }
+        fprintf(stderr, "bench vad: %s: %zu pieces of %ld frames, %.1f %% of the frames speech\n",
+                train_path, samples, chunk, 100 * share);
+    }
     if (have_webrtc) {
         runs[2].t_speech = run_webrtc(&wa, (int)wmode, &vp, mix.samples, mix.frames,
                                       &runs[2].speech);
@@ -687,7 +831,7 @@ int st_bench_vad(int argc, char **argv)
             goto done;
         }
         fprintf(nd, "detector\tkind\tdecided_s\tplaced_s\n");
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             for (size_t i = 0; runs[k].ran && i < runs[k].noise.n; i++)
                 fprintf(nd, "%s\t%s\t%.3f\t%.3f\n", runs[k].name,
                         runs[k].noise.v[i].kind == ST_VAD_ONSET ? "onset" : "offset",
@@ -714,10 +858,14 @@ int st_bench_vad(int argc, char **argv)
     report_col_num(&rep, "rtf", "");
     double audio_s = (double)(mix.frames + noise.frames) / RATE;
     double fe_s = fm.seconds + fn.seconds;
-    for (int k = 0; k < 3; k++)
+    for (int r = 0; r < 4; r++) {
+        const int k = row_order[r];
         if (runs[k].ran)
             add_rows(&rep, &runs[k], &mix, (double)noise.frames, k == 2 ? 0 : fe_s, audio_s,
                      by_snr, dump);
+    }
+    if (lmodel)
+        report_note(&rep, "snn-learned: read-out %s", lpath);
     report_note(&rep,
                 "%zu utterances (split %s, seed %ld) in %.1f min of %s noise, %zu noise "
                 "stretches; %s speech; noise only: %.1f min, %zu stretches",
@@ -737,10 +885,11 @@ int st_bench_vad(int argc, char **argv)
 done:
     if (dump)
         fclose(dump);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         free(runs[k].speech.v);
         free(runs[k].noise.v);
     }
+    st_vad_model_destroy(&lmodel);
     if (have_webrtc)
         dlclose(wa.lib);
     features_free(&fm);

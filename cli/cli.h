@@ -30,6 +30,14 @@ const char *cli_agent_find_model(const char *given, const char *env, const char 
     given, else $SPIKETALK_ASR_MODEL, else CLI_AGENT_ASR here or beside the
     binary. NULL (and an error printed for `cmd`, naming --asr): none. */
 #define CLI_AGENT_ASR "models/asr_stream.stm"
+/*  The spiking VAD's learned read-out (models/README.md "vad.stm"): given
+    (a file, or "none" for the hand-designed read-out), else $SPIKETALK_VAD_MODEL,
+    else, when `learned_default`, CLI_VAD_MODEL here or beside the binary.
+    NULL: the hand-designed one. The agent's commands default to the
+    hand-designed read-out (it is the better one in `bench latency` today);
+    `bench vad` shows both. */
+#define CLI_VAD_MODEL "models/vad.stm"
+const char *cli_vad_model(const char *given, bool learned_default, char *buf, size_t cap);
 const char *cli_agent_asr(const char *cmd, const char *given, char *buf, size_t cap);
 int st_cmd_version(int argc, char **argv);
 int st_cmd_features(int argc, char **argv); /* cli/cmd_frontend.c */

@@ -67,6 +67,16 @@ const char *cli_agent_find_model(const char *given, const char *env, const char 
     return NULL;
 }
 
+const char *cli_vad_model(const char *given, bool learned_default, char *buf, size_t cap)
+{
+    if (given && !strcmp(given, "none"))
+        return NULL;
+    const char *e = getenv("SPIKETALK_VAD_MODEL");
+    if (!given && !learned_default && !(e && *e))
+        return NULL;
+    return cli_agent_find_model(given, "SPIKETALK_VAD_MODEL", CLI_VAD_MODEL, buf, cap);
+}
+
 const char *cli_agent_asr(const char *cmd, const char *given, char *buf, size_t cap)
 {
     const char *path = cli_agent_find_model(given, "SPIKETALK_ASR_MODEL", CLI_AGENT_ASR, buf, cap);
@@ -390,6 +400,8 @@ static void usage(void)
            "      --no-echo        no room echo of the agent's voice at the microphone\n"
            "      --model FILE     dialogue model (default: $SPIKETALK_DIALOGUE_MODEL,\n"
            "                       models/dialogue.stnn)\n"
+           "      --vad FILE|none  the VAD's learned read-out, e.g. " CLI_VAD_MODEL "\n"
+           "                       (default $SPIKETALK_VAD_MODEL, else none: hand-designed)\n"
            "      --asr FILE       recognizer model (default $SPIKETALK_ASR_MODEL,\n"
            "                       " CLI_AGENT_ASR ")\n"
            "      --user-voice V   the user's espeak voice (default en-gb-scotland)\n"
@@ -401,19 +413,20 @@ static void usage(void)
 
 int st_cmd_demo(int argc, char **argv)
 {
-    enum { O_REALTIME = 1000, O_NO_ECHO, O_MODEL, O_ASR, O_UVOICE, O_AVOICE, O_PUBLISH };
+    enum { O_REALTIME = 1000, O_NO_ECHO, O_MODEL, O_ASR, O_UVOICE, O_AVOICE, O_PUBLISH, O_VAD };
     static const struct option opts[] = {{"input", required_argument, 0, 'i'},
                                          {"output", required_argument, 0, 'o'},
                                          {"realtime", no_argument, 0, O_REALTIME},
                                          {"no-echo", no_argument, 0, O_NO_ECHO},
                                          {"model", required_argument, 0, O_MODEL},
                                          {"asr", required_argument, 0, O_ASR},
+                                         {"vad", required_argument, 0, O_VAD},
                                          {"user-voice", required_argument, 0, O_UVOICE},
                                          {"agent-voice", required_argument, 0, O_AVOICE},
                                          {"publish", required_argument, 0, O_PUBLISH},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *input = NULL, *output = "build/demo.wav", *model = NULL, *asr = NULL;
+    const char *input = NULL, *output = "build/demo.wav", *model = NULL, *asr = NULL, *vad = NULL;
     const char *user_voice = "en-gb-scotland", *agent_voice = "en-us", *publish = NULL;
     bool realtime = false, echo = true;
     int c;
@@ -426,6 +439,7 @@ int st_cmd_demo(int argc, char **argv)
         case O_NO_ECHO: echo = false; break;
         case O_MODEL: model = optarg; break;
         case O_ASR: asr = optarg; break;
+        case O_VAD: vad = optarg; break;
         case O_UVOICE: user_voice = optarg; break;
         case O_AVOICE: agent_voice = optarg; break;
         case O_PUBLISH: publish = optarg; break;
@@ -433,8 +447,9 @@ int st_cmd_demo(int argc, char **argv)
         default: return 2;
         }
     }
-    char asr_buf[4200], lm_buf[4200];
+    char asr_buf[4200], lm_buf[4200], vad_buf[4200];
     const char *asr_path = cli_agent_asr("demo", asr, asr_buf, sizeof asr_buf);
+    const char *vad_path = cli_vad_model(vad, false, vad_buf, sizeof vad_buf);
     if (!asr_path)
         return 1;
     const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",
@@ -494,6 +509,7 @@ int st_cmd_demo(int argc, char **argv)
 
     st_agent_params ap = st_agent_default_params();
     ap.asr_model = asr_path;
+    ap.vad_model = vad_path;
     ap.lm_model = lm_path;
     ap.tts_voice = agent_voice;
     ap.on_event = on_event;
@@ -509,10 +525,12 @@ int st_cmd_demo(int argc, char **argv)
     printf("spiketalk demo: %s\n",
            d->scripted ? "a scripted conversation with the voice agent, on virtual devices"
                        : input);
-    printf("  user voice %s, agent voice %s, %s, %s time; recognizer %s, dialogue model %s\n",
+    printf("  user voice %s, agent voice %s, %s, %s time; recognizer %s, VAD read-out %s, "
+           "dialogue model %s\n",
            d->scripted ? user_voice : "(the recording)", agent_voice,
            echo && d->scripted ? "a room's echo on the microphone (canceller on)" : "no room echo",
-           realtime ? "real" : "virtual", asr_path, lm_path ? lm_path : "MISSING");
+           realtime ? "real" : "virtual", asr_path, vad_path ? vad_path : "hand-designed",
+           lm_path ? lm_path : "MISSING");
     if (!lm_path)
         printf("  (no dialogue model: models/dialogue.stnn is not here; every answer says so)\n");
     printf("\n");

@@ -137,6 +137,8 @@ static void usage(void)
            "  -s, --seconds S      stop after S seconds (default: until Ctrl-C)\n"
            "      --say TEXT       the agent says TEXT first\n"
            "      --model FILE     dialogue model (default models/dialogue.stnn)\n"
+           "      --vad FILE|none  the VAD's learned read-out, e.g. " CLI_VAD_MODEL "\n"
+           "                       (default $SPIKETALK_VAD_MODEL, else none: hand-designed)\n"
            "      --asr FILE       recognizer model (default $SPIKETALK_ASR_MODEL,\n"
            "                       " CLI_AGENT_ASR ")\n"
            "      --voice V        the agent's espeak voice (default en-us)\n"
@@ -146,17 +148,18 @@ static void usage(void)
 
 int st_cmd_live(int argc, char **argv)
 {
-    enum { O_SAY = 1000, O_MODEL, O_ASR, O_VOICE, O_PUBLISH };
+    enum { O_SAY = 1000, O_MODEL, O_ASR, O_VOICE, O_PUBLISH, O_VAD };
     static const struct option opts[] = {{"device", required_argument, 0, 'd'},
                                          {"seconds", required_argument, 0, 's'},
                                          {"say", required_argument, 0, O_SAY},
                                          {"model", required_argument, 0, O_MODEL},
                                          {"asr", required_argument, 0, O_ASR},
+                                         {"vad", required_argument, 0, O_VAD},
                                          {"voice", required_argument, 0, O_VOICE},
                                          {"publish", required_argument, 0, O_PUBLISH},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *device = NULL, *say = NULL, *model = NULL, *asr = NULL, *voice = "en-us";
+    const char *device = NULL, *say = NULL, *model = NULL, *asr = NULL, *voice = "en-us", *vad = NULL;
     const char *publish = NULL;
     double seconds = 0;
     int c;
@@ -171,6 +174,7 @@ int st_cmd_live(int argc, char **argv)
         case O_SAY: say = optarg; break;
         case O_MODEL: model = optarg; break;
         case O_ASR: asr = optarg; break;
+        case O_VAD: vad = optarg; break;
         case O_VOICE: voice = optarg; break;
         case O_PUBLISH: publish = optarg; break;
         case 'h': usage(); return 0;
@@ -185,6 +189,8 @@ int st_cmd_live(int argc, char **argv)
     }
     char asr_buf[4200], lm_buf[4200];
     const char *asr_path = cli_agent_asr("live", asr, asr_buf, sizeof asr_buf);
+    char vad_buf[4200];
+    const char *vad_path = cli_vad_model(vad, false, vad_buf, sizeof vad_buf);
     if (!asr_path)
         return 1;
     const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",
@@ -205,6 +211,7 @@ int st_cmd_live(int argc, char **argv)
     view v = {.tty = isatty(1), .last_ms = NAN};
     st_agent_params ap = st_agent_default_params();
     ap.asr_model = asr_path;
+    ap.vad_model = vad_path;
     ap.lm_model = lm_path;
     ap.tts_voice = voice;
     ap.on_event = on_event;

@@ -450,7 +450,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: spiketalk soak [--minutes N] [--scenario FILE]... [--json [FILE]]\n"
-            "                      [--asr FILE] [--model FILE] [--data DIR]\n"
+            "                      [--asr FILE] [--vad FILE|none] [--model FILE] [--data DIR]\n"
             "\n"
             "One long conversation in virtual time through one agent: the standard\n"
             "scenarios (scenarios/*.ini) looped with a new noise seed and jittered turn\n"
@@ -469,6 +469,8 @@ static void usage(FILE *out)
             "  --scenario FILE  a scenario file or folder (repeatable; default scenarios/)\n"
             "  --json [FILE]    the figures as JSON (to FILE, or instead of the table)\n"
             "  --asr FILE       recognizer (default $SPIKETALK_ASR_MODEL, " CLI_AGENT_ASR ")\n"
+            "  --vad FILE|none  the VAD's learned read-out, e.g. " CLI_VAD_MODEL "\n"
+            "                   (default $SPIKETALK_VAD_MODEL, else none: hand-designed)\n"
             "  --model FILE     dialogue model (default $SPIKETALK_DIALOGUE_MODEL,\n"
             "                   models/dialogue.stnn; without one every answer says so)\n"
             "  --data DIR       shared data for recordings (default ../shared/data)\n"
@@ -828,7 +830,7 @@ int st_cmd_soak(int argc, char **argv)
     char (*files)[512] = calloc(MAX_FILES, sizeof *files);
     int n_files = 0, status = 0;
     double minutes = 60;
-    const char *json = NULL, *asr = NULL, *model = NULL, *data = NULL;
+    const char *json = NULL, *asr = NULL, *model = NULL, *data = NULL, *vad = NULL;
     if (!files)
         return cli_fail(CMD, "out of memory");
     for (int a = 1; a < argc && !status; a++) {
@@ -849,6 +851,8 @@ int st_cmd_soak(int argc, char **argv)
             json = "-";
         } else if (has && !strcmp(o, "--asr")) {
             asr = argv[++a];
+        } else if (has && !strcmp(o, "--vad")) {
+            vad = argv[++a];
         } else if (has && !strcmp(o, "--model")) {
             model = argv[++a];
         } else if (has && !strcmp(o, "--data")) {
@@ -864,8 +868,9 @@ int st_cmd_soak(int argc, char **argv)
     }
     if (!n_files)
         cli_scenario_add_default(CMD, files, &n_files, MAX_FILES);
-    char asr_buf[4096], lm_buf[4096];
+    char asr_buf[4096], lm_buf[4096], vad_buf[4096];
     const char *asr_path = cli_agent_asr(CMD, asr, asr_buf, sizeof asr_buf);
+    const char *vad_path = cli_vad_model(vad, false, vad_buf, sizeof vad_buf);
     const char *lm_path = cli_agent_find_model(model, "SPIKETALK_DIALOGUE_MODEL",
                                                "models/dialogue.stnn", lm_buf, sizeof lm_buf);
     if (!asr_path) {
@@ -949,6 +954,7 @@ int st_cmd_soak(int argc, char **argv)
     }
     st_agent_params ap = st_agent_default_params();
     ap.asr_model = asr_path;
+    ap.vad_model = vad_path;
     ap.lm_model = lm_path;
     ap.clock_hour = 10;
     ap.clock_minute = 30;
@@ -1069,9 +1075,11 @@ int st_cmd_soak(int argc, char **argv)
 
     if (!json || jf) {
         printf("\nspiketalk soak: %.1f min of conversation (virtual) in %.1f s wall, %.1f s CPU "
-               "(real-time factor %.4f); %llu scenario passes; agent %s, dialogue model %s\n",
+               "(real-time factor %.4f); %llu scenario passes; agent %s, VAD read-out %s, "
+               "dialogue model %s\n",
                end_s / 60, wall_s, cpu_s, cpu_s / end_s, (unsigned long long)L->passes,
-               asr_path, lm_path ? lm_path : "MISSING (every answer says so)");
+               asr_path, vad_path ? vad_path : "hand-designed",
+               lm_path ? lm_path : "MISSING (every answer says so)");
         printf("\n  memory (resident, /proc/self/statm)\n");
         printf("    start %.1f MB, after warm-up (%.0f s) %.2f MB, end %.2f MB, peak %.1f MB\n",
                rss_start / 1048576, warm_at_s, k->rss_warm / 1048576, rss_end / 1048576,

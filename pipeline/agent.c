@@ -307,6 +307,7 @@ st_agent *st_agent_new(const st_agent_params *p, int *err)
         a->centre_hz[c] = st_frontend_mel_centre_hz(a->fe, c);
     vp.channel_hz = a->centre_hz;
     vp.frontend_delay_samples = st_frontend_delay_samples(a->fe);
+    vp.model_path = a->p.vad_model;
     if (!(a->vad_model = st_vad_model_new(&vp, &rc)) || !(a->vad = st_vad_new(a->vad_model, &rc)))
         goto fail;
     a->resid_db = a->p.echo_residual_db;

@@ -842,6 +842,8 @@ typedef void (*st_agent_event_fn)(const st_agent_event *e, void *user_data);
 
 typedef struct {
     const char *asr_model;     /* the recognizer (models/asr.stm); required */
+    const char *vad_model;     /* the VAD's learned read-out (models/vad.stm, snn/vad.h);
+                                  NULL: the hand-designed one */
     const char *lm_model;      /* the dialogue model (models/dialogue.stnn); NULL: none,
                                   and every answer says the model is missing */
     const char *tts_engine;    /* the agent's voice: "espeak" */
@@ -874,7 +876,7 @@ typedef struct {
 
 /*  espeak default voice, echo canceller on, residual -6 dB, barge-in by
     duration only (turn.barge_on_word false), 30 s answers, local time, preemptive LM, the turn
-    controller's defaults; asr_model and lm_model NULL (the caller finds them). */
+    controller's defaults; asr_model, vad_model and lm_model NULL (the caller finds them). */
 st_agent_params st_agent_default_params(void);
 
 typedef struct st_agent st_agent;

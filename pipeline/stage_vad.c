@@ -56,6 +56,8 @@ static int vs_create(st_stage *s, void **self)
         v->centre_hz[c] = st_frontend_mel_centre_hz(v->fe, c);
     vp.channel_hz = v->centre_hz;
     vp.frontend_delay_samples = st_frontend_delay_samples(v->fe);
+    const char *model = st_stage_param(s, "model", "none");
+    vp.model_path = strcmp(model, "none") ? model : NULL;
     if (!(v->model = st_vad_model_new(&vp, &rc)) || !(v->vad = st_vad_new(v->model, &rc)))
         return rc;
     v->pcm = malloc(MAX_SAMPLES * sizeof(float));
@@ -113,9 +115,12 @@ const st_stage_type st__stage_vad = {
     .name = "vad",
     .summary = "spiking voice-activity detector: 16 kHz PCM in, CONTROL SPEECH onsets/offsets out",
     .params_help = "pass = yes          pass the PCM on behind the events\n"
-                   "onset_threshold =   the detector's read-out level that starts speech (0.05)\n"
-                   "offset_threshold =  ... that keeps it (0.025)\n"
-                   "hangover_s =        speech lasts this long after the read-out falls (0.08)\n",
+                   "model = none        the learned read-out (models/vad.stm, snn/vad.h);\n"
+                   "                    none: the hand-designed one\n"
+                   "onset_threshold =   the hand-designed read-out's level that starts speech\n"
+                   "                    (0.08)\n"
+                   "offset_threshold =  ... that keeps it (0.015)\n"
+                   "hangover_s =        speech lasts this long after the read-out falls (0.1)\n",
     .create = vs_create,
     .data = vs_data,
     .destroy = vs_destroy,

@@ -31,8 +31,11 @@ struct st_vad_model {
     st_vad_params p;
     st_snn_net *net;
     int n, k;                    /* channels, levels */
-    int id_floor, id_diff, id_rin, id_r, id_keep, id_s;
+    int id_floor, id_diff, id_echo_diff, id_rin, id_r, id_keep, id_s;
     size_t warm_frames;
+    st_snn_net *lnet;            /* the learned read-out, or NULL */
+    int l_out;                   /* its output node */
+    int l_hang;                  /* learned_hangover_s in frames */
 };
 
 struct st_vad {
@@ -46,6 +49,10 @@ struct st_vad {
     uint64_t rise_start;         /* stamp of the first frame of the current rise */
     uint64_t last_keep;          /* stamp of the last frame that held KEEP */
     bool have_keep;
+    float *feat;                 /* n: the learned read-out's input of the last frame */
+    st_snn_state *lstate;        /* the learned read-out's state, or NULL */
+    int l_run;                   /* learned: frames in a row over learned_on */
+    int l_since;                 /* learned: frames since p was over learned_off */
 };
 
 st_vad_params st_vad_default_params(void)
@@ -75,6 +82,11 @@ st_vad_params st_vad_default_params(void)
         .hangover_s = 0.1,
         .warmup_s = 0.2,
         .echo_margin_db = 3,
+        .model_path = NULL,
+        .learned_on = 0.7f,
+        .learned_off = 0.6f,
+        .learned_frames = 1,
+        .learned_hangover_s = 0.05,
     };
 }
 
@@ -102,6 +114,8 @@ static const pdesc pdescs[] = {
     PD(offset_threshold, P_FLOAT),  PD(onset_frames, P_INT),
     PD(hangover_s, P_DOUBLE),       PD(warmup_s, P_DOUBLE),
     PD(echo_margin_db, P_FLOAT),
+    PD(learned_on, P_FLOAT),        PD(learned_off, P_FLOAT),
+    PD(learned_frames, P_INT),      PD(learned_hangover_s, P_DOUBLE),
 };
 #define N_PDESCS (sizeof pdescs / sizeof pdescs[0])
 
@@ -191,6 +205,14 @@ static int check(const st_vad_params *p)
             p->hangover_s, p->warmup_s);
     if (!isfinite(p->min_level_db) || !isfinite(p->echo_margin_db))
         BAD("vad: min_level_db and echo_margin_db must be finite");
+    if (!(p->learned_on > 0) || !(p->learned_on < 1) || !(p->learned_off > 0) ||
+        p->learned_off > p->learned_on)
+        BAD("vad: need 0 < learned_off (%g) <= learned_on (%g) < 1", p->learned_off,
+            p->learned_on);
+    if (p->learned_frames < 1 || p->learned_frames > 100 || !(p->learned_hangover_s >= 0) ||
+        p->learned_hangover_s > 10)
+        BAD("vad: learned_frames (%d) must be in 1..100 and learned_hangover_s (%g) in 0..10 s",
+            p->learned_frames, p->learned_hangover_s);
 #undef BAD
     return ST_OK;
 }
@@ -265,8 +287,36 @@ void st_vad_model_destroy(st_vad_model **m_p)
     if (!m_p || !*m_p)
         return;
     st_snn_net_destroy(&(*m_p)->net);
+    st_snn_net_destroy(&(*m_p)->lnet);
     free(*m_p);
     *m_p = NULL;
+}
+
+/* The learned read-out: an engine net of n_channels inputs whose node
+   "output" has the two units (not speech, speech). */
+static int load_learned(st_vad_model *m, const char *path)
+{
+    int rc;
+    m->lnet = st_snn_net_load(path, &rc);
+    if (!m->lnet)
+        return rc;
+    const size_t n_in = st_snn_net_input_len(m->lnet);
+    if (n_in != (size_t)m->n)
+        return st_error(ST_ERR_FORMAT, "vad model '%s': the net takes %zu inputs a step, but the "
+                        "detector gives it one per channel (%d)", path, n_in, m->n);
+    m->l_out = st_snn_net_find(m->lnet, "output");
+    st_snn_node_info info;
+    if (m->l_out < 0 || st_snn_net_node_info(m->lnet, m->l_out, &info) != ST_OK ||
+        info.n_out != 2)
+        return st_error(ST_ERR_FORMAT, "vad model '%s': no node 'output' of 2 units (not "
+                        "speech, speech); is it a recognizer's or another net's file?", path);
+    m->l_hang = (int)lround(m->p.learned_hangover_s / m->p.hop_s);
+    return ST_OK;
+}
+
+bool st_vad_model_learned(const st_vad_model *m)
+{
+    return m->lnet != NULL;
 }
 
 st_vad_model *st_vad_model_new(const st_vad_params *p, int *err)
@@ -294,6 +344,7 @@ st_vad_model *st_vad_model_new(const st_vad_params *p, int *err)
     }
     m->p = *p;
     m->p.channel_hz = NULL;
+    m->p.model_path = NULL;
     m->n = n;
     m->k = K;
     m->warm_frames = (size_t)lround(p->warmup_s / p->hop_s);
@@ -453,6 +504,9 @@ st_vad_model *st_vad_model_new(const st_vad_params *p, int *err)
     }
     m->id_floor = flr;
     m->id_diff = diff;
+    m->id_echo_diff = echo_diff;
+    if (p->model_path && (rc = load_learned(m, p->model_path)) != ST_OK)
+        goto fail;
     m->id_rin = r_in;
     m->id_r = R;
     m->id_keep = keep_thr;
@@ -493,6 +547,8 @@ void st_vad_destroy(st_vad **v_p)
         return;
     st_vad *v = *v_p;
     st_snn_state_destroy(&v->state);
+    st_snn_state_destroy(&v->lstate);
+    free(v->feat);
     free(v->in);
     free(v->warm_sum);
     free(v);
@@ -508,10 +564,13 @@ st_vad *st_vad_new(const st_vad_model *m, int *err)
     v->m = m;
     v->in = calloc(2 * (size_t)m->n, sizeof *v->in);
     v->warm_sum = calloc((size_t)m->n, sizeof *v->warm_sum);
-    if (!v->in || !v->warm_sum)
+    v->feat = calloc((size_t)m->n, sizeof *v->feat);
+    if (!v->in || !v->warm_sum || !v->feat)
         goto fail;
     v->state = st_snn_state_new(m->net, &rc);
     if (!v->state)
+        goto fail;
+    if (m->lnet && !(v->lstate = st_snn_state_new(m->lnet, &rc)))
         goto fail;
     st_vad_reset(v);
     if (err)
@@ -529,7 +588,12 @@ fail:
 void st_vad_reset(st_vad *v)
 {
     st_snn_state_reset(v->state);
+    if (v->lstate)
+        st_snn_state_reset(v->lstate);
     memset(v->warm_sum, 0, (size_t)v->m->n * sizeof *v->warm_sum);
+    memset(v->feat, 0, (size_t)v->m->n * sizeof *v->feat);
+    v->l_run = 0;
+    v->l_since = INT32_MAX / 2;
     v->frames = 0;
     v->active = false;
     v->score = 0;
@@ -579,12 +643,38 @@ int st_vad_process(st_vad *v, const float *frames, const uint64_t *stamps, const
         v->frames++;
         st_snn_step(m->net, v->state, v->in);
         const uint64_t stamp = stamps[f];
-        v->score = st_snn_state_output(v->state, m->id_r, NULL)[0];
-        bool keep = st_snn_state_output(v->state, m->id_keep, NULL)[0] > 0.5f;
-        bool s = st_snn_state_output(v->state, m->id_s, NULL)[0] > 0.5f;
-        if (!v->active && v->score <= 0.5f * m->p.offset_threshold)
+        /* the learned read-out's input: the rise over max(floor, echo) */
+        const float *dx = st_snn_state_output(v->state, m->id_diff, NULL);
+        const float *de = st_snn_state_output(v->state, m->id_echo_diff, NULL);
+        for (int c = 0; c < n; c++) {
+            float r = dx[c] - (de[c] > 0 ? de[c] : 0);
+            r = r < ST_VAD_FEATURE_MIN_DB ? ST_VAD_FEATURE_MIN_DB
+                : r > ST_VAD_FEATURE_MAX_DB ? ST_VAD_FEATURE_MAX_DB
+                                             : r;
+            v->feat[c] = r / ST_VAD_FEATURE_SCALE_DB;
+        }
+        bool keep, s;
+        if (m->lnet) {
+            /* p(speech), and the latch on it: learned_frames over learned_on
+               start speech, learned_hangover_s under learned_off end it */
+            st_snn_step(m->lnet, v->lstate, v->feat);
+            const float *o = st_snn_state_output(v->lstate, m->l_out, NULL);
+            v->score = 1.0f / (1.0f + expf(o[0] - o[1]));
+            v->l_run = v->score > m->p.learned_on ? v->l_run + 1 : 0;
+            v->l_since = v->score > m->p.learned_off ? 0 : v->l_since + 1;
+            keep = v->l_since == 0;
+            s = v->l_run >= m->p.learned_frames || (v->active && v->l_since <= m->l_hang);
+        } else {
+            v->score = st_snn_state_output(v->state, m->id_r, NULL)[0];
+            keep = st_snn_state_output(v->state, m->id_keep, NULL)[0] > 0.5f;
+            s = st_snn_state_output(v->state, m->id_s, NULL)[0] > 0.5f;
+        }
+        /* the learned p(speech) is never quite 0: its rise starts at half
+           learned_off */
+        const float quiet = 0.5f * (m->lnet ? m->p.learned_off : m->p.offset_threshold);
+        if (!v->active && v->score <= quiet)
             v->rise_start = UINT64_MAX; /* the rise, if one comes, starts later */
-        else if (!v->active && v->rise_start == UINT64_MAX && v->score > 0)
+        else if (!v->active && v->rise_start == UINT64_MAX && v->score > (m->lnet ? quiet : 0))
             v->rise_start = stamp;
         if (keep) {
             v->last_keep = stamp;
@@ -605,6 +695,11 @@ int st_vad_process(st_vad *v, const float *frames, const uint64_t *stamps, const
     if (made)
         *made = nev;
     return ST_OK;
+}
+
+const float *st_vad_features(const st_vad *v)
+{
+    return v->feat;
 }
 
 bool st_vad_active(const st_vad *v)

@@ -116,7 +116,27 @@ typedef struct {
                                    < 0 inhibits (R is the share of the positive
                                    weights, less this band's); -0.4 (set it to
                                    out_band_weight for the detector before it) */
+    /* The learned read-out (`make train-vad`, models/README.md "vad.stm"):
+       a spiking network trained on speech + noise mixtures replaces E and
+       R; the floor, the echo input and the events stay as above. */
+    const char *model_path;     /* its engine net file (models/vad.stm); NULL = the
+                                   hand-designed E and R (borrowed during
+                                   st_vad_model_new) */
+    float learned_on;           /* p(speech) over which speech starts; 0.7 */
+    float learned_off;          /* p(speech) over which it is kept; 0.6 */
+    int learned_frames;         /* consecutive frames over learned_on; 1 */
+    double learned_hangover_s;  /* speech lasts this long after p < learned_off; 0.05 s */
 } st_vad_params;
+
+/*  The learned read-out's input, one value per channel and frame: how far
+    the channel rises over what the background and the agent's echo
+    explain, x - max(floor, echo + echo_margin_db), clamped to
+    [ST_VAD_FEATURE_MIN_DB, ST_VAD_FEATURE_MAX_DB] and divided by
+    ST_VAD_FEATURE_SCALE_DB. Its output node "output" holds two units (not
+    speech, speech); p(speech) is their softmax. */
+#define ST_VAD_FEATURE_MIN_DB (-10.0f)
+#define ST_VAD_FEATURE_MAX_DB 40.0f
+#define ST_VAD_FEATURE_SCALE_DB 10.0f
 
 st_vad_params st_vad_default_params(void);
 
@@ -165,9 +185,19 @@ int st_vad_process(st_vad *v, const float *frames, const uint64_t *stamps, const
                    size_t n, st_vad_event *out, size_t cap, size_t *made);
 
 /*  After the last frame: is speech on, and the read-out R (at most 1; below
-    0 while only the channels above speech_hi_hz rise, high_band_weight < 0). */
+    0 while only the channels above speech_hi_hz rise, high_band_weight < 0;
+    with a learned read-out: p(speech)). */
 bool st_vad_active(const st_vad *v);
 float st_vad_score(const st_vad *v);
+
+/*  The learned read-out's input of the last frame (n_channels floats, see
+    ST_VAD_FEATURE_SCALE_DB; zeros during the warm-up), computed with or
+    without a learned read-out: what `make train-vad` trains on. Borrowed
+    until the next call on the stream. */
+const float *st_vad_features(const st_vad *v);
+
+/*  Whether the model runs a learned read-out (params.model_path). */
+bool st_vad_model_learned(const st_vad_model *m);
 
 /*  The floor of channel c after the last frame, in dB (for inspection). */
 float st_vad_floor_db(const st_vad *v, int c);

@@ -8,10 +8,14 @@
     voice, given as the echo estimate, does not start speech while the
     user's voice over it does; the same input gives the same events; the
     parameters are checked; process never allocates; and, when the shared
-    data is there, real speech mixtures are detected. */
+    data is there, real speech mixtures are detected. The learned read-out
+    (params.model_path, models/vad.stm): its rule, its features, its bad
+    files, the shipped one on real mixtures, and `bench vad --write-train`,
+    the data it is trained on. */
 #include "testutil.h"
 
 #include "audio/audio.h"
+#include "snn/train.h"
 #include "snn/vad.h"
 
 #include <math.h>
@@ -449,7 +453,253 @@ static void test_real_mixtures(void)
     rig_free(&r);
 }
 
+/* ---- the learned read-out (params.model_path) --------------------------------- */
+
+/* A net of the learned read-out's shape whose p(speech) is known:
+   output = [0, sum of the features - 8] (n_in inputs), saved to `path`. */
+static void save_sum_net(const char *path, size_t n_in, const char *out_name, size_t n_out)
+{
+    int err;
+    st_snn_net *net = st_snn_net_new(&err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(net);
+    float *w = calloc(n_out * n_in, sizeof *w), b[2] = {0, -8};
+    for (size_t i = 0; i < n_in; i++)
+        w[(n_out - 1) * n_in + i] = 1;
+    int in = st_snn_net_add_input(net, "features", n_in);
+    int d = st_snn_net_add_dense(net, out_name, n_out, n_in, w, n_out == 2 ? b : NULL);
+    CU_ASSERT_FATAL(in >= 0 && d >= 0);
+    CU_ASSERT_EQUAL_FATAL(st_snn_net_connect(net, in, d), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(st_snn_net_finish(net), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(st_snn_net_save(net, path), ST_OK);
+    free(w);
+    st_snn_net_destroy(&net);
+}
+
+/* The rule on p(speech): an onset learned_frames frames into the rise, an
+   offset learned_hangover_s after p falls; the features are the rise over
+   the floor; the stream never allocates. */
+static void test_learned_rule(void)
+{
+    char path[4096];
+    st_test_tmpfile(path, sizeof path, "vad_sum.stm");
+    save_sum_net(path, 40, "output", 2);
+    enum { N = 4 * RATE };
+    float *x = malloc(N * sizeof *x);
+    make_noise(x, N, 3, 0.003);
+    const size_t on = 2 * RATE, len = (size_t)(0.6 * RATE);
+    add_burst(x, on, len, 0.03, 140);
+    uint64_t decided[2][2];
+    for (int v = 0; v < 2; v++) {
+        st_vad_params p = st_vad_default_params();
+        p.model_path = path;
+        p.learned_frames = v ? 4 : 1;
+        p.learned_hangover_s = v ? 0.2 : 0.05;
+        rig r;
+        rig_init(&r, &p);
+        CU_ASSERT(st_vad_model_learned(r.model));
+        st_vad_event ev[16];
+        size_t n = rig_run(&r, x, NULL, N, ev, 16);
+        if (n != 2)
+            for (size_t i = 0; i < n; i++)
+                printf("\n  %s at %.3f s", ev[i].kind == ST_VAD_ONSET ? "onset" : "offset",
+                       (double)ev[i].decided_index / RATE);
+        CU_ASSERT_EQUAL_FATAL(n, 2);
+        CU_ASSERT(ev[0].kind == ST_VAD_ONSET && ev[1].kind == ST_VAD_OFFSET);
+        decided[v][0] = ev[0].decided_index;
+        decided[v][1] = ev[1].decided_index;
+        CU_ASSERT(ev[0].decided_index >= on && ev[0].decided_index < on + RATE / 10);
+        CU_ASSERT(ev[1].decided_index >= on + len && ev[1].decided_index < on + len + RATE / 2);
+        /* the features: quiet before the burst, a rise of more than 10 dB in it */
+        rig_run(&r, x, NULL, on, ev, 16);
+        float sum = 0;
+        for (int c = 0; c < 40; c++)
+            sum += st_vad_features(r.vad)[c];
+        CU_ASSERT(fabsf(sum) < 6);
+        CU_ASSERT(st_vad_score(r.vad) < 0.2f);
+        rig_run(&r, x, NULL, on + len / 2, ev, 16);
+        sum = 0;
+        for (int c = 0; c < 40; c++)
+            sum += st_vad_features(r.vad)[c];
+        CU_ASSERT(sum > 8);
+        CU_ASSERT(st_vad_score(r.vad) > 0.5f);
+        rig_free(&r);
+    }
+    /* three more frames over learned_on; 150 ms more hangover */
+    CU_ASSERT_EQUAL(decided[1][0] - decided[0][0], 3 * 160);
+    CU_ASSERT_EQUAL(decided[1][1] - decided[0][1], 15 * 160);
+    if (st_test_alloc_live()) {
+        st_vad_params p = st_vad_default_params();
+        p.model_path = path;
+        rig r;
+        rig_init(&r, &p);
+        float *feat = malloc(400 * 40 * sizeof *feat);
+        uint64_t st[400];
+        size_t used, nf, made = 0, m;
+        st_frontend_process(r.fe, x, N, feat, st, 400, &used, &nf);
+        st_vad_event ev[400];
+        unsigned long before = st_test_rt_allocs();
+        st_rt_enter();
+        for (size_t f = 0; f < nf; f += 7) {
+            st_vad_process(r.vad, feat + f * 40, st + f, NULL, nf - f < 7 ? nf - f : 7, ev + made,
+                           400 - made, &m);
+            made += m;
+        }
+        st_rt_leave();
+        CU_ASSERT_EQUAL(st_test_rt_allocs(), before);
+        CU_ASSERT(made == 2);
+        free(feat);
+        rig_free(&r);
+    }
+    free(x);
+}
+
+/* A read-out file that is not one: missing, of the wrong shape, or another
+   kind of file; each refused with its name and what is wrong. */
+static void test_learned_bad_files(void)
+{
+    char path[4096];
+    st_vad_params p = st_vad_default_params();
+    int err;
+    p.model_path = "/nonexistent/vad.stm";
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT(err != ST_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "/nonexistent/vad.stm"));
+    st_test_tmpfile(path, sizeof path, "vad_30.stm");
+    save_sum_net(path, 30, "output", 2);
+    p.model_path = path;
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "takes 30 inputs"));
+    st_test_tmpfile(path, sizeof path, "vad_3out.stm");
+    save_sum_net(path, 40, "output", 3);
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "no node 'output' of 2 units"));
+    st_test_tmpfile(path, sizeof path, "vad_noout.stm");
+    save_sum_net(path, 40, "speech", 2);
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "no node 'output'"));
+    st_test_tmpfile(path, sizeof path, "vad_text.stm");
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("not a model\n", f);
+    fclose(f);
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "vad_text.stm"));
+    p = st_vad_default_params();
+    p.learned_off = 0.9f;
+    CU_ASSERT_PTR_NULL(st_vad_model_new(&p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "learned_off"));
+}
+
+/* The shipped read-out (models/vad.stm) on real speech mixtures of held-out
+   speakers: loose bounds, as above (bench vad measures the figures). */
+static void test_learned_real_mixtures(void)
+{
+    const char *data = st_test_shared_data();
+    if (!data) {
+        st_test_skip("vad:learned_real_mixtures",
+                     "no shared data folder (../shared/data or $ST_SHARED_DATA)");
+        return;
+    }
+    const char *model = "models/vad.stm"; /* shipped; the tests run from the repository root */
+    st_mix_params mp = st_mix_default_params();
+    mp.data_dir = data;
+    mp.n_utterances = 30;
+    mp.seed = 7;
+    st_mixture m;
+    CU_ASSERT_EQUAL_FATAL(st_mix_speech(&mp, &m), ST_OK);
+    st_vad_params p = st_vad_default_params();
+    p.model_path = model;
+    rig r;
+    rig_init(&r, &p);
+    st_vad_event *ev = malloc(4096 * sizeof *ev);
+    size_t n = rig_run(&r, m.samples, NULL, m.frames, ev, 4096);
+    int found = 0, ended = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < m.n_segs; i++) {
+        const st_mix_segment *s = &m.segs[i];
+        while (k < n && ev[k].decided_index + RATE / 5 < s->onset)
+            k++;
+        for (size_t j = k; j < n && ev[j].decided_index <= s->offset; j++)
+            if (ev[j].kind == ST_VAD_ONSET) {
+                found += ev[j].decided_index <= s->onset + RATE / 10;
+                break;
+            }
+        /* an offset within 0.4 s of the end */
+        for (size_t j = k; j < n; j++)
+            if (ev[j].kind == ST_VAD_OFFSET && ev[j].decided_index >= s->offset) {
+                ended += ev[j].decided_index <= s->offset + 2 * RATE / 5;
+                break;
+            }
+    }
+    if (found < 25 || ended < 25)
+        printf("\n  learned: %d of 30 found within 100 ms, %d ended within 400 ms\n", found,
+               ended);
+    CU_ASSERT(found >= 25);
+    CU_ASSERT(ended >= 25);
+    free(ev);
+    st_mixture_free(&m);
+    rig_free(&r);
+}
+
+/* `bench vad --write-train`: the learned read-out's training data (frames
+   labelled speech or not, in pieces), its row beside the hand-designed
+   detector, and a bad option refused. espeak-ng words in generated noise
+   (no shared data), so it runs everywhere. */
+static void test_cli_write_train(void)
+{
+    char path[4096], args[8192];
+    st_test_tmpfile(path, sizeof path, "vad_train.std");
+    snprintf(args, sizeof args,
+             "bench vad --data /nonexistent --utterances 6 --noise-minutes 0.2 --chunk-frames 200 "
+             "--write-train %s --model models/vad.stm --json",
+             path);
+    char *out = NULL;
+    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"snn-learned\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "pieces of 200 frames"));
+    free(out);
+    int err;
+    st_train_data *d = st_train_data_load(path, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT(st_train_data_is_seq(d));
+    CU_ASSERT_EQUAL(st_train_data_channels(d), 40);
+    CU_ASSERT_EQUAL(st_train_data_max_steps(d), 200);
+    CU_ASSERT(st_train_data_count(d) >= 10);
+    size_t speech = 0, frames = 0;
+    bool ok = true;
+    for (size_t k = 0; k < st_train_data_count(d); k++) {
+        size_t steps, n;
+        st_train_data_input(d, k, &steps);
+        const int32_t *lab = st_train_data_labels(d, k, &n);
+        ok = ok && n == steps && steps >= 100;
+        for (size_t t = 0; t < n; t++) {
+            ok = ok && (lab[t] == 0 || lab[t] == 1);
+            speech += lab[t] == 1;
+        }
+        frames += n;
+    }
+    CU_ASSERT(ok);
+    /* 6 words in 0.2 min of noise and their mixture: some speech, mostly not */
+    CU_ASSERT(speech > 50 && speech < frames / 2);
+    st_train_data_destroy(&d);
+    CU_ASSERT_EQUAL(st_test_run_cli("bench vad --chunk-frames 5", &out), 2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--chunk-frames"));
+    free(out);
+    CU_ASSERT_NOT_EQUAL(st_test_run_cli("bench vad --data /nonexistent --utterances 2 "
+                                        "--noise-minutes 0.1 --model /nonexistent/vad.stm",
+                                        &out),
+                        0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "/nonexistent/vad.stm"));
+    free(out);
+}
+
 CU_TestInfo st_tests_vad[] = {
+    {"cli_write_train", test_cli_write_train},
+    {"learned_rule", test_learned_rule},
+    {"learned_bad_files", test_learned_bad_files},
+    {"learned_real_mixtures", test_learned_real_mixtures},
     {"burst_in_noise", test_burst_in_noise},
     {"no_onset_on_noise", test_no_onset_on_noise},
     {"echo_does_not_start_speech", test_echo_does_not_start_speech},
