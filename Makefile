@@ -194,9 +194,10 @@ VAD_MODEL ?= models/vad.stm
 train-vad: all
 	$(Q)mkdir -p build/vad && \
 	    $(CLI_BIN) bench vad --data $(DATA_DIR) --split tune --seed 11 --utterances 3200 --noise-minutes 80 \
-	        --model none --augment-noise --write-train build/vad/train.std > build/vad/data_train.txt && \
+	        --snr-max 40 --with-espeak --augment-noise --model none --write-train build/vad/train.std \
+	        > build/vad/data_train.txt && \
 	    $(CLI_BIN) bench vad --data $(DATA_DIR) --split tune --seed 12 --utterances 400 --noise-minutes 10 \
-	        --model none --write-train build/vad/valid.std > build/vad/data_valid.txt && \
+	        --snr-max 40 --model none --write-train build/vad/valid.std > build/vad/data_valid.txt && \
 	    $(CLI_BIN) train --config models/vad_train.ini && cp build/vad/vad.stm $(VAD_MODEL)
 
 # The dense peer of the recognizer: a GRU (PyTorch) on the same features,

@@ -563,6 +563,9 @@ void st_encoder_currents(const st_encoder *enc, const float *frame, float *curre
 
 typedef enum { ST_MIX_ALL = 0, ST_MIX_TUNE = 1, ST_MIX_TEST = 2 } st_mix_split;
 
+#define ST_MIX_PAUSE_MS 100
+#define ST_MIX_MAX_PAUSES 16
+
 enum {
     ST_MIX_SPEECH_COMMANDS = 1,
     ST_MIX_FSDD = 2,
@@ -602,6 +605,11 @@ typedef struct {
     char source[16];         /* "speech_commands", "fsdd", "an4", "espeak" */
     char speaker[32];
     char text[64];
+    /* pauses inside [onset, offset): gaps of ST_MIX_PAUSE_MS or more between
+       the truth's bursts (between words), [on, off) in the mixture; the
+       first ST_MIX_MAX_PAUSES */
+    uint32_t n_pauses;
+    uint64_t pause_on[ST_MIX_MAX_PAUSES], pause_off[ST_MIX_MAX_PAUSES];
 } st_mix_segment;
 
 typedef struct {

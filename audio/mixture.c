@@ -323,6 +323,8 @@ static int espeak_16k(const clip_ref *c, buf *out)
 typedef struct {
     size_t on, off;   /* truth, in clip samples: [on, off) */
     double power;     /* mean power over [on, off) */
+    uint32_t n_pauses;/* gaps of ST_MIX_PAUSE_MS or more between bursts inside it */
+    size_t pause_on[ST_MIX_MAX_PAUSES], pause_off[ST_MIX_MAX_PAUSES];
 } truth;
 
 static int cmp_double(const void *a, const void *b)
@@ -439,6 +441,14 @@ static bool find_truth(const float *x, size_t n, double below_db, truth *t)
         on = bo * step + w5 / 2;
         off = (bf - 1) * step + w5 / 2 + 1;
         ok = on < off && off <= n;
+        /* the pauses between the bursts inside (between words) */
+        t->n_pauses = 0;
+        for (size_t k = 0; k + 1 < nb && t->n_pauses < ST_MIX_MAX_PAUSES; k++) {
+            if (b[k][1] < bo || b[k + 1][0] > bf || b[k + 1][0] - b[k][1] < ST_MIX_PAUSE_MS)
+                continue;
+            t->pause_on[t->n_pauses] = (b[k][1] - 1) * step + w5 / 2 + 1;
+            t->pause_off[t->n_pauses++] = b[k + 1][0] * step + w5 / 2;
+        }
     }
     free(b);
     /* what comes before the onset places it: 25 ms or more of it, clean */
@@ -994,6 +1004,11 @@ int st_mix_speech(const st_mix_params *p, st_mixture *out)
         sg->clip_end = q->start + q->audio.n;
         sg->snr_db = (float)q->snr_db;
         sg->speech_dbfs = (float)(10 * log10(q->t.power * g * g + 1e-30));
+        sg->n_pauses = q->t.n_pauses;
+        for (uint32_t j = 0; j < q->t.n_pauses; j++) {
+            sg->pause_on[j] = q->start + q->t.pause_on[j];
+            sg->pause_off[j] = q->start + q->t.pause_off[j];
+        }
         copy_field(sg->source, sizeof sg->source, source_name(q->ref->source));
         copy_field(sg->speaker, sizeof sg->speaker, q->ref->speaker);
         copy_field(sg->text, sizeof sg->text, q->ref->text);

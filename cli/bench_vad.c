@@ -128,8 +128,10 @@ static double run_snn(const st_vad_model *m, const features *f, evlist *out)
 /* The learned read-out's training data (`make train-vad`): the spiking
    VAD's features of every frame of `f` (st_vad_features) and the frame's
    label, speech (1) when the frame's centre lies in a truth segment of
-   `m` (NULL: noise only), cut into pieces of `chunk` frames (a last piece
-   of at least half that is kept). Appends to *x / *lab. */
+   `m` (NULL: noise only) outside its pauses (gaps of 100 ms or more
+   between words: a net taught that they are speech holds on after every
+   word's end), cut into pieces of `chunk` frames (a last piece of at
+   least half that is kept). Appends to *x / *lab. */
 typedef struct {
     float *x;
     int32_t *lab;
@@ -167,7 +169,11 @@ static int frames_collect(const st_vad_model *vm, const features *f, const st_mi
         const double centre = (double)f->stamp[i] - delay;
         while (m && seg < m->n_segs && (double)m->segs[seg].offset <= centre)
             seg++;
-        b->lab[b->n++] = m && seg < m->n_segs && (double)m->segs[seg].onset <= centre;
+        bool speech = m && seg < m->n_segs && (double)m->segs[seg].onset <= centre;
+        for (uint32_t k = 0; speech && k < m->segs[seg].n_pauses; k++)
+            speech = !((double)m->segs[seg].pause_on[k] <= centre &&
+                       centre < (double)m->segs[seg].pause_off[k]);
+        b->lab[b->n++] = speech;
     }
     st_vad_destroy(&v);
     return ST_OK;
@@ -476,7 +482,8 @@ static void usage(FILE *out)
             "                           [--dump-noise FILE]\n"
             "                           [--write-mixtures DIR] [--model FILE|none]\n"
             "                           [--write-train FILE [--chunk-frames N]]\n"
-            "                           [--augment-noise] [--json]\n"
+            "                           [--augment-noise] [--with-espeak] [--snr-max DB]\n"
+            "                           [--json]\n"
             "\n"
             "Builds speech + noise mixtures (audio/mixture.c): N clips of speech_commands\n"
             "words, fsdd digits and an4 utterances from the shared data (espeak-ng words\n"
@@ -522,6 +529,10 @@ static void usage(FILE *out)
             "  --augment-noise    play each noise stretch at a random rate (1/1.4 .. 1.4) through\n"
             "                     a random tilt (for training data: more noise than the\n"
             "                     split's clips)\n"
+            "  --snr-max DB       speech 0 .. DB over the noise (default 20)\n"
+            "  --with-espeak      espeak-ng words and phrases (the split's voices) beside the\n"
+            "                     shared data's speech (for training data: synthetic voices,\n"
+            "                     as the agent's scenarios have)\n"
             "  --json             one JSON object instead of the table\n"
             "  -h, --help         this help\n"
             "\n"
@@ -606,12 +617,14 @@ int st_bench_vad(int argc, char **argv)
                                          {"write-train", required_argument, 0, 'T'},
                                          {"chunk-frames", required_argument, 0, 'C'},
                                          {"augment-noise", no_argument, 0, 'A'},
+                                         {"with-espeak", no_argument, 0, 'K'},
+                                         {"snr-max", required_argument, 0, 'R'},
                                          {"json", no_argument, 0, 'J'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long n_utt = 200, seed = 1, wmode = 3;
-    double noise_min = 10;
-    bool json = false, by_snr = false, augment = false;
+    double noise_min = 10, snr_max = 20;
+    bool json = false, by_snr = false, augment = false, with_espeak = false;
     const char *dump_path = NULL, *noise_dump_path = NULL, *write_dir = NULL;
     const char *model_given = NULL, *train_path = NULL;
     long chunk = 400;
@@ -682,6 +695,11 @@ int st_bench_vad(int argc, char **argv)
                 return 2;
             break;
         case 'A': augment = true; break;
+        case 'K': with_espeak = true; break;
+        case 'R':
+            if (!cli_parse_double(CMD, "--snr-max", optarg, 0, 60, &snr_max))
+                return 2;
+            break;
         case 'J': json = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -704,6 +722,9 @@ int st_bench_vad(int argc, char **argv)
         mp.noise_rate_max = 1.4;
         mp.noise_tilt_max = 0.7;
     }
+    if (with_espeak)
+        mp.sources |= ST_MIX_ESPEAK;
+    mp.snr_max_db = snr_max;
 
     st_frontend_params fp = st_frontend_default_params();
     int err;

@@ -257,7 +257,8 @@ static void vad_usage(FILE *out)
     char params[2048];
     st_vad_params_print(&p, params, sizeof params);
     fprintf(out,
-            "usage: spiketalk vad FILE [--set NAME=VALUE ...] [--trace] [--csv]\n"
+            "usage: spiketalk vad FILE [--model FILE|none] [--set NAME=VALUE ...] [--trace]\n"
+            "                          [--csv]\n"
             "\n"
             "Finds where speech starts and ends in FILE with the spiking voice-activity\n"
             "detector (snn/vad.h) on the front end's 40 log-mel channels every 10 ms. Per\n"
@@ -277,7 +278,14 @@ static void vad_usage(FILE *out)
             "(the stamp of the deciding frame): decided - true time is the latency a live\n"
             "turn-taker sees. Ends with the total speech time.\n"
             "\n"
+            "With a learned read-out (--model, models/vad.stm: `make train-vad`) a\n"
+            "recurrent spiking network trained on speech in noise reads the same floor's\n"
+            "rise per channel instead, and its p(speech) drives the latch (learned_on,\n"
+            "learned_off, learned_frames, learned_hangover_s).\n"
+            "\n"
             "options:\n"
+            "  --model FILE      the learned read-out (default $SPIKETALK_VAD_MODEL, else\n"
+            "                    none: the hand-designed one)\n"
             "  --set NAME=VALUE  change a detector parameter (repeatable); the parameters\n"
             "                    and their defaults:\n");
     for (char *line = strtok(params, "\n"); line; line = strtok(NULL, "\n"))
@@ -296,6 +304,7 @@ static void vad_usage(FILE *out)
 int st_cmd_vad(int argc, char **argv)
 {
     static const struct option opts[] = {{"set", required_argument, 0, 'p'},
+                                         {"model", required_argument, 0, 'm'},
                                          {"trace", no_argument, 0, 't'},
                                          {"csv", no_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
@@ -303,6 +312,8 @@ int st_cmd_vad(int argc, char **argv)
     const char *cmd = "vad";
     st_vad_params vp = st_vad_default_params();
     bool trace = false, csv = false;
+    const char *model_given = NULL;
+    char mbuf[4096];
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -318,6 +329,7 @@ int st_cmd_vad(int argc, char **argv)
                 return cli_fail(cmd, "--set: %s", st_errmsg()) + 1;
             break;
         }
+        case 'm': model_given = optarg; break;
         case 't': trace = true; break;
         case 'c': csv = true; break;
         case 'h': vad_usage(stdout); return 0;
@@ -346,6 +358,7 @@ int st_cmd_vad(int argc, char **argv)
     vp.hop_s = (double)st_frontend_hop_samples(fe) / RATE;
     vp.frontend_delay_samples = st_frontend_delay_samples(fe);
     vp.channel_hz = centre;
+    vp.model_path = cli_vad_model(model_given, false, mbuf, sizeof mbuf);
     int err;
     model = st_vad_model_new(&vp, &err);
     if (!model || !(v = st_vad_new(model, &err))) {

