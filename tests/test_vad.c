@@ -657,8 +657,11 @@ static void test_cli_write_train(void)
              "--write-train %s --model models/vad.stm --json",
              path);
     char *out = NULL;
-    CU_ASSERT_EQUAL(st_test_run_cli(args, &out), 0);
+    int rc = st_test_run_cli(args, &out);
+    CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    if (rc != 0)
+        printf("\n  spiketalk %s: exit %d:\n%s\n", args, rc, out);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"snn-learned\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "pieces of 200 frames"));
     free(out);
