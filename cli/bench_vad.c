@@ -36,6 +36,8 @@ typedef struct {
 
 static int ev_push(evlist *l, const st_vad_event *e, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (l->n + n > l->cap) {
         size_t cap = l->cap ? l->cap : 1024;
         while (cap < l->n + n)
