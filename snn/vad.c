@@ -1,9 +1,13 @@
 /*  snn/vad.c - the spiking voice-activity detector (snn/vad.h): builds its
     network on the SNN engine from the parameters and runs it one frame per
-    step, turning the speech latch's changes into onset and offset events.
+    step, turning the speech latch's changes into onset and offset events;
+    with a learned read-out (models/vad.stm) it also steps that net on the
+    detector's features and latches its p(speech) instead.
 
-    May touch: base/, the SNN engine's public API (snn/snn.h). Not audio/:
-    frames, stamps and the front end's delay come in as plain arrays.
+    May touch: base/, the SNN engine's public API (snn/snn.h) and, for a
+    learned read-out, its model file (read once, in st_vad_model_new). Not
+    audio/: frames, stamps and the front end's delay come in as plain
+    arrays.
 
     Tuned for: 40 log-mel channels every 10 ms, one stream per st_vad, 320
     LIF neurons and about 500 threshold units, a few percent firing in noise; the network is built
