@@ -133,7 +133,8 @@ static double run_snn(const st_vad_model *m, const features *f, evlist *out)
    `m` (NULL: noise only) outside its pauses (gaps of 100 ms or more
    between words: a net taught that they are speech holds on after every
    word's end), cut into pieces of `chunk` frames (a last piece of at
-   least half that is kept). Appends to *x / *lab. */
+   least half that is kept). frames_collect appends to b; write_train
+   writes b's pieces. */
 typedef struct {
     float *x;
     int32_t *lab;
@@ -625,7 +626,7 @@ int st_bench_vad(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long n_utt = 200, seed = 1, wmode = 3;
-    double noise_min = 10, snr_max = 20;
+    double noise_min = 10, snr_max = st_mix_default_params().snr_max_db;
     bool json = false, by_snr = false, augment = false, with_espeak = false;
     const char *dump_path = NULL, *noise_dump_path = NULL, *write_dir = NULL;
     const char *model_given = NULL, *train_path = NULL;

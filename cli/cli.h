@@ -21,7 +21,8 @@ int st_cmd_bench(int argc, char **argv);
 int st_cmd_demo(int argc, char **argv);
 int st_cmd_live(int argc, char **argv);   /* cli/cmd_live.c */
 /*  A model file: given, else $env, else rel under the current folder, else
-    rel beside the folder of the binary (cli/cmd_demo.c). NULL: none. */
+    rel beside the folder of the binary (cli/cmd_demo.c); rel NULL: no default
+    file. NULL: none. */
 const char *cli_agent_find_model(const char *given, const char *env, const char *rel, char *buf,
                                  size_t cap);
 /*  The agent's recognizer (demo, live, bench latency, soak): the streaming

@@ -52,6 +52,8 @@ const char *cli_agent_find_model(const char *given, const char *env, const char 
     const char *e = env ? getenv(env) : NULL;
     if (e && *e)
         return e;
+    if (!rel)
+        return NULL;
     if (exists(rel)) {
         snprintf(buf, cap, "%s", rel);
         return buf;
@@ -71,10 +73,8 @@ const char *cli_vad_model(const char *given, bool learned_default, char *buf, si
 {
     if (given && !strcmp(given, "none"))
         return NULL;
-    const char *e = getenv("SPIKETALK_VAD_MODEL");
-    if (!given && !learned_default && !(e && *e))
-        return NULL;
-    return cli_agent_find_model(given, "SPIKETALK_VAD_MODEL", CLI_VAD_MODEL, buf, cap);
+    return cli_agent_find_model(given, "SPIKETALK_VAD_MODEL",
+                                learned_default ? CLI_VAD_MODEL : NULL, buf, cap);
 }
 
 const char *cli_agent_asr(const char *cmd, const char *given, char *buf, size_t cap)

@@ -359,6 +359,45 @@ static void test_params_and_network(void)
     CU_ASSERT_PTR_NULL(m);
 }
 
+/* The front end's frames of x (at most 4 s) through the stream in pieces of
+   7 frames, allocation counted while the stream runs (st_rt_enter): asserts
+   none; returns the events made. */
+static size_t run_counting_allocs(rig *r, const float *x, size_t n)
+{
+    enum { MAX_FRAMES = 400 };
+    float *feat = malloc(MAX_FRAMES * 40 * sizeof *feat);
+    uint64_t st[MAX_FRAMES];
+    size_t used, nf, made = 0;
+    CU_ASSERT_FATAL(n <= 4 * RATE);
+    st_frontend_process(r->fe, x, n, feat, st, MAX_FRAMES, &used, &nf);
+    st_vad_event ev[MAX_FRAMES];
+    unsigned long before = st_test_rt_allocs();
+    st_rt_enter();
+    for (size_t f = 0; f < nf; f += 7) {
+        size_t m, len = nf - f < 7 ? nf - f : 7;
+        st_vad_process(r->vad, feat + f * 40, st + f, NULL, len, ev + made, MAX_FRAMES - made, &m);
+        made += m;
+    }
+    st_rt_leave();
+    CU_ASSERT_EQUAL(st_test_rt_allocs(), before);
+    free(feat);
+    return made;
+}
+
+/* The first onset decided for truth segment s: from 200 ms before its onset
+   to its end; *k, the search start, moves on past events too early for it
+   (segments in time order). NULL when there is none. */
+static const st_vad_event *onset_for(const st_vad_event *ev, size_t n, size_t *k,
+                                     const st_mix_segment *s)
+{
+    while (*k < n && ev[*k].decided_index + RATE / 5 < s->onset)
+        (*k)++;
+    for (size_t j = *k; j < n && ev[j].decided_index <= s->offset; j++)
+        if (ev[j].kind == ST_VAD_ONSET)
+            return &ev[j];
+    return NULL;
+}
+
 static void test_no_allocation(void)
 {
     if (!st_test_alloc_live()) {
@@ -369,26 +408,11 @@ static void test_no_allocation(void)
     rig r;
     rig_init(&r, NULL);
     enum { N = 3 * RATE };
-    float *x = malloc(N * sizeof *x), *feat = malloc(400 * 40 * sizeof *feat);
-    uint64_t st[400];
+    float *x = malloc(N * sizeof *x);
     make_noise(x, N, 5, 0.003);
     add_burst(x, RATE, RATE, 0.03, 140);
-    size_t used, nf;
-    st_frontend_process(r.fe, x, N, feat, st, 400, &used, &nf);
-    st_vad_event ev[400];
-    size_t made = 0;
-    unsigned long before = st_test_rt_allocs();
-    st_rt_enter();
-    for (size_t f = 0; f < nf; f += 7) {
-        size_t m, len = nf - f < 7 ? nf - f : 7;
-        st_vad_process(r.vad, feat + f * 40, st + f, NULL, len, ev + made, 400 - made, &m);
-        made += m;
-    }
-    st_rt_leave();
-    CU_ASSERT_EQUAL(st_test_rt_allocs(), before);
-    CU_ASSERT(made >= 2);
+    CU_ASSERT(run_counting_allocs(&r, x, N) >= 2);
     free(x);
-    free(feat);
     rig_free(&r);
 }
 
@@ -426,13 +450,9 @@ static void test_real_mixtures(void)
     size_t k = 0;
     for (size_t i = 0; i < m.n_segs; i++) {
         const st_mix_segment *s = &m.segs[i];
-        while (k < n && ev[k].decided_index + RATE / 5 < s->onset)
-            k++;
-        for (size_t j = k; j < n && ev[j].decided_index <= s->offset; j++)
-            if (ev[j].kind == ST_VAD_ONSET) {
-                lat[found++] = ((double)ev[j].decided_index - (double)s->onset) / RATE;
-                break;
-            }
+        const st_vad_event *on = onset_for(ev, n, &k, s);
+        if (on)
+            lat[found++] = ((double)on->decided_index - (double)s->onset) / RATE;
     }
     /* median latency */
     for (int a = 0; a < found; a++)
@@ -532,22 +552,7 @@ static void test_learned_rule(void)
         p.model_path = path;
         rig r;
         rig_init(&r, &p);
-        float *feat = malloc(400 * 40 * sizeof *feat);
-        uint64_t st[400];
-        size_t used, nf, made = 0, m;
-        st_frontend_process(r.fe, x, N, feat, st, 400, &used, &nf);
-        st_vad_event ev[400];
-        unsigned long before = st_test_rt_allocs();
-        st_rt_enter();
-        for (size_t f = 0; f < nf; f += 7) {
-            st_vad_process(r.vad, feat + f * 40, st + f, NULL, nf - f < 7 ? nf - f : 7, ev + made,
-                           400 - made, &m);
-            made += m;
-        }
-        st_rt_leave();
-        CU_ASSERT_EQUAL(st_test_rt_allocs(), before);
-        CU_ASSERT(made == 2);
-        free(feat);
+        CU_ASSERT(run_counting_allocs(&r, x, N) == 2);
         rig_free(&r);
     }
     free(x);
@@ -618,13 +623,8 @@ static void test_learned_real_mixtures(void)
     size_t k = 0;
     for (size_t i = 0; i < m.n_segs; i++) {
         const st_mix_segment *s = &m.segs[i];
-        while (k < n && ev[k].decided_index + RATE / 5 < s->onset)
-            k++;
-        for (size_t j = k; j < n && ev[j].decided_index <= s->offset; j++)
-            if (ev[j].kind == ST_VAD_ONSET) {
-                found += ev[j].decided_index <= s->onset + 3 * RATE / 20;
-                break;
-            }
+        const st_vad_event *on = onset_for(ev, n, &k, s);
+        found += on && on->decided_index <= s->onset + 3 * RATE / 20;
         /* an offset decided from 0.3 s before the end (a weak last sound
            after a pause) to 0.5 s after it */
         for (size_t j = k; j < n; j++)
