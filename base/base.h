@@ -1,10 +1,11 @@
 /*  base/base.h - what every layer of spiketalk shares: error codes, the thread's
     last error message, logging, a real-time guard, the monotonic clock and a
-    small pool of worker threads for the trainers.
+    small pool of worker threads for the trainers, and the small-sample
+    statistics the reports compare windows with.
 
-    The lowest layer: it depends on libc only, and audio/, snn/, tts/ and
-    pipeline/ all sit on it. Nothing here but the worker pool allocates after
-    first use or blocks, so every other function may be called from any
+    The lowest layer: it depends on libc (and libm) only, and audio/, snn/,
+    tts/ and pipeline/ all sit on it. Nothing here but the worker pool and
+    the statistics allocates after first use or blocks, so every other function may be called from any
     thread, including the audio callback (st_rt_* and the clock are meant
     for it).
 */
@@ -102,6 +103,25 @@ st_workers *st_workers_new(unsigned n_threads, int *err);
 void st_workers_destroy(st_workers **w_p);
 unsigned st_workers_count(const st_workers *w); /* threads, the caller included */
 void st_workers_run(st_workers *w, st_job_fn fn, void *ctx, size_t n_items);
+
+/*  Small-sample statistics for reports (base/stats.c; allocates, not for the
+    audio path). st_hd_quantile: the p-th percentile (0..100) of n values
+    sorted ascending, by the Harrell-Davis estimator (every order statistic
+    weighted by a beta distribution around the p-th); NAN when n is 0.
+    st_shift_test: how far sample b lies from sample a, in units of a
+    limit: for each of the n_pct percentiles, the difference of the two
+    Harrell-Davis estimates (b's minus a's) over max(rel_limit * |a's|,
+    abs_floor); *shift is the median of those (so one percentile is just its
+    difference; the nine deciles give the shift most of the distribution
+    shares). *p_value: a two-sided permutation test, the share of `rounds`
+    random splits of the pooled values (plus the observed one) whose |shift|
+    is at least as large; draws from `seed`, the same on every machine.
+    ST_ERR_INVALID for an empty sample, a percentile outside 0..100, a
+    negative limit or no rounds. */
+double st_hd_quantile(const double *sorted, size_t n, double p);
+int st_shift_test(const double *a, size_t na, const double *b, size_t nb, const double *pct,
+                  size_t n_pct, double rel_limit, double abs_floor, unsigned rounds,
+                  uint64_t seed, double *shift, double *p_value);
 
 #ifdef __cplusplus
 }

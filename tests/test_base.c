@@ -1,9 +1,10 @@
 /*  tests/test_base.c - suite `base`: error messages, logging, the real-time
-    guard, the clock. */
+    guard, the clock, the small-sample statistics. */
 #include "testutil.h"
 
 #include "base/base.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,11 +96,88 @@ static void test_clock(void)
     CU_ASSERT_TRUE(dt < 1.0);
 }
 
+/* Harrell-Davis against SciPy's scipy.stats.mstats.hdquantiles (Debian's
+   python3-scipy, 30 Nov 2026): [1 2 3 4 10] -> p50 3.2896, p95 9.6084175;
+   [1 2 3 4 5 7 9 30] -> 4.86639921, 27.42529643. */
+static void test_hd_quantile(void)
+{
+    const double a[] = {1, 2, 3, 4, 10}, b[] = {1, 2, 3, 4, 5, 7, 9, 30};
+    CU_ASSERT_DOUBLE_EQUAL(st_hd_quantile(a, 5, 50), 3.2896, 1e-4);
+    CU_ASSERT_DOUBLE_EQUAL(st_hd_quantile(a, 5, 95), 9.6084175, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(st_hd_quantile(b, 8, 50), 4.86639921, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(st_hd_quantile(b, 8, 95), 27.42529643, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(st_hd_quantile(a, 1, 50), 1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(st_hd_quantile(a, 5, 0), 1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(st_hd_quantile(a, 5, 100), 10, 0);
+    CU_ASSERT_TRUE(isnan(st_hd_quantile(a, 0, 50)));
+}
+
+static double lcg_uniform(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (*s >> 8) / 16777216.0;
+}
+
+/* The soak's case (cli/cmd_soak.c): two windows of the same two clusters
+   (~140 ms and ~650 ms), the second with 8 more slow turns of 80, so that
+   its median lies on the other side of the gap; against a slowdown every
+   value shares. Limits 10 % or 10 ms, as the soak's. */
+static void test_shift_test(void)
+{
+    enum { N = 80 };
+    static const double deciles[9] = {10, 20, 30, 40, 50, 60, 70, 80, 90}, p50 = 50, p95 = 95;
+    double first[N], last[N], slower[N], shift, p;
+    uint32_t s = 7;
+    for (int i = 0; i < N; i++) {
+        bool slow_first = i % 2 == 0, slow_last = i % 2 == 0 || i % 10 == 1;
+        first[i] = (slow_first ? 620 : 110) + 60 * lcg_uniform(&s);
+        last[i] = (slow_last ? 620 : 110) + 60 * lcg_uniform(&s);
+        slower[i] = first[i] * 1.15;
+    }
+    /* the median alone: 5.6 limits, though no turn got slower */
+    CU_ASSERT_EQUAL(st_shift_test(first, N, last, N, &p50, 1, 0.1, 10, 999, 1, &shift, &p), ST_OK);
+    CU_ASSERT_TRUE(shift > 5);
+    /* the deciles: 0.3 limits, and chance */
+    CU_ASSERT_EQUAL(st_shift_test(first, N, last, N, deciles, 9, 0.1, 10, 999, 1, &shift, &p),
+                    ST_OK);
+    CU_ASSERT_TRUE(fabs(shift) < 1);
+    CU_ASSERT_TRUE(p > 0.05);
+    /* every turn 15 % slower: 1.5 limits on the deciles and on the p95, not chance */
+    CU_ASSERT_EQUAL(st_shift_test(first, N, slower, N, deciles, 9, 0.1, 10, 999, 1, &shift, &p),
+                    ST_OK);
+    CU_ASSERT_DOUBLE_EQUAL(shift, 1.5, 0.01);
+    CU_ASSERT_TRUE(p < 0.01);
+    CU_ASSERT_EQUAL(st_shift_test(first, N, slower, N, &p95, 1, 0.1, 10, 999, 1, &shift, &p),
+                    ST_OK);
+    CU_ASSERT_DOUBLE_EQUAL(shift, 1.5, 0.01);
+    CU_ASSERT_TRUE(p < 0.01);
+    /* the same values: no shift, p 1; the same seed, the same p */
+    CU_ASSERT_EQUAL(st_shift_test(first, N, first, N, &p95, 1, 0.1, 10, 999, 1, &shift, &p), ST_OK);
+    CU_ASSERT_DOUBLE_EQUAL(shift, 0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(p, 1, 1e-12);
+    double p2;
+    st_shift_test(first, N, last, N, deciles, 9, 0.1, 10, 999, 3, NULL, &p);
+    st_shift_test(first, N, last, N, deciles, 9, 0.1, 10, 999, 3, NULL, &p2);
+    CU_ASSERT_DOUBLE_EQUAL(p, p2, 0);
+    /* refusals */
+    CU_ASSERT_EQUAL(st_shift_test(first, 0, last, N, &p50, 1, 0.1, 10, 999, 1, &shift, &p),
+                    ST_ERR_INVALID);
+    CU_ASSERT_TRUE(isnan(shift) && isnan(p));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "non-empty"));
+    double bad = 101;
+    CU_ASSERT_EQUAL(st_shift_test(first, N, last, N, &bad, 1, 0.1, 10, 999, 1, &shift, &p),
+                    ST_ERR_INVALID);
+    CU_ASSERT_EQUAL(st_shift_test(first, N, last, N, &p50, 1, -0.1, 10, 999, 1, &shift, &p),
+                    ST_ERR_INVALID);
+}
+
 CU_TestInfo st_tests_base[] = {
     {"strerror", test_strerror},
     {"errmsg_per_thread", test_errmsg_per_thread},
     {"log_callback", test_log_callback},
     {"rt_guard_and_alloc_counter", test_rt_guard_and_alloc_counter},
     {"clock", test_clock},
+    {"hd_quantile", test_hd_quantile},
+    {"shift_test", test_shift_test},
     CU_TEST_INFO_NULL,
 };

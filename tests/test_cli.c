@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -100,7 +101,8 @@ static void test_demo_runs(void)
     adds up (every answerable turn in exactly one column of the ledger,
     answers started = played + interrupted + open), the exit status is the
     verdict it wrote, and the drift limit is 10 % or one 10 ms block,
-    whichever is larger (voice-to-voice ~700 ms: 10 %; a barge-in: a block). */
+    whichever is larger (voice-to-voice ~700 ms: 10 %; a barge-in: a block),
+    and a compared centre comes with its shift and p-value. */
 static void test_soak_short(void)
 {
     char json_path[512], args[1024], *out, *js;
@@ -143,6 +145,16 @@ static void test_soak_short(void)
     CU_ASSERT(p50 > 100);
     CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(v2v, "limit_p50"), 0.1 * p50, 0.01);
     CU_ASSERT_DOUBLE_EQUAL(st_test_json_number(barge, "limit_p50"), 10.0, 1e-9);
+    /* the centre's verdict is its shift (in limits) and permutation p-value */
+    const char *cmp = strstr(v2v, "\"compared_p50\": true");
+    if (cmp && cmp < barge) {
+        double shift = st_test_json_number(v2v, "shift_deciles");
+        double pv = st_test_json_number(v2v, "p_value_deciles");
+        CU_ASSERT(isfinite(shift) && pv > 0 && pv <= 1);
+        bool v2v_ok = strstr(v2v, "\"ok\": true") && strstr(v2v, "\"ok\": true") < barge;
+        if (fabs(shift) > 1 && pv < 0.01)
+            CU_ASSERT_FALSE(v2v_ok);
+    }
     free(js);
     remove(json_path);
 }
