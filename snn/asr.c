@@ -37,7 +37,7 @@ struct st_asr_stream {
     st_snn_state *state;
     float *x;
     float *prob;
-    float *ring;       /* ST_ASR_WINDOW normalised frames */
+    float *ring;       /* the last ST_ASR_WINDOW normalised frames (ctc: replayed on a restart) */
     size_t count;      /* frames pushed since reset */
     uint64_t first;    /* stamp of the first frame */
     size_t tail;       /* frames at the window's end that are pooled; 0 all */
@@ -611,8 +611,10 @@ static int push_ctc(st_asr_stream *self, const float *frame, uint64_t stamp, st_
                     float *prob_out)
 {
     const st_asr *a = self->asr;
-    st_asr_normalise(a, frame, self->x);
-    st_snn_step(a->net, self->state, self->x);
+    size_t nf = a->n_features;
+    float *x = self->ring + (self->count % ST_ASR_WINDOW) * nf;
+    st_asr_normalise(a, frame, x);
+    st_snn_step(a->net, self->state, x);
     softmax(st_snn_state_output(self->state, a->out_node, NULL), a->n_classes, self->prob);
     for (size_t k = 0; k < a->n_classes; k++) {
         if (self->prob[k] < ST_ASR_CTC_RISE_P)
@@ -629,10 +631,18 @@ static int push_ctc(st_asr_stream *self, const float *frame, uint64_t stamp, st_
         ev->end_stamp = ev->decided_stamp;
         ev->start_stamp = r != RISE_NONE && r <= ev->decided_stamp ? r : ev->decided_stamp;
     }
-    /* a second of silence: start again from a fresh state (the training condition) */
+    /* a second of silence: start again from a fresh state run over the last
+       ST_ASR_CTC_REPLAY_FRAMES frames heard (the training condition: a fresh
+       state, a short lead of silence). The replay keeps the start of a word
+       the net has not named yet: the blank stays >= QUIET_P well into a
+       word, and a bare restart on such a frame erased the word's start
+       ("hello." after 0.8-0.9 s of silence was not heard; models/README.md) */
     self->quiet_run = self->prob[ST_ASR_SILENCE] >= ST_ASR_CTC_QUIET_P ? self->quiet_run + 1 : 0;
     if (self->quiet_run >= ST_ASR_CTC_RESET_FRAMES) {
         st_snn_state_reset(self->state);
+        size_t k = self->count < ST_ASR_CTC_REPLAY_FRAMES ? self->count : ST_ASR_CTC_REPLAY_FRAMES;
+        for (size_t t = self->count - k; t < self->count; t++)
+            st_snn_step(a->net, self->state, self->ring + (t % ST_ASR_WINDOW) * nf);
         self->quiet_run = 0;
         self->resets++;
     }

@@ -199,15 +199,20 @@ int st_asr_decider_flush(st_asr_decider *d, st_asr_event *ev);
     near the word's end, not its acoustic start). The state stays bounded
     on long streams: after ST_ASR_CTC_RESET_FRAMES frames in a row whose
     blank posterior is >= ST_ASR_CTC_QUIET_P (a second of silence), the
-    network restarts from a fresh state, the condition it was trained in
+    network restarts from a fresh state run over the last
+    ST_ASR_CTC_REPLAY_FRAMES frames, the condition it was trained in
     (utterances of at most ~3 s from a fresh state, with 0.1-0.5 s of
-    silence or noise before the first word). Running speech with no such
-    pause never resets it (see models/README.md). */
+    silence or noise before the first word). The replay matters: the blank
+    stays high for the first 100-200 ms of a word, so the restart can fall
+    inside a word the net has not named yet, and a bare restart erased its
+    start. Running speech with no such pause never resets it (see
+    models/README.md). */
 #define ST_ASR_WINDOW 100
 #define ST_ASR_STRIDE 10
 #define ST_ASR_CTC_RISE_P 0.1f
 #define ST_ASR_CTC_QUIET_P 0.9f
 #define ST_ASR_CTC_RESET_FRAMES 100
+#define ST_ASR_CTC_REPLAY_FRAMES 50 /* < ST_ASR_WINDOW (the ring) */
 
 typedef struct st_asr_stream st_asr_stream;
 
