@@ -136,6 +136,9 @@ ASR_THREADS ?= 2
 # ASR_RULE='--on 0.9 --off 0.3 --min 1'.
 ASR_REQUESTS ?= 0
 ASR_RULE ?=
+# ASR_PAUSES=P (ASR_CTC=1 only): a share P of the whole requests get a pause
+# of 0.15-0.8 s between two words (asr-tool data --pauses).
+ASR_PAUSES ?= 0
 # ASR_CTC=1: the frame-level recognizer (models/README.md "CTC"): label
 # sequences (asr-tool data --ctc), 8 epochs of cross-entropy on the
 # words-in-context windows (in $(ASR_DIR)/ce), then CTC from those weights
@@ -146,7 +149,7 @@ ASR_CTC ?= 0
 ifeq ($(ASR_CTC),1)
 ASR_DIR := build/asr-ctc
 ASR_MODEL ?= $(ASR_DIR)/asr.stm
-ASR_DATA_FLAGS := --ctc
+ASR_DATA_FLAGS := --ctc --pauses $(ASR_PAUSES)
 ASR_TRAIN_FLAGS := --loss ctc --lr 1e-3 --warmup 100 --rate-reg 1 --ce-layers --init $(ASR_DIR)/ce/ckpt.stt
 ASR_PRETRAIN = mkdir -p $(ASR_DIR)/ce && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR)/ce --configs 100 \
     --aug 1 --seed 2 --requests $(ASR_REQUESTS) --per-config 12 && $(ASR_TOOL) train --dir $(ASR_DIR)/ce \

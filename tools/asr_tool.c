@@ -39,7 +39,10 @@
           clean and --request-aug augmented copies: noise, speed, ... over
           the whole) labelled with its words' classes in order (_unknown_
           for words outside the vocabulary); validation by held-out voices
-          and speakers as above. Sets of up to 350 frames.
+          and speakers as above. Sets of up to 350 frames. --pauses P: a
+          share P of those requests (training and validation) gets a pause
+          of 0.15-0.8 s of the dither between two of its words (a person
+          pausing inside a request; the labels stay); default 0.
       asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
                      [--threads T] [--max-steps S] [--lr L] [--loss L]
                      [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
@@ -97,6 +100,7 @@
 #define CTC_MAX_LABELS 24
 #define FEAT_CAP (CTC_MAX_FRAMES * MELS)
 static bool ctc_mode; /* data --ctc */
+static double pause_p; /* data --pauses P: share of --ctc requests with a pause inside */
 
 static const char *const CLASSES[] = {
     "_silence_", "_unknown_",
@@ -757,14 +761,27 @@ static int ctc_request(set *s, const st_tts_result *r, int aug)
     }
     if (n_lab == 0)
         return 0;
-    size_t n = lead + (b - a) + trail;
+    /* --pauses: a pause of 0.15-0.8 s between two words (a person's "set a
+       timer for ... five minutes"), inside the 3 s; the labels stay */
+    size_t cut = b, pause = 0;
+    if (pause_p > 0 && last >= 2 && urand() < pause_p) {
+        size_t j = (size_t)(rnd() % (unsigned)(last - 1));
+        cut = (r->words[j].end + r->words[j + 1].start) / 2;
+        pause = (size_t)uniform(2400, 12800);
+        size_t room = max_len > lead + (b - a) + trail ? max_len - (lead + (b - a) + trail) : 0;
+        if (pause > room)
+            pause = room;
+        if (pause < 2400 || cut <= a || cut >= b)
+            cut = b, pause = 0;
+    }
+    size_t n = lead + (b - a) + pause + trail;
     float *y = malloc(n * sizeof *y);
     if (!y)
         return -1;
     for (size_t i = 0; i < n; i++) /* the -86 dBFS dither of features() */
         y[i] = (float)((urand() - 0.5) * 2e-4);
     for (size_t i = a; i < b; i++)
-        y[lead + i - a] += r->samples[i];
+        y[lead + i - a + (i >= cut ? pause : 0)] += r->samples[i];
     int pushed = 0;
     size_t frames = features_all(y, n, feat);
     if (set_push_seq(s, feat, frames, lab, n_lab)) {
@@ -935,6 +952,8 @@ static int cmd_data(int argc, char **argv)
             rng_state ^= strtoull(argv[++a], NULL, 10) * 0x9E3779B97F4A7C15ull;
         else if (!strcmp(argv[a], "--ctc"))
             ctc_mode = true;
+        else if (!strcmp(argv[a], "--pauses") && a + 1 < argc)
+            pause_p = atof(argv[++a]);
         else {
             fprintf(stderr, "asr-tool data: unknown option '%s'\n", argv[a]);
             return 2;
