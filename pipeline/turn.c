@@ -227,8 +227,14 @@ bool st_turn_request_prefix(const char *words)
         return false;
     const char *last = w[n - 1];
     static const char *const open[] = {"plus", "minus", "times", "timer", "count", "what"};
+    static const char *const op[] = {"plus", "minus", "times"};
     /* "... plus", "timer", "count", "what", "N" (then an operator), "timer N"
-       (then the unit): the rest of the request is still to come */
+       (then the unit): the rest of the request is still to come. Not "plus
+       N": a sum that ends in its second number was complete but for its
+       first, and no word to come brings that back (the recognizer missed
+       it: "what is seven minus two" heard as "minus two") */
+    if (is_number(last) && n >= 2 && IS(w[n - 2], op))
+        return false;
     return IS(last, open) || is_number(last);
 }
 

@@ -99,6 +99,9 @@ static void test_grammar(void)
     CU_ASSERT_TRUE(st_turn_request_prefix("up seven"));
     CU_ASSERT_FALSE(st_turn_request_prefix("timer five minutes")); /* complete */
     CU_ASSERT_FALSE(st_turn_request_prefix("up left"));
+    CU_ASSERT_FALSE(st_turn_request_prefix("minus two")); /* the first number was missed */
+    CU_ASSERT_FALSE(st_turn_request_prefix("what plus five"));
+    CU_ASSERT_TRUE(st_turn_request_prefix("what is two"));
     CU_ASSERT_FALSE(st_turn_request_prefix(""));
     CU_ASSERT_FALSE(st_turn_request_prefix(NULL));
 }
