@@ -21,7 +21,10 @@
                              emitted words against the request's
                              vocabulary words (words outside it are not
                              expected), their substitutions, deletions and
-                             insertions, and the emission latency after
+                             insertions (and per word: how often it came
+                             out right, not at all, or as another word;
+                             a word is charged with a substitution when
+                             it is the reference side), and the emission latency after
                              each correctly emitted word's end (p50, p95);
                              last line `wer W (n=N)`.
                              --on P --off P --min K --refractory K set the
@@ -360,6 +363,9 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
 {
     size_t n_ref_words = 0, n_sub = 0, n_del = 0, n_ins = 0, n_emit = 0, n_lat = 0, done = 0;
     size_t n_requests_ok = 0, n_cap = 4096;
+    /* per reference word: how often it came, and came out right or not at all */
+    size_t w_ref[ST_ASR_MAX_CLASSES] = {0}, w_ok[ST_ASR_MAX_CLASSES] = {0};
+    size_t w_del[ST_ASR_MAX_CLASSES] = {0};
     double *lat = malloc(n_cap * sizeof *lat), audio_s = 0, cpu = 0;
     if (!lat)
         return cli_fail_lib("eval", ST_ERR_NOMEM, "latencies");
@@ -416,8 +422,11 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
             }
         size_t i = n_ref, j = n_hyp;
         while (i > 0 || j > 0) {
+            if (i > 0)
+                w_ref[ref[i - 1]]++;
             if (i > 0 && j > 0 && d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1])) {
                 if (ref[i - 1] == hyp[j - 1]) {
+                    w_ok[ref[i - 1]]++;
                     if (n_lat == n_cap) {
                         double *m = realloc(lat, 2 * n_cap * sizeof *lat);
                         if (!m)
@@ -431,8 +440,11 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
                 }
                 i--, j--;
             } else if (i > 0 && d[i][j] == d[i - 1][j] + 1) {
+                w_del[ref[i - 1]]++;
                 n_del++, i--;
             } else {
+                if (i > 0)
+                    w_ref[ref[i - 1]]--; /* an insertion: ref[i - 1] is still to come */
                 n_ins++, j--;
             }
         }
@@ -442,6 +454,12 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
         done++;
     }
     qsort(lat, n_lat, sizeof *lat, cmp_double);
+    printf("%-10s %6s %8s %8s %8s %8s\n", "word", "n", "correct", "deleted", "subst.",
+           "correct%");
+    for (size_t k = 2; k < st_asr_classes(a) && k < ST_ASR_MAX_CLASSES; k++)
+        if (w_ref[k])
+            printf("%-10s %6zu %8zu %8zu %8zu %7.1f%%\n", st_asr_word(a, k), w_ref[k], w_ok[k],
+                   w_del[k], w_ref[k] - w_ok[k] - w_del[k], 100.0 * w_ok[k] / w_ref[k]);
     printf("requests %zu, vocabulary words %zu, emitted %zu: correct %zu, substituted %zu, "
            "deleted %zu, inserted %zu; whole requests right %zu (%.1f %%)\n",
            done, n_ref_words, n_emit, n_lat, n_sub, n_del, n_ins, n_requests_ok,

@@ -424,6 +424,24 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT(V > 0);
     CU_ASSERT_EQUAL(C + S + D, V);
     CU_ASSERT_EQUAL(C + S + I, E);
+    /* the per-word table adds up to the same counts */
+    unsigned long tn = 0, tc = 0, td = 0, ts = 0;
+    const char *row = strstr(out, "correct%\n");
+    CU_ASSERT_PTR_NOT_NULL(row);
+    for (row = row ? strchr(row, '\n') + 1 : NULL; row && *row && row < s;) {
+        char word[64];
+        unsigned long n1, c1, d1, s1;
+        if (sscanf(row, "%63s %lu %lu %lu %lu", word, &n1, &c1, &d1, &s1) != 5)
+            break;
+        CU_ASSERT_EQUAL(c1 + d1 + s1, n1);
+        tn += n1, tc += c1, td += d1, ts += s1;
+        row = strchr(row, '\n');
+        row = row ? row + 1 : NULL;
+    }
+    CU_ASSERT_EQUAL(tn, V);
+    CU_ASSERT_EQUAL(tc, C);
+    CU_ASSERT_EQUAL(td, D);
+    CU_ASSERT_EQUAL(ts, S);
     CU_ASSERT_EQUAL(sscanf(last_line(out), "wer %lf (n=%d)", &w, &nn), 2);
     CU_ASSERT_EQUAL(nn, 5);
     CU_ASSERT(fabs(w - (double)(S + D + I) / (double)V) < 1e-3);
