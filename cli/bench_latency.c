@@ -427,6 +427,8 @@ typedef struct {
     bool realtime;     /* pace the blocks to the wall clock */
     double end_wait_s, prefix_wait_s; /* spiketalk's end-of-turn waits (default: the turn
                                          controller's) */
+    double barge_min_s; /* user speech over the agent that commits a barge-in */
+    bool barge_on_word; /* ... or a recognized word */
     int index, count;  /* the scenario's place in the run (the progress line) */
 } run_opts;
 
@@ -506,6 +508,8 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     ap.user_data = &c;
     ap.turn.incomplete_wait_s = o->end_wait_s;
     ap.turn.prefix_wait_s = o->prefix_wait_s;
+    ap.turn.barge_min_s = o->barge_min_s;
+    ap.turn.barge_on_word = o->barge_on_word;
     if (o->baseline) {
         /* the common policy: speech after 0.2 s of voice, end after 0.8 s of silence */
         ap.turn.complete_wait_s = 0.8;
@@ -1090,6 +1094,10 @@ static void usage(FILE *out)
             "                    the user's offset when the words are no request of the\n"
             "                    grammar (default 0.5; docs/AGENT.md \"End of turn\")\n"
             "  --prefix-wait S   ... when they are the start of one (default 0.7)\n"
+            "  --barge-min S     user speech over the agent that commits a barge-in\n"
+            "                    (default 0.3; shorter: the agent pauses, then resumes)\n"
+            "  --barge-word on|off  a word the recognizer hears over the agent commits it\n"
+            "                    too (default off: the echo may bring words)\n"
             "  --realtime        pace the blocks to the wall clock and report the real-time\n"
             "                    figures too (a progress line on stderr)\n"
             "  -h, --help        this help\n"
@@ -1228,6 +1236,8 @@ int st_bench_latency(int argc, char **argv)
     bool baseline = false, realtime = false;
     const st_turn_params turn = st_agent_default_params().turn;
     double end_wait = turn.incomplete_wait_s, prefix_wait = turn.prefix_wait_s;
+    double barge_min = turn.barge_min_s;
+    bool barge_word = turn.barge_on_word;
     int status = 0;
     if (!files)
         return cli_fail(CMD, "out of memory");
@@ -1267,6 +1277,19 @@ int st_bench_latency(int argc, char **argv)
                 free(files);
                 return 2;
             }
+        } else if (has && !strcmp(o, "--barge-min")) {
+            if (!cli_parse_double(CMD, o, argv[++a], 0, 10, &barge_min)) {
+                free(files);
+                return 2;
+            }
+        } else if (has && !strcmp(o, "--barge-word")) {
+            const char *v = argv[++a];
+            if (strcmp(v, "on") && strcmp(v, "off")) {
+                cli_fail(CMD, "--barge-word takes on or off, not '%s'", v);
+                free(files);
+                return 2;
+            }
+            barge_word = !strcmp(v, "on");
         } else {
             usage(stderr);
             free(files);
@@ -1289,6 +1312,8 @@ int st_bench_latency(int argc, char **argv)
         .realtime = realtime,
         .end_wait_s = end_wait,
         .prefix_wait_s = prefix_wait,
+        .barge_min_s = barge_min,
+        .barge_on_word = barge_word,
     };
     if (!ro.asr) {
         free(files);
@@ -1318,9 +1343,10 @@ int st_bench_latency(int argc, char **argv)
             status = cli_fail(CMD, "cannot create '%s'", json);
         else
             fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"end_wait_s\": %g, "
-                        "\"prefix_wait_s\": %g, \"turns\": [",
+                        "\"prefix_wait_s\": %g, \"barge_min_s\": %g, \"barge_on_word\": %s, "
+                        "\"turns\": [",
                     ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "",
-                    end_wait, prefix_wait);
+                    end_wait, prefix_wait, barge_min, barge_word ? "true" : "false");
     }
     size_t total_turns = 0;
     for (int i = 0; i < n_sc; i++)
@@ -1351,12 +1377,12 @@ int st_bench_latency(int argc, char **argv)
         const tally *b = baseline ? &tb : NULL;
         printf("\nspiketalk bench latency: %d scenarios, %zu user turns, %s; agent "
                "%s, VAD read-out %s, dialogue model %s; end-of-turn waits %g s (fallback), "
-               "%g s (prefix)\n",
+               "%g s (prefix); barge-in after %g s of speech%s\n",
                n_sc, total_turns,
                realtime ? "real time (paced to the wall clock) and virtual time" : "virtual time",
                ro.asr, ro.vad ? ro.vad : "hand-designed",
                ro.lm ? ro.lm : "MISSING (every answer says so)",
-               end_wait, prefix_wait);
+               end_wait, prefix_wait, barge_min, barge_word ? " or a word" : "");
         printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
         print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");
