@@ -176,8 +176,9 @@ train-asr: asr-data
 	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model $(ASR_MODEL) $(ASR_RULE),true)
 
 # The agent's streaming recognizer, models/asr_stream.stm (models/README.md
-# "asr_stream.stm"): the frame-level recipe above at the shipped settings,
-# its data and checkpoints in build/asr-stream (~36 min on this machine's 2
+# "asr_stream.stm"): the frame-level recipe above at the shipped settings
+# (600 request voices, a quarter of the requests with a pause inside), its
+# data and checkpoints in build/asr-stream (~75 min on this machine's 2
 # cores). models/asr.stm, the isolated-word classifier, is `make train-asr`.
 ASR_STREAM_MODEL ?= models/asr_stream.stm
 ASR_STREAM_DIR ?= build/asr-stream
@@ -185,7 +186,8 @@ ASR_STREAM_EPOCHS ?= 115
 .PHONY: train-asr-stream
 train-asr-stream:
 	$(Q)$(MAKE) --no-print-directory train-asr ASR_CTC=1 ASR_DIR=$(ASR_STREAM_DIR) ASR_MODEL=$(ASR_STREAM_MODEL) \
-	    ASR_REQUESTS=300 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) ASR_RULE='--on 0.4 --off 0.2 --min 1'
+	    ASR_REQUESTS=600 ASR_PAUSES=0.25 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) \
+	    ASR_RULE='--on 0.4 --off 0.2 --min 1'
 
 # The spiking VAD's learned read-out, models/vad.stm (models/README.md
 # "vad.stm"): training data from `bench vad --write-train` (mixtures of the

@@ -358,7 +358,9 @@ static void on_event(const st_agent_event *e, void *user_data)
             t->false_int_noise++;
         else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_BACKCHANNEL)
             t->false_int_backchannel++;
-        else if (in_echo_only(c, e->sample))
+        else if (i < 0 && in_echo_only(c, e->sample))
+            /* (as for a pause: a user turn still under way - an answer
+               started before its request ended - is a user, not echo) */
             t->false_int_echo++;
         if (c->answering >= 0 && c->ae[c->answering] < 0)
             c->ae[c->answering] = (int64_t)e->sample;

@@ -704,11 +704,15 @@ static void test_ctc_smoke_recipe(void)
 }
 
 /* The shipped streaming model on "hello." (espeak-ng en-gb-scotland, the
-   demo's user voice) after 0.60-1.20 s of quiet noise: the net restarts
-   after a second of blank, and for leads of 0.80-0.90 s that restart fell
-   on the word's first frames, before the net had named it; without the
-   replay of the frames before the restart the word was lost (found in
-   `spiketalk demo`, whose first "hello." came after 0.8 s of quiet). */
+   demo's user voice) after 0.75-1.20 s of quiet noise: the net restarts
+   after a second of blank, and for leads near a second that restart fell
+   on the word's first frames, before the net had named it (or just before
+   them, leaving a fresh net no lead-in); without the replay of the frames
+   before the restart the word was lost (found in `spiketalk demo`, whose
+   first "hello." came after 0.8 s of quiet: the 300-voice model missed it
+   at 0.80-0.90 s, the 600-voice one at 0.90-1.00 and 1.15-1.20 s). Shorter
+   leads never restart the net: what the model hears there is its own
+   accuracy, not this mechanism's. */
 static void test_ctc_word_at_restart(void)
 {
     const char *test = "asr:ctc_word_at_restart";
@@ -732,7 +736,7 @@ static void test_ctc_word_at_restart(void)
     float *x = calloc(max_lead + r.frames + tail, sizeof *x);
     CU_ASSERT_PTR_NOT_NULL_FATAL(x);
     int heard = 0, tried = 0;
-    for (size_t lead = 9600; lead <= max_lead; lead += 800) {
+    for (size_t lead = 12000; lead <= max_lead; lead += 800) {
         size_t n = lead + r.frames + tail;
         st_test_noise(x, n, 5 + (unsigned)lead, 16000, 7000);
         for (size_t i = 0; i < n; i++)
@@ -753,7 +757,7 @@ static void test_ctc_word_at_restart(void)
         free(out);
         remove(wav);
     }
-    CU_ASSERT_EQUAL(tried, 13);
+    CU_ASSERT_EQUAL(tried, 10);
     CU_ASSERT_EQUAL(heard, tried);
     free(x);
     st_tts_result_free(&r);
