@@ -221,14 +221,30 @@ static void test_portaudio_jack_dummy(void)
     CU_ASSERT_TRUE(n >= 40);
     /* Sample indices are exact. Stream times are the device's estimate
        (JACK's frame-time filter) and may jitter by up to a period when a
-       cycle runs late on a loaded machine, but must advance with the audio. */
+       cycle runs late on a loaded machine, but must advance with the audio.
+       On a starved machine the dummy driver skips cycles and the filter can
+       step back further now and then (twice in fresh-debian containers with
+       a training job on the same two cores; never reproduced with four busy
+       loops beside it here): a step back of more than a period is allowed
+       twice in the 0.5 s, never more than 10 periods, and the span below
+       must still follow the audio. */
+    int far_back = 0;
+    double worst_back = 0; /* in periods */
     for (size_t i = 1; i < n; i++) {
         double period = (double)s[i - 1].frames / 48000.0;
         CU_ASSERT_EQUAL(s[i].capture_index, s[i - 1].capture_index + s[i - 1].frames);
         CU_ASSERT_EQUAL(s[i].play_index, s[i - 1].play_index + s[i - 1].frames);
-        CU_ASSERT_TRUE(s[i].adc_time_s >= s[i - 1].adc_time_s - period);
-        CU_ASSERT_TRUE(s[i].dac_time_s >= s[i - 1].dac_time_s - period);
+        double back = (s[i - 1].adc_time_s - s[i].adc_time_s) / period;
+        double back_dac = (s[i - 1].dac_time_s - s[i].dac_time_s) / period;
+        back = back > back_dac ? back : back_dac;
+        far_back += back > 1;
+        worst_back = back > worst_back ? back : worst_back;
     }
+    CU_ASSERT_TRUE(far_back <= 2 && worst_back <= 10);
+    if (far_back)
+        fprintf(stderr, "\n  device:portaudio_jack_dummy: stream time stepped back more than a "
+                        "period %d times (worst %.1f periods) in %zu callbacks\n",
+                far_back, worst_back, n);
     if (n >= 2) {
         double span = s[n - 1].adc_time_s - s[0].adc_time_s;
         double audio = (double)(s[n - 1].capture_index - s[0].capture_index) / 48000.0;
