@@ -178,7 +178,7 @@ train-asr: asr-data
 # The agent's streaming recognizer, models/asr_stream.stm (models/README.md
 # "asr_stream.stm"): the frame-level recipe above at the shipped settings
 # (600 request voices, a quarter of the requests with a pause inside), its
-# data and checkpoints in build/asr-stream (~75 min on this machine's 2
+# data and checkpoints in build/asr-stream (~65 min on this machine's 2
 # cores). models/asr.stm, the isolated-word classifier, is `make train-asr`.
 ASR_STREAM_MODEL ?= models/asr_stream.stm
 ASR_STREAM_DIR ?= build/asr-stream
