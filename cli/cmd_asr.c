@@ -422,9 +422,8 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
             }
         size_t i = n_ref, j = n_hyp;
         while (i > 0 || j > 0) {
-            if (i > 0)
-                w_ref[ref[i - 1]]++;
             if (i > 0 && j > 0 && d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1])) {
+                w_ref[ref[i - 1]]++;
                 if (ref[i - 1] == hyp[j - 1]) {
                     w_ok[ref[i - 1]]++;
                     if (n_lat == n_cap) {
@@ -440,11 +439,10 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
                 }
                 i--, j--;
             } else if (i > 0 && d[i][j] == d[i - 1][j] + 1) {
+                w_ref[ref[i - 1]]++;
                 w_del[ref[i - 1]]++;
                 n_del++, i--;
             } else {
-                if (i > 0)
-                    w_ref[ref[i - 1]]--; /* an insertion: ref[i - 1] is still to come */
                 n_ins++, j--;
             }
         }

@@ -163,6 +163,7 @@ static const char *const digits[] = {"zero", "one", "two",   "three", "four",
                                      "five", "six", "seven", "eight", "nine"};
 static const char *const singles[] = {"joke", "story", "hello", "hi",  "help",
                                       "thanks", "goodbye", "repeat", "yes", "no"};
+static const char *const ops[] = {"plus", "minus", "times"};
 
 static bool is_one(const char *w, const char *const *set, size_t n)
 {
@@ -201,13 +202,12 @@ bool st_turn_request_complete(const char *words)
     if (!n)
         return false;
     const char *last = w[n - 1];
-    const char *op[] = {"plus", "minus", "times"};
     const char *unit[] = {"seconds", "minutes"};
     /* The request is judged by how the words end: what the recognizer heard
        before (a false word in a breath) does not make it incomplete. */
     if (IS(last, singles) || !strcmp(last, "time"))
         return true;
-    if (n >= 3 && is_number(last) && IS(w[n - 2], op) && is_number(w[n - 3]))
+    if (n >= 3 && is_number(last) && IS(w[n - 2], ops) && is_number(w[n - 3]))
         return true;
     if (n >= 3 && IS(last, unit) && is_number(w[n - 2]) && !strcmp(w[n - 3], "timer"))
         return true;
@@ -227,13 +227,12 @@ bool st_turn_request_prefix(const char *words)
         return false;
     const char *last = w[n - 1];
     static const char *const open[] = {"plus", "minus", "times", "timer", "count", "what"};
-    static const char *const op[] = {"plus", "minus", "times"};
     /* "... plus", "timer", "count", "what", "N" (then an operator), "timer N"
        (then the unit): the rest of the request is still to come. Not "plus
        N": a sum that ends in its second number was complete but for its
        first, and no word to come brings that back (the recognizer missed
        it: "what is seven minus two" heard as "minus two") */
-    if (is_number(last) && n >= 2 && IS(w[n - 2], op))
+    if (is_number(last) && n >= 2 && IS(w[n - 2], ops))
         return false;
     return IS(last, open) || is_number(last);
 }

@@ -35,7 +35,6 @@ struct st_asr {
 struct st_asr_stream {
     const st_asr *asr;
     st_snn_state *state;
-    float *x;
     float *prob;
     float *ring;       /* the last ST_ASR_WINDOW normalised frames (ctc: replayed on a restart) */
     size_t count;      /* frames pushed since reset */
@@ -548,11 +547,10 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
     if (!s)
         goto fail;
     s->asr = asr;
-    s->x = malloc(asr->n_features * sizeof *s->x);
     s->prob = malloc(asr->n_classes * sizeof *s->prob);
     s->ring = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->ring);
     s->rise = malloc(asr->n_classes * sizeof *s->rise);
-    if (!s->x || !s->prob || !s->ring || !s->rise)
+    if (!s->prob || !s->ring || !s->rise)
         goto fail;
     for (size_t k = 0; k < asr->n_classes; k++)
         s->rise[k] = RISE_NONE;
@@ -579,7 +577,6 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
         return;
     st_asr_stream *s = *self_p;
     st_snn_state_destroy(&s->state);
-    free(s->x);
     free(s->prob);
     free(s->ring);
     free(s->rise);

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *WORDS4[4] = {"_silence_", "_unknown_", "yes", "no"};
@@ -664,7 +665,9 @@ static void test_ctc_smoke_recipe(void)
 {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/ctc", st_test_tmpdir());
-    const char *cli = smoke_recipe("asr:ctc_smoke_recipe", dir, " --ctc", " --loss ctc");
+    /* (--pauses: the recipe's pauses inside requests run too) */
+    const char *cli =
+        smoke_recipe("asr:ctc_smoke_recipe", dir, " --ctc --pauses 0.5", " --loss ctc");
     if (!cli)
         return;
     char cmd[4096], *out;
@@ -700,6 +703,13 @@ static void test_ctc_smoke_recipe(void)
     int nn = 0;
     CU_ASSERT_EQUAL(sscanf(last_line(out), "wer %lf (n=%d)", &w, &nn), 2);
     CU_ASSERT_EQUAL(nn, 5);
+    free(out);
+    /* a share of requests with a pause outside 0..1 is refused, by name */
+    const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
+    snprintf(cmd, sizeof cmd, "%s/asr-tool data --ctc --pauses 1.5 --out %s/bad 2>&1", build, dir);
+    out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--pauses takes a share 0..1, not '1.5'"));
     free(out);
 }
 

@@ -952,9 +952,15 @@ static int cmd_data(int argc, char **argv)
             rng_state ^= strtoull(argv[++a], NULL, 10) * 0x9E3779B97F4A7C15ull;
         else if (!strcmp(argv[a], "--ctc"))
             ctc_mode = true;
-        else if (!strcmp(argv[a], "--pauses") && a + 1 < argc)
-            pause_p = atof(argv[++a]);
-        else {
+        else if (!strcmp(argv[a], "--pauses") && a + 1 < argc) {
+            char *end = NULL;
+            const char *v = argv[++a];
+            pause_p = strtod(v, &end);
+            if (end == v || *end || !(pause_p >= 0 && pause_p <= 1)) {
+                fprintf(stderr, "asr-tool data: --pauses takes a share 0..1, not '%s'\n", v);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "asr-tool data: unknown option '%s'\n", argv[a]);
             return 2;
         }
