@@ -136,6 +136,9 @@ ASR_THREADS ?= 2
 # ASR_RULE='--on 0.9 --off 0.3 --min 1'.
 ASR_REQUESTS ?= 0
 ASR_RULE ?=
+# ASR_LM='...' (ctc only): the word bigram of the agent's requests and the
+# beam search's settings stored in the model (asr-tool lm; snn/asr.h).
+ASR_LM ?=
 # ASR_PAUSES=P (ASR_CTC=1 only): a share P of the whole requests get a pause
 # of 0.15-0.8 s between two words (asr-tool data --pauses).
 ASR_PAUSES ?= 0
@@ -174,6 +177,7 @@ train-asr: asr-data
 	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out $(ASR_MODEL) --epochs $(ASR_EPOCHS) $(ASR_TRAIN_FLAGS) \
 	    --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train.csv
 	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model $(ASR_MODEL) $(ASR_RULE),true)
+	$(Q)$(if $(ASR_LM),$(ASR_TOOL) lm --model $(ASR_MODEL) $(ASR_LM),true)
 
 # The agent's streaming recognizer, models/asr_stream.stm (models/README.md
 # "asr_stream.stm"): the frame-level recipe above at the shipped settings
@@ -183,11 +187,16 @@ train-asr: asr-data
 ASR_STREAM_MODEL ?= models/asr_stream.stm
 ASR_STREAM_DIR ?= build/asr-stream
 ASR_STREAM_EPOCHS ?= 115
-.PHONY: train-asr-stream
+ASR_STREAM_LM := --requests 20000 --per-word 100 --mix 0.9 --seed 1 --alpha 0.5 --beta 2 --margin 0.5 --beam 8
+.PHONY: train-asr-stream asr-stream-lm
 train-asr-stream:
 	$(Q)$(MAKE) --no-print-directory train-asr ASR_CTC=1 ASR_DIR=$(ASR_STREAM_DIR) ASR_MODEL=$(ASR_STREAM_MODEL) \
 	    ASR_REQUESTS=600 ASR_PAUSES=0.25 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) \
-	    ASR_RULE='--on 0.4 --off 0.2 --min 1'
+	    ASR_RULE='--on 0.4 --off 0.2 --min 1' ASR_LM='$(ASR_STREAM_LM)'
+# The last step alone (seconds): the bigram and the beam settings into a
+# trained model, as train-asr-stream writes them.
+asr-stream-lm: $(ASR_TOOL)
+	$(Q)$(ASR_TOOL) lm --model $(ASR_STREAM_MODEL) $(ASR_STREAM_LM)
 
 # The spiking VAD's learned read-out, models/vad.stm (models/README.md
 # "vad.stm"): training data from `bench vad --write-train` (mixtures of the

@@ -251,8 +251,13 @@ static size_t stream_tail; /* the model's tail, or --tail K: st_asr_stream_set_t
 typedef struct {
     double on, off;
     long min, refractory, tail;
+    int lm;                        /* -1 the model's, 0 the decision rule, 1 the beam search */
+    double alpha, beta, margin;    /* NAN: the model's (or the defaults) */
+    long beam;
 } rule_opts;
-#define RULE_OPTS_NONE {-1, -1, -1, -1, -1}
+#define RULE_OPTS_NONE {-1, -1, -1, -1, -1, -1, NAN, NAN, NAN, -1}
+static int stream_lm_mode = -1;     /* rule_for: -1 the model's decoder, 0 off, 1 stream_lm */
+static st_asr_lm_params stream_lm;
 
 /* The model's stored rule with the options applied; sets stream_tail. */
 static st_asr_decider_params rule_for(const st_asr *a, const rule_opts *o)
@@ -268,6 +273,19 @@ static st_asr_decider_params rule_for(const st_asr *a, const rule_opts *o)
     if (o->refractory >= 0)
         dp.refractory_frames = (int)o->refractory;
     stream_tail = o->tail >= 0 ? (size_t)o->tail : tail;
+    bool has = st_asr_lm(a, &stream_lm) != NULL;
+    if (!has)
+        stream_lm = st_asr_lm_default_params();
+    bool tuned = !isnan(o->alpha) || !isnan(o->beta) || !isnan(o->margin) || o->beam >= 0;
+    if (!isnan(o->alpha))
+        stream_lm.alpha = (float)o->alpha;
+    if (!isnan(o->beta))
+        stream_lm.beta = (float)o->beta;
+    if (!isnan(o->margin))
+        stream_lm.margin = (float)o->margin;
+    if (o->beam >= 0)
+        stream_lm.beam = (int)o->beam;
+    stream_lm_mode = o->lm == 0 ? 0 : o->lm == 1 || tuned ? 1 : -1;
     return dp;
 }
 
@@ -280,6 +298,12 @@ static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_
     if (!s)
         return 0;
     st_asr_stream_set_tail(s, stream_tail);
+    if (stream_lm_mode >= 0 &&
+        st_asr_stream_set_lm(s, stream_lm_mode ? &stream_lm : NULL) != ST_OK) {
+        cli_fail("eval", "%s", st_errmsg());
+        st_asr_stream_destroy(&s);
+        return 0;
+    }
     size_t nf = st_asr_features(a), got = 0;
     float feat[16 * 256];
     uint64_t stamp[16];
@@ -308,7 +332,9 @@ static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_
         }
     }
     st_asr_event ev;
-    if (st_asr_stream_flush(s, &ev) == 1 && ev.word != ST_ASR_UNKNOWN) {
+    while (st_asr_stream_flush(s, &ev) == 1) {
+        if (ev.word == ST_ASR_UNKNOWN)
+            continue;
         if (got < cap) {
             if (decided_s)
                 decided_s[got] = (double)n / rate;
@@ -466,7 +492,14 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
            "(n=%zu)\n",
            percentile(lat, n_lat, 0.5), percentile(lat, n_lat, 0.95),
            n_lat ? lat[n_lat - 1] : 0.0, n_lat);
-    if (st_asr_default_pool(a) == ST_ASR_POOL_CTC)
+    bool beam = stream_lm_mode == 1 || (stream_lm_mode < 0 && st_asr_lm(a, NULL));
+    if (st_asr_default_pool(a) == ST_ASR_POOL_CTC && beam)
+        printf("decoder: CTC beam search of %d with %s (alpha %.2f, beta %.2f), a word emitted "
+               "when every hypothesis within %.2f agrees or the best has held it %d frames, "
+               "the rest at the end of each request\n",
+               stream_lm.beam, st_asr_lm(a, NULL) ? "the model's word bigram" : "no bigram",
+               stream_lm.alpha, stream_lm.beta, stream_lm.margin, ST_ASR_BEAM_STABLE_FRAMES);
+    else if (st_asr_default_pool(a) == ST_ASR_POOL_CTC)
         printf("decision rule: on %.2f off %.2f min %d refractory %d%s, on each frame's CTC "
                "posteriors\n", dp->on_threshold, dp->off_threshold, dp->min_frames,
                dp->refractory_frames, dp->emit_early ? " early" : "");
@@ -499,6 +532,19 @@ static int decider_option(int argc, char **argv, int *i, rule_opts *r)
         r->refractory = atol(argv[++*i]) < 0 ? 0 : atol(argv[*i]);
     else if (!strcmp(o, "--tail"))
         r->tail = atol(argv[++*i]) < 0 ? 0 : atol(argv[*i]);
+    else if (!strcmp(o, "--lm")) {
+        const char *v = argv[++*i];
+        r->lm = !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -2;
+        if (r->lm == -2)
+            return cli_fail("eval", "--lm '%s': use on or off", v), 0;
+    } else if (!strcmp(o, "--alpha"))
+        r->alpha = atof(argv[++*i]);
+    else if (!strcmp(o, "--beta"))
+        r->beta = atof(argv[++*i]);
+    else if (!strcmp(o, "--margin"))
+        r->margin = atof(argv[++*i]);
+    else if (!strcmp(o, "--beam"))
+        r->beam = atol(argv[++*i]) < 1 ? 1 : atol(argv[*i]);
     else
         return 0;
     return 1;
@@ -508,12 +554,17 @@ static int eval_usage(FILE *out)
 {
     fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean|ctc]\n"
                  "       [--on P] [--off P] [--min K] [--refractory K] [--tail K]\n"
+                 "       [--lm on|off] [--alpha A] [--beta B] [--margin M] [--beam K]\n"
                  "  --pool defaults to the pooling the model was trained with\n"
                  "  sc12   Speech Commands layout (path label12 word speaker): 12-class accuracy\n"
                  "  words  layout path text speaker: word error rate\n"
                  "  requests  layout path text speaker ends: streaming word error rate and\n"
                  "         emission latency after each word's end (--on.. --tail set the decision\n"
-                 "         rule; default: the one stored in the model)\n"
+                 "         rule; default: the one stored in the model); a ctc model with a word\n"
+                 "         bigram decodes with a beam search instead (--lm off: the rule; --alpha\n"
+                 "         the bigram's weight, --beta the bonus per word, --margin the score gap\n"
+                 "         within which every hypothesis must agree before a word is emitted,\n"
+                 "         --beam the hypotheses kept; default: the model's, snn/asr.h)\n"
                  "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n"
                  "  --model defaults to " ASR_DEFAULT_MODEL " (the word classifier) for sc12 and\n"
                  "  words, to " CLI_AGENT_ASR " (the agent's streaming recognizer) for requests\n");

@@ -798,6 +798,14 @@ static int act(st_agent *a, int actions, uint64_t now)
     return ST_OK;
 }
 
+/* A word from the recognizer: published, then given to the turn controller. */
+static int heard_word(st_agent *a, const st_asr_event *w, uint64_t now)
+{
+    const char *word = st_asr_word(a->asr, (size_t)w->word);
+    emit(a, ST_AGENT_EV_WORD, w->end_stamp, w->start_stamp, word, 0);
+    return act(a, st_turn_word(a->turn, word, w->start_stamp, w->end_stamp, now), now);
+}
+
 int st_agent_say(st_agent *a, const char *text)
 {
     uint64_t now = a->pos ? a->pos - 1 : 0;
@@ -1096,6 +1104,12 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
             }
             emit(a, on ? ST_AGENT_EV_ONSET : ST_AGENT_EV_OFFSET, ev[k].sample_index,
                  ev[k].decided_index, NULL, 0);
+            /* the user stopped: what the recognizer still weighs is decided
+               now (its beam search), before the controller judges the turn */
+            st_asr_event w;
+            while (!on && st_asr_stream_flush(a->asr_stream, &w) == 1)
+                if (w.word >= 2 && (rc = heard_word(a, &w, now)))
+                    return rc;
             int acts = on ? st_turn_onset(a->turn, ev[k].sample_index, now)
                           : st_turn_offset(a->turn, ev[k].sample_index, now);
             if ((rc = act(a, acts, now)))
@@ -1105,12 +1119,8 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         c0 = cpu_now();
         int heard = st_asr_stream_push(a->asr_stream, feat + j * N_MELS, stamp[j], &w, NULL);
         a->stats.cpu_asr_s += cpu_now() - c0;
-        if (heard == 1 && w.word >= 2) {
-            const char *word = st_asr_word(a->asr, (size_t)w.word);
-            emit(a, ST_AGENT_EV_WORD, w.end_stamp, w.start_stamp, word, 0);
-            if ((rc = act(a, st_turn_word(a->turn, word, w.start_stamp, w.end_stamp, now), now)))
-                return rc;
-        }
+        if (heard == 1 && w.word >= 2 && (rc = heard_word(a, &w, now)))
+            return rc;
     }
     if (a->echo_latched && user_over_echo(a)) {
         /* The user got loud within what was judged echo: their speech

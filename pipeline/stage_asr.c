@@ -106,8 +106,11 @@ static int as_control(st_stage *s, void *self, const st_wire_msg *m)
     asr_stage *a = self;
     if (!m->from_bus && m->control.cmd == ST_CTL_END) {
         st_asr_event ev;
-        if (st_asr_stream_flush(a->stream, &ev) == 1 && ev.word >= 2)
-            return send_word(s, a, m, &ev);
+        while (st_asr_stream_flush(a->stream, &ev) == 1) {
+            int rc = ev.word >= 2 ? send_word(s, a, m, &ev) : ST_OK;
+            if (rc)
+                return rc;
+        }
     }
     return ST_OK;
 }

@@ -28,6 +28,8 @@ struct st_asr {
     st_asr_frontend_info fe;
     st_asr_pool pool;
     bool has_stream;               /* tuned decision rule stored ("stream") */
+    float *lm;                     /* ctc: the word bigram ("lm"), NULL none */
+    st_asr_lm_params lm_p;         /* its settings ("lm_rule") */
     st_asr_decider_params stream_p;
     size_t stream_tail;
 };
@@ -45,6 +47,7 @@ struct st_asr_stream {
     uint64_t *rise;    /* per class: first stamp of its current rise, RISE_NONE */
     size_t quiet_run;  /* frames in a row with the blank >= ST_ASR_CTC_QUIET_P */
     size_t resets;     /* network restarts after a long silence */
+    st_asr_beam *beam; /* the decoder when it has a bigram, else NULL: the decider */
 };
 
 #define RISE_NONE UINT64_MAX
@@ -58,6 +61,7 @@ void st_asr_destroy(st_asr **self_p)
     free(a->words);
     free(a->mean);
     free(a->std);
+    free(a->lm);
     free(a);
     *self_p = NULL;
 }
@@ -169,11 +173,76 @@ int st_asr_save(const st_asr *self, const char *path)
         if ((err = st_tensor_file_add_string(f, "stream", rule)) != ST_OK)
             goto done;
     }
+    if (self->lm) {
+        char rule[128];
+        uint64_t d2[2] = {self->n_classes, self->n_classes};
+        snprintf(rule, sizeof rule, "alpha %g beta %g margin %g beam %d", self->lm_p.alpha,
+                 self->lm_p.beta, self->lm_p.margin, self->lm_p.beam);
+        if ((err = st_tensor_file_add(f, "lm", ST_DTYPE_F32, 2, d2, self->lm)) != ST_OK ||
+            (err = st_tensor_file_add_string(f, "lm_rule", rule)) != ST_OK)
+            goto done;
+    }
     err = st_tensor_file_save(f, path);
 done:
     free(text);
     st_tensor_file_destroy(&f);
     return err;
+}
+
+/* The optional bigram: both tensors or neither, C x C log-probabilities. */
+static int load_lm(st_asr *a, st_tensor_file *f, const char *path)
+{
+    char rule[128];
+    bool has_rule = st_tensor_file_string(f, "lm_rule", rule, sizeof rule) == ST_OK;
+    st_tensor t;
+    uint64_t d2[2] = {a->n_classes, a->n_classes};
+    bool has_lm = st_tensor_file_find(f, "lm", &t) == ST_OK;
+    if (!has_rule && !has_lm)
+        return ST_OK;
+    if (!has_rule || !has_lm)
+        return st_error(ST_ERR_FORMAT, "'%s': tensor '%s' without '%s'", path,
+                        has_lm ? "lm" : "lm_rule", has_lm ? "lm_rule" : "lm");
+    int rc = st_tensor_file_expect(f, "lm", ST_DTYPE_F32, 2, d2, &t);
+    if (rc != ST_OK)
+        return rc;
+    st_asr_lm_params p;
+    if (sscanf(rule, "alpha %f beta %f margin %f beam %d", &p.alpha, &p.beta, &p.margin,
+               &p.beam) != 4)
+        return st_error(ST_ERR_FORMAT, "'%s': tensor 'lm_rule': '%s' is not "
+                        "'alpha A beta B margin M beam K'", path, rule);
+    if (st_asr_set_lm(a, t.data, &p) != ST_OK)
+        return st_error(ST_ERR_FORMAT, "'%s': tensors 'lm', 'lm_rule': %s", path, st_errmsg());
+    return ST_OK;
+}
+
+int st_asr_set_lm(st_asr *self, const float *logp, const st_asr_lm_params *p)
+{
+    if (!logp) {
+        free(self->lm);
+        self->lm = NULL;
+        return ST_OK;
+    }
+    assert(p);
+    int rc = st_asr_lm_check(p, logp, self->n_classes);
+    if (rc != ST_OK)
+        return rc;
+    if (self->pool != ST_ASR_POOL_CTC)
+        return st_error(ST_ERR_INVALID, "language model: the recognizer is not a ctc model");
+    size_t bytes = self->n_classes * self->n_classes * sizeof *self->lm;
+    float *m = self->lm ? self->lm : malloc(bytes);
+    if (!m)
+        return ST_ERR_NOMEM;
+    memcpy(m, logp, bytes);
+    self->lm = m;
+    self->lm_p = *p;
+    return ST_OK;
+}
+
+const float *st_asr_lm(const st_asr *self, st_asr_lm_params *p)
+{
+    if (p && self->lm)
+        *p = self->lm_p;
+    return self->lm;
 }
 
 st_asr *st_asr_load(const char *path, int *err)
@@ -256,6 +325,10 @@ st_asr *st_asr_load(const char *path, int *err)
         q.emit_early = early != 0;
         a->stream_p = q;
         a->has_stream = true;
+    }
+    if ((rc = load_lm(a, f, path)) != ST_OK) {
+        st_asr_destroy(&a);
+        goto fail;
     }
     st_error_clear();
     free(text);
@@ -563,6 +636,8 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
         dp = *p;
     st_asr_stream_set_tail(s, tail);
     st_asr_decider_init(&s->dec, &dp, asr->n_classes);
+    if (asr->lm && (rc = st_asr_stream_set_lm(s, &asr->lm_p)) != ST_OK)
+        goto fail;
     return s;
 fail:
     st_asr_stream_destroy(&s);
@@ -577,6 +652,7 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
         return;
     st_asr_stream *s = *self_p;
     st_snn_state_destroy(&s->state);
+    st_asr_beam_destroy(&s->beam);
     free(s->prob);
     free(s->ring);
     free(s->rise);
@@ -598,7 +674,23 @@ void st_asr_stream_reset(st_asr_stream *self)
     for (size_t k = 0; k < self->asr->n_classes; k++)
         self->rise[k] = RISE_NONE;
     st_asr_decider_init(&self->dec, &self->dec.p, self->asr->n_classes);
+    if (self->beam)
+        st_asr_beam_reset(self->beam);
 }
+
+int st_asr_stream_set_lm(st_asr_stream *self, const st_asr_lm_params *p)
+{
+    st_asr_beam_destroy(&self->beam);
+    if (!p)
+        return ST_OK;
+    if (self->asr->pool != ST_ASR_POOL_CTC)
+        return st_error(ST_ERR_INVALID, "beam search: the recognizer is not a ctc model");
+    int rc = ST_OK;
+    self->beam = st_asr_beam_new(self->asr->n_classes, self->asr->lm, p, &rc);
+    return self->beam ? ST_OK : rc;
+}
+
+bool st_asr_stream_uses_lm(const st_asr_stream *self) { return self->beam != NULL; }
 
 size_t st_asr_stream_state_resets(const st_asr_stream *self) { return self->resets; }
 
@@ -622,7 +714,11 @@ static int push_ctc(st_asr_stream *self, const float *frame, uint64_t stamp, st_
     if (prob_out)
         memcpy(prob_out, self->prob, a->n_classes * sizeof *prob_out);
     self->count++;
-    int got = st_asr_decider_step(&self->dec, self->prob, stamp, ev);
+    int got = 0;
+    if (self->beam)
+        st_asr_beam_step(self->beam, self->prob, stamp, self->rise);
+    else
+        got = st_asr_decider_step(&self->dec, self->prob, stamp, ev);
     if (got) {
         uint64_t r = self->rise[ev->word];
         ev->end_stamp = ev->decided_stamp;
@@ -642,8 +738,10 @@ static int push_ctc(st_asr_stream *self, const float *frame, uint64_t stamp, st_
             st_snn_step(a->net, self->state, self->ring + (t % ST_ASR_WINDOW) * nf);
         self->quiet_run = 0;
         self->resets++;
+        if (self->beam) /* a new request: the bigram starts over */
+            st_asr_beam_finish(self->beam, false);
     }
-    return got;
+    return self->beam ? st_asr_beam_next(self->beam, ev) : got;
 }
 
 int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
@@ -699,6 +797,12 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
 
 int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev)
 {
+    if (self->beam) {
+        if (st_asr_beam_next(self->beam, ev))
+            return 1;
+        st_asr_beam_finish(self->beam, true);
+        return st_asr_beam_next(self->beam, ev);
+    }
     if (self->dec.done)
         return 0;
     return st_asr_decider_flush(&self->dec, ev);

@@ -179,6 +179,69 @@ int st_asr_decider_step(st_asr_decider *d, const float *prob, uint64_t stamp, st
 /*  End of input: emits an open candidate that is long enough (1), else 0. */
 int st_asr_decider_flush(st_asr_decider *d, st_asr_event *ev);
 
+/* ---- the language model and the beam search ----
+
+    A ctc model may carry a word bigram (tensors "lm", f32 [C][C]: log
+    P(next | previous) over its classes, row 0 the start of a request and
+    column 0 its end, the blank being no word; and "lm_rule", "alpha A beta
+    B margin M beam K"). Its stream then decodes with st_asr_beam (a CTC
+    prefix beam search, snn/asr_beam.c) instead of the decision rule:
+    words come out once the hypotheses within `margin` of the best agree on
+    them, and st_asr_stream_flush commits the best hypothesis (call it
+    where the caller knows the speech ended: the agent does at each VAD
+    offset). models/README.md "asr_stream.stm" gives how the bigram is made
+    (asr-tool lm) and what it changes. */
+#define ST_ASR_BEAM_MAX 16
+#define ST_ASR_BEAM_PRUNE_P 1e-3f /* labels below this posterior are not tried */
+/* A word is not heard twice in a row within this many frames of its first
+   peak: a CTC net's posterior for one long word can peak twice. */
+#define ST_ASR_BEAM_REPEAT_FRAMES 30
+/* A word is committed once the best hypothesis has held it (the same
+   peak) as its next word for this many frames, even where others within
+   the margin still disagree. */
+#define ST_ASR_BEAM_STABLE_FRAMES 10
+/* A committed word whose posterior never reached this is not emitted. */
+#define ST_ASR_BEAM_MIN_PEAK 0.1f
+
+typedef struct {
+    float alpha;   /* weight of the bigram's log-probability; 0.5 */
+    float beta;    /* bonus per label, against the blank's deletions; 2 */
+    float margin;  /* a word is committed when every hypothesis within this
+                      (natural log) of the best holds it; 0.5 */
+    int beam;      /* hypotheses kept, 1..ST_ASR_BEAM_MAX; 8 */
+} st_asr_lm_params;
+
+st_asr_lm_params st_asr_lm_default_params(void);
+/*  ST_ERR_INVALID naming the setting out of range or the entry of logp
+    (n_classes x n_classes, may be NULL) that is not a log-probability. */
+int st_asr_lm_check(const st_asr_lm_params *p, const float *logp, size_t n_classes);
+/*  Stores (copies) a bigram and its settings in the model (NULL: none),
+    for st_asr_save and every stream made after. */
+int st_asr_set_lm(st_asr *self, const float *logp, const st_asr_lm_params *p);
+/*  The model's bigram (borrowed; NULL when it has none) and its settings. */
+const float *st_asr_lm(const st_asr *self, st_asr_lm_params *p);
+
+typedef struct st_asr_beam st_asr_beam;
+/*  A beam search over n_classes posteriors with the bigram logp (copied;
+    NULL: no LM, every label alike). Allocates everything it will use. */
+st_asr_beam *st_asr_beam_new(size_t n_classes, const float *logp, const st_asr_lm_params *p,
+                             int *err);
+void st_asr_beam_destroy(st_asr_beam **self_p);
+/*  Empty, the context the start of a request, the queue emptied. */
+void st_asr_beam_reset(st_asr_beam *self);
+/*  One frame of posteriors (summing to 1) stamped `stamp`; rise (may be
+    NULL) gives per class the stamp its posterior last rose (a word's
+    start_stamp; UINT64_MAX: none). Committed words wait in a queue. No
+    allocation. */
+void st_asr_beam_step(st_asr_beam *self, const float *prob, uint64_t stamp, const uint64_t *rise);
+/*  Commits the best hypothesis's remaining words and starts over; its last
+    label stays the bigram's context when keep_context. */
+void st_asr_beam_finish(st_asr_beam *self, bool keep_context);
+/*  The next committed word, oldest first: 1 and *ev, or 0. */
+int st_asr_beam_next(st_asr_beam *self, st_asr_event *ev);
+/*  Committed words lost because nobody took them (a queue of 128). */
+size_t st_asr_beam_dropped(const st_asr_beam *self);
+
 /* ---- streaming ----
 
     The stream classifies a sliding window: every `stride` frames
@@ -230,10 +293,21 @@ void st_asr_stream_destroy(st_asr_stream **self_p);
 void st_asr_stream_reset(st_asr_stream *self);
 /*  One raw frame (n_features) stamped `stamp` (the front end's sample
     index); returns 1 with *ev filled when a word is decided, 0 otherwise.
-    No allocation. prob_out (may be NULL) gets this frame's probabilities. */
+    No allocation. prob_out (may be NULL) gets this frame's probabilities.
+    With the beam search a frame may commit more than one word: each push
+    returns the oldest waiting (drain them with st_asr_stream_flush, which
+    also decides, or with pushes). */
 int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
                        st_asr_event *ev, float *prob_out);
+/*  The speech ended: decides what is still open. Returns 1 and *ev for each
+    word, one a call, then 0: call it until it returns 0. No allocation. */
 int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev);
+/*  A ctc stream's decoder: the beam search with the bigram and settings p
+    (NULL: the decision rule). Streams of a model with a bigram start with
+    it at the stored settings. Allocates: not for the audio thread.
+    ST_ERR_INVALID for a model that is not ctc or settings out of range. */
+int st_asr_stream_set_lm(st_asr_stream *self, const st_asr_lm_params *p);
+bool st_asr_stream_uses_lm(const st_asr_stream *self);
 /*  ctc: how many times the stream restarted its network after a long
     silence (ST_ASR_CTC_RESET_FRAMES); 0 for other models. */
 size_t st_asr_stream_state_resets(const st_asr_stream *self);

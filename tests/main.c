@@ -37,6 +37,7 @@ ST_SUITE(snn_perf);
 ST_SUITE(snn_files);
 ST_SUITE(train);
 ST_SUITE(asr);
+ST_SUITE(asr_beam);
 ST_SUITE(tts);
 ST_SUITE(wire);
 ST_SUITE(pipeline);
@@ -67,6 +68,7 @@ static CU_SuiteInfo suites[] = {
     {"snn_files", NULL, NULL, NULL, NULL, st_tests_snn_files},
     {"train", NULL, NULL, NULL, NULL, st_tests_train},
     {"asr", NULL, NULL, NULL, NULL, st_tests_asr},
+    {"asr_beam", NULL, NULL, NULL, NULL, st_tests_asr_beam},
     {"tts", NULL, NULL, NULL, NULL, st_tests_tts},
     {"wire", NULL, NULL, NULL, NULL, st_tests_wire},
     {"pipeline", NULL, NULL, NULL, NULL, st_tests_pipeline},

@@ -1515,14 +1515,131 @@ static int cmd_rule(int argc, char **argv)
     return err ? 1 : 0;
 }
 
+/* `asr-tool lm`: the word bigram of the agent's requests (see the file
+   comment), into the model. */
+static int cmd_lm(int argc, char **argv)
+{
+    const char *model = NULL, *out = NULL;
+    long n_requests = 20000, per_word = 100;
+    double mix = 0.9;
+    uint64_t seed = 1;
+    st_asr_lm_params q = st_asr_lm_default_params();
+    for (int a = 2; a < argc; a++) {
+        if (a + 1 >= argc) {
+            fprintf(stderr, "asr-tool lm: option '%s' needs a value\n", argv[a]);
+            return 2;
+        }
+        const char *o = argv[a], *v = argv[++a];
+        if (!strcmp(o, "--model"))
+            model = v;
+        else if (!strcmp(o, "--out"))
+            out = v;
+        else if (!strcmp(o, "--requests"))
+            n_requests = atol(v);
+        else if (!strcmp(o, "--per-word"))
+            per_word = atol(v);
+        else if (!strcmp(o, "--mix"))
+            mix = atof(v);
+        else if (!strcmp(o, "--seed"))
+            seed = (uint64_t)atoll(v);
+        else if (!strcmp(o, "--alpha"))
+            q.alpha = (float)atof(v);
+        else if (!strcmp(o, "--beta"))
+            q.beta = (float)atof(v);
+        else if (!strcmp(o, "--margin"))
+            q.margin = (float)atof(v);
+        else if (!strcmp(o, "--beam"))
+            q.beam = atoi(v);
+        else {
+            fprintf(stderr, "asr-tool lm: unknown option '%s'\n", o);
+            return 2;
+        }
+    }
+    if (n_requests < 1 || per_word < 0 || !(mix > 0 && mix < 1)) {
+        fprintf(stderr, "asr-tool lm: --requests >= 1, --per-word >= 0, 0 < --mix < 1\n");
+        return 2;
+    }
+    int err = 0;
+    st_asr *m = model ? st_asr_load(model, &err) : NULL;
+    if (!m) {
+        fprintf(stderr, "asr-tool lm: %s\n", model ? st_errmsg() : "--model MODEL is required");
+        return 1;
+    }
+    size_t C = st_asr_classes(m);
+    if (C != N_CLASSES) {
+        fprintf(stderr, "asr-tool lm: %s has %zu classes, this recipe's vocabulary %zu\n", model,
+                C, (size_t)N_CLASSES);
+        st_asr_destroy(&m);
+        return 1;
+    }
+    /* counts: row = the label before (0 the start), column = the next (0 the end) */
+    double *cnt = calloc(C * C, sizeof *cnt), *uni = calloc(C, sizeof *uni);
+    float *logp = malloc(C * C * sizeof *logp);
+    if (!cnt || !uni || !logp) {
+        fprintf(stderr, "asr-tool lm: out of memory\n");
+        free(cnt), free(uni), free(logp);
+        st_asr_destroy(&m);
+        return 1;
+    }
+    rng_state = 88172645463325252ull ^ (seed * 0x9e3779b97f4a7c15ull);
+    long sentences = n_requests + per_word * (long)(C - 1);
+    for (long k = 0; k < sentences; k++) {
+        char text[256];
+        if (k < n_requests)
+            make_request(text, sizeof text);
+        else /* each label alone: the single words the net also trains on */
+            snprintf(text, sizeof text, "%s", CLASSES[1 + (k - n_requests) / per_word]);
+        size_t prev = 0;
+        char *save = NULL;
+        for (char *w = strtok_r(text, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+            size_t c = !strcmp(w, "_unknown_") ? ST_ASR_UNKNOWN : (size_t)class_of(w);
+            cnt[prev * C + c]++;
+            uni[c]++;
+            prev = c;
+        }
+        cnt[prev * C + 0]++;
+        uni[0]++;
+    }
+    /* interpolated with the unigram (add one half), a fixed weight: words
+       in an order the templates never make keep a fair chance */
+    double total = 0;
+    for (size_t c = 0; c < C; c++)
+        total += uni[c] + 0.5;
+    for (size_t a = 0; a < C; a++) {
+        double row = 0;
+        for (size_t c = 0; c < C; c++)
+            row += cnt[a * C + c];
+        for (size_t c = 0; c < C; c++) {
+            double pu = (uni[c] + 0.5) / total;
+            double pb = row > 0 ? cnt[a * C + c] / row : pu;
+            logp[a * C + c] = (float)log(mix * pb + (1 - mix) * pu);
+        }
+    }
+    err = st_asr_set_lm(m, logp, &q);
+    if (!err)
+        err = st_asr_save(m, out ? out : model);
+    if (err)
+        fprintf(stderr, "asr-tool lm: %s\n", st_errmsg());
+    else
+        printf("asr-tool lm: %ld requests, %ld single labels: bigram over %zu labels, alpha %g "
+               "beta %g margin %g beam %d -> %s\n",
+               n_requests, per_word * (long)(C - 1), C, q.alpha, q.beta, q.margin, q.beam,
+               out ? out : model);
+    free(cnt), free(uni), free(logp);
+    st_asr_destroy(&m);
+    return err ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "lm"))
+        return cmd_lm(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "rule"))
         return cmd_rule(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "data"))
         return cmd_data(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "train"))
         return cmd_train(argc, argv);
-    fprintf(stderr, "usage: asr-tool data|train|rule [options] (see tools/asr_tool.c)\n");
+    fprintf(stderr, "usage: asr-tool data|train|rule|lm [options] (see tools/asr_tool.c)\n");
     return 2;
 }

@@ -193,7 +193,7 @@ class Recognizer:
             for j in range(feat.shape[0]):
                 if push(s, base + j * nf, int(stamps[j]), ev, ffi.NULL) == 1:
                     take()
-            if lib.st_asr_stream_flush(s, ev) == 1:
+            while lib.st_asr_stream_flush(s, ev) == 1:
                 take()
         finally:
             _lib.destroy(lib.st_asr_stream_destroy, s)
