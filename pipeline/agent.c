@@ -806,6 +806,19 @@ static int heard_word(st_agent *a, const st_asr_event *w, uint64_t now)
     return act(a, st_turn_word(a->turn, word, w->start_stamp, w->end_stamp, now), now);
 }
 
+/* What the recognizer still weighs (its beam search) is decided now: when
+   the user stops, and when the controller is about to end the turn, so
+   that it judges every word heard. */
+static int decide_words(st_agent *a, uint64_t now)
+{
+    st_asr_event w;
+    int rc = ST_OK;
+    while (!rc && st_asr_stream_flush(a->asr_stream, &w) == 1)
+        if (w.word >= 2)
+            rc = heard_word(a, &w, now);
+    return rc;
+}
+
 int st_agent_say(st_agent *a, const char *text)
 {
     uint64_t now = a->pos ? a->pos - 1 : 0;
@@ -1104,12 +1117,8 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
             }
             emit(a, on ? ST_AGENT_EV_ONSET : ST_AGENT_EV_OFFSET, ev[k].sample_index,
                  ev[k].decided_index, NULL, 0);
-            /* the user stopped: what the recognizer still weighs is decided
-               now (its beam search), before the controller judges the turn */
-            st_asr_event w;
-            while (!on && st_asr_stream_flush(a->asr_stream, &w) == 1)
-                if (w.word >= 2 && (rc = heard_word(a, &w, now)))
-                    return rc;
+            if (!on && (rc = decide_words(a, now)))
+                return rc;
             int acts = on ? st_turn_onset(a->turn, ev[k].sample_index, now)
                           : st_turn_offset(a->turn, ev[k].sample_index, now);
             if ((rc = act(a, acts, now)))
@@ -1121,6 +1130,7 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         a->stats.cpu_asr_s += cpu_now() - c0;
         if (heard == 1 && w.word >= 2 && (rc = heard_word(a, &w, now)))
             return rc;
+
     }
     if (a->echo_latched && user_over_echo(a)) {
         /* The user got loud within what was judged echo: their speech
@@ -1130,6 +1140,9 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         if ((rc = act(a, st_turn_onset(a->turn, a->echo_onset, now), now)))
             return rc;
     }
+    uint64_t deadline = st_turn_deadline(a->turn);
+    if (deadline && now >= deadline && (rc = decide_words(a, now)))
+        return rc;
     if ((rc = act(a, st_turn_tick(a->turn, now), now)))
         return rc;
     if ((rc = preempt(a)))

@@ -765,6 +765,10 @@ uint64_t st_turn_barge_onset(const st_turn *t);
     preemptive work reads (the agent starts its LM on them while the
     controller waits). Borrowed until the next st_turn_* call. */
 const char *st_turn_pending(const st_turn *t);
+/*  The user is silent and the controller waits: the sample at which it
+    ends the turn on the words heard so far (a tick at or after it does);
+    0 when it does not wait. */
+uint64_t st_turn_deadline(const st_turn *t);
 
 /*  Whether words (space-separated, the recognizer's vocabulary) end in a
     complete request of the agent's grammar: "[what] N plus|minus|times N",

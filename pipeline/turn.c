@@ -352,13 +352,9 @@ int st_turn_tick(st_turn *t, uint64_t now)
             t->offset = t->offset_decided = now;
             return end_of_turn(t, now);
         }
-        if (!t->speaking && t->offset_decided) {
-            uint64_t wait = st_turn_request_complete(t->words) ? t->complete_wait
-                            : st_turn_request_prefix(t->words)   ? t->prefix_wait
-                                                                 : t->incomplete_wait;
-            if (now >= t->offset + wait && t->offset >= t->onset)
-                return end_of_turn(t, now);
-        }
+        uint64_t deadline = st_turn_deadline(t);
+        if (deadline && now >= deadline)
+            return end_of_turn(t, now);
         return 0;
     case ST_TURN_BOTH: {
         uint64_t heard = t->barge_speech + (t->speaking && now > t->seg_start ? now - t->seg_start : 0);
@@ -429,6 +425,16 @@ uint64_t st_turn_request_decided(const st_turn *t)
 uint64_t st_turn_barge_onset(const st_turn *t)
 {
     return t->barge_onset;
+}
+
+uint64_t st_turn_deadline(const st_turn *t)
+{
+    if (t->state != ST_TURN_USER || t->speaking || !t->offset_decided || t->offset < t->onset)
+        return 0;
+    uint64_t wait = st_turn_request_complete(t->words) ? t->complete_wait
+                    : st_turn_request_prefix(t->words)   ? t->prefix_wait
+                                                         : t->incomplete_wait;
+    return t->offset + wait;
 }
 
 const char *st_turn_pending(const st_turn *t)

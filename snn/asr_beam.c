@@ -276,6 +276,8 @@ static void commit(st_asr_beam *b, uint64_t stamp)
         if (at < 0)
             break;
         int w = y->lab[at];
+        if (y->p[at] < ST_ASR_BEAM_MIN_PEAK && at == y->n - 1)
+            break; /* still rising: whether it is heard is not known yet */
         bool all = true;
         for (int i = 0; i < b->nh && all; i++) {
             if (total(&b->h[i]) < floor)
@@ -406,8 +408,13 @@ void st_asr_beam_finish(st_asr_beam *self, bool keep_context)
             break;
         enqueue(self, y, at, self->last_stamp);
     }
-    int ctx = keep_context ? (y->n ? y->lab[y->n - 1] : self->ctx) : 0;
-    int64_t at = y->n ? y->at[y->n - 1] : self->ctx_at;
+    /* the context: the last label heard (one still under the minimum peak
+       may yet rise: it is dropped here, so its peak can come as a new word) */
+    int last = y->n - 1;
+    while (last >= 0 && y->p[last] < ST_ASR_BEAM_MIN_PEAK)
+        last--;
+    int ctx = keep_context ? (last >= 0 ? y->lab[last] : self->ctx) : 0;
+    int64_t at = last >= 0 ? y->at[last] : self->ctx_at;
     start_over(self, ctx, keep_context ? at : 0);
 }
 

@@ -4,7 +4,8 @@
     expects it and not when it does not; silence gives no word; one long
     word that peaks twice is one word, the same word said twice is two; a
     word is emitted before the end once it is certain, with its times;
-    finish commits the rest, in order; the model file keeps the bigram and
+    finish commits the rest, in order, and a word still rising when it
+    comes is heard at its peak after it; the model file keeps the bigram and
     its settings, and refuses a broken one (naming the tensor); settings
     out of range are refused. The classes are the 5 of a toy vocabulary:
     _silence_ (the blank), _unknown_, one, two, plus.
@@ -181,6 +182,42 @@ static void test_emitted_before_the_end(void)
     st_asr_beam_destroy(&b);
 }
 
+/* The speech ends (finish) while a word's posterior is still rising: it is
+   not said then, and its peak after the finish is the word. */
+static void test_finish_while_rising(void)
+{
+    static float post[200 * C];
+    float logp[C * C];
+    bigram(logp, true);
+    st_asr_lm_params p = st_asr_lm_default_params();
+    fill_blank(post, 200);
+    word(post, 20, 30, ONE, 0.95f);
+    word(post, 60, 64, PLUS, 0.95f);
+    word(post, 90, 95, TWO, 0.04f); /* rising ... */
+    word(post, 95, 100, TWO, 0.9f); /* ... its peak */
+    int err = 0;
+    st_asr_beam *b = st_asr_beam_new(C, logp, &p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    st_asr_event ev;
+    int w[8], got = 0;
+    for (int t = 0; t < 200; t++) {
+        if (t == 93)
+            st_asr_beam_finish(b, true);
+        st_asr_beam_step(b, post + t * C, (uint64_t)t * 160, NULL);
+        while (st_asr_beam_next(b, &ev))
+            if (got < 8)
+                w[got++] = ev.word;
+    }
+    st_asr_beam_finish(b, true);
+    while (st_asr_beam_next(b, &ev))
+        if (got < 8)
+            w[got++] = ev.word;
+    CU_ASSERT_EQUAL(got, 3);
+    if (got == 3)
+        CU_ASSERT(w[0] == ONE && w[1] == PLUS && w[2] == TWO);
+    st_asr_beam_destroy(&b);
+}
+
 static void test_bad_settings(void)
 {
     float logp[C * C];
@@ -293,6 +330,7 @@ CU_TestInfo st_tests_asr_beam[] = {
     {"weak_word_needs_the_bigram", test_weak_word_needs_the_bigram},
     {"repeats", test_repeats},
     {"emitted_before_the_end", test_emitted_before_the_end},
+    {"finish_while_rising", test_finish_while_rising},
     {"bad_settings", test_bad_settings},
     {"model_file", test_model_file},
     CU_TEST_INFO_NULL,
