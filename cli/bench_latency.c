@@ -431,6 +431,7 @@ typedef struct {
                                          controller's) */
     double barge_min_s; /* user speech over the agent that commits a barge-in */
     bool barge_on_word; /* ... or a recognized word */
+    bool barge_hint;    /* the agent's fricative-sensitive pause (st_agent_params) */
     int index, count;  /* the scenario's place in the run (the progress line) */
 } run_opts;
 
@@ -512,7 +513,9 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     ap.turn.prefix_wait_s = o->prefix_wait_s;
     ap.turn.barge_min_s = o->barge_min_s;
     ap.turn.barge_on_word = o->barge_on_word;
+    ap.barge_hint = o->barge_hint;
     if (o->baseline) {
+        ap.barge_hint = false;
         /* the common policy: speech after 0.2 s of voice, end after 0.8 s of silence */
         ap.turn.complete_wait_s = 0.8;
         ap.turn.incomplete_wait_s = 0.8;
@@ -1098,6 +1101,9 @@ static void usage(FILE *out)
             "  --prefix-wait S   ... when they are the start of one (default 0.7)\n"
             "  --barge-min S     user speech over the agent that commits a barge-in\n"
             "                    (default 0.3; shorter: the agent pauses, then resumes)\n"
+            "  --barge-hint on|off  a second VAD read-out that takes a fricative for speech\n"
+            "                    pauses the agent at once while it speaks (default on;\n"
+            "                    the VAD still decides what counts toward --barge-min)\n"
             "  --barge-word on|off  a word the recognizer hears over the agent commits it\n"
             "                    too (default off: the echo may bring words)\n"
             "  --realtime        pace the blocks to the wall clock and report the real-time\n"
@@ -1239,7 +1245,7 @@ int st_bench_latency(int argc, char **argv)
     const st_turn_params turn = st_agent_default_params().turn;
     double end_wait = turn.incomplete_wait_s, prefix_wait = turn.prefix_wait_s;
     double barge_min = turn.barge_min_s;
-    bool barge_word = turn.barge_on_word;
+    bool barge_word = turn.barge_on_word, barge_hint = st_agent_default_params().barge_hint;
     int status = 0;
     if (!files)
         return cli_fail(CMD, "out of memory");
@@ -1292,6 +1298,14 @@ int st_bench_latency(int argc, char **argv)
                 return 2;
             }
             barge_word = !strcmp(v, "on");
+        } else if (has && !strcmp(o, "--barge-hint")) {
+            const char *v = argv[++a];
+            if (strcmp(v, "on") && strcmp(v, "off")) {
+                cli_fail(CMD, "--barge-hint takes on or off, not '%s'", v);
+                free(files);
+                return 2;
+            }
+            barge_hint = !strcmp(v, "on");
         } else {
             usage(stderr);
             free(files);
@@ -1316,6 +1330,7 @@ int st_bench_latency(int argc, char **argv)
         .prefix_wait_s = prefix_wait,
         .barge_min_s = barge_min,
         .barge_on_word = barge_word,
+        .barge_hint = barge_hint,
     };
     if (!ro.asr) {
         free(files);
@@ -1346,9 +1361,10 @@ int st_bench_latency(int argc, char **argv)
         else
             fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"end_wait_s\": %g, "
                         "\"prefix_wait_s\": %g, \"barge_min_s\": %g, \"barge_on_word\": %s, "
-                        "\"turns\": [",
+                        "\"barge_hint\": %s, \"turns\": [",
                     ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "",
-                    end_wait, prefix_wait, barge_min, barge_word ? "true" : "false");
+                    end_wait, prefix_wait, barge_min, barge_word ? "true" : "false",
+                    barge_hint ? "true" : "false");
     }
     size_t total_turns = 0;
     for (int i = 0; i < n_sc; i++)
@@ -1379,12 +1395,13 @@ int st_bench_latency(int argc, char **argv)
         const tally *b = baseline ? &tb : NULL;
         printf("\nspiketalk bench latency: %d scenarios, %zu user turns, %s; agent "
                "%s, VAD read-out %s, dialogue model %s; end-of-turn waits %g s (fallback), "
-               "%g s (prefix); barge-in after %g s of speech%s\n",
+               "%g s (prefix); barge-in after %g s of speech%s%s\n",
                n_sc, total_turns,
                realtime ? "real time (paced to the wall clock) and virtual time" : "virtual time",
                ro.asr, ro.vad ? ro.vad : "hand-designed",
                ro.lm ? ro.lm : "MISSING (every answer says so)",
-               end_wait, prefix_wait, barge_min, barge_word ? " or a word" : "");
+               end_wait, prefix_wait, barge_min, barge_word ? " or a word" : "",
+               barge_hint ? ", the agent paused at once by the fricative-sensitive hint" : "");
         printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
         print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");

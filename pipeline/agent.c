@@ -108,6 +108,7 @@
 #define FLOOR_DOWN 0.3         /* per block with nothing played: down at once ... */
 #define FLOOR_UP 0.002         /* ... up over 5 s (a user's turn barely moves it) */
 #define ECHO_FRAMES 12         /* the room's tail the echo estimate spans: 120 ms */
+#define BARGE_HINT_HIGH_BAND 0.3f /* the barge-in hint's high_band_weight (the VAD: -0.4) */
 #define FIRST_WORDS 2          /* the LM writes this many words before the first audio
                                   (the synthesizer's first piece: tts/tts.h) */
 #define BLOCK_TOKENS 48        /* then at most this many tokens a block, at least a word */
@@ -128,6 +129,8 @@ struct st_agent {
     float clean[ST_AGENT_BLOCK];
     st_vad_model *vad_model;
     st_vad *vad;
+    st_vad_model *hint_model;  /* barge_hint: the fricative-sensitive read-out */
+    st_vad *hint;
     st_asr *asr;
     st_asr_stream *asr_stream;
     st_lm_model *lm;
@@ -219,6 +222,7 @@ st_agent_params st_agent_default_params(void)
         .max_answer_s = 30,
         .clock_hour = -1,
         .preempt = true,
+        .barge_hint = true,
         .turn = turn,
     };
 }
@@ -310,6 +314,13 @@ st_agent *st_agent_new(const st_agent_params *p, int *err)
     vp.model_path = a->p.vad_model;
     if (!(a->vad_model = st_vad_model_new(&vp, &rc)) || !(a->vad = st_vad_new(a->vad_model, &rc)))
         goto fail;
+    if (a->p.barge_hint) {
+        vp.model_path = NULL;
+        vp.high_band_weight = BARGE_HINT_HIGH_BAND;
+        if (!(a->hint_model = st_vad_model_new(&vp, &rc)) ||
+            !(a->hint = st_vad_new(a->hint_model, &rc)))
+            goto fail;
+    }
     a->resid_db = a->p.echo_residual_db;
     a->erl_db = ERL_INIT_DB;
     a->floor_db = FLOOR_INIT_DB;
@@ -394,6 +405,8 @@ void st_agent_destroy(st_agent **a_p)
     st_asr_destroy(&a->asr);
     st_vad_destroy(&a->vad);
     st_vad_model_destroy(&a->vad_model);
+    st_vad_destroy(&a->hint);
+    st_vad_model_destroy(&a->hint_model);
     st_frontend_destroy(&a->fe);
     st_frontend_destroy(&a->fe_ref);
     st_echo_destroy(&a->aec);
@@ -1093,6 +1106,19 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         st_vad_event ev[1];
         size_t n_ev = 0;
         c0 = cpu_now();
+        if (a->hint) {
+            /* the barge-in hint: only its onsets, only while the agent speaks
+               (st_turn_hint acts in no other state), past the same
+               double-talk gate as the VAD's */
+            rc = st_vad_process(a->hint, feat + j * N_MELS, stamp + j, ech, 1, ev, 1, &n_ev);
+            if (rc)
+                return rc;
+            if (n_ev && ev[0].kind == ST_VAD_ONSET &&
+                st_turn_get_state(a->turn) == ST_TURN_AGENT && !echo_only(a) &&
+                (rc = act(a, st_turn_hint(a->turn, ev[0].sample_index, now), now)))
+                return rc;
+            n_ev = 0;
+        }
         rc = st_vad_process(a->vad, feat + j * N_MELS, stamp + j, ech, 1, ev, 1, &n_ev);
         c1 = cpu_now();
         a->stats.cpu_vad_s += c1 - c0;

@@ -736,6 +736,13 @@ void st_turn_destroy(st_turn **t_p);
     sample the caller has seen (the decision time). */
 int st_turn_onset(st_turn *t, uint64_t sample, uint64_t now);
 int st_turn_offset(st_turn *t, uint64_t sample, uint64_t now);
+/*  Something that may be the user starting over the agent, from a detector
+    quicker and less sure than the VAD (the agent's fricative-sensitive
+    barge-in read-out): in AGENT it pauses the speaker at once (PAUSE, to
+    BOTH) with no speech counted; the VAD's onset then counts speech toward
+    the barge-in as usual, and without one the answer resumes after
+    resume_hold_s. Nothing in any other state. */
+int st_turn_hint(st_turn *t, uint64_t sample, uint64_t now);
 /*  A recognized word (vocabulary words only; NUL-terminated, borrowed). */
 int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uint64_t now);
 /*  Time passes: end-of-turn waits and the barge-in gate are checked here. */
@@ -873,6 +880,12 @@ typedef struct {
                                   decision; used when the final request is the same
                                   text, dropped if not. Answers are the same either
                                   way; true */
+    bool barge_hint;           /* a second, hand-designed VAD read-out whose channels
+                                  above the voicing band excite rather than inhibit
+                                  (high_band_weight +0.3: a fricative "s" of "stop" is
+                                  found before its vowel) pauses the agent while it
+                                  speaks (st_turn_hint); the VAD still decides what
+                                  counts as speech. true */
     st_turn_params turn;
     st_agent_event_fn on_event;/* may be NULL */
     void *user_data;

@@ -287,6 +287,18 @@ int st_turn_onset(st_turn *t, uint64_t sample, uint64_t now)
     return 0;
 }
 
+int st_turn_hint(st_turn *t, uint64_t sample, uint64_t now)
+{
+    if (t->state != ST_TURN_AGENT)
+        return 0;
+    if (!(t->resumed_at && now < t->resumed_at + t->resume_hold))
+        t->barge_speech = 0;
+    t->barge_onset = sample;
+    t->resume_at = now + t->resume_hold;
+    go(t, ST_TURN_BOTH, now);
+    return ST_TURN_DO_PAUSE;
+}
+
 int st_turn_offset(st_turn *t, uint64_t sample, uint64_t now)
 {
     t->speaking = false;
