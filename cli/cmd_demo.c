@@ -119,8 +119,17 @@ static const line script[] = {
 typedef struct {
     float *x;
     size_t n;
+    size_t first;            /* its first sound (the synthesizer leads with silence) */
     char text[160];
 } clip;
+
+/* Where a clip's sound starts: its first sample above -60 dBFS. */
+static void find_first(clip *c)
+{
+    c->first = 0;
+    while (c->first < c->n && fabsf(c->x[c->first]) < 1e-3f)
+        c->first++;
+}
 
 /* A cough: 150 ms of noise shaped like a burst of breath, deterministic. */
 static void cough(clip *c)
@@ -145,6 +154,8 @@ static int synth_line(st_tts *tts, const line *l, clip *c)
 {
     if (!l->says) {
         cough(c);
+        if (c->x)
+            find_first(c);
         return c->x ? ST_OK : ST_ERR_NOMEM;
     }
     st_tts_result a = {0}, b = {0};
@@ -163,6 +174,8 @@ static int synth_line(st_tts *tts, const line *l, clip *c)
         if (l->rest)
             memcpy(c->x + a.frames + pause, b.samples, b.frames * sizeof(float));
     }
+    if (c->x)
+        find_first(c);
     if (l->rest)
         snprintf(c->text, sizeof c->text, "%s ... (%.1f s) ... %s", l->says, l->pause_s, l->rest);
     else
@@ -205,15 +218,16 @@ static double sec(uint64_t s)
     return (double)s / RATE;
 }
 
-static bool user_active(const demo *d, uint64_t at)
+/* The placed script line sounding at `at` (from its first sound to 0.3 s
+   after its end), or -1. */
+static int line_sounding(const demo *d, uint64_t at)
 {
-    /* Was any placed script line sounding within 0.3 s before `at`? */
-    for (size_t i = 0; i < d->next; i++) {
-        uint64_t a = d->armed[i], e = a + d->clips[i].n;
-        if (a && at + 1 >= a && at <= e + (uint64_t)(0.3 * RATE))
-            return true;
+    for (size_t i = d->next; i-- > 0;) {
+        uint64_t a = d->armed[i];
+        if (a && at >= a + d->clips[i].first && at <= a + d->clips[i].n + (uint64_t)(0.3 * RATE))
+            return (int)i;
     }
-    return false;
+    return -1;
 }
 
 static void place(demo *d, size_t i, uint64_t at)
@@ -321,15 +335,22 @@ static void on_event(const st_agent_event *e, void *user_data)
         break;
     }
     case ST_AGENT_EV_PAUSED: {
-        double ms = (double)(e->sample - e->ref) * 1000.0 / RATE;
-        bool real = user_active(d, e->ref);
-        if (!real)
+        /* measured from the script's truth: the line's first sound */
+        int i = line_sounding(d, e->sample);
+        double ms = i >= 0 ? (double)(e->sample - d->armed[i] - d->clips[i].first) * 1000.0 / RATE
+                           : 0;
+        if (i < 0) {
             d->false_pauses++;
-        else if (d->n_sil < MAX_LAT)
-            d->silence[d->n_sil++] = ms;
-        printf("  %6.2f s  ...  %s: the agent is silent %.0f ms after the onset\n", sec(e->sample),
-               real ? "the user speaks over the agent" : "the agent paused for no user (echo?)",
-               ms);
+            printf("  %6.2f s  ...  the agent paused for no user (echo?)\n", sec(e->sample));
+        } else if (!script[i].says) {
+            printf("  %6.2f s  ...  the agent paused for the cough, %.0f ms after it began\n",
+                   sec(e->sample), ms);
+        } else {
+            if (d->n_sil < MAX_LAT)
+                d->silence[d->n_sil++] = ms;
+            printf("  %6.2f s  ...  the user speaks over the agent: the agent is silent %.0f ms "
+                   "after the user's first sound\n", sec(e->sample), ms);
+        }
         break;
     }
     case ST_AGENT_EV_RESUMED:

@@ -1143,7 +1143,12 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
             }
             emit(a, on ? ST_AGENT_EV_ONSET : ST_AGENT_EV_OFFSET, ev[k].sample_index,
                  ev[k].decided_index, NULL, 0);
-            if (!on && (rc = decide_words(a, now)))
+            /* an offset: the turn's words are decided before the controller
+               judges it; an onset: what the recognizer still weighs was
+               heard before this speech (in the room, in the agent's echo)
+               and goes to the controller as such (it drops words heard
+               while nobody or only the agent spoke) */
+            if ((rc = decide_words(a, now)))
                 return rc;
             int acts = on ? st_turn_onset(a->turn, ev[k].sample_index, now)
                           : st_turn_offset(a->turn, ev[k].sample_index, now);
