@@ -189,6 +189,9 @@ int st_shift_test(const double *a, size_t na, const double *b, size_t nb, const 
     /* a statistic counts as "as large" within a relative 1e-9: the same
        split in another order must not fall on the other side by rounding */
     double bar = fabs(observed) * (1 - 1e-9);
+    /* the splits are drawn from the pooled values in sorted order: the
+       p-value depends on the two samples, not on the order they came in */
+    qsort(pool, n, sizeof *pool, cmp_double);
     uint64_t s = seed ? seed : 0x9E3779B97F4A7C15ULL;
     unsigned as_large = 0;
     for (unsigned r = 0; r < rounds; r++) {

@@ -159,6 +159,12 @@ static void test_shift_test(void)
     st_shift_test(first, N, last, N, deciles, 9, 0.1, 10, 999, 3, NULL, &p);
     st_shift_test(first, N, last, N, deciles, 9, 0.1, 10, 999, 3, NULL, &p2);
     CU_ASSERT_DOUBLE_EQUAL(p, p2, 0);
+    /* the same samples in another order: the same p */
+    double rev_first[N], rev_last[N];
+    for (int i = 0; i < N; i++)
+        rev_first[i] = first[N - 1 - i], rev_last[i] = last[(i * 7) % N];
+    st_shift_test(rev_first, N, rev_last, N, deciles, 9, 0.1, 10, 999, 3, NULL, &p2);
+    CU_ASSERT_DOUBLE_EQUAL(p, p2, 0);
     /* refusals */
     CU_ASSERT_EQUAL(st_shift_test(first, 0, last, N, &p50, 1, 0.1, 10, 999, 1, &shift, &p),
                     ST_ERR_INVALID);
