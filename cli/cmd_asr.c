@@ -517,7 +517,9 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
 }
 
 /* --on/--off/--min/--refractory; 1 when argv[*i] was one (and consumed). */
-static int decider_option(int argc, char **argv, int *i, rule_opts *r)
+/* 1: a decision-rule or beam-search option taken; 0: not one; -1: a bad
+   value (said). */
+static int decider_option(const char *cmd, int argc, char **argv, int *i, rule_opts *r)
 {
     if (*i + 1 >= argc)
         return 0;
@@ -536,7 +538,7 @@ static int decider_option(int argc, char **argv, int *i, rule_opts *r)
         const char *v = argv[++*i];
         r->lm = !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -2;
         if (r->lm == -2)
-            return cli_fail("eval", "--lm '%s': use on or off", v), 0;
+            return cli_fail(cmd, "--lm '%s': use on or off", v), -1;
     } else if (!strcmp(o, "--alpha"))
         r->alpha = atof(argv[++*i]);
     else if (!strcmp(o, "--beta"))
@@ -596,8 +598,11 @@ int st_cmd_eval(int argc, char **argv)
                 pool = ST_ASR_POOL_CTC;
             else
                 return cli_fail("eval", "--pool '%s': use max, mean or ctc", v) + 1;
-        } else if (!decider_option(argc, argv, &i, &ro))
-            return cli_fail("eval", "unknown option '%s'", argv[i]) + 1;
+        } else {
+            int r = decider_option("eval", argc, argv, &i, &ro);
+            if (r <= 0)
+                return r < 0 ? 2 : cli_fail("eval", "unknown option '%s'", argv[i]) + 1;
+        }
     }
     if (!manifest)
         return cli_fail("eval", "--manifest M is required") + 1;
@@ -736,18 +741,23 @@ int st_cmd_listen(int argc, char **argv)
 {
     const char *file = NULL, *model = CLI_AGENT_ASR;
     rule_opts ro = RULE_OPTS_NONE;
+    int opt;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: spiketalk listen FILE [--model F] [--on P] [--off P] [--min K] [--refractory K]\n"
                    "       [--tail K]  (the decision rule; default: the one stored in the model)\n"
+                   "       [--lm on|off] [--alpha A] [--beta B] [--margin M] [--beam K]\n"
+                   "         (a ctc model with a word bigram decodes with a beam search;\n"
+                   "          --lm off: the decision rule; see `spiketalk eval --help`)\n"
                    "  prints each word as it is decided: start_s end_s word (decided at t)\n"
                    "  --model defaults to " CLI_AGENT_ASR ", the agent's streaming recognizer\n");
             return 0;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
-        else if (decider_option(argc, argv, &i, &ro))
-            continue;
-        else if (argv[i][0] != '-' && !file)
+        else if ((opt = decider_option("listen", argc, argv, &i, &ro)) != 0) {
+            if (opt < 0)
+                return 2;
+        } else if (argv[i][0] != '-' && !file)
             file = argv[i];
         else
             return cli_fail("listen", "unknown option '%s'", argv[i]) + 1;

@@ -222,6 +222,16 @@ void st_asr_stream_reset(st_asr_stream *self);
 int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
                        st_asr_event *ev, float *prob_out);
 int st_asr_stream_flush(st_asr_stream *self, st_asr_event *ev);
+typedef struct {
+    float alpha;
+    float beta;
+    float margin;
+    int beam;
+} st_asr_lm_params;
+st_asr_lm_params st_asr_lm_default_params(void);
+const float *st_asr_lm(const st_asr *self, st_asr_lm_params *p);
+int st_asr_stream_set_lm(st_asr_stream *self, const st_asr_lm_params *p);
+bool st_asr_stream_uses_lm(const st_asr_stream *self);
 
 /* snn/lm.h */
 typedef struct {

@@ -162,12 +162,26 @@ class Recognizer:
                                            _np.ptr(scores)))
         return self.words[k], scores
 
-    def listen(self, audio, rate_hz=RATE_HZ, params=None, keep_unknown=False):
+    @property
+    def lm(self):
+        """The word bigram's beam-search settings a ctc model carries (a dict:
+        alpha, beta, margin, beam; snn/asr.h), or None when it has none."""
+        ffi, lib = _lib.get()
+        p = ffi.new("st_asr_lm_params *")
+        if lib.st_asr_lm(self._alive(), p) == ffi.NULL:
+            return None
+        return {"alpha": p.alpha, "beta": p.beta, "margin": p.margin, "beam": p.beam}
+
+    def listen(self, audio, rate_hz=RATE_HZ, params=None, keep_unknown=False, lm=None):
         """Streaming recognition over audio (an array at rate_hz, or a file):
         the decided words, as `spiketalk listen` prints them. params: decider
         settings to override (on_threshold, off_threshold, min_frames,
         max_frames, refractory_frames, emit_early) over the model's stored
-        rule (or the defaults when it stores none)."""
+        rule (or the defaults when it stores none). lm: a ctc model's
+        decoder: None the model's own (its beam search when it carries a
+        bigram), False the decision rule, or a dict of beam-search settings
+        (alpha, beta, margin, beam) over the model's (`spiketalk listen --lm
+        off`, `--alpha` ...)."""
         ffi, lib = _lib.get()
         feat, stamps = self.features(audio, rate_hz)
         # the model's own decision rule when its file stores one (snn/asr.h)
@@ -177,6 +191,22 @@ class Recognizer:
                 raise errors.InvalidError("listen: no decider parameter '%s'" % k, errors.INVALID)
             setattr(p, k, v)
         s = _lib.new(lib.st_asr_stream_new, self._alive(), p)
+        if lm is not None:
+            q = ffi.NULL
+            if lm is not False:
+                q = ffi.new("st_asr_lm_params *", lib.st_asr_lm_default_params())
+                cur = self.lm
+                for k, v in list((cur or {}).items()) + list(dict(lm).items()):
+                    if not hasattr(q, k):
+                        _lib.destroy(lib.st_asr_stream_destroy, s)
+                        raise errors.InvalidError("listen: no beam-search setting '%s'" % k,
+                                                  errors.INVALID)
+                    setattr(q, k, v)
+            lib.st_error_clear()
+            rc = lib.st_asr_stream_set_lm(s, q)
+            if rc:
+                _lib.destroy(lib.st_asr_stream_destroy, s)
+                _lib.check(rc)
         out = []
         ev = ffi.new("st_asr_event *")
 

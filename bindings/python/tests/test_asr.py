@@ -100,3 +100,36 @@ def test_bad_input(asr, tmp_path):
     (tmp_path / "text.wav").write_text("not audio")
     with pytest.raises(spiketalk.FormatError):
         asr.listen(tmp_path / "text.wav")
+
+
+STREAM = os.path.join(REPO, "models", "asr_stream.stm")
+
+
+def test_stream_model_lm(speech):
+    """The agent's recognizer carries a word bigram: listen decodes with its
+    beam search as `spiketalk listen` does, lm=False with the decision rule
+    as `listen --lm off`, and settings over the model's as `--beam` ..."""
+    if not os.path.exists(STREAM):
+        pytest.skip("SKIPPED: models/asr_stream.stm is absent")
+
+    def cli(*opts):
+        words = []
+        for line in run_cli("listen", speech, "--model", STREAM, *opts).splitlines():
+            m = LINE.match(line)
+            if m:
+                words.append((m.group(3), round(float(m.group(1)), 3), round(float(m.group(2)), 3)))
+        return words
+
+    def py(**kw):
+        return [(w.text, round(w.start_s, 3), round(w.end_s, 3)) for w in a.listen(speech, **kw)]
+
+    with spiketalk.Recognizer.load(STREAM) as a:
+        lm = a.lm
+        assert lm is not None and lm["beam"] >= 1 and lm["alpha"] >= 0
+        assert py() == cli()
+        assert py(lm=False) == cli("--lm", "off")
+        assert py(lm={"beam": 2, "beta": 0}) == cli("--beam", "2", "--beta", "0")
+        with pytest.raises(spiketalk.InvalidError):
+            a.listen(speech, lm={"width": 3})
+        with pytest.raises(spiketalk.InvalidError):
+            a.listen(speech, lm={"beam": 99})
