@@ -1290,22 +1290,14 @@ int st_bench_latency(int argc, char **argv)
                 free(files);
                 return 2;
             }
-        } else if (has && !strcmp(o, "--barge-word")) {
+        } else if (has && (!strcmp(o, "--barge-word") || !strcmp(o, "--barge-hint"))) {
             const char *v = argv[++a];
             if (strcmp(v, "on") && strcmp(v, "off")) {
-                cli_fail(CMD, "--barge-word takes on or off, not '%s'", v);
+                cli_fail(CMD, "%s takes on or off, not '%s'", o, v);
                 free(files);
                 return 2;
             }
-            barge_word = !strcmp(v, "on");
-        } else if (has && !strcmp(o, "--barge-hint")) {
-            const char *v = argv[++a];
-            if (strcmp(v, "on") && strcmp(v, "off")) {
-                cli_fail(CMD, "--barge-hint takes on or off, not '%s'", v);
-                free(files);
-                return 2;
-            }
-            barge_hint = !strcmp(v, "on");
+            *(!strcmp(o, "--barge-word") ? &barge_word : &barge_hint) = !strcmp(v, "on");
         } else {
             usage(stderr);
             free(files);
