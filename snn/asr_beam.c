@@ -34,7 +34,6 @@
 
 #define MAX_LABELS 48   /* labels a hypothesis holds between two finishes */
 #define QUEUE 128       /* committed words waiting for st_asr_beam_next */
-#define TABLE 4096      /* hash slots (a power of two > the candidates) */
 #define NEG (-1e30)
 
 typedef struct {
@@ -65,7 +64,8 @@ struct st_asr_beam {
     int nh;
     cand *c;
     int nc, cap;
-    int *slot;                  /* TABLE: candidate index + 1, 0 free */
+    int *slot;                  /* hash slots: candidate index + 1, 0 free */
+    size_t table;               /* their count: a power of two >= 2 x cap */
     int *used;                  /* slots filled this frame */
     int *active;                /* labels over the prune threshold this frame */
     int ctx;                    /* the label before the hypotheses' first, 0 the start */
@@ -159,12 +159,13 @@ st_asr_beam *st_asr_beam_new(size_t n_classes, const float *logp, const st_asr_l
     b->h = malloc((size_t)p->beam * sizeof *b->h);
     b->h2 = malloc((size_t)p->beam * sizeof *b->h2);
     b->c = malloc((size_t)b->cap * sizeof *b->c);
-    b->slot = calloc(TABLE, sizeof *b->slot);
+    for (b->table = 64; b->table < 2 * (size_t)b->cap; b->table *= 2)
+        ;
+    b->slot = calloc(b->table, sizeof *b->slot);
     b->used = malloc((size_t)b->cap * sizeof *b->used);
     b->active = malloc(n_classes * sizeof *b->active);
     if (!b->logp || !b->h || !b->h2 || !b->c || !b->slot || !b->used || !b->active)
         goto fail;
-    assert(b->cap < TABLE);
     if (logp)
         memcpy(b->logp, logp, n_classes * n_classes * sizeof *b->logp);
     else /* no LM: every label alike */
@@ -241,7 +242,7 @@ static int best_hyp(const st_asr_beam *b, bool at_end)
 /* Adds a candidate or merges it into the one with the same label sequence. */
 static void add(st_asr_beam *b, const cand *x)
 {
-    size_t s = (size_t)(x->hash ^ (x->hash >> 32)) & (TABLE - 1);
+    size_t s = (size_t)(x->hash ^ (x->hash >> 32)) & (b->table - 1);
     while (b->slot[s]) {
         cand *o = &b->c[b->slot[s] - 1];
         if (o->hash == x->hash && o->len == x->len && o->last == x->last) {
@@ -254,7 +255,7 @@ static void add(st_asr_beam *b, const cand *x)
             }
             return;
         }
-        s = (s + 1) & (TABLE - 1);
+        s = (s + 1) & (b->table - 1);
     }
     assert(b->nc < b->cap);
     b->c[b->nc] = *x;

@@ -218,6 +218,48 @@ static void test_finish_while_rising(void)
     st_asr_beam_destroy(&b);
 }
 
+/* The largest beam over the most classes: every candidate fits (each frame
+   tries every label), and the words come out. */
+static void test_largest(void)
+{
+    enum { K = ST_ASR_MAX_CLASSES, T = 300 };
+    static float post[K];
+    st_asr_lm_params p = st_asr_lm_default_params();
+    p.beam = ST_ASR_BEAM_MAX;
+    int err = 0;
+    st_asr_beam *b = st_asr_beam_new(K, NULL, &p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    uint32_t s = 1;
+    int got = 0;
+    st_asr_event ev;
+    for (int t = 0; t < T; t++) {
+        float sum = 0;
+        for (int k = 0; k < K; k++) {
+            s = s * 1664525u + 1013904223u;
+            post[k] = 0.01f + (float)(s >> 8) / 16777216.0f;
+            sum += post[k];
+        }
+        int w = 2 + (t / 20) % (K - 2); /* a word every 20 frames, 8 frames long */
+        if (t % 20 < 8)
+            post[w] += 3 * sum;
+        else
+            post[0] += 3 * sum;
+        sum = 0;
+        for (int k = 0; k < K; k++)
+            sum += post[k];
+        for (int k = 0; k < K; k++)
+            post[k] /= sum;
+        st_asr_beam_step(b, post, (uint64_t)t * 160, NULL);
+        while (st_asr_beam_next(b, &ev))
+            got++;
+    }
+    st_asr_beam_finish(b, false);
+    while (st_asr_beam_next(b, &ev))
+        got++;
+    CU_ASSERT(got >= T / 20 - 1 && got <= 2 * T / 20);
+    st_asr_beam_destroy(&b);
+}
+
 static void test_bad_settings(void)
 {
     float logp[C * C];
@@ -331,6 +373,7 @@ CU_TestInfo st_tests_asr_beam[] = {
     {"repeats", test_repeats},
     {"emitted_before_the_end", test_emitted_before_the_end},
     {"finish_while_rising", test_finish_while_rising},
+    {"largest", test_largest},
     {"bad_settings", test_bad_settings},
     {"model_file", test_model_file},
     CU_TEST_INFO_NULL,
