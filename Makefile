@@ -181,8 +181,8 @@ train-asr: asr-data
 
 # The agent's streaming recognizer, models/asr_stream.stm (models/README.md
 # "asr_stream.stm"): the frame-level recipe above at the shipped settings
-# (600 request voices, a quarter of the requests with a pause inside), its
-# data and checkpoints in build/asr-stream (~65 min on this machine's 2
+# (900 request voices, a quarter of the requests with a pause inside), its
+# data and checkpoints in build/asr-stream (~70 min on this machine's 2
 # cores). models/asr.stm, the isolated-word classifier, is `make train-asr`.
 ASR_STREAM_MODEL ?= models/asr_stream.stm
 ASR_STREAM_DIR ?= build/asr-stream
@@ -191,7 +191,7 @@ ASR_STREAM_LM := --requests 20000 --per-word 100 --mix 0.9 --seed 1 --alpha 0.5 
 .PHONY: train-asr-stream asr-stream-lm
 train-asr-stream:
 	$(Q)$(MAKE) --no-print-directory train-asr ASR_CTC=1 ASR_DIR=$(ASR_STREAM_DIR) ASR_MODEL=$(ASR_STREAM_MODEL) \
-	    ASR_REQUESTS=600 ASR_PAUSES=0.25 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) \
+	    ASR_REQUESTS=900 ASR_PAUSES=0.25 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) \
 	    ASR_RULE='--on 0.4 --off 0.2 --min 1' ASR_LM='$(ASR_STREAM_LM)'
 # The last step alone (seconds): the bigram and the beam settings into a
 # trained model, as train-asr-stream writes them.
