@@ -769,8 +769,11 @@ static void test_bench_latency_realtime(void)
     char ini[4096], json[4096], svg[4096];
     bench_files("rt",
                 "[scenario]\nname = rt\nnoise = pink\nnoise_db = -60\ntail_s = 1\n"
-                "[turn one]\ntext = hello\nvoice = en-gb\nat = 0.5\n",
+                "[turn one]\ntext = what time is it\nvoice = en-gb\nat = 0.5\n",
                 ini, json, svg);
+    /* (a request the shipped recognizer hears in this voice: the test is
+       about the clock, not the recognizer; the 900-voice model of 30 Nov
+       misses a lone "hello" here, which the 600-voice one heard) */
     static char buf[65536];
     double t0 = st_now_s();
     CU_ASSERT_FATAL(bench_json(cli, ini, json, svg, "--realtime", buf, sizeof buf));
