@@ -43,6 +43,7 @@
 
 #include "audio/audio.h"
 #include "snn/asr.h"
+#include "snn/vad.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -289,6 +290,36 @@ static st_asr_decider_params rule_for(const st_asr *a, const rule_opts *o)
     return dp;
 }
 
+/* One decided word into words[] (and decided_s), printed and timed. */
+static void take_word(const st_asr *a, const st_asr_event *ev, double decided, int *words,
+                      double *decided_s, size_t cap, size_t *got, FILE *print,
+                      double *latency_ms, size_t *n_lat, bool at_end)
+{
+    double rate = ST_PIPELINE_RATE_HZ;
+    if (*got < cap) {
+        if (decided_s)
+            decided_s[*got] = decided;
+        words[(*got)++] = ev->word;
+    }
+    if (print) {
+        if (at_end)
+            fprintf(print, "%8.3f %8.3f  %-10s (decided at end of input, p %.2f)\n",
+                    ev->start_stamp / rate, ev->end_stamp / rate,
+                    st_asr_word(a, (size_t)ev->word), ev->score);
+        else
+            fprintf(print, "%8.3f %8.3f  %-10s (decided at %.3f s, p %.2f)\n",
+                    ev->start_stamp / rate, ev->end_stamp / rate,
+                    st_asr_word(a, (size_t)ev->word), decided, ev->score);
+    }
+    if (latency_ms && n_lat && !at_end)
+        latency_ms[(*n_lat)++ % 4096] = (decided * rate - (double)ev->end_stamp) * 1000.0 / rate;
+}
+
+/* --flush: a beam-search stream decides its pending words at each offset of
+   the spiking VAD run on the same frames (what the agent does), or only at
+   the end of the input. */
+static bool flush_at_vad = true;
+
 static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_frontend *fe,
                            const float *x, size_t n, int *words, double *decided_s, size_t cap,
                            FILE *print, double *latency_ms, size_t *n_lat)
@@ -305,46 +336,48 @@ static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_
         return 0;
     }
     size_t nf = st_asr_features(a), got = 0;
+    st_vad_model *vm = NULL;
+    st_vad *vad = NULL;
+    if (flush_at_vad && st_asr_stream_uses_lm(s) && nf <= 256) {
+        static double centre[256];
+        for (size_t c = 0; c < nf; c++)
+            centre[c] = st_frontend_mel_centre_hz(fe, (int)c);
+        st_vad_params vp = st_vad_default_params();
+        vp.channel_hz = centre;
+        vp.frontend_delay_samples = st_frontend_delay_samples(fe);
+        if (!(vm = st_vad_model_new(&vp, &err)) || !(vad = st_vad_new(vm, &err)))
+            st_vad_model_destroy(&vm); /* no VAD: the words are decided at the end */
+    }
     float feat[16 * 256];
     uint64_t stamp[16];
     st_frontend_reset(fe, 0);
     size_t hop = st_frontend_hop_samples(fe);
     double rate = ST_PIPELINE_RATE_HZ;
+    st_asr_event ev;
     for (size_t pos = 0; pos < n; pos += hop) {
         size_t len = n - pos < hop ? n - pos : hop, used = 0, made = 0;
         st_frontend_process(fe, x + pos, len, feat, stamp, 16, &used, &made);
         for (size_t j = 0; j < made; j++) {
-            st_asr_event ev;
+            st_vad_event ve[1];
+            size_t n_ve = 0;
+            if (vad && st_vad_process(vad, feat + j * nf, stamp + j, NULL, 1, ve, 1, &n_ve) == ST_OK &&
+                n_ve && ve[0].kind == ST_VAD_OFFSET)
+                while (st_asr_stream_flush(s, &ev) == 1)
+                    if (ev.word != ST_ASR_UNKNOWN)
+                        take_word(a, &ev, stamp[j] / rate, words, decided_s, cap, &got, print,
+                                  latency_ms, n_lat, false);
             if (st_asr_stream_push(s, feat + j * nf, stamp[j], &ev, NULL) == 1 &&
-                ev.word != ST_ASR_UNKNOWN) {
-                if (got < cap) {
-                    if (decided_s)
-                        decided_s[got] = ev.decided_stamp / rate;
-                    words[got++] = ev.word;
-                }
-                if (print)
-                    fprintf(print, "%8.3f %8.3f  %-10s (decided at %.3f s, p %.2f)\n",
-                            ev.start_stamp / rate, ev.end_stamp / rate, st_asr_word(a, (size_t)ev.word),
-                            ev.decided_stamp / rate, ev.score);
-                if (latency_ms && n_lat)
-                    latency_ms[(*n_lat)++ % 4096] = (ev.decided_stamp - ev.end_stamp) * 1000.0 / rate;
-            }
+                ev.word != ST_ASR_UNKNOWN)
+                take_word(a, &ev, ev.decided_stamp / rate, words, decided_s, cap, &got, print,
+                          latency_ms, n_lat, false);
         }
     }
-    st_asr_event ev;
-    while (st_asr_stream_flush(s, &ev) == 1) {
-        if (ev.word == ST_ASR_UNKNOWN)
-            continue;
-        if (got < cap) {
-            if (decided_s)
-                decided_s[got] = (double)n / rate;
-            words[got++] = ev.word;
-        }
-        if (print)
-            fprintf(print, "%8.3f %8.3f  %-10s (decided at end of input, p %.2f)\n",
-                    ev.start_stamp / rate, ev.end_stamp / rate, st_asr_word(a, (size_t)ev.word),
-                    ev.score);
-    }
+    while (st_asr_stream_flush(s, &ev) == 1)
+        if (ev.word != ST_ASR_UNKNOWN)
+            take_word(a, &ev, (double)n / rate, words, decided_s, cap, &got, print, latency_ms,
+                      n_lat, true);
+    st_vad_destroy(&vad);
+    st_vad_model_destroy(&vm);
     st_asr_stream_destroy(&s);
     return got;
 }
@@ -547,6 +580,12 @@ static int decider_option(const char *cmd, int argc, char **argv, int *i, rule_o
         r->margin = atof(argv[++*i]);
     else if (!strcmp(o, "--beam"))
         r->beam = atol(argv[++*i]) < 1 ? 1 : atol(argv[*i]);
+    else if (!strcmp(o, "--flush")) {
+        const char *v = argv[++*i];
+        if (strcmp(v, "vad") && strcmp(v, "end"))
+            return cli_fail(cmd, "--flush '%s': use vad or end", v), -1;
+        flush_at_vad = !strcmp(v, "vad");
+    }
     else
         return 0;
     return 1;
@@ -556,7 +595,7 @@ static int eval_usage(FILE *out)
 {
     fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean|ctc]\n"
                  "       [--on P] [--off P] [--min K] [--refractory K] [--tail K]\n"
-                 "       [--lm on|off] [--alpha A] [--beta B] [--margin M] [--beam K]\n"
+                 "       [--lm on|off] [--alpha A] [--beta B] [--margin M] [--beam K] [--flush vad|end]\n"
                  "  --pool defaults to the pooling the model was trained with\n"
                  "  sc12   Speech Commands layout (path label12 word speaker): 12-class accuracy\n"
                  "  words  layout path text speaker: word error rate\n"
@@ -566,7 +605,10 @@ static int eval_usage(FILE *out)
                  "         bigram decodes with a beam search instead (--lm off: the rule; --alpha\n"
                  "         the bigram's weight, --beta the bonus per word, --margin the score gap\n"
                  "         within which every hypothesis must agree before a word is emitted,\n"
-                 "         --beam the hypotheses kept; default: the model's, snn/asr.h)\n"
+                 "         --beam the hypotheses kept; default: the model's, snn/asr.h); what the\n"
+                 "         beam search still weighs is decided at each offset of the spiking VAD\n"
+                 "         run on the same frames, as the agent does (--flush end: only at the\n"
+                 "         end of each file)\n"
                  "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n"
                  "  --model defaults to " ASR_DEFAULT_MODEL " (the word classifier) for sc12 and\n"
                  "  words, to " CLI_AGENT_ASR " (the agent's streaming recognizer) for requests\n");
@@ -747,6 +789,7 @@ int st_cmd_listen(int argc, char **argv)
             printf("usage: spiketalk listen FILE [--model F] [--on P] [--off P] [--min K] [--refractory K]\n"
                    "       [--tail K]  (the decision rule; default: the one stored in the model)\n"
                    "       [--lm on|off] [--alpha A] [--beta B] [--margin M] [--beam K]\n"
+                   "       [--flush vad|end]\n"
                    "         (a ctc model with a word bigram decodes with a beam search;\n"
                    "          --lm off: the decision rule; see `spiketalk eval --help`)\n"
                    "  prints each word as it is decided: start_s end_s word (decided at t)\n"

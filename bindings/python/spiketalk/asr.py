@@ -181,7 +181,9 @@ class Recognizer:
         decoder: None the model's own (its beam search when it carries a
         bigram), False the decision rule, or a dict of beam-search settings
         (alpha, beta, margin, beam) over the model's (`spiketalk listen --lm
-        off`, `--alpha` ...)."""
+        off`, `--alpha` ...). What the beam search still weighs is decided at
+        the end of the audio (`spiketalk listen --flush end`; the CLI and the
+        agent also decide at each offset of the spiking VAD)."""
         ffi, lib = _lib.get()
         feat, stamps = self.features(audio, rate_hz)
         # the model's own decision rule when its file stores one (snn/asr.h)
