@@ -154,8 +154,6 @@ static int synth_line(st_tts *tts, const line *l, clip *c)
 {
     if (!l->says) {
         cough(c);
-        if (c->x)
-            find_first(c);
         return c->x ? ST_OK : ST_ERR_NOMEM;
     }
     st_tts_result a = {0}, b = {0};
@@ -174,8 +172,6 @@ static int synth_line(st_tts *tts, const line *l, clip *c)
         if (l->rest)
             memcpy(c->x + a.frames + pause, b.samples, b.frames * sizeof(float));
     }
-    if (c->x)
-        find_first(c);
     if (l->rest)
         snprintf(c->text, sizeof c->text, "%s ... (%.1f s) ... %s", l->says, l->pause_s, l->rest);
     else
@@ -501,7 +497,8 @@ int st_cmd_demo(int argc, char **argv)
             goto done;
         }
         for (size_t i = 0; i < N_LINES && !rc; i++)
-            rc = synth_line(utts, &script[i], &d->clips[i]);
+            if (!(rc = synth_line(utts, &script[i], &d->clips[i])))
+                find_first(&d->clips[i]);
         st_tts_destroy(&utts);
         if (rc) {
             cli_fail_lib("demo", rc, "synthesizing the user's lines");

@@ -1113,8 +1113,7 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
             rc = st_vad_process(a->hint, feat + j * N_MELS, stamp + j, ech, 1, ev, 1, &n_ev);
             if (rc)
                 return rc;
-            if (n_ev && ev[0].kind == ST_VAD_ONSET &&
-                st_turn_get_state(a->turn) == ST_TURN_AGENT && !echo_only(a) &&
+            if (n_ev && ev[0].kind == ST_VAD_ONSET && !echo_only(a) &&
                 (rc = act(a, st_turn_hint(a->turn, ev[0].sample_index, now), now)))
                 return rc;
             n_ev = 0;
@@ -1161,7 +1160,6 @@ int st_agent_process(st_agent *a, const float *mic, float *speaker, uint32_t *ep
         a->stats.cpu_asr_s += cpu_now() - c0;
         if (heard == 1 && w.word >= 2 && (rc = heard_word(a, &w, now)))
             return rc;
-
     }
     if (a->echo_latched && user_over_echo(a)) {
         /* The user got loud within what was judged echo: their speech

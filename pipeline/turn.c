@@ -255,6 +255,17 @@ static int end_of_turn(st_turn *t, uint64_t now)
     return ST_TURN_DO_ANSWER;
 }
 
+/* AGENT -> BOTH: the speaker pauses, the user's speech from `sample` may
+   be a barge-in (speech soon after a resume adds to what came before it). */
+static int pause_for(st_turn *t, uint64_t sample, uint64_t now)
+{
+    if (!(t->resumed_at && now < t->resumed_at + t->resume_hold))
+        t->barge_speech = 0;
+    t->barge_onset = sample;
+    go(t, ST_TURN_BOTH, now);
+    return ST_TURN_DO_PAUSE;
+}
+
 int st_turn_onset(st_turn *t, uint64_t sample, uint64_t now)
 {
     t->speaking = true;
@@ -274,12 +285,8 @@ int st_turn_onset(st_turn *t, uint64_t sample, uint64_t now)
         go(t, ST_TURN_USER, now);
         return ST_TURN_DO_INTERRUPT;
     case ST_TURN_AGENT:
-        /* Speech soon after a resume adds to what came before it. */
-        if (!(t->resumed_at && now < t->resumed_at + t->resume_hold))
-            t->barge_speech = 0;
-        t->barge_onset = t->seg_start = sample;
-        go(t, ST_TURN_BOTH, now);
-        return ST_TURN_DO_PAUSE | st_turn_tick(t, now);
+        t->seg_start = sample;
+        return pause_for(t, sample, now) | st_turn_tick(t, now);
     case ST_TURN_BOTH:
         t->seg_start = sample; /* more speech before the resume: it adds up */
         return st_turn_tick(t, now);
@@ -291,12 +298,8 @@ int st_turn_hint(st_turn *t, uint64_t sample, uint64_t now)
 {
     if (t->state != ST_TURN_AGENT)
         return 0;
-    if (!(t->resumed_at && now < t->resumed_at + t->resume_hold))
-        t->barge_speech = 0;
-    t->barge_onset = sample;
-    t->resume_at = now + t->resume_hold;
-    go(t, ST_TURN_BOTH, now);
-    return ST_TURN_DO_PAUSE;
+    t->resume_at = now + t->resume_hold; /* no speech yet: resume unless it comes */
+    return pause_for(t, sample, now);
 }
 
 int st_turn_offset(st_turn *t, uint64_t sample, uint64_t now)

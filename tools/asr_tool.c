@@ -70,6 +70,16 @@
           Stores the streaming decision rule (snn/asr.h st_asr_set_stream;
           tuned with `spiketalk eval requests` on DIR/valid_requests.tsv)
           in MODEL: what a stream of it uses by default.
+      asr-tool lm --model MODEL [--out M2] [--requests N] [--per-word K]
+                  [--mix W] [--seed S] [--alpha A] [--beta B] [--margin M]
+                  [--beam K]
+          Stores a word bigram and the beam search's settings in a ctc
+          MODEL (snn/asr.h st_asr_set_lm; `make asr-stream-lm`): label
+          bigrams counted over N requests of the generator below (20000,
+          drawn from seed S) and each label alone K times (100), the start
+          and end of each as label 0, interpolated W (0.9) with the
+          unigram (add one half) so that orders the templates never make
+          keep a fair chance. Written to M2, or over MODEL.
 
     Workload: ~10k clips of 100 frames; data generation is dominated by the
     synthesizers and the resampler, training by the BPTT of the hidden layer.
