@@ -427,7 +427,7 @@ typedef struct {
     bool baseline;
     const char *data_dir;
     bool realtime;     /* pace the blocks to the wall clock */
-    double end_wait_s, prefix_wait_s; /* spiketalk's end-of-turn waits (default: the turn
+    double end_wait_s, prefix_wait_s, prefix_stale_s; /* spiketalk's end-of-turn waits (default: the turn
                                          controller's) */
     double barge_min_s; /* user speech over the agent that commits a barge-in */
     bool barge_on_word; /* ... or a recognized word */
@@ -511,6 +511,7 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
     ap.user_data = &c;
     ap.turn.incomplete_wait_s = o->end_wait_s;
     ap.turn.prefix_wait_s = o->prefix_wait_s;
+    ap.turn.prefix_stale_s = o->prefix_stale_s;
     ap.turn.barge_min_s = o->barge_min_s;
     ap.turn.barge_on_word = o->barge_on_word;
     ap.barge_hint = o->barge_hint;
@@ -1099,6 +1100,9 @@ static void usage(FILE *out)
             "                    the user's offset when the words are no request of the\n"
             "                    grammar (default 0.5; docs/AGENT.md \"End of turn\")\n"
             "  --prefix-wait S   ... when they are the start of one (default 0.7)\n"
+            "  --prefix-stale S  ... unless the user spoke on S seconds past the prefix's\n"
+            "                    last word (the rest was missed): then the fallback\n"
+            "                    (default 0.3; 0: a prefix is never stale)\n"
             "  --barge-min S     user speech over the agent that commits a barge-in\n"
             "                    (default 0.3; shorter: the agent pauses, then resumes)\n"
             "  --barge-hint on|off  a second VAD read-out that takes a fricative for speech\n"
@@ -1244,6 +1248,7 @@ int st_bench_latency(int argc, char **argv)
     bool baseline = false, realtime = false;
     const st_turn_params turn = st_agent_default_params().turn;
     double end_wait = turn.incomplete_wait_s, prefix_wait = turn.prefix_wait_s;
+    double prefix_stale = turn.prefix_stale_s;
     double barge_min = turn.barge_min_s;
     bool barge_word = turn.barge_on_word, barge_hint = st_agent_default_params().barge_hint;
     int status = 0;
@@ -1285,6 +1290,11 @@ int st_bench_latency(int argc, char **argv)
                 free(files);
                 return 2;
             }
+        } else if (has && !strcmp(o, "--prefix-stale")) {
+            if (!cli_parse_double(CMD, o, argv[++a], 0, 10, &prefix_stale)) {
+                free(files);
+                return 2;
+            }
         } else if (has && !strcmp(o, "--barge-min")) {
             if (!cli_parse_double(CMD, o, argv[++a], 0, 10, &barge_min)) {
                 free(files);
@@ -1320,6 +1330,7 @@ int st_bench_latency(int argc, char **argv)
         .realtime = realtime,
         .end_wait_s = end_wait,
         .prefix_wait_s = prefix_wait,
+        .prefix_stale_s = prefix_stale,
         .barge_min_s = barge_min,
         .barge_on_word = barge_word,
         .barge_hint = barge_hint,
@@ -1352,10 +1363,11 @@ int st_bench_latency(int argc, char **argv)
             status = cli_fail(CMD, "cannot create '%s'", json);
         else
             fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"end_wait_s\": %g, "
-                        "\"prefix_wait_s\": %g, \"barge_min_s\": %g, \"barge_on_word\": %s, "
+                        "\"prefix_wait_s\": %g, \"prefix_stale_s\": %g, \"barge_min_s\": %g, "
+                        "\"barge_on_word\": %s, "
                         "\"barge_hint\": %s, \"turns\": [",
                     ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "",
-                    end_wait, prefix_wait, barge_min, barge_word ? "true" : "false",
+                    end_wait, prefix_wait, prefix_stale, barge_min, barge_word ? "true" : "false",
                     barge_hint ? "true" : "false");
     }
     size_t total_turns = 0;

@@ -703,6 +703,9 @@ typedef struct {
     double prefix_wait_s;      /* ... the start of a request of the grammar ("timer",
                                   "what is three plus": st_turn_request_prefix), a pause
                                   inside it; 0.7 s */
+    double prefix_stale_s;     /* ... unless the user spoke on this long past the prefix's
+                                  last word (the recognizer missed the rest: no pause
+                                  is going on): then incomplete_wait_s; 0.3 s (0: never) */
     double barge_min_s;        /* user speech over the agent that commits a barge-in
                                   (segments less than resume_hold_s apart add up); 0.3 s */
     double resume_hold_s;      /* after such speech ends short of it, the agent waits this

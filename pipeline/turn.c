@@ -25,11 +25,13 @@ struct st_turn {
     uint64_t onset;            /* the latest onset's sample */
     uint64_t offset;           /* the latest offset's sample */
     uint64_t offset_decided;   /* when that offset was decided */
-    uint64_t complete_wait, incomplete_wait, prefix_wait, barge_min, late_word, max_turn;
+    uint64_t complete_wait, incomplete_wait, prefix_wait, prefix_stale, barge_min, late_word,
+        max_turn;
     uint64_t user_since;       /* when the state last became "user speaking" */
     char words[REQUEST_MAX];   /* the turn's words so far */
     size_t words_len;
     unsigned n_words;
+    uint64_t last_word_end;    /* where the newest word of words ended */
     uint64_t barge_speech;     /* BOTH: user speech in finished segments, samples */
     uint64_t seg_start;        /* BOTH: the current segment's onset */
     uint64_t resume_at;        /* BOTH, silent: resume from here */
@@ -44,8 +46,9 @@ st_turn_params st_turn_default_params(void)
     return (st_turn_params){
         .rate_hz = 16000,
         .complete_wait_s = 0.05,
-        .incomplete_wait_s = 0.5,
-        .prefix_wait_s = 0.7,
+        .incomplete_wait_s = 0.3,
+        .prefix_wait_s = 1.4,
+        .prefix_stale_s = 0.65,
         .barge_min_s = 0.3,
         .barge_on_word = true,
         .late_word_s = 0.6,
@@ -80,6 +83,9 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
         rc = st_error(ST_ERR_INVALID,
                       "turn controller: prefix_wait_s %g is not complete_wait_s..10 s",
                       q.prefix_wait_s);
+    else if (!(q.prefix_stale_s >= 0 && q.prefix_stale_s <= 10))
+        rc = st_error(ST_ERR_INVALID, "turn controller: prefix_stale_s %g is not 0 (never) ..10 s",
+                      q.prefix_stale_s);
     else if (!(q.barge_min_s >= 0 && q.barge_min_s <= 10))
         rc = st_error(ST_ERR_INVALID, "turn controller: barge_min_s %g is not 0..10 s",
                       q.barge_min_s);
@@ -109,6 +115,7 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
     t->complete_wait = (uint64_t)(q.complete_wait_s * q.rate_hz + 0.5);
     t->incomplete_wait = (uint64_t)(q.incomplete_wait_s * q.rate_hz + 0.5);
     t->prefix_wait = (uint64_t)(q.prefix_wait_s * q.rate_hz + 0.5);
+    t->prefix_stale = (uint64_t)(q.prefix_stale_s * q.rate_hz + 0.5);
     t->barge_min = (uint64_t)(q.barge_min_s * q.rate_hz + 0.5);
     t->late_word = (uint64_t)(q.late_word_s * q.rate_hz + 0.5);
     t->max_turn = (uint64_t)(q.max_turn_s * q.rate_hz + 0.5);
@@ -164,6 +171,10 @@ static const char *const digits[] = {"zero", "one", "two",   "three", "four",
 static const char *const singles[] = {"joke", "story", "hello", "hi",  "help",
                                       "thanks", "goodbye", "repeat", "yes", "no"};
 static const char *const ops[] = {"plus", "minus", "times"};
+/* Speech Commands' keywords that no request of the grammar begins with: said
+   alone they are the whole utterance (the agent answers at once, if only to
+   say it cannot do that), never the start of a request. */
+static const char *const commands[] = {"up", "down", "left", "right", "on", "off", "go", "stop"};
 
 static bool is_one(const char *w, const char *const *set, size_t n)
 {
@@ -213,6 +224,12 @@ bool st_turn_request_complete(const char *words)
         return true;
     if (n >= 2 && is_number(last) && !strcmp(w[n - 2], "count"))
         return true;
+    /* "count down (from) N", "count up to N", "count from N to N" */
+    if (n >= 3 && is_number(last) && !strcmp(w[n - 3], "count") &&
+        (!strcmp(w[n - 2], "down") || !strcmp(w[n - 2], "up") || is_number(w[n - 2])))
+        return true;
+    if (n == 1 && IS(last, commands))
+        return true;
     return false;
 }
 
@@ -234,6 +251,9 @@ bool st_turn_request_prefix(const char *words)
        it: "what is seven minus two" heard as "minus two") */
     if (is_number(last) && n >= 2 && IS(w[n - 2], ops))
         return false;
+    if (n == 1 && is_number(last))
+        return false; /* a number said alone: as often the whole utterance (an
+                         answer, a digit) as a request's start; the fallback */
     return IS(last, open) || is_number(last);
 }
 
@@ -332,6 +352,7 @@ int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uin
     switch (t->state) {
     case ST_TURN_USER:
         words_add(t, word);
+        t->last_word_end = end;
         return st_turn_tick(t, now);
     case ST_TURN_BOTH:
         if (t->p.barge_on_word) {
@@ -347,6 +368,7 @@ int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uin
         if (t->request[0] && end >= t->onset && now <= t->request_end + t->late_word &&
             !t->speaking) { /* (an announcement has no request to add to) */
             words_add(t, word);
+            t->last_word_end = end;
             memcpy(t->request, t->words, t->words_len + 1);
             t->request_decided = now;
             t->epoch++;
@@ -446,9 +468,15 @@ uint64_t st_turn_deadline(const st_turn *t)
 {
     if (t->state != ST_TURN_USER || t->speaking || !t->offset_decided || t->offset < t->onset)
         return 0;
-    uint64_t wait = st_turn_request_complete(t->words) ? t->complete_wait
-                    : st_turn_request_prefix(t->words)   ? t->prefix_wait
-                                                         : t->incomplete_wait;
+    uint64_t wait = t->incomplete_wait;
+    if (st_turn_request_complete(t->words))
+        wait = t->complete_wait;
+    else if (st_turn_request_prefix(t->words) &&
+             (!t->prefix_stale || t->offset < t->last_word_end + t->prefix_stale))
+        wait = t->prefix_wait;
+    /* (A prefix the user spoke on past, more than a short word's length, is
+       stale: the recognizer missed what came after it, most often the
+       request's last word, and no pause is going on.) */
     return t->offset + wait;
 }
 

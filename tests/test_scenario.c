@@ -722,7 +722,7 @@ static void test_bench_latency(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"turn\": \"one\", \"kind\": \"command\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"speech_start_s\": 1.0000"));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"summary\": {\"spiketalk\": {\"voice_to_voice_ms\""));
-    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"end_wait_s\": 0.5, \"prefix_wait_s\": 0.7,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"end_wait_s\": 0.3, \"prefix_wait_s\": 1.4, \"prefix_stale_s\": 0.65,"));
     char path[4200];
     snprintf(path, sizeof path, "%s_cdf.svg", svg);
     FILE *f = fopen(path, "r");
@@ -742,8 +742,10 @@ static void test_bench_latency(void)
     /* the policy's waits can be swept, and the JSON says which ran; a wait
        out of range is refused, naming the option */
     CU_ASSERT_FATAL(
-        bench_json(cli, ini, json, svg, "--end-wait 0.3 --prefix-wait 0.9", buf, sizeof buf));
-    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"end_wait_s\": 0.3, \"prefix_wait_s\": 0.9,"));
+        bench_json(cli, ini, json, svg, "--end-wait 0.5 --prefix-wait 0.9 --prefix-stale 0", buf,
+                   sizeof buf));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(buf, "\"end_wait_s\": 0.5, \"prefix_wait_s\": 0.9, \"prefix_stale_s\": 0,"));
     snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --end-wait 20 2>&1 | "
                               "grep -q -- '--end-wait: 20 is out of range'",
              cli, ini);
