@@ -670,8 +670,9 @@ void st_pipe_destroy(st_pipe **p_p);
     End of turn: after the VAD's offset the controller waits `complete_wait_s`
     when the words so far are a complete request (st_turn_request_complete),
     `prefix_wait_s` when they are the start of one (a pause inside "timer ...
-    five minutes": st_turn_request_prefix), `incomplete_wait_s` otherwise;
-    an onset in the wait continues the same turn. A turn without a single
+    five minutes": st_turn_request_prefix) and the user did not speak on
+    more than `prefix_stale_s` past its last word, `incomplete_wait_s`
+    otherwise; an onset in the wait continues the same turn. A turn without a single
     word is dropped as noise. Barge-in: an onset while the agent speaks
     pauses the speaker at once (PAUSE); speech that adds up to `barge_min_s`
     (pieces less than resume_hold_s apart) or brings a word commits the
@@ -698,11 +699,11 @@ typedef enum {
 typedef struct {
     int rate_hz;               /* the capture clock; 16000 */
     double complete_wait_s;    /* after the offset, a complete request; 0.05 s */
-    double incomplete_wait_s;  /* ... words that are neither: the silence fallback; 0.5 s
+    double incomplete_wait_s;  /* ... words that are neither: the silence fallback; 0.3 s
                                   (docs/AGENT.md "End of turn": swept on the standard set) */
     double prefix_wait_s;      /* ... the start of a request of the grammar ("timer",
                                   "what is three plus": st_turn_request_prefix), a pause
-                                  inside it; 0.7 s */
+                                  inside it; 1.4 s */
     double prefix_stale_s;     /* ... unless the user spoke on this long past the prefix's
                                   last word (the recognizer missed the rest: no pause
                                   is going on): then incomplete_wait_s; 0.3 s (0: never) */
@@ -782,13 +783,16 @@ uint64_t st_turn_deadline(const st_turn *t);
 
 /*  Whether words (space-separated, the recognizer's vocabulary) end in a
     complete request of the agent's grammar: "[what] N plus|minus|times N",
-    "timer N seconds|minutes", "count N", "[what] time", "joke", "story",
-    "hello", "hi", "help", "thanks", "goodbye", "repeat", "yes", "no". Pure. */
+    "timer N seconds|minutes", "count N", "count down|up N", "count N N",
+    "[what] time", "joke", "story", "hello", "hi", "help", "thanks",
+    "goodbye", "repeat", "yes", "no"; or a Speech Commands keyword said alone
+    ("up", "down", "left", "right", "on", "off", "go", "stop"). Pure. */
 bool st_turn_request_complete(const char *words);
 
 /*  Whether words end in the start of such a request, the rest still to come:
     the last word is "plus", "minus", "times", "timer", "count", "what" or a
-    number (not completing a request). Pure. */
+    number (not completing a request, not "plus N", not a number said
+    alone). Pure. */
 bool st_turn_request_prefix(const char *words);
 
 /* ======================================================================== */
