@@ -783,7 +783,8 @@ uint64_t st_turn_deadline(const st_turn *t);
 
 /*  Whether words (space-separated, the recognizer's vocabulary) end in a
     complete request of the agent's grammar: "[what] N plus|minus|times N",
-    "timer N seconds|minutes", "count N", "count down|up N", "count N N",
+    "timer N seconds|minutes", "count N", "count down|up N", "count N N"
+    (N not "two", which may be "to ..."),
     "[what] time", "joke", "story", "hello", "hi", "help", "thanks",
     "goodbye", "repeat", "yes", "no"; or a Speech Commands keyword said alone
     ("up", "down", "left", "right", "on", "off", "go", "stop"). Pure. */

@@ -222,11 +222,14 @@ bool st_turn_request_complete(const char *words)
         return true;
     if (n >= 3 && IS(last, unit) && is_number(w[n - 2]) && !strcmp(w[n - 3], "timer"))
         return true;
-    if (n >= 2 && is_number(last) && !strcmp(w[n - 2], "count"))
-        return true;
-    /* "count down (from) N", "count up to N", "count from N to N" */
-    if (n >= 3 && is_number(last) && !strcmp(w[n - 3], "count") &&
+    /* "count N", "count down (from) N", "count up to N", "count from N to
+       N"; but "count two" may be "count to ..." (homophones): not known
+       complete */
+    bool counted = n >= 2 && !strcmp(w[n - 2], "count");
+    if (n >= 3 && !strcmp(w[n - 3], "count") &&
         (!strcmp(w[n - 2], "down") || !strcmp(w[n - 2], "up") || is_number(w[n - 2])))
+        counted = true;
+    if (counted && is_number(last) && strcmp(last, "two"))
         return true;
     if (n == 1 && IS(last, commands))
         return true;
