@@ -331,7 +331,7 @@ static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_
     st_asr_stream_set_tail(s, stream_tail);
     if (stream_lm_mode >= 0 &&
         st_asr_stream_set_lm(s, stream_lm_mode ? &stream_lm : NULL) != ST_OK) {
-        cli_fail("eval", "%s", st_errmsg());
+        cli_fail(print ? "listen" : "eval", "%s", st_errmsg()); /* listen prints */
         st_asr_stream_destroy(&s);
         return 0;
     }
