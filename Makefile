@@ -318,7 +318,7 @@ train-dialogue: all
 	@mkdir -p $(LM_OUT) models
 	$(CLI_BIN) lm dialogue --out $(LM_OUT)/dialogue.txt --chatterbot $(SHARED_TEXT)/chatterbot_dialogs.txt
 	$(CLI_BIN) lm train --text $(LM_OUT)/dialogue.txt --records '\n\n' --agent-only --words 400 \
-	    --holdout 0.02 --seq-len 96 --batch 16 --lr 2e-3 --lr-min 1e-4 --steps $(DIALOGUE_STEPS) \
+	    --holdout 0.02 --seq-len 96 --batch 16 --lr 2e-3 --lr-min 1e-4 --steps $(DIALOGUE_STEPS) --init-seed 2 \
 	    --out models/dialogue.stnn --log $(LM_OUT)/dialogue.csv
 	$(CLI_BIN) lm eval-reply --model models/dialogue.stnn --n 1000
 

@@ -750,12 +750,11 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
         }
         if (tr->n_parts > 1) {
             t->pause_turns++;
-            /* a decision inside a pause ended the turn too soon */
-            for (int k = 0; k + 1 < tr->n_parts; k++)
-                if (c.req[i] >= (int64_t)tr->part_end[k] && c.req[i] < (int64_t)tr->part_start[k + 1]) {
-                    t->pause_wrong_end++;
-                    break;
-                }
+            /* a decision before the turn's last part began ended it too soon:
+               in a pause, or between two words of a part before one */
+            if (c.req[i] >= (int64_t)tr->start &&
+                c.req[i] < (int64_t)tr->part_start[tr->n_parts - 1])
+                t->pause_wrong_end++;
         }
         if (tu->interrupts) {
             /* an interruption only counts when the agent was speaking at its onset */

@@ -1199,7 +1199,9 @@ static void make_fragment(uint64_t *s, example *e)
     int n = 1 + (int)pick(s, 3);
     size_t o = 0;
     for (int k = 0; k < n; k++) {
-        const char *w = pick(s, 4) == 0 ? HEARD[pick(s, 10)] : noise[pick(s, COUNT(noise) - 5)];
+        /* any of them, "what" and "plus" alone too (a lone "what" once drew
+           non-words from the model: no fragment had shown it) */
+        const char *w = pick(s, 4) == 0 ? HEARD[pick(s, 10)] : noise[pick(s, COUNT(noise))];
         if (k == n - 1 && n > 1 && pick(s, 2))
             w = noise[COUNT(noise) - 5 + pick(s, 5)]; /* "go plus", "left what" */
         int m = snprintf(e->user + o, sizeof e->user - o, "%s%s", o ? " " : "", w);
