@@ -673,7 +673,7 @@ void st_pipe_destroy(st_pipe **p_p);
     five minutes": st_turn_request_prefix) and the user did not speak on
     more than `prefix_stale_s` past its last word, `incomplete_wait_s`
     otherwise; an onset in the wait continues the same turn. A turn without a single
-    word is dropped as noise. Barge-in: an onset while the agent speaks
+    word is dropped as noise (`late_word_s` after its offset). Barge-in: an onset while the agent speaks
     pauses the speaker at once (PAUSE); speech that adds up to `barge_min_s`
     (pieces less than resume_hold_s apart) or brings a word commits the
     interruption (INTERRUPT: a new epoch, the synthesizer cancels, the
@@ -714,7 +714,9 @@ typedef struct {
                                   resume still adds up); 0.4 s */
     bool barge_on_word;        /* a recognized word commits it sooner; true */
     double late_word_s;        /* a word decided this long after the offset still
-                                  belongs to the turn (the recognizer lags); 0.6 s */
+                                  belongs to the turn (the recognizer lags), and a
+                                  turn with no word yet waits this long after its
+                                  offset before it is dropped; 0.6 s */
     double max_turn_s;         /* a user turn ends after this long even if the VAD
                                   holds on (noise it takes for speech): with the words
                                   heard, or back to listening without any; 10 s

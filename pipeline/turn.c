@@ -480,6 +480,9 @@ uint64_t st_turn_deadline(const st_turn *t)
     /* (A prefix the user spoke on past, more than a short word's length, is
        stale: the recognizer missed what came after it, most often the
        request's last word, and no pause is going on.) */
+    if (!t->n_words && wait < t->late_word)
+        wait = t->late_word; /* nothing heard yet: a word may still come (the
+                                recognizer lags); nothing waits on the drop */
     return t->offset + wait;
 }
 

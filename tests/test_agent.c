@@ -227,6 +227,19 @@ static void test_noise_dropped(void)
     CU_ASSERT_EQUAL(acts, 0);
     CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_LISTENING);
     CU_ASSERT_EQUAL(st_turn_epoch(t), 0);
+    /* Nothing heard yet at the offset: the turn is dropped only after
+       late_word_s, not the shorter fallback, so a word the recognizer
+       decides late still makes it a request. */
+    st_turn_params p = st_turn_default_params();
+    CU_ASSERT(p.incomplete_wait_s < p.late_word_s);
+    st_turn_onset(t, S(4.0), S(4.03));
+    st_turn_offset(t, S(4.5), S(4.6));
+    CU_ASSERT_EQUAL(st_turn_deadline(t), S(4.5) + S(p.late_word_s));
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(4.5 + p.incomplete_wait_s) + 1), 0);
+    CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_USER);
+    CU_ASSERT_EQUAL(st_turn_word(t, "hello", S(4.0), S(4.5), S(4.5 + p.incomplete_wait_s + 0.05)),
+                    ST_TURN_DO_ANSWER);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "hello");
     st_turn_destroy(&t);
 }
 
