@@ -427,8 +427,8 @@ typedef struct {
     bool baseline;
     const char *data_dir;
     bool realtime;     /* pace the blocks to the wall clock */
-    double end_wait_s, prefix_wait_s, prefix_stale_s; /* spiketalk's end-of-turn waits (default: the turn
-                                         controller's) */
+    /* spiketalk's end-of-turn waits (default: the turn controller's) */
+    double end_wait_s, prefix_wait_s, prefix_stale_s;
     double barge_min_s; /* user speech over the agent that commits a barge-in */
     bool barge_on_word; /* ... or a recognized word */
     bool barge_hint;    /* the agent's fricative-sensitive pause (st_agent_params) */

@@ -672,9 +672,10 @@ void st_pipe_destroy(st_pipe **p_p);
     `prefix_wait_s` when they are the start of one (a pause inside "timer ...
     five minutes": st_turn_request_prefix) and the user did not speak on
     more than `prefix_stale_s` past its last word, `incomplete_wait_s`
-    otherwise; an onset in the wait continues the same turn. A turn without a single
-    word is dropped as noise (`late_word_s` after its offset). Barge-in: an onset while the agent speaks
-    pauses the speaker at once (PAUSE); speech that adds up to `barge_min_s`
+    otherwise; an onset in the wait continues the same turn. A turn without
+    a single word is dropped as noise (`late_word_s` after its offset).
+    Barge-in: an onset while the agent speaks pauses the speaker at once
+    (PAUSE); speech that adds up to `barge_min_s`
     (pieces less than resume_hold_s apart) or brings a word commits the
     interruption (INTERRUPT: a new epoch, the synthesizer cancels, the
     speaker flushes); silence of resume_hold_s short of that resumes the
