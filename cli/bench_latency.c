@@ -16,7 +16,10 @@
     noise and, in rooms, the agent's own played voice through st_room. Block
     k's speaker output is played during block k + 1 (the agent's clock).
     Everything is sample-accurate and deterministic: the same figures on
-    every run, except the wall-clock compute and CPU columns.
+    every run, except the wall-clock compute and CPU columns. Each scenario
+    (and each baseline pass of one) runs in its own child process, so its
+    figures are also the same alone as in any set, in any order
+    (run_isolated: espeak-ng keeps state across utterances).
 
     The second clock (--realtime): the same driver, each block handed to
     the agent no earlier than its capture would be complete on a device
@@ -39,7 +42,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #define CMD "bench latency"
@@ -1070,7 +1076,9 @@ static void usage(FILE *out)
             "placed when its anchor resolves from the agent's events, the microphone hears\n"
             "the user, the scenario's noise and, in rooms, the agent's own voice. Reports n,\n"
             "p50, p90, p95, p99 and max of every latency and the quality rates of issue 10.\n"
-            "The same scenarios give the same virtual-time figures on every run.\n"
+            "The same scenarios give the same virtual-time figures on every run; each\n"
+            "runs in a process of its own, so a scenario gives the same figures alone as\n"
+            "in any set.\n"
             "\n"
             "Two clocks. Virtual time (the default) runs faster than real time and is\n"
             "sample-accurate. --realtime paces the blocks to the wall clock as devices\n"
@@ -1238,6 +1246,119 @@ static void tally_free(tally *t)
     memset(t, 0, sizeof *t);
 }
 
+/* ---- one process per scenario --------------------------------------------- */
+
+/* Writes all of n bytes, or fails. */
+static bool write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool read_all(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/*  Runs one scenario in a child process and takes its tally back: every
+    scenario starts from the same state of the libraries it uses, whatever
+    ran before it. espeak-ng keeps state across utterances inside the
+    engine (function-static variables that no call resets), so in one
+    process a scenario's audio, and then its figures, changed with the
+    scenarios before it and their order (30 Nov: changing the text of one
+    backchannel moved an interruption of another scenario from 105 to
+    500 ms). The timeline scenario's child writes its plot itself. */
+static int run_isolated(const st_scenario *sc, const run_opts *o, tally *t, FILE *jf,
+                        bool *first_json, const char *timeline_svg)
+{
+    int fd[2];
+    fflush(stdout);
+    fflush(stderr);
+    if (jf)
+        fflush(jf);
+    if (pipe(fd))
+        return cli_fail(CMD, "cannot make a pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return cli_fail(CMD, "cannot fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        conv keep = {0};
+        float *mic = NULL, *spk = NULL;
+        size_t n_keep = 0;
+        bool rec = timeline_svg != NULL;
+        int rc = run_scenario(sc, o, t, jf, first_json, rec ? &keep : NULL, rec ? &mic : NULL,
+                              rec ? &spk : NULL, rec ? &n_keep : NULL);
+        if (!rc && rec && (rc = write_timeline_svg(timeline_svg, &keep, mic, spk, n_keep)))
+            cli_fail_lib(CMD, rc, "the timeline plot");
+        if (jf)
+            fflush(jf);
+        fflush(stdout);
+        bool ok = write_all(fd[1], &rc, sizeof rc) && write_all(fd[1], t, sizeof *t) &&
+                  write_all(fd[1], first_json, sizeof *first_json);
+        for (int m = 0; m < M_N && ok; m++)
+            ok = write_all(fd[1], t->v[m], (size_t)t->n[m] * sizeof *t->v[m]);
+        _exit(ok ? 0 : 1);
+    }
+    close(fd[1]);
+    int rc = ST_ERR_IO;
+    tally got;
+    bool ok = read_all(fd[0], &rc, sizeof rc) && read_all(fd[0], &got, sizeof got) &&
+              read_all(fd[0], first_json, sizeof *first_json);
+    for (int m = 0; m < M_N; m++) {
+        got.v[m] = NULL;
+        got.cap[m] = 0;
+    }
+    for (int m = 0; m < M_N && ok; m++) {
+        got.v[m] = got.n[m] ? malloc((size_t)got.n[m] * sizeof *got.v[m]) : NULL;
+        got.cap[m] = got.n[m];
+        ok = (!got.n[m] || got.v[m]) &&
+             read_all(fd[0], got.v[m], (size_t)got.n[m] * sizeof *got.v[m]);
+    }
+    close(fd[0]);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    if (!ok || !WIFEXITED(ws) || WEXITSTATUS(ws)) {
+        for (int m = 0; m < M_N; m++)
+            free(got.v[m]);
+        if (ok && rc)
+            return rc; /* the child said why */
+        return cli_fail(CMD, "scenario '%s': its process ended without its results%s", sc->name,
+                        WIFSIGNALED(ws) ? " (killed by a signal)" : "");
+    }
+    if (rc) {
+        for (int m = 0; m < M_N; m++)
+            free(got.v[m]);
+        return rc;
+    }
+    tally_free(t);
+    *t = got;
+    return 0;
+}
+
 int st_bench_latency(int argc, char **argv)
 {
     char (*files)[512] = calloc(MAX_FILES, sizeof *files);
@@ -1352,9 +1473,6 @@ int st_bench_latency(int argc, char **argv)
         status = cli_fail(CMD, "no scenarios (--scenarios PATH, or run from the repository)");
     tally ta = {0}, tb = {0};
     FILE *jf = NULL;
-    conv keep = {0};
-    float *mic = NULL, *spk = NULL;
-    size_t n_keep = 0;
     int keep_idx = -1;
     if (!status && json) {
         jf = strcmp(json, "-") ? fopen(json, "w") : stdout;
@@ -1380,6 +1498,8 @@ int st_bench_latency(int argc, char **argv)
                          : "virtual time",
                 baseline ? ", then the baseline" : "");
     bool first = true;
+    char timeline_path[1024];
+    snprintf(timeline_path, sizeof timeline_path, "%s_timeline.svg", svg);
     for (int pass = 0; pass < (baseline ? 2 : 1) && !status; pass++) {
         run_opts o = ro;
         o.baseline = pass == 1;
@@ -1387,8 +1507,8 @@ int st_bench_latency(int argc, char **argv)
         for (int i = 0; i < n_sc && !status; i++) {
             o.index = i;
             bool rec = pass == 0 && keep_idx < 0 && !strcmp(scs[i].name, timeline);
-            status = run_scenario(&scs[i], &o, pass ? &tb : &ta, jf, &first, rec ? &keep : NULL,
-                                  rec ? &mic : NULL, rec ? &spk : NULL, rec ? &n_keep : NULL);
+            status = run_isolated(&scs[i], &o, pass ? &tb : &ta, jf, &first,
+                                  rec ? timeline_path : NULL);
             if (rec && !status)
                 keep_idx = i;
         }
@@ -1446,9 +1566,13 @@ int st_bench_latency(int argc, char **argv)
         print_quality("spiketalk", &ta);
         if (b)
             print_quality("baseline (speech after 0.2 s, end after 0.8 s of silence)", b);
-        struct rusage ru;
+        struct rusage ru, ruc;
         getrusage(RUSAGE_SELF, &ru);
-        printf("\n  peak memory (max RSS) %.1f MB\n", ru.ru_maxrss / 1024.0);
+        getrusage(RUSAGE_CHILDREN, &ruc); /* the scenarios ran in child processes */
+        if (ruc.ru_maxrss > ru.ru_maxrss)
+            ru.ru_maxrss = ruc.ru_maxrss;
+        printf("\n  peak memory (max RSS, the largest scenario's process) %.1f MB\n",
+               ru.ru_maxrss / 1024.0);
         if (jf) {
             fprintf(jf, "\n], \"summary\": {");
             summary_json(jf, "spiketalk", &ta, realtime);
@@ -1465,23 +1589,14 @@ int st_bench_latency(int argc, char **argv)
             status = cli_fail_lib(CMD, rc, "the CDF plot");
         else
             printf("  plots: %s", path);
-        if (keep_idx >= 0 && !status) {
-            snprintf(path, sizeof path, "%s_timeline.svg", svg);
-            if ((rc = write_timeline_svg(path, &keep, mic, spk, n_keep)))
-                status = cli_fail_lib(CMD, rc, "the timeline plot");
-            else
-                printf(", %s (scenario %s)", path, keep.sc->name);
-        }
+        if (keep_idx >= 0 && !status)
+            printf(", %s (scenario %s)", timeline_path, scs[keep_idx].name);
         printf("\n");
         if (jf && jf != stdout)
             printf("  every measurement: %s\n", json);
     }
     if (jf && jf != stdout && fclose(jf) && !status)
         status = cli_fail(CMD, "cannot write '%s'", json);
-    if (keep_idx >= 0)
-        conv_free(&keep, scs[keep_idx].n_turns);
-    free(mic);
-    free(spk);
     for (int i = 0; i < n_sc; i++)
         st_scenario_free(&scs[i]);
     free(scs);

@@ -185,7 +185,10 @@ def backchannels(out):
     w = Writer("backchannels", "short backchannels while the agent tells a story or a joke: "
                                "must not stop it",
                seed=5, noise="pink", noise_db=-55)
-    bcs = ["mm-hm", "yes", "uh huh", "okay", "right", "mm-hm", "yes", "okay", "uh huh", "mm"]
+    # Spelled as both synthesizers say them: espeak-ng and flite read "mm-hm",
+    # "mm" and "hmm" as letters ("em em aitch em", a second long), so the hums
+    # are "hum" and "uh huh" (30 Nov: "mm-hm" had been spelled out).
+    bcs = ["uh huh", "yes", "uh huh", "okay", "right", "hum", "yes", "okay", "uh huh", "hum"]
     for i in range(10):
         ask, intent = ASKS[(i + 3) % len(ASKS)]
         r = w.turn(f"ask{i + 1}", kind="request", text=ask, intent=intent,
