@@ -91,6 +91,11 @@ double st_now_s(void);
     callback. */
 void st_sleep_until_s(double deadline_s);
 
+/*  All n bytes to / from a file descriptor (base/fdio.c), looping over short
+    transfers and EINTR; false on an error or, reading, an early end. */
+bool st_write_all(int fd, const void *buf, size_t n);
+bool st_read_all(int fd, void *buf, size_t n);
+
 /*  Worker threads for data-parallel jobs (base/workers.c): st_workers_run()
     calls fn(ctx, item, worker) for every item in 0..n_items-1, items handed
     out one at a time to n_threads - 1 workers and the caller (worker ids

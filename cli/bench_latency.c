@@ -1248,37 +1248,6 @@ static void tally_free(tally *t)
 
 /* ---- one process per scenario --------------------------------------------- */
 
-/* Writes all of n bytes, or fails. */
-static bool write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool read_all(int fd, void *buf, size_t n)
-{
-    char *p = buf;
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
 /*  Runs one scenario in a child process and takes its tally back: every
     scenario starts from the same state of the libraries it uses, whatever
     ran before it. espeak-ng keeps state across utterances inside the
@@ -1316,17 +1285,17 @@ static int run_isolated(const st_scenario *sc, const run_opts *o, tally *t, FILE
         if (jf)
             fflush(jf);
         fflush(stdout);
-        bool ok = write_all(fd[1], &rc, sizeof rc) && write_all(fd[1], t, sizeof *t) &&
-                  write_all(fd[1], first_json, sizeof *first_json);
+        bool ok = st_write_all(fd[1], &rc, sizeof rc) && st_write_all(fd[1], t, sizeof *t) &&
+                  st_write_all(fd[1], first_json, sizeof *first_json);
         for (int m = 0; m < M_N && ok; m++)
-            ok = write_all(fd[1], t->v[m], (size_t)t->n[m] * sizeof *t->v[m]);
+            ok = st_write_all(fd[1], t->v[m], (size_t)t->n[m] * sizeof *t->v[m]);
         _exit(ok ? 0 : 1);
     }
     close(fd[1]);
     int rc = ST_ERR_IO;
     tally got;
-    bool ok = read_all(fd[0], &rc, sizeof rc) && read_all(fd[0], &got, sizeof got) &&
-              read_all(fd[0], first_json, sizeof *first_json);
+    bool ok = st_read_all(fd[0], &rc, sizeof rc) && st_read_all(fd[0], &got, sizeof got) &&
+              st_read_all(fd[0], first_json, sizeof *first_json);
     for (int m = 0; m < M_N; m++) {
         got.v[m] = NULL;
         got.cap[m] = 0;
@@ -1335,7 +1304,7 @@ static int run_isolated(const st_scenario *sc, const run_opts *o, tally *t, FILE
         got.v[m] = got.n[m] ? malloc((size_t)got.n[m] * sizeof *got.v[m]) : NULL;
         got.cap[m] = got.n[m];
         ok = (!got.n[m] || got.v[m]) &&
-             read_all(fd[0], got.v[m], (size_t)got.n[m] * sizeof *got.v[m]);
+             st_read_all(fd[0], got.v[m], (size_t)got.n[m] * sizeof *got.v[m]);
     }
     close(fd[0]);
     int ws = 0;

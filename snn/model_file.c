@@ -567,21 +567,6 @@ int st_tensor_file_save_mem(const st_tensor_file *self, void **buf, size_t *len)
     return ST_OK;
 }
 
-static bool write_all(int fd, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 int st_tensor_file_save(const st_tensor_file *self, const char *path)
 {
     static const unsigned char zeros[ALIGN];
@@ -604,15 +589,15 @@ int st_tensor_file_save(const st_tensor_file *self, const char *path)
         rc = st_error(ST_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
         goto done;
     }
-    bool ok = write_all(fd, head, (size_t)L.data_offset);
+    bool ok = st_write_all(fd, head, (size_t)L.data_offset);
     uint64_t off = 0;
     for (size_t k = 0; ok && k < self->n; k++) {
         const size_t pad = (size_t)(align_up(off) - off);
-        ok = write_all(fd, zeros, pad) && write_all(fd, self->e[k].data, self->e[k].nbytes);
+        ok = st_write_all(fd, zeros, pad) && st_write_all(fd, self->e[k].data, self->e[k].nbytes);
         off = align_up(off) + self->e[k].nbytes;
     }
     if (ok)
-        ok = write_all(fd, zeros, (size_t)(align_up(off) - off));
+        ok = st_write_all(fd, zeros, (size_t)(align_up(off) - off));
     if (ok)
         ok = fchmod(fd, 0644) == 0 || errno == EPERM;
     if (ok)
