@@ -704,7 +704,7 @@ typedef struct {
                                   (docs/AGENT.md "End of turn": swept on the standard set) */
     double prefix_wait_s;      /* ... the start of a request of the grammar ("timer",
                                   "what is three plus": st_turn_request_prefix), a pause
-                                  inside it; 1.4 s */
+                                  inside it; 1.5 s */
     double prefix_stale_s;     /* ... unless the user spoke on this long past the prefix's
                                   last word (the recognizer missed the rest: no pause
                                   is going on): then incomplete_wait_s; 0.3 s (0: never) */

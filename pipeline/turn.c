@@ -47,7 +47,7 @@ st_turn_params st_turn_default_params(void)
         .rate_hz = 16000,
         .complete_wait_s = 0.05,
         .incomplete_wait_s = 0.3,
-        .prefix_wait_s = 1.4,
+        .prefix_wait_s = 1.5,
         .prefix_stale_s = 0.65,
         .barge_min_s = 0.3,
         .barge_on_word = true,
