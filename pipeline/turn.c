@@ -152,11 +152,13 @@ static void words_clear(st_turn *t)
     t->n_words = 0;
 }
 
-static void words_add(st_turn *t, const char *w)
+/* w, which ended at sample `end`, joins the turn's words. */
+static void words_add(st_turn *t, const char *w, uint64_t end)
 {
     size_t n = strlen(w);
     if (t->words_len + n + 2 > sizeof t->words)
         return; /* a request this long is not of the agent's grammar anyway */
+    t->last_word_end = end;
     if (t->words_len)
         t->words[t->words_len++] = ' ';
     memcpy(t->words + t->words_len, w, n + 1);
@@ -354,13 +356,12 @@ int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uin
         return 0;
     switch (t->state) {
     case ST_TURN_USER:
-        words_add(t, word);
-        t->last_word_end = end;
+        words_add(t, word, end);
         return st_turn_tick(t, now);
     case ST_TURN_BOTH:
         if (t->p.barge_on_word) {
             int a = commit_barge(t, now);
-            words_add(t, word);
+            words_add(t, word, end);
             return a;
         }
         return 0;
@@ -370,8 +371,7 @@ int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uin
            the answer in the making is dropped for one with the whole turn. */
         if (t->request[0] && end >= t->onset && now <= t->request_end + t->late_word &&
             !t->speaking) { /* (an announcement has no request to add to) */
-            words_add(t, word);
-            t->last_word_end = end;
+            words_add(t, word, end);
             memcpy(t->request, t->words, t->words_len + 1);
             t->request_decided = now;
             t->epoch++;

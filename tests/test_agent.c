@@ -311,6 +311,16 @@ static void test_barge_in(void)
     CU_ASSERT_EQUAL(st_turn_word(t, "stop", S(3.0), S(3.1), S(3.15)), ST_TURN_DO_INTERRUPT);
     CU_ASSERT_EQUAL(st_turn_epoch(t), e + 1);
     st_turn_destroy(&t);
+    /* ... and that word opens the new turn with its end: a prefix said over
+       the agent and followed by a pause gets the prefix wait, not the
+       fallback of a stale prefix */
+    t = turn_new(&c);
+    to_agent(t);
+    st_turn_onset(t, S(3.0), S(3.03));
+    CU_ASSERT_EQUAL(st_turn_word(t, "timer", S(3.0), S(3.4), S(3.5)), ST_TURN_DO_INTERRUPT);
+    st_turn_offset(t, S(3.45), S(3.55));
+    CU_ASSERT_EQUAL(st_turn_deadline(t), S(3.45) + S(p.prefix_wait_s));
+    st_turn_destroy(&t);
 }
 
 /* The barge-in hint (st_turn_hint): it pauses the agent at once; the VAD's
