@@ -1065,6 +1065,8 @@ static int write_timeline_svg(const char *path, const conv *c, const float *mic,
 
 static void usage(FILE *out)
 {
+    /* the waits' defaults come from the turn controller, not from this text */
+    const st_turn_params d = st_agent_default_params().turn;
     fprintf(out,
             "usage: spiketalk bench latency [--scenarios PATH]... [--baseline] [--json FILE]\n"
             "                               [--svg PREFIX] [--timeline NAME] [--asr FILE]\n"
@@ -1105,13 +1107,13 @@ static void usage(FILE *out)
             "  --data DIR        shared data for recordings (default ../shared/data)\n"
             "  --end-wait S      spiketalk's silence fallback: the turn ends S seconds after\n"
             "                    the user's offset when the words are no request of the\n"
-            "                    grammar (default 0.3; docs/AGENT.md \"End of turn\")\n"
-            "  --prefix-wait S   ... when they are the start of one (default 1.5)\n"
+            "                    grammar (default %g; docs/AGENT.md \"End of turn\")\n"
+            "  --prefix-wait S   ... when they are the start of one (default %g)\n"
             "  --prefix-stale S  ... unless the user spoke on S seconds past the prefix's\n"
             "                    last word (the rest was missed): then the fallback\n"
-            "                    (default 0.3; 0: a prefix is never stale)\n"
+            "                    (default %g; 0: a prefix is never stale)\n"
             "  --barge-min S     user speech over the agent that commits a barge-in\n"
-            "                    (default 0.3; shorter: the agent pauses, then resumes)\n"
+            "                    (default %g; shorter: the agent pauses, then resumes)\n"
             "  --barge-hint on|off  a second VAD read-out that takes a fricative for speech\n"
             "                    pauses the agent at once while it speaks (default on;\n"
             "                    the VAD still decides what counts toward --barge-min)\n"
@@ -1121,7 +1123,8 @@ static void usage(FILE *out)
             "                    figures too (a progress line on stderr)\n"
             "  -h, --help        this help\n"
             "\n"
-            "metrics (ms):\n");
+            "metrics (ms):\n",
+            d.incomplete_wait_s, d.prefix_wait_s, d.prefix_stale_s, d.barge_min_s);
     for (int m = 0; m < M_N; m++)
         fprintf(out, "  %-24s %s\n", metric_names[m], metric_help[m]);
 }
@@ -1310,22 +1313,16 @@ static int run_isolated(const st_scenario *sc, const run_opts *o, tally *t, FILE
     int ws = 0;
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
         ;
-    if (!ok || !WIFEXITED(ws) || WEXITSTATUS(ws)) {
-        for (int m = 0; m < M_N; m++)
-            free(got.v[m]);
-        if (ok && rc)
-            return rc; /* the child said why */
-        return cli_fail(CMD, "scenario '%s': its process ended without its results%s", sc->name,
-                        WIFSIGNALED(ws) ? " (killed by a signal)" : "");
+    if (ok && !rc && WIFEXITED(ws) && !WEXITSTATUS(ws)) {
+        tally_free(t);
+        *t = got;
+        return 0;
     }
-    if (rc) {
-        for (int m = 0; m < M_N; m++)
-            free(got.v[m]);
-        return rc;
-    }
-    tally_free(t);
-    *t = got;
-    return 0;
+    tally_free(&got);
+    if (ok && rc)
+        return rc; /* the child said why */
+    return cli_fail(CMD, "scenario '%s': its process ended without its results%s", sc->name,
+                    WIFSIGNALED(ws) ? " (killed by a signal)" : "");
 }
 
 int st_bench_latency(int argc, char **argv)

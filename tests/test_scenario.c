@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define RATE ST_PIPELINE_RATE_HZ
 
@@ -755,6 +756,19 @@ static void test_bench_latency(void)
     snprintf(path, sizeof path, "%s_timeline.svg", svg);
     remove(path);
     remove(json);
+    remove(ini);
+    /* a scenario that fails in its own process (an audio file that is not
+       there): the run fails, the child's error names the file */
+    bench_files("missing",
+                "[scenario]\nname = missing\n[turn a]\nfiles = /nonexistent/st-missing.flac\n"
+                "at = 1.0\n",
+                ini, json, svg);
+    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' > /dev/null 2>&1", cli, ini);
+    int rc = system(cmd);
+    CU_ASSERT(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' 2>&1 | "
+                              "grep -q \"audio file '/nonexistent/st-missing.flac'\"", cli, ini);
+    CU_ASSERT_EQUAL(system(cmd), 0);
     remove(ini);
 }
 
