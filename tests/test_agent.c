@@ -117,6 +117,11 @@ static void test_grammar(void)
     CU_ASSERT_FALSE(st_turn_request_prefix("seven")); /* a number alone: the fallback */
     CU_ASSERT_FALSE(st_turn_request_prefix(""));
     CU_ASSERT_FALSE(st_turn_request_prefix(NULL));
+    /* "time" next to a number is "times" heard without its /z/ */
+    CU_ASSERT_TRUE(st_turn_request_complete("six time nine"));
+    CU_ASSERT_FALSE(st_turn_request_complete("eight time"));
+    CU_ASSERT_TRUE(st_turn_request_prefix("eight time"));
+    CU_ASSERT_FALSE(st_turn_request_prefix("time one")); /* "times one": the first number missed */
 }
 
 static void test_end_of_turn(void)
@@ -212,6 +217,48 @@ static void test_pause_inside_request(void)
     st_turn_offset(t, S(off), S(off + 0.1));
     CU_ASSERT_EQUAL(st_turn_deadline(t), S(off) + S(p.prefix_wait_s));
     CU_ASSERT_EQUAL(st_turn_tick(t, S(off + p.incomplete_wait_s)), 0);
+    st_turn_destroy(&t);
+}
+
+/* "what time | is it": "what time" is complete only once the words the
+   recognizer does not know ("is it") were said after it, as speech past the
+   word's end; without them the user paused inside the request. */
+static void test_what_time_pause(void)
+{
+    changes c = {0};
+    st_turn *t = turn_new(&c);
+    st_turn_params p = st_turn_default_params();
+    st_turn_onset(t, S(1.0), S(1.03));
+    st_turn_word(t, "what", S(1.0), S(1.2), S(1.3));
+    st_turn_word(t, "time", S(1.2), S(1.5), S(1.6));
+    st_turn_offset(t, S(1.7), S(1.75)); /* 0.2 s past "time": the hangover */
+    CU_ASSERT_EQUAL(st_turn_deadline(t), S(1.7) + S(p.prefix_wait_s));
+    for (double s = 1.75; s < 2.9; s += 0.01)
+        CU_ASSERT_EQUAL(st_turn_tick(t, S(s)), 0);
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(2.9), S(2.93)), 0); /* "is it" */
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(3.3), S(3.31)), 0);
+    CU_ASSERT_EQUAL(st_turn_deadline(t), S(3.3) + S(p.complete_wait_s));
+    CU_ASSERT_EQUAL(st_turn_tick(t, st_turn_deadline(t)), ST_TURN_DO_ANSWER);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "what time");
+    st_turn_agent_started(t, S(3.8));
+    st_turn_agent_done(t, S(5.0));
+    /* Said in one go, the offset comes well after "time": complete. */
+    st_turn_onset(t, S(6.0), S(6.03));
+    st_turn_word(t, "what", S(6.0), S(6.2), S(6.3));
+    st_turn_word(t, "time", S(6.2), S(6.5), S(6.6));
+    st_turn_offset(t, S(6.95), S(6.96));
+    CU_ASSERT_EQUAL(st_turn_deadline(t), S(6.95) + S(p.complete_wait_s));
+    st_turn_agent_done(t, S(7.5));
+    /* The request says "times" where the recognizer heard "time". */
+    st_turn_destroy(&t);
+    t = turn_new(&c);
+    st_turn_onset(t, S(1.0), S(1.03));
+    st_turn_word(t, "six", S(1.0), S(1.2), S(1.3));
+    st_turn_word(t, "time", S(1.2), S(1.5), S(1.6));
+    st_turn_word(t, "nine", S(1.5), S(1.8), S(1.9));
+    st_turn_offset(t, S(1.9), S(1.91));
+    CU_ASSERT_EQUAL(st_turn_tick(t, st_turn_deadline(t)), ST_TURN_DO_ANSWER);
+    CU_ASSERT_STRING_EQUAL(st_turn_request(t), "six times nine");
     st_turn_destroy(&t);
 }
 
@@ -1473,6 +1520,7 @@ CU_TestInfo st_tests_agent[] = {
     {"grammar", test_grammar},
     {"end_of_turn", test_end_of_turn},
     {"pause_inside_request", test_pause_inside_request},
+    {"what_time_pause", test_what_time_pause},
     {"noise_dropped", test_noise_dropped},
     {"turn_ends_when_vad_holds_on", test_turn_ends_when_vad_holds_on},
     {"barge_in", test_barge_in},
