@@ -198,7 +198,7 @@ typedef struct {
     double (*wall)[5];           /* the turn's wall-clock compute (M_WALL ..), NAN none */
     char (*answer)[256];
     char (*request)[256];
-    bool *interrupted_ok, *paused_for;
+    bool *interrupted_ok, *paused_for; /* the turn interrupted / paused the agent */
     size_t next;                 /* next turn to place */
     int answering;               /* the turn the agent's current answer belongs to */
     int requested;               /* the turn of the latest request */
@@ -344,8 +344,10 @@ static void on_event(const st_agent_event *e, void *user_data)
                     c->pend[c->n_pend++] = (pending_ev){i, true, e->sample};
             }
         } else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_NOISE) {
+            c->paused_for[i] = true;
             t->false_pause_noise++;
         } else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_BACKCHANNEL) {
+            c->paused_for[i] = true;
             t->false_pause_backchannel++;
         } else if (i < 0 && in_echo_only(c, e->sample)) {
             t->false_pause_echo++;
@@ -361,9 +363,9 @@ static void on_event(const st_agent_event *e, void *user_data)
         if (i >= 0 && c->sc->turns[i].interrupts)
             c->interrupted_ok[i] = true;
         else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_NOISE)
-            t->false_int_noise++;
+            t->false_int_noise += (c->interrupted_ok[i] = true);
         else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_BACKCHANNEL)
-            t->false_int_backchannel++;
+            t->false_int_backchannel += (c->interrupted_ok[i] = true);
         else if (i < 0 && in_echo_only(c, e->sample))
             /* (as for a pause: a user turn still under way - an answer
                started before its request ended - is a user, not echo) */
@@ -807,6 +809,8 @@ static int run_scenario(const st_scenario *sc, const run_opts *o, tally *t, FILE
                 fprintf(jf,
                         ", \"interrupt_to_silence_realtime_ms\": %.1f, \"paused_late_ms\": %.2f",
                         sil_rt, c.late_pause[i]);
+            fprintf(jf, ", \"paused_agent\": %s, \"interrupted_agent\": %s",
+                    c.paused_for[i] ? "true" : "false", c.interrupted_ok[i] ? "true" : "false");
             fprintf(jf, ", \"request\": \"");
             for (const char *p = c.request[i]; *p; p++)
                 if (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
@@ -1118,13 +1122,13 @@ static void usage(FILE *out)
             "                    pauses the agent at once while it speaks (default on;\n"
             "                    the VAD still decides what counts toward --barge-min)\n"
             "  --barge-word on|off  a word the recognizer hears over the agent commits it\n"
-            "                    too (default off: the echo may bring words)\n"
+            "                    too, unless a backchannel (\"yes\", \"right\"; default %s)\n"
             "  --realtime        pace the blocks to the wall clock and report the real-time\n"
             "                    figures too (a progress line on stderr)\n"
             "  -h, --help        this help\n"
             "\n"
             "metrics (ms):\n",
-            d.incomplete_wait_s, d.prefix_wait_s, d.prefix_stale_s, d.barge_min_s);
+            d.incomplete_wait_s, d.prefix_wait_s, d.prefix_stale_s, d.barge_min_s, d.barge_on_word ? "on" : "off");
     for (int m = 0; m < M_N; m++)
         fprintf(out, "  %-24s %s\n", metric_names[m], metric_help[m]);
 }

@@ -212,9 +212,6 @@ struct st_agent {
 st_agent_params st_agent_default_params(void)
 {
     st_turn_params turn = st_turn_default_params();
-    /* Over the agent's own voice the keyword spotter hears words in the
-       echo: only the duration of the user's speech commits a barge-in. */
-    turn.barge_on_word = false;
     return (st_agent_params){
         .tts_engine = "espeak",
         .echo_residual_db = -6,

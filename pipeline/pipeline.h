@@ -676,7 +676,8 @@ void st_pipe_destroy(st_pipe **p_p);
     a single word is dropped as noise (`late_word_s` after its offset).
     Barge-in: an onset while the agent speaks pauses the speaker at once
     (PAUSE); speech that adds up to `barge_min_s`
-    (pieces less than resume_hold_s apart) or brings a word commits the
+    (pieces less than resume_hold_s apart) or brings a word that is no
+    backchannel ("yes", "right", "okay") commits the
     interruption (INTERRUPT: a new epoch, the synthesizer cancels, the
     speaker flushes); silence of resume_hold_s short of that resumes the
     answer where it paused (RESUME): backchannels and coughs do not stop
@@ -707,13 +708,18 @@ typedef struct {
                                   inside it; 1.5 s */
     double prefix_stale_s;     /* ... unless the user spoke on this long past the prefix's
                                   last word (the recognizer missed the rest: no pause
-                                  is going on): then incomplete_wait_s; 0.3 s (0: never) */
+                                  is going on): then incomplete_wait_s; 0.65 s (0: never) */
     double barge_min_s;        /* user speech over the agent that commits a barge-in
-                                  (segments less than resume_hold_s apart add up); 0.3 s */
+                                  (segments less than resume_hold_s apart add up); 0.7 s:
+                                  longer than the standard set's backchannels, so a
+                                  one-word interruption commits by its word */
     double resume_hold_s;      /* after such speech ends short of it, the agent waits this
                                   long before it resumes (and speech this soon after a
                                   resume still adds up); 0.4 s */
-    bool barge_on_word;        /* a recognized word commits it sooner; true */
+    bool barge_on_word;        /* a recognized word commits it sooner, unless it is a
+                                  backchannel ("yes", "right", "okay", ...); true.
+                                  Words only count while the user's own onset has
+                                  paused the agent (BOTH), so the echo's do not */
     double late_word_s;        /* a word decided this long after the offset still
                                   belongs to the turn (the recognizer lags), and a
                                   turn with no word yet waits this long after its

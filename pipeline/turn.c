@@ -49,7 +49,7 @@ st_turn_params st_turn_default_params(void)
         .incomplete_wait_s = 0.3,
         .prefix_wait_s = 1.5,
         .prefix_stale_s = 0.65,
-        .barge_min_s = 0.3,
+        .barge_min_s = 0.7,
         .barge_on_word = true,
         .late_word_s = 0.6,
         .resume_hold_s = 0.4,
@@ -177,6 +177,11 @@ static const char *const ops[] = {"plus", "minus", "times"};
    alone they are the whole utterance (the agent answers at once, if only to
    say it cannot do that), never the start of a request. */
 static const char *const commands[] = {"up", "down", "left", "right", "on", "off", "go", "stop"};
+
+/* What a listener says to show they follow: said over the agent, never a
+   barge-in by itself (the recognizer knows "yes" and "right"; "okay", "uh
+   huh", "mm" are its unknown). */
+static const char *const backchannels[] = {"yes", "yeah", "right", "okay", "ok", "mm", "uh", "huh", "hum"};
 
 static bool is_one(const char *w, const char *const *set, size_t n)
 {
@@ -383,7 +388,7 @@ int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uin
         words_add(t, word, end);
         return st_turn_tick(t, now);
     case ST_TURN_BOTH:
-        if (t->p.barge_on_word) {
+        if (t->p.barge_on_word && !IS(word, backchannels)) {
             int a = commit_barge(t, now);
             words_add(t, word, end);
             return a;

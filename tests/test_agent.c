@@ -421,13 +421,22 @@ static void test_backchannel_resumes(void)
     CU_ASSERT_EQUAL(st_turn_tick(t, S(3.2 + p.resume_hold_s)), ST_TURN_DO_RESUME);
     CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_AGENT);
     CU_ASSERT_EQUAL(st_turn_epoch(t), e);
-    /* "stop, stop": two short pieces within the hold add up to a barge-in. */
+    /* A backchannel word heard over the agent does not commit it either. */
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(4.0), S(4.03)), ST_TURN_DO_PAUSE);
+    CU_ASSERT_EQUAL(st_turn_word(t, "yes", S(4.0), S(4.2), S(4.25)), 0);
+    CU_ASSERT_EQUAL(st_turn_word(t, "right", S(4.2), S(4.4), S(4.45)), 0);
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(4.4), S(4.5)), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, S(4.5 + p.resume_hold_s)), ST_TURN_DO_RESUME);
+    CU_ASSERT_EQUAL(st_turn_epoch(t), e);
+    /* "no, no": two short pieces within the hold add up to a barge-in. */
+    double a = 0.6 * p.barge_min_s, second = 5.5 + a + 0.2;
     CU_ASSERT_EQUAL(st_turn_onset(t, S(5.5), S(5.53)), ST_TURN_DO_PAUSE);
-    CU_ASSERT_EQUAL(st_turn_offset(t, S(5.7), S(5.8)), 0);
-    CU_ASSERT_EQUAL(st_turn_onset(t, S(5.9), S(5.93)), 0);
+    CU_ASSERT_EQUAL(st_turn_offset(t, S(5.5) + S(a), S(5.5 + a + 0.1)), 0);
+    CU_ASSERT_EQUAL(st_turn_onset(t, S(second), S(second + 0.03)), 0);
     CU_ASSERT_EQUAL(st_turn_get_state(t), ST_TURN_BOTH);
-    CU_ASSERT_EQUAL(st_turn_tick(t, S(5.99)), 0);
-    CU_ASSERT_EQUAL(st_turn_tick(t, S(6.0)), ST_TURN_DO_INTERRUPT);
+    uint64_t commit = S(second) + (S(p.barge_min_s) - S(a));
+    CU_ASSERT_EQUAL(st_turn_tick(t, commit - 1), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t, commit), ST_TURN_DO_INTERRUPT);
     CU_ASSERT_EQUAL(st_turn_epoch(t), e + 1);
     st_turn_destroy(&t);
     c.n = 0;
