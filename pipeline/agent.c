@@ -813,7 +813,7 @@ static int heard_word(st_agent *a, const st_asr_event *w, uint64_t now)
 {
     const char *word = st_asr_word(a->asr, (size_t)w->word);
     emit(a, ST_AGENT_EV_WORD, w->end_stamp, w->start_stamp, word, 0);
-    return act(a, st_turn_word(a->turn, word, w->start_stamp, w->end_stamp, now), now);
+    return act(a, st_turn_heard(a->turn, word, w->score, w->start_stamp, w->end_stamp, now), now);
 }
 
 /* What the recognizer still weighs (its beam search) is decided now: when

@@ -716,6 +716,8 @@ typedef struct {
     double resume_hold_s;      /* after such speech ends short of it, the agent waits this
                                   long before it resumes (and speech this soon after a
                                   resume still adds up); 0.4 s */
+    double barge_word_score;   /* ... if the recognizer was this sure of it (st_turn_heard);
+                                  0.2 */
     bool barge_on_word;        /* a recognized word commits it sooner, unless it is a
                                   backchannel ("yes", "right", "okay", ...); true.
                                   Words only count while the user's own onset has
@@ -758,6 +760,11 @@ int st_turn_offset(st_turn *t, uint64_t sample, uint64_t now);
 int st_turn_hint(st_turn *t, uint64_t sample, uint64_t now);
 /*  A recognized word (vocabulary words only; NUL-terminated, borrowed). */
 int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uint64_t now);
+/*  The same with the recognizer's confidence (its peak probability, 0..1):
+    over the agent a word under barge_word_score does not commit a barge-in
+    (a noise burst heard as "seconds" at 0.14). st_turn_word is this at 1. */
+int st_turn_heard(st_turn *t, const char *word, float score, uint64_t start, uint64_t end,
+                  uint64_t now);
 /*  Time passes: end-of-turn waits and the barge-in gate are checked here. */
 int st_turn_tick(st_turn *t, uint64_t now);
 /*  The agent speaks unasked (an announcement, a timer going off): from

@@ -51,6 +51,7 @@ st_turn_params st_turn_default_params(void)
         .prefix_stale_s = 0.65,
         .barge_min_s = 0.7,
         .barge_on_word = true,
+        .barge_word_score = 0.2,
         .late_word_s = 0.6,
         .resume_hold_s = 0.4,
         .max_turn_s = 10,
@@ -89,6 +90,9 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
     else if (!(q.barge_min_s >= 0 && q.barge_min_s <= 10))
         rc = st_error(ST_ERR_INVALID, "turn controller: barge_min_s %g is not 0..10 s",
                       q.barge_min_s);
+    else if (!(q.barge_word_score >= 0 && q.barge_word_score <= 1))
+        rc = st_error(ST_ERR_INVALID, "turn controller: barge_word_score %g is not 0..1",
+                      q.barge_word_score);
     else if (!(q.resume_hold_s >= 0 && q.resume_hold_s <= 10))
         rc = st_error(ST_ERR_INVALID, "turn controller: resume_hold_s %g is not 0..10 s",
                       q.resume_hold_s);
@@ -380,6 +384,12 @@ static int commit_barge(st_turn *t, uint64_t now)
 
 int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uint64_t now)
 {
+    return st_turn_heard(t, word, 1.0f, start, end, now);
+}
+
+int st_turn_heard(st_turn *t, const char *word, float score, uint64_t start, uint64_t end,
+                  uint64_t now)
+{
     (void)start;
     if (!word || !*word)
         return 0;
@@ -388,7 +398,7 @@ int st_turn_word(st_turn *t, const char *word, uint64_t start, uint64_t end, uin
         words_add(t, word, end);
         return st_turn_tick(t, now);
     case ST_TURN_BOTH:
-        if (t->p.barge_on_word && !IS(word, backchannels)) {
+        if (t->p.barge_on_word && !IS(word, backchannels) && score >= t->p.barge_word_score) {
             int a = commit_barge(t, now);
             words_add(t, word, end);
             return a;

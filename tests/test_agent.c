@@ -428,6 +428,26 @@ static void test_backchannel_resumes(void)
     CU_ASSERT_EQUAL(st_turn_offset(t, S(4.4), S(4.5)), 0);
     CU_ASSERT_EQUAL(st_turn_tick(t, S(4.5 + p.resume_hold_s)), ST_TURN_DO_RESUME);
     CU_ASSERT_EQUAL(st_turn_epoch(t), e);
+    /* Nor a word the recognizer was unsure of (a noise burst as "seconds"),
+       while the same word said clearly does. */
+    changes c2 = {0};
+    float unsure = (float)p.barge_word_score * 0.5f, sure = (float)p.barge_word_score;
+    st_turn *t2 = turn_new(&c2);
+    to_agent(t2);
+    uint32_t e2 = st_turn_epoch(t2);
+    CU_ASSERT_EQUAL(st_turn_onset(t2, S(3.0), S(3.03)), ST_TURN_DO_PAUSE);
+    CU_ASSERT_EQUAL(st_turn_heard(t2, "seconds", unsure, S(3.0), S(3.05), S(3.07)), 0);
+    CU_ASSERT_EQUAL(st_turn_offset(t2, S(3.1), S(3.11)), 0);
+    CU_ASSERT_EQUAL(st_turn_tick(t2, S(3.11 + p.resume_hold_s)), ST_TURN_DO_RESUME);
+    CU_ASSERT_EQUAL(st_turn_epoch(t2), e2);
+    st_turn_destroy(&t2);
+    t2 = turn_new(&c2);
+    to_agent(t2);
+    e2 = st_turn_epoch(t2);
+    st_turn_onset(t2, S(3.0), S(3.03));
+    CU_ASSERT_EQUAL(st_turn_heard(t2, "seconds", sure, S(3.0), S(3.2), S(3.25)), ST_TURN_DO_INTERRUPT);
+    CU_ASSERT_EQUAL(st_turn_epoch(t2), e2 + 1);
+    st_turn_destroy(&t2);
     /* "no, no": two short pieces within the hold add up to a barge-in. */
     double a = 0.6 * p.barge_min_s, second = 5.5 + a + 0.2;
     CU_ASSERT_EQUAL(st_turn_onset(t, S(5.5), S(5.53)), ST_TURN_DO_PAUSE);
@@ -465,6 +485,10 @@ static void test_bad_params(void)
     p.barge_min_s = -1;
     CU_ASSERT_PTR_NULL(st_turn_new(&p, NULL, NULL, &err));
     CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    p = st_turn_default_params();
+    p.barge_word_score = 1.5;
+    CU_ASSERT_PTR_NULL(st_turn_new(&p, NULL, NULL, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "barge_word_score"));
     p = st_turn_default_params();
     p.max_turn_s = 0.5;
     CU_ASSERT_PTR_NULL(st_turn_new(&p, NULL, NULL, &err));
