@@ -181,6 +181,9 @@ struct st_agent {
     char refused[128];         /* the tool call refused in this answer ("" none) */
     char reply[TEXT_MAX];      /* what went to the synthesizer: the answer as said */
     size_t reply_len;
+    char last_reply[TEXT_MAX]; /* the last answer the model wrote, whole ("repeat") */
+    char last_request[TEXT_MAX]; /* the request the model last answered */
+    bool last_cut;             /* ... and its answer was flushed before it was written */
     double t_decided, t_first_token, t_first_push, t_first_audio; /* wall clock, s */
 
     /* Preemptive work: the prompt of a pending turn's words, read ahead
@@ -593,6 +596,10 @@ static int lm_finish(st_agent *a, uint64_t now)
 {
     a->lm_on = false;
     int rc = push_answer(a, true);
+    if (!rc && a->reply_len) {
+        memcpy(a->last_reply, a->reply, a->reply_len + 1);
+        a->last_cut = false;
+    }
     if (!rc && !a->reply_len)
         rc = tts_push(a, FALLBACK, strlen(FALLBACK) - 1); /* the model wrote nothing usable */
     if (rc)
@@ -737,6 +744,19 @@ static int preempt(st_agent *a)
     return ST_OK;
 }
 
+/* "repeat" (what the recognizer keeps of "can you repeat that", "please
+   repeat"): the user asks for the last answer again. The agent says it
+   whole, not the model: an answer is up to 30 s of text, more than the
+   model can copy, and the request is about the conversation, not the
+   world. An answer cut before the model had written it all (the model
+   writes as the speaker plays) is asked of the model again: it decodes
+   greedily, so the same request gives the same words. */
+static bool wants_repeat(const char *request)
+{
+    const char *last = strrchr(request, ' ');
+    return !strcmp(last ? last + 1 : request, "repeat");
+}
+
 static int answer(st_agent *a, uint64_t now, const char *said)
 {
     a->t_decided = st_now_s();
@@ -762,16 +782,25 @@ static int answer(st_agent *a, uint64_t now, const char *said)
     a->request_end = said ? 0 : st_turn_request_end(a->turn); /* 0: nobody asked */
     history_add(a, true, "", 0, 0);
     a->stats.answers++;
-    if (said || !a->lm) {
-        gen_add(a, said ? said : "my dialogue model is not installed.",
-                strlen(said ? said : "my dialogue model is not installed."));
+    const char *fixed = said, *ask = request;
+    if (!said && wants_repeat(request) && a->lm && a->last_cut)
+        ask = a->last_request;
+    else if (!said && wants_repeat(request))
+        fixed = a->last_reply[0] ? a->last_reply : "i have not said anything yet.";
+    else if (!said && !a->lm)
+        fixed = "my dialogue model is not installed.";
+    if (fixed) {
+        gen_add(a, fixed, strlen(fixed));
         a->t_first_token = st_now_s();
         return lm_finish(a, now);
     }
     double c0 = cpu_now();
     a->lm_on = true;
     char prompt[sizeof a->pre_prompt];
-    st_dialogue_normalize(request, a->asked, sizeof a->asked);
+    if (ask != a->last_request)
+        snprintf(a->last_request, sizeof a->last_request, "%s", ask);
+    a->last_cut = true; /* until lm_finish */
+    st_dialogue_normalize(ask, a->asked, sizeof a->asked);
     size_t len = prompt_of(a->asked, prompt, sizeof prompt);
     int rc = ST_OK;
     if (a->pre_prompt[0] && !strcmp(prompt, a->pre_prompt)) {

@@ -537,12 +537,13 @@ static bool have_models(const char *test)
 }
 
 static bool barge_hint = true; /* st_agent_params.barge_hint of agent_new */
+static const char *agent_asr = "models/asr.stm"; /* ... and its recognizer */
 
 static st_agent *agent_new(log_t *l)
 {
     st_agent_params p = st_agent_default_params();
     p.barge_hint = barge_hint;
-    p.asr_model = "models/asr.stm";
+    p.asr_model = agent_asr;
     struct stat st;
     const char *env = getenv("SPIKETALK_DIALOGUE_MODEL");
     if (env && *env)
@@ -785,6 +786,52 @@ static uint64_t silent_after_stop(const char *test, bool hint)
     free(l);
     session_free(&s);
     return silent;
+}
+
+/* "repeat": the agent says its last answer again, whole, not a new one. */
+static void test_agent_repeat(void)
+{
+    if (!have_models("agent:repeat"))
+        return;
+    log_t *l = calloc(1, sizeof(log_t));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    agent_asr = "models/asr_stream.stm"; /* the agent's own: it hears requests */
+    st_agent *a = agent_new(l);
+    agent_asr = "models/asr.stm";
+    if (!a) {
+        free(l);
+        return;
+    }
+    size_t n1, n2;
+    float *ask = user_says("what time is it?", &n1), *rep = user_says("repeat.", &n2);
+    session s;
+    session_init(&s, 14);
+    memcpy(s.user + S(1.0), ask, n1 * sizeof(float));
+    memcpy(s.user + S(8.0), rep, n2 * sizeof(float));
+    session_run(a, &s, 0, s.n / ST_AGENT_BLOCK, NULL);
+    int r1 = find(l, ST_AGENT_EV_REQUEST, 0), a1 = find(l, ST_AGENT_EV_ANSWER, 0);
+    int r2 = r1 >= 0 ? find(l, ST_AGENT_EV_REQUEST, r1 + 1) : -1;
+    int a2 = r2 >= 0 ? find(l, ST_AGENT_EV_ANSWER, r2 + 1) : -1;
+    CU_ASSERT(r1 >= 0 && a1 > r1 && r2 > a1 && a2 > r2);
+    if (!(r1 >= 0 && a1 > r1 && r2 > a1 && a2 > r2))
+        for (int i = 0; i < l->n; i++)
+            if (l->ev[i].kind == ST_AGENT_EV_REQUEST || l->ev[i].kind == ST_AGENT_EV_ANSWER)
+                fprintf(stderr, "agent:repeat: %s at %.2f s: '%s'\n",
+                        l->ev[i].kind == ST_AGENT_EV_REQUEST ? "request" : "answer",
+                        (double)l->ev[i].sample / RATE, l->text[i]);
+    if (a2 > 0) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(l->text[r2], "repeat"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(l->text[a1], "ten thirty"));
+        CU_ASSERT_STRING_EQUAL(l->text[a2], l->text[a1]);
+        if (strcmp(l->text[a2], l->text[a1]))
+            fprintf(stderr, "agent:repeat: heard '%s' -> '%s'; then '%s' -> '%s'\n", l->text[r1],
+                    l->text[a1], l->text[r2], l->text[a2]);
+    }
+    st_agent_destroy(&a);
+    session_free(&s);
+    free(ask);
+    free(rep);
+    free(l);
 }
 
 static void test_agent_barge_hint(void)
@@ -1558,6 +1605,7 @@ CU_TestInfo st_tests_agent[] = {
     {"turn_ends_when_vad_holds_on", test_turn_ends_when_vad_holds_on},
     {"barge_in", test_barge_in},
     {"barge_hint", test_barge_hint},
+    {"agent_repeat", test_agent_repeat},
     {"agent_barge_hint", test_agent_barge_hint},
     {"backchannel_resumes", test_backchannel_resumes},
     {"bad_params", test_bad_params},
