@@ -298,6 +298,14 @@ static void on_event(const st_agent_event *e, void *user_data)
                 i = (int)k;
                 break;
             }
+        if (i >= 0 && i == c->requested && c->req[i] >= 0 && c->as[i] < 0) {
+            /* the same turn decided again before its answer started (a
+               late word: the agent dropped the first answer for one with
+               the whole turn): the decision is this one */
+            c->req[i] = (int64_t)e->sample;
+            snprintf(c->request[i], sizeof c->request[i], "%s", e->text ? e->text : "");
+            break;
+        }
         if (i < 0 || c->req[i] >= 0 || !answered_kind(&c->sc->turns[i])) {
             t->requests_spurious++;
             c->requested = -1;
