@@ -26,14 +26,12 @@
 #include "snn/snn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,55 +127,6 @@ static bool find_peers(char *out, size_t cap)
         return true;
     }
     return false;
-}
-
-/* Runs argv (argv[0] a path) with stdout into out (NUL-terminated, at most
-   cap - 1 bytes) and stderr into err_path. Returns the exit status, or -1
-   when it could not run. */
-static int run_peer(char *const argv[], char *out, size_t cap, const char *err_path)
-{
-    int fd[2];
-    out[0] = '\0';
-    if (pipe(fd) != 0)
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd[0]);
-        close(fd[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (err >= 0)
-            dup2(err, 2);
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fd[1]);
-    size_t len = 0;
-    for (;;) {
-        char sink[4096];
-        char *to = len + 1 < cap ? out + len : sink;
-        size_t room = len + 1 < cap ? cap - 1 - len : sizeof sink;
-        ssize_t got = read(fd[0], to, room);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        if (to != sink)
-            len += (size_t)got;
-    }
-    out[len] = '\0';
-    close(fd[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* The peers print one flat-ish JSON object; these find a key's value from
@@ -355,7 +304,7 @@ static int run_cuba(bench_ctx *b, cuba_result *r)
     progress(b, "CUBA: Brian2 C++ standalone (the first run compiles, ~1 min)");
     char *argv[] = {PYTHON, script, "--data", b->dir, "--n", nbuf, "--repeat", rbuf,
                     "--build-dir", cache, NULL};
-    int rc = run_peer(argv, out, PEER_OUT_CAP, err_path);
+    int rc = cli_run_capture(argv, out, PEER_OUT_CAP, err_path);
     double loops[MAX_REPEAT], counts[MAX_REPEAT];
     int nl = json_nums(out, "loop_s", loops, MAX_REPEAT);
     int nc = json_nums(out, "spikes", counts, MAX_REPEAT);
@@ -382,7 +331,7 @@ static int run_cuba(bench_ctx *b, cuba_result *r)
         progress(b, "CUBA: spike raster check (Brian2 runtime mode)");
         char *argv2[] = {PYTHON, script, "--data", b->dir, "--n", nbuf, "--raster-steps", sbuf,
                          NULL};
-        rc = run_peer(argv2, out, PEER_OUT_CAP, err_path);
+        rc = cli_run_capture(argv2, out, PEER_OUT_CAP, err_path);
         const char *ras = json_find(out, "raster");
         if (rc == 0 && ras && *ras == '[') {
             /* ours: the same steps, listing (step, neuron) */
@@ -575,7 +524,7 @@ static int run_stream(bench_ctx *b, stream_result res[2], batch_result batch[3],
     progress(b, "streaming: PyTorch");
     char *argv[] = {PYTHON, script, "--data", b->dir, "--steps", sbuf, "--warmup", wbuf,
                     "--repeat", rbuf, NULL};
-    int rc = run_peer(argv, out, PEER_OUT_CAP, err_path);
+    int rc = cli_run_capture(argv, out, PEER_OUT_CAP, err_path);
     const char *rs = json_find(out, "results");
     if (rc != 0 || !rs) {
         char why[300];

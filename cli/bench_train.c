@@ -19,14 +19,11 @@
 
 #include "snn/train.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,51 +140,6 @@ static bool find_peer(char *out, size_t cap)
     return stat(out, &st) == 0;
 }
 
-/* Runs argv with stdout into out; stderr is dropped. Exit status or -1. */
-static int run(char *const argv[], char *out, size_t cap)
-{
-    int fd[2];
-    out[0] = '\0';
-    if (pipe(fd) != 0)
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd[0]);
-        close(fd[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, 2);
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fd[1]);
-    size_t len = 0;
-    for (;;) {
-        if (len + 1 >= cap)
-            break;
-        ssize_t got = read(fd[0], out + len, cap - 1 - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-    }
-    out[len] = '\0';
-    close(fd[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static double json_num(const char *json, const char *key)
 {
     char pat[64];
@@ -220,7 +172,7 @@ static timing run_peer(const shape *s, char *why, size_t cap)
     char *argv[] = {PYTHON, script, "--inputs", a[0], "--hidden", a[1], "--outputs", a[2],
                     "--time", a[3], "--batch", a[4], "--threads", a[5], "--steps", a[6],
                     "--input-rate", a[7], NULL};
-    const int rc = run(argv, out, sizeof out);
+    const int rc = cli_run_capture(argv, out, sizeof out, NULL);
     if (strstr(out, "\"error\"")) {
         const char *e = strstr(out, "\"error\"");
         snprintf(why, cap, "%.200s", e);

@@ -153,4 +153,10 @@ void report_print(const report *r, bool json, FILE *out);
 /*  Median of n doubles (sorts a copy in place of `v`). */
 double cli_median(double *v, int n);
 
+/*  Runs argv (argv[0] a path: a peer of tools/peers, say) with its
+    stdout into out (NUL-terminated, at most cap - 1 bytes; the rest is
+    read and dropped) and its stderr into err_path (NULL: dropped). The
+    exit status, or -1 when it could not run. */
+int cli_run_capture(char *const argv[], char *out, size_t cap, const char *err_path);
+
 #endif

@@ -1,12 +1,15 @@
 /*  cli/util.c - what every command shares: error printing, the log sink,
-    number parsing with a message that names the option, the progress bar. */
+    number parsing with a message that names the option, the progress bar,
+    running a peer program for its output. */
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int cli_fail(const char *cmd, const char *fmt, ...)
@@ -132,4 +135,53 @@ double cli_median(double *v, int n)
         return NAN;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cli_run_capture(char *const argv[], char *out, size_t cap, const char *err_path)
+{
+    int fd[2];
+    out[0] = '\0';
+    if (pipe(fd) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int err = err_path ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600)
+                           : open("/dev/null", O_WRONLY);
+        if (err >= 0)
+            dup2(err, 2);
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t len = 0;
+    for (;;) {
+        /* past cap the rest is read and dropped: a child blocked on a full
+           pipe would never exit */
+        char sink[4096];
+        char *to = len + 1 < cap ? out + len : sink;
+        size_t room = len + 1 < cap ? cap - 1 - len : sizeof sink;
+        ssize_t got = read(fd[0], to, room);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        if (to != sink)
+            len += (size_t)got;
+    }
+    out[len] = '\0';
+    close(fd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
