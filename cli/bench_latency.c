@@ -1083,7 +1083,7 @@ static void usage(FILE *out)
             "usage: spiketalk bench latency [--scenarios PATH]... [--baseline] [--json FILE]\n"
             "                               [--svg PREFIX] [--timeline NAME] [--asr FILE]\n"
             "                               [--vad FILE|none]\n"
-            "                               [--model FILE] [--data DIR] [--realtime]\n"
+            "                               [--model FILE] [--data DIR] [--seed N] [--realtime]\n"
             "\n"
             "Runs scripted conversations (docs/SCENARIOS.md; by default the standard set,\n"
             "scenarios/*.ini) through the whole agent in virtual time: each user turn is\n"
@@ -1131,6 +1131,10 @@ static void usage(FILE *out)
             "                    the VAD still decides what counts toward --barge-min)\n"
             "  --barge-word on|off  a word the recognizer hears over the agent commits it\n"
             "                    too, unless a backchannel (\"yes\", \"right\"; default %s)\n"
+            "  --seed N          add N to every scenario's seeds: the same conversations\n"
+            "                    with other noise and room reflections (default 0). The\n"
+            "                    quality rates move between seeds (a turn's outcome moves\n"
+            "                    every later turn): compare settings over a few seeds\n"
             "  --realtime        pace the blocks to the wall clock and report the real-time\n"
             "                    figures too (a progress line on stderr)\n"
             "  -h, --help        this help\n"
@@ -1344,6 +1348,7 @@ int st_bench_latency(int argc, char **argv)
     const char *json = NULL, *svg = "build/latency", *timeline = "interruptions";
     const char *asr = NULL, *model = NULL, *data = NULL, *vad = NULL;
     bool baseline = false, realtime = false;
+    uint32_t seed_shift = 0; /* added to every scenario's seeds (--seed) */
     const st_turn_params turn = st_agent_default_params().turn;
     double end_wait = turn.incomplete_wait_s, prefix_wait = turn.prefix_wait_s;
     double prefix_stale = turn.prefix_stale_s;
@@ -1388,6 +1393,13 @@ int st_bench_latency(int argc, char **argv)
                 free(files);
                 return 2;
             }
+        } else if (has && !strcmp(o, "--seed")) {
+            long v;
+            if (!cli_parse_int(CMD, o, argv[++a], 0, 1000000, &v)) {
+                free(files);
+                return 2;
+            }
+            seed_shift = (uint32_t)v;
         } else if (has && !strcmp(o, "--prefix-stale")) {
             if (!cli_parse_double(CMD, o, argv[++a], 0, 10, &prefix_stale)) {
                 free(files);
@@ -1445,6 +1457,8 @@ int st_bench_latency(int argc, char **argv)
             status = cli_fail_lib(CMD, rc, files[i]);
             break;
         }
+        scs[n_sc].seed += seed_shift; /* other noise, other reflections */
+        scs[n_sc].room_params.seed += seed_shift;
         n_sc++;
     }
     if (!scs || (!status && !n_sc))
@@ -1457,11 +1471,12 @@ int st_bench_latency(int argc, char **argv)
         if (!jf)
             status = cli_fail(CMD, "cannot create '%s'", json);
         else
-            fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"end_wait_s\": %g, "
+            fprintf(jf, "{\"bench\": \"latency\", \"version\": \"%s\", %s\"seed\": %u, "
+                        "\"end_wait_s\": %g, "
                         "\"prefix_wait_s\": %g, \"prefix_stale_s\": %g, \"barge_min_s\": %g, "
                         "\"barge_on_word\": %s, "
                         "\"barge_hint\": %s, \"turns\": [",
-                    ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "",
+                    ST_VERSION_STRING, realtime ? "\"clock\": \"realtime\", " : "", seed_shift,
                     end_wait, prefix_wait, prefix_stale, barge_min, barge_word ? "true" : "false",
                     barge_hint ? "true" : "false");
     }
@@ -1496,13 +1511,14 @@ int st_bench_latency(int argc, char **argv)
         const tally *b = baseline ? &tb : NULL;
         printf("\nspiketalk bench latency: %d scenarios, %zu user turns, %s; agent "
                "%s, VAD read-out %s, dialogue model %s; end-of-turn waits %g s (fallback), "
-               "%g s (prefix); barge-in after %g s of speech%s%s\n",
+               "%g s (prefix); barge-in after %g s of speech%s%s%s\n",
                n_sc, total_turns,
                realtime ? "real time (paced to the wall clock) and virtual time" : "virtual time",
                ro.asr, ro.vad ? ro.vad : "hand-designed",
                ro.lm ? ro.lm : "MISSING (every answer says so)",
                end_wait, prefix_wait, barge_min, barge_word ? " or a word" : "",
-               barge_hint ? ", the agent paused at once by the fricative-sensitive hint" : "");
+               barge_hint ? ", the agent paused at once by the fricative-sensitive hint" : "",
+               seed_shift ? "; scenario seeds shifted (--seed)" : "");
         printf("\n  %-24s %4s %7s %7s %7s %7s %7s%s   %s\n", "metric (ms)", "n", "p50", "p90",
                "p95", "p99", "max", b ? "   | base    p50     p95" : "", "target");
         print_row("voice_to_voice", &ta, b, M_V2V, "p50 250, p95 400");

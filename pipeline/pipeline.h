@@ -915,9 +915,10 @@ typedef struct {
     void *user_data;
 } st_agent_params;
 
-/*  espeak default voice, echo canceller on, residual -6 dB, barge-in by
-    duration only (turn.barge_on_word false), 30 s answers, local time, preemptive LM, the turn
-    controller's defaults; asr_model, vad_model and lm_model NULL (the caller finds them). */
+/*  espeak default voice, echo canceller on, residual -6 dB, 30 s answers,
+    local time, preemptive LM, the turn controller's defaults (barge-in on a
+    word that is no backchannel or 0.7 s of speech); asr_model, vad_model
+    and lm_model NULL (the caller finds them). */
 st_agent_params st_agent_default_params(void);
 
 typedef struct st_agent st_agent;

@@ -751,6 +751,13 @@ static void test_bench_latency(void)
                               "grep -q -- '--end-wait: 20 is out of range'",
              cli, ini);
     CU_ASSERT_EQUAL(system(cmd), 0);
+    /* other seeds: the JSON says which; a seed out of range is refused */
+    CU_ASSERT_FATAL(bench_json(cli, ini, json, svg, "--seed 3", buf, sizeof buf));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"seed\": 3,"));
+    snprintf(cmd, sizeof cmd, "%s bench latency --scenarios '%s' --seed -1 2>&1 | "
+                              "grep -q -- '--seed: -1 is out of range'",
+             cli, ini);
+    CU_ASSERT_EQUAL(system(cmd), 0);
     snprintf(path, sizeof path, "%s_cdf.svg", svg);
     remove(path);
     snprintf(path, sizeof path, "%s_timeline.svg", svg);
