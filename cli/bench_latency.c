@@ -1140,7 +1140,8 @@ static void usage(FILE *out)
             "  -h, --help        this help\n"
             "\n"
             "metrics (ms):\n",
-            d.incomplete_wait_s, d.prefix_wait_s, d.prefix_stale_s, d.barge_min_s, d.barge_on_word ? "on" : "off");
+            d.incomplete_wait_s, d.prefix_wait_s, d.prefix_stale_s, d.barge_min_s,
+            d.barge_on_word ? "on" : "off");
     for (int m = 0; m < M_N; m++)
         fprintf(out, "  %-24s %s\n", metric_names[m], metric_help[m]);
 }

@@ -185,7 +185,8 @@ static const char *const commands[] = {"up", "down", "left", "right", "on", "off
 /* What a listener says to show they follow: said over the agent, never a
    barge-in by itself (the recognizer knows "yes" and "right"; "okay", "uh
    huh", "mm" are its unknown). */
-static const char *const backchannels[] = {"yes", "yeah", "right", "okay", "ok", "mm", "uh", "huh", "hum"};
+static const char *const backchannels[] = {"yes", "yeah", "right", "okay", "ok",
+                                           "mm",  "uh",   "huh",   "hum"};
 
 static bool is_one(const char *w, const char *const *set, size_t n)
 {

@@ -445,7 +445,8 @@ static void test_backchannel_resumes(void)
     to_agent(t2);
     e2 = st_turn_epoch(t2);
     st_turn_onset(t2, S(3.0), S(3.03));
-    CU_ASSERT_EQUAL(st_turn_heard(t2, "seconds", sure, S(3.0), S(3.2), S(3.25)), ST_TURN_DO_INTERRUPT);
+    CU_ASSERT_EQUAL(st_turn_heard(t2, "seconds", sure, S(3.0), S(3.2), S(3.25)),
+                    ST_TURN_DO_INTERRUPT);
     CU_ASSERT_EQUAL(st_turn_epoch(t2), e2 + 1);
     st_turn_destroy(&t2);
     /* "no, no": two short pieces within the hold add up to a barge-in. */
