@@ -370,10 +370,13 @@ static void on_event(const st_agent_event *e, void *user_data)
             i = turn_at_sample(c, e->sample);
         if (i >= 0 && c->sc->turns[i].interrupts)
             c->interrupted_ok[i] = true;
-        else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_NOISE)
-            t->false_int_noise += (c->interrupted_ok[i] = true);
-        else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_BACKCHANNEL)
-            t->false_int_backchannel += (c->interrupted_ok[i] = true);
+        else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_NOISE) {
+            c->interrupted_ok[i] = true;
+            t->false_int_noise++;
+        } else if (i >= 0 && c->sc->turns[i].kind == ST_TURN_BACKCHANNEL) {
+            c->interrupted_ok[i] = true;
+            t->false_int_backchannel++;
+        }
         else if (i < 0 && in_echo_only(c, e->sample))
             /* (as for a pause: a user turn still under way - an answer
                started before its request ended - is a user, not echo) */

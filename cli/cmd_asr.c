@@ -338,8 +338,8 @@ static size_t stream_words(const st_asr *a, const st_asr_decider_params *dp, st_
     size_t nf = st_asr_features(a), got = 0;
     st_vad_model *vm = NULL;
     st_vad *vad = NULL;
-    if (flush_at_vad && st_asr_stream_uses_lm(s) && nf <= 256) {
-        static double centre[256];
+    if (flush_at_vad && st_asr_stream_uses_lm(s) && nf <= ST_VAD_MAX_CHANNELS) {
+        double centre[ST_VAD_MAX_CHANNELS]; /* (borrowed by st_vad_model_new only) */
         for (size_t c = 0; c < nf; c++)
             centre[c] = st_frontend_mel_centre_hz(fe, (int)c);
         st_vad_params vp = st_vad_default_params();

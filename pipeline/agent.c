@@ -783,9 +783,10 @@ static int answer(st_agent *a, uint64_t now, const char *said)
     history_add(a, true, "", 0, 0);
     a->stats.answers++;
     const char *fixed = said, *ask = request;
-    if (!said && wants_repeat(request) && a->lm && a->last_cut)
+    bool repeat = !said && wants_repeat(request);
+    if (repeat && a->lm && a->last_cut)
         ask = a->last_request;
-    else if (!said && wants_repeat(request))
+    else if (repeat)
         fixed = a->last_reply[0] ? a->last_reply : "i have not said anything yet.";
     else if (!said && !a->lm)
         fixed = "my dialogue model is not installed.";

@@ -15,6 +15,13 @@
 
 #define REQUEST_MAX 512
 
+/* "what time" is the request "what time is it", whose last words the
+   recognizer does not know: said, they are speech after "time" (measured on
+   the standard set: 0.47-0.49 s from the word's end to the VAD's offset);
+   without them the user paused inside the request ("what time | is it":
+   0.23 s, the VAD's hangover), so it waits like a prefix. */
+#define FILLER_TAIL_S 0.35
+
 struct st_turn {
     st_turn_params p;
     st_turn_state_fn on_state;
@@ -26,7 +33,7 @@ struct st_turn {
     uint64_t offset;           /* the latest offset's sample */
     uint64_t offset_decided;   /* when that offset was decided */
     uint64_t complete_wait, incomplete_wait, prefix_wait, prefix_stale, barge_min, late_word,
-        max_turn;
+        max_turn, filler_tail;
     uint64_t user_since;       /* when the state last became "user speaking" */
     char words[REQUEST_MAX];   /* the turn's words so far */
     size_t words_len;
@@ -120,6 +127,7 @@ st_turn *st_turn_new(const st_turn_params *p, st_turn_state_fn on_state, void *u
     t->incomplete_wait = (uint64_t)(q.incomplete_wait_s * q.rate_hz + 0.5);
     t->prefix_wait = (uint64_t)(q.prefix_wait_s * q.rate_hz + 0.5);
     t->prefix_stale = (uint64_t)(q.prefix_stale_s * q.rate_hz + 0.5);
+    t->filler_tail = (uint64_t)(FILLER_TAIL_S * q.rate_hz + 0.5);
     t->barge_min = (uint64_t)(q.barge_min_s * q.rate_hz + 0.5);
     t->late_word = (uint64_t)(q.late_word_s * q.rate_hz + 0.5);
     t->max_turn = (uint64_t)(q.max_turn_s * q.rate_hz + 0.5);
@@ -507,19 +515,14 @@ uint64_t st_turn_barge_onset(const st_turn *t)
     return t->barge_onset;
 }
 
-/* "what time" is the request "what time is it", whose last words the
-   recognizer does not know: said, they are speech after "time" (measured on
-   the standard set: 0.47-0.49 s from the word's end to the VAD's offset);
-   without them the user paused inside the request ("what time | is it":
-   0.23 s, the VAD's hangover), so it waits like a prefix. */
-#define FILLER_TAIL_S 0.35
-
+/* The words end in "time" of "what time [is it]" and nothing was said past it
+   (FILLER_TAIL_S above). */
 static bool unsaid_filler(const st_turn *t)
 {
     size_t n = t->words_len;
     if (n < 4 || strcmp(t->words + n - 4, "time") || (n > 4 && t->words[n - 5] != ' '))
         return false;
-    return t->offset < t->last_word_end + (uint64_t)(FILLER_TAIL_S * t->p.rate_hz);
+    return t->offset < t->last_word_end + t->filler_tail;
 }
 
 uint64_t st_turn_deadline(const st_turn *t)
