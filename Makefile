@@ -165,8 +165,9 @@ ASR_TRAIN_FLAGS := --loss ce_mean --lr 3e-3
 ASR_PRETRAIN = true
 endif
 .PHONY: asr-data train-asr train-asr-smoke
-$(ASR_TOOL): tools/asr_tool.c $(STATIC_LIB)
-	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c $(STATIC_LIB) $(LDFLAGS_ALL) $(LIBS)
+$(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
+	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c $(STATIC_LIB) \
+	    $(LDFLAGS_ALL) $(LIBS)
 
 asr-data: all $(ASR_TOOL)
 	$(Q)mkdir -p $(ASR_DIR) && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug 1 --seed 2 \

@@ -1263,13 +1263,43 @@ static int chunk_loss(st_train *tr, tr_ws *w, const st_train_data *d, const size
     return ST_OK;
 }
 
-static void gather_chunk(const st_train_data *d, const size_t *idx, tr_ws *w, size_t C)
+/* SpecAugment's masks on sample r of the chunk in w->x (its own `steps`),
+   drawn from the seed, the step under way and the sample's index. */
+static void mask_sample(const st_train *tr, tr_ws *w, size_t r, size_t idx, size_t steps,
+                        size_t C)
+{
+    const st_train_params *p = &tr->p;
+    const size_t R = w->R;
+    tr_rng rng;
+    tr_rng_seed(&rng, p->seed ^ (tr->steps + 1) * 0x9E3779B97F4A7C15ull ^ (uint64_t)idx << 20);
+    for (uint32_t k = 0; k < p->mask_freq; k++) {
+        size_t width = (size_t)(tr_rng_uniform(&rng) * (double)(p->mask_freq_width + 1));
+        width = width < C ? width : C;
+        size_t f0 = (size_t)(tr_rng_uniform(&rng) * (double)(C - width + 1));
+        for (size_t t = 0; t < steps; t++)
+            memset(w->x + (t * R + r) * C + f0, 0, width * sizeof(float));
+    }
+    for (uint32_t k = 0; k < p->mask_time; k++) {
+        size_t width = (size_t)(tr_rng_uniform(&rng) * (double)(p->mask_time_width + 1));
+        width = width < steps ? width : steps;
+        size_t t0 = (size_t)(tr_rng_uniform(&rng) * (double)(steps - width + 1));
+        for (size_t t = t0; t < t0 + width; t++)
+            memset(w->x + (t * R + r) * C, 0, C * sizeof(float));
+    }
+}
+
+static void gather_chunk(const st_train *tr, const st_train_data *d, const size_t *idx,
+                         tr_ws *w, size_t C)
 {
     const size_t T = w->T, R = w->R;
+    const bool masks = tr->job_backward && (tr->p.mask_freq || tr->p.mask_time);
     for (size_t r = 0; r < R; r++) {
-        const float *x = st_train_data_input(d, idx[r], NULL);
+        size_t steps = 0;
+        const float *x = st_train_data_input(d, idx[r], &steps);
         for (size_t t = 0; t < T; t++)
             memcpy(w->x + (t * R + r) * C, x + t * C, C * sizeof(float));
+        if (masks)
+            mask_sample(tr, w, r, idx[r], steps < T ? steps : T, C);
     }
 }
 
@@ -1290,7 +1320,7 @@ static void run_chunk(void *ctx, size_t item, unsigned worker)
     memset(o, 0, sizeof *o);
     int rc = ws_reserve(tr->m, w, T, R);
     if (rc == ST_OK) {
-        gather_chunk(tr->job_data, idx, w, tr->m->n_in);
+        gather_chunk(tr, tr->job_data, idx, w, tr->m->n_in);
         chunk_forward(tr, w);
         if (tr->job_backward)
             for (size_t l = 0; l < tr->m->n_layers; l++)

@@ -305,12 +305,20 @@ typedef struct {
     bool event_driven;            /* spike inputs only add weights (default true; false: always
                                      multiply, the same result, for comparisons) */
     uint64_t seed;                /* the epoch shuffles */
+    /* SpecAugment (Park et al., 2019) on the inputs of training steps only:
+       each sample gets mask_freq bands of 0 to mask_freq_width channels and
+       mask_time stretches of 0 to mask_time_width steps set to 0 (the mean
+       of normalised features; no spike for spike inputs), drawn afresh for
+       every step from the seed, the step number and the sample's index, so
+       any thread count draws the same masks. Never on evaluation. 0: off. */
+    uint32_t mask_freq, mask_freq_width;
+    uint32_t mask_time, mask_time_width;
 } st_train_params;
 
 /*  superspike (alpha 100), detach_reset, ce_max, blank 0, no rate
     regulariser (target 0.02), adam, lr 1e-3, lr_min 0, no warm-up, no
     decay, betas 0.9/0.999, eps 1e-8, no weight decay, no clipping, batch
-    32, chunk 8, threads 0, event driven, seed 1. */
+    32, chunk 8, threads 0, event driven, seed 1, no masks. */
 st_train_params st_train_default_params(void);
 
 typedef struct st_train st_train;

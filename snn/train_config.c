@@ -307,6 +307,10 @@ static int key_train(st_train_config *c, const where *w, const char *k, const ch
     WHOLE("batch", 1, 1e6, p->batch);
     WHOLE("chunk", 1, 1e6, p->chunk);
     WHOLE("threads", 0, 256, p->threads);
+    WHOLE("mask_freq", 0, 64, p->mask_freq);
+    WHOLE("mask_freq_width", 0, 4096, p->mask_freq_width);
+    WHOLE("mask_time", 0, 64, p->mask_time);
+    WHOLE("mask_time_width", 0, 100000, p->mask_time_width);
     if (!strcmp(k, "seed")) {
         if ((rc = whole(w, k, v, 0, 9007199254740992.0, &u)) != ST_OK)
             return rc;
@@ -321,8 +325,9 @@ static int key_train(st_train_config *c, const where *w, const char *k, const ch
         return text(w, k, v, c->export_path, sizeof c->export_path);
     if (!strcmp(k, "export_nir"))
         return text(w, k, v, c->export_nir_path, sizeof c->export_nir_path);
-    return bad(w, k, "unknown key; [train] takes epochs, batch, chunk, threads, seed, log, "
-               "checkpoint, export, export_nir");
+    return bad(w, k, "unknown key; [train] takes epochs, batch, chunk, threads, mask_freq, "
+               "mask_freq_width, mask_time, mask_time_width, seed, log, checkpoint, export, "
+               "export_nir");
 #undef WHOLE
 #undef NUM
 }

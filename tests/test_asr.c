@@ -777,6 +777,91 @@ static void test_ctc_word_at_restart(void)
     st_tts_result_free(&r);
 }
 
+/* asr-tool align (tools/asr_align.c): espeak-ng speaks two "AN4"
+   utterances whose word times it knows; pocketsphinx's forced alignment
+   must put every word within 150 ms of them. An utterance with a word
+   outside the dictionary is left out and said; a folder with no manifest is
+   an error naming it. */
+static void test_an4_align(void)
+{
+    const char *test = "asr:an4_align";
+    const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
+    char tool[512], dir[512], cmd[2048], path[1024];
+    snprintf(tool, sizeof tool, "%s/asr-tool", build);
+    if (access(tool, X_OK) != 0) {
+        st_test_skip(test, "build/asr-tool not built (make test builds it)");
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(access("/usr/bin/pocketsphinx_batch", X_OK), 0); /* tools/deps */
+    snprintf(dir, sizeof dir, "%s/an4", st_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/spk", dir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    const char *texts[] = {"yes", "one two seven", "zzqx one"};
+    st_tts_params p = st_tts_default_params();
+    p.voice = "en-us";
+    p.sample_rate_hz = 16000;
+    int err;
+    st_tts *t = st_tts_new(&p, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    st_tts_result r[2];
+    snprintf(path, sizeof path, "%s/manifest.tsv", dir);
+    FILE *man = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(man);
+    fprintf(man, "path\ttext\tspeaker\n");
+    for (int u = 0; u < 3; u++) {
+        fprintf(man, "spk/u%d.wav\t%s\tspk\n", u, texts[u]);
+        if (u == 2)
+            break; /* never read: its word "zzqx" is not in the dictionary */
+        CU_ASSERT_EQUAL_FATAL(st_tts_synthesize(t, texts[u], &r[u]), ST_OK);
+        snprintf(path, sizeof path, "%s/spk/u%d.wav", dir, u);
+        CU_ASSERT_EQUAL_FATAL(st_audio_write_wav(path, r[u].samples, r[u].frames, 16000,
+                                                 ST_WAV_PCM16), ST_OK);
+    }
+    fclose(man);
+    st_tts_destroy(&t);
+    int status = 0;
+    snprintf(cmd, sizeof cmd, "%s align %s %s/align.tsv 2>&1", tool, dir, dir);
+    char *out = run(cmd, &status);
+    CU_ASSERT_EQUAL(status, 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "2 AN4 utterances aligned (4 words)"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "not in pocketsphinx's dictionary: 1"));
+    free(out);
+    snprintf(path, sizeof path, "%s/align.tsv", dir);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[512], rel[256], word[64], spk[64];
+    double s0, s1;
+    int rows = 0, u_prev = -1, k = 0;
+    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f)); /* header */
+    while (fgets(line, sizeof line, f)) {
+        int u = -1;
+        CU_ASSERT_EQUAL_FATAL(sscanf(line, "%255s %63s %lf %lf %63s", rel, word, &s0, &s1, spk), 5);
+        CU_ASSERT_EQUAL_FATAL(sscanf(rel, "spk/u%d.wav", &u), 1);
+        CU_ASSERT_FATAL(u == 0 || u == 1);
+        k = u == u_prev ? k + 1 : 0;
+        u_prev = u;
+        CU_ASSERT_FATAL((size_t)k < r[u].n_words);
+        const st_tts_word *w = &r[u].words[k];
+        CU_ASSERT_STRING_EQUAL(word, w->text);
+        CU_ASSERT(fabs(s0 - (double)w->start / 16000) < 0.15);
+        CU_ASSERT(fabs(s1 - (double)w->end / 16000) < 0.15);
+        if (fabs(s0 - (double)w->start / 16000) >= 0.15 || fabs(s1 - (double)w->end / 16000) >= 0.15)
+            fprintf(stderr, "\n  %s: %s aligned at %.2f-%.2f s, spoken at %.2f-%.2f s\n", test,
+                    word, s0, s1, (double)w->start / 16000, (double)w->end / 16000);
+        rows++;
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(rows, 4);
+    st_tts_result_free(&r[0]);
+    st_tts_result_free(&r[1]);
+    /* no manifest: an error that names it */
+    snprintf(cmd, sizeof cmd, "%s align %s/spk %s/none.tsv 2>&1", tool, dir, dir);
+    out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "spk/manifest.tsv"));
+    free(out);
+}
+
 CU_TestInfo st_tests_asr[] = {
     {"decider", test_decider},
     {"unknown_is_never_a_word", test_unknown_is_never_a_word},
@@ -786,5 +871,6 @@ CU_TestInfo st_tests_asr[] = {
     {"ctc_clip_and_stream", test_ctc_clip_and_stream},
     {"ctc_word_at_restart", test_ctc_word_at_restart},
     {"ctc_smoke_recipe", test_ctc_smoke_recipe},
+    {"an4_align", test_an4_align},
     CU_TEST_INFO_NULL,
 };

@@ -797,6 +797,50 @@ static void test_threads_identical(void)
     rig_free(&c);
 }
 
+/* SpecAugment: the same masks on any thread count, a different run from
+   the unmasked one, never on evaluation, and bad settings refused. */
+static void test_spec_augment(void)
+{
+    const char *masked = SMALL_TASK "mask_freq = 2\nmask_freq_width = 4\nmask_time = 2\n"
+                                    "mask_time_width = 6\n";
+    rig a, b, c;
+    CU_ASSERT_FATAL(rig_make(&a, masked, 12, 1, NULL));
+    CU_ASSERT_FATAL(rig_make(&b, masked, 12, 2, NULL));
+    CU_ASSERT_FATAL(rig_make(&c, SMALL_TASK, 12, 1, NULL));
+    CU_ASSERT_EQUAL(a.cfg.train.mask_time_width, 6);
+    st_train_data *d = small_task_data(&a.cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    /* before any step the masks change nothing: evaluation is never masked */
+    st_train_stats ea, ec;
+    CU_ASSERT_EQUAL(st_train_evaluate(a.tr, d, &ea), ST_OK);
+    CU_ASSERT_EQUAL(st_train_evaluate(c.tr, d, &ec), ST_OK);
+    CU_ASSERT_EQUAL(ea.loss, ec.loss);
+    st_train_stats sa, sb, sc;
+    CU_ASSERT_EQUAL(st_train_epoch(a.tr, d, NULL, NULL, &sa), ST_OK);
+    CU_ASSERT_EQUAL(st_train_epoch(b.tr, d, NULL, NULL, &sb), ST_OK);
+    CU_ASSERT_EQUAL(st_train_epoch(c.tr, d, NULL, NULL, &sc), ST_OK);
+    CU_ASSERT_EQUAL(sa.loss, sb.loss);
+    CU_ASSERT_NOT_EQUAL(sa.loss, sc.loss);
+    const size_t bytes = st_train_model_param_total(a.model) * sizeof(float);
+    float *pa = snapshot(a.model), *pb = snapshot(b.model), *pc = snapshot(c.model);
+    CU_ASSERT_EQUAL(memcmp(pa, pb, bytes), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(pa, pc, bytes), 0);
+    free(pa);
+    free(pb);
+    free(pc);
+    st_train_data_destroy(&d);
+    rig_free(&a);
+    rig_free(&b);
+    rig_free(&c);
+    st_train_config cfg;
+    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "mask_freq = 65\n", "bad.ini", &cfg),
+                    ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "mask_freq"));
+    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "mask_time_width = -3\n", "bad.ini", &cfg),
+                    ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "mask_time_width"));
+}
+
 static void test_checkpoint_resume(void)
 {
     char path[512];
@@ -1245,6 +1289,7 @@ CU_TestInfo st_tests_train[] = {
     {"adamw", test_adamw},
     {"schedule", test_schedule},
     {"threads_identical", test_threads_identical},
+    {"spec_augment", test_spec_augment},
     {"checkpoint_resume", test_checkpoint_resume},
     {"bad_configs", test_bad_configs},
     {"tiny_training", test_tiny_training},

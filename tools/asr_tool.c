@@ -47,6 +47,7 @@
                      [--threads T] [--max-steps S] [--lr L] [--loss L]
                      [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
                      [--checkpoint C] [--init C] [--ce-layers] [--max-frames F]
+                     [--mask-freq N:W] [--mask-time N:W]
           Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
           class) with cross-entropy on the read-out's max over time
           (--loss ce_mean: its mean; --loss ctc on a --ctc set: CTC with
@@ -65,6 +66,10 @@
           by the step of 2 up to 20 that gives the validation set the lowest
           CTC loss). --max-frames F trains (and validates) on the samples
           of at most F frames only (a --ctc set's single words: 130).
+          --mask-freq N:W / --mask-time N:W: SpecAugment on every training
+          step (snn/train.h): N bands of 0 to W mel channels and N
+          stretches of 0 to W frames set to the features' mean, drawn
+          afresh each step (off by default).
       asr-tool rule --model MODEL [--on P] [--off P] [--min K] [--refractory K]
                     [--tail K]
           Stores the streaming decision rule (snn/asr.h st_asr_set_stream;
@@ -88,6 +93,7 @@
 #include "base/base.h"
 #include "snn/asr.h"
 #include "snn/train.h"
+#include "tools/asr_tool.h"
 #include "tts/tts.h"
 
 #include <math.h>
@@ -936,9 +942,92 @@ static int write_requests(const char *out, const char *name, int held_out, int n
     return made;
 }
 
+/* AN4's words, cut from its connected speech at the times of `asr-tool
+   align` (align_path): speakers hashed as Speech Commands' (0-1 test, 2
+   validation, the rest training). Vocabulary words train as their class;
+   AN4's other words (numbers such as "sixty", "oh", commands such as
+   "enter") as _unknown_, and its spelled letters as _unknown_ with p
+   letter_p (there are ~3,000 of them). The test speakers' vocabulary words
+   are written as clips to out/test_an4/ and listed in out/test_an4.tsv
+   (`path text speaker`, for `spiketalk eval words`). Returns the training
+   clips added, or -1. */
+static long an4_words(const char *data_dir, const char *align_path, const char *out, set *train,
+                      set *valid, int aug, double letter_p)
+{
+    FILE *f = fopen(align_path, "r");
+    if (!f) {
+        fprintf(stderr, "asr-tool data: --an4 %s: cannot open it (make it with `asr-tool align "
+                        "%s/speech/an4 %s`)\n", align_path, data_dir, align_path);
+        return -1;
+    }
+    char path[1024], line[2048], cur[1024] = "";
+    snprintf(path, sizeof path, "%s/test_an4", out);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/test_an4.tsv", out);
+    FILE *te = fopen(path, "w");
+    if (!te) {
+        fclose(f);
+        return -1;
+    }
+    fprintf(te, "path\ttext\tspeaker\n");
+    float *y = NULL;
+    size_t n = 0, counts[3] = {0};
+    long row = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (row++ == 0)
+            continue;
+        char *p = line;
+        char *rel = next_field(&p), *word = next_field(&p), *s0 = next_field(&p),
+             *s1 = next_field(&p), *spk = next_field(&p);
+        if (!rel || !word || !s0 || !s1 || !spk)
+            continue;
+        if (strcmp(rel, cur)) {
+            free(y);
+            snprintf(cur, sizeof cur, "%s", rel);
+            snprintf(path, sizeof path, "%s/speech/an4/%s", data_dir, rel);
+            y = load16k(path, &n);
+        }
+        if (!y)
+            continue;
+        int label = class_of(word);
+        bool letter = strlen(word) == 1;
+        uint32_t h = hash_str(spk) % 10;
+        int split = h < 2 ? 2 : h == 2 ? 1 : 0;
+        if (letter && urand() >= letter_p)
+            continue;
+        /* 50 ms either side of pocketsphinx's word */
+        double a = atof(s0) - 0.05, b = atof(s1) + 0.05;
+        size_t i0 = a > 0 ? (size_t)(a * 16000) : 0, i1 = (size_t)(b * 16000);
+        i1 = i1 < n ? i1 : n;
+        if (i1 <= i0 + 1600) /* under 0.1 s: a misalignment */
+            continue;
+        if (split == 2) {
+            if (label == ST_ASR_UNKNOWN)
+                continue;
+            snprintf(path, sizeof path, "%s/test_an4/%05zu.wav", out, counts[2]);
+            char *abs = NULL;
+            if (st_audio_write_wav(path, y + i0, i1 - i0, 16000, ST_WAV_PCM16) == ST_OK &&
+                (abs = realpath(path, NULL)))
+                fprintf(te, "%s\t%s\t%s\n", abs, word, spk);
+            free(abs);
+        } else if (add_clip(split ? valid : train, y + i0, i1 - i0, label, split ? 0 : aug, true,
+                            split == 0)) {
+            break;
+        }
+        counts[split]++;
+    }
+    free(y);
+    fclose(f);
+    fclose(te);
+    fprintf(stderr, "asr-tool: an4: %zu train, %zu valid words, %zu test (vocabulary words of "
+                    "held-out speakers, %s/test_an4.tsv)\n", counts[0], counts[1], counts[2], out);
+    return (long)counts[0];
+}
+
 static int cmd_data(int argc, char **argv)
 {
-    const char *data_dir = "../shared/data", *out = "build/asr";
+    const char *data_dir = "../shared/data", *out = "build/asr", *an4_align = NULL;
+    double letter_p = 0.25;
     int n_configs = 60, aug = 1, n_req = 0, per_req = 12, req_aug = 1;
     long max_clips = 0;
     for (int a = 2; a < argc; a++) {
@@ -962,6 +1051,10 @@ static int cmd_data(int argc, char **argv)
             rng_state ^= strtoull(argv[++a], NULL, 10) * 0x9E3779B97F4A7C15ull;
         else if (!strcmp(argv[a], "--ctc"))
             ctc_mode = true;
+        else if (!strcmp(argv[a], "--an4") && a + 1 < argc)
+            an4_align = argv[++a];
+        else if (!strcmp(argv[a], "--an4-letters") && a + 1 < argc)
+            letter_p = atof(argv[++a]);
         else if (!strcmp(argv[a], "--pauses") && a + 1 < argc) {
             char *end = NULL;
             const char *v = argv[++a];
@@ -1116,6 +1209,8 @@ static int cmd_data(int argc, char **argv)
     }
     fclose(tsc);
     fclose(tfs);
+    if (an4_align && an4_words(data_dir, an4_align, out, &train, &valid, aug, letter_p) < 0)
+        return 1;
 
     int made = synth_words(&train, n_configs, aug < 1 ? 1 : aug, n_req > 0);
     fprintf(stderr, "asr-tool: %d synthetic words\n", made);
@@ -1264,6 +1359,7 @@ static int cmd_train(int argc, char **argv)
     int warmup = 50;
     const char *loss = "ce_max", *neuron = "lsnn";
     int layers = 1;
+    unsigned mask_f[2] = {0, 0}, mask_t[2] = {0, 0}; /* --mask-freq / --mask-time N:W */
     for (int a = 2; a < argc; a++) {
         if (!strcmp(argv[a], "--dir") && a + 1 < argc)
             dir = argv[++a];
@@ -1303,7 +1399,18 @@ static int cmd_train(int argc, char **argv)
             rate_reg = atof(argv[++a]);
         else if (!strcmp(argv[a], "--warmup") && a + 1 < argc)
             warmup = atoi(argv[++a]);
-        else {
+        else if ((!strcmp(argv[a], "--mask-freq") || !strcmp(argv[a], "--mask-time")) &&
+                 a + 1 < argc) {
+            unsigned *mk = argv[a][7] == 'f' ? mask_f : mask_t;
+            char tail;
+            if (sscanf(argv[a + 1], "%u:%u%c", &mk[0], &mk[1], &tail) != 2 || mk[0] > 8 ||
+                mk[1] > 200) {
+                fprintf(stderr, "asr-tool train: %s wants N:W (N masks of 0 to W channels or "
+                        "frames; N <= 8, W <= 200), not '%s'\n", argv[a], argv[a + 1]);
+                return 2;
+            }
+            a++;
+        } else {
             fprintf(stderr, "asr-tool train: unknown option '%s'\n", argv[a]);
             return 2;
         }
@@ -1388,6 +1495,10 @@ static int cmd_train(int argc, char **argv)
     p.warmup_steps = max_steps ? 0 : (uint32_t)warmup;
     p.rate_reg = (float)rate_reg; /* towards rate_target spikes per neuron and step */
     p.rate_target = 0.05f;
+    p.mask_freq = mask_f[0];
+    p.mask_freq_width = mask_f[1];
+    p.mask_time = mask_t[0];
+    p.mask_time_width = mask_t[1];
     size_t steps_per_epoch = (st_train_data_count(tr) + p.batch - 1) / p.batch;
     p.decay_steps = max_steps ? (uint64_t)max_steps : steps_per_epoch * (size_t)epochs;
     if (init_path) {
@@ -1650,6 +1761,8 @@ int main(int argc, char **argv)
         return cmd_data(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "train"))
         return cmd_train(argc, argv);
-    fprintf(stderr, "usage: asr-tool data|train|rule|lm [options] (see tools/asr_tool.c)\n");
+    if (argc == 4 && !strcmp(argv[1], "align"))
+        return asr_align_an4(argv[2], argv[3]) ? 1 : 0;
+    fprintf(stderr, "usage: asr-tool data|train|rule|lm|align [options] (see tools/asr_tool.c)\n");
     return 2;
 }

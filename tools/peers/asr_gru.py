@@ -178,6 +178,11 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--specaug", type=int, nargs=2, default=(0, 0), metavar=("F", "T"),
+                    help="SpecAugment: two frequency masks of up to F channels and two time "
+                         "masks of up to T frames on each training example (0 0: off)")
+    ap.add_argument("--cmn", action="store_true",
+                    help="subtract each clip's own mean per channel (after the global normalisation)")
     ap.add_argument("--sc-only", action="store_true",
                     help="train on Speech Commands alone (the issue's calibration figure)")
     a = ap.parse_args()
@@ -223,7 +228,25 @@ def main():
     n_frames = clean_train[0].shape[0]
 
     def stack(rows):
-        return torch.from_numpy((np.stack(rows) - mean) / std)
+        z = (np.stack(rows) - mean) / std
+        if a.cmn:
+            z = z - z.mean(1, keepdims=True)
+        return torch.from_numpy(z.astype(np.float32))
+
+    def spec_augment(x):
+        """Masks (set to 0, the normalised mean) on a batch, in place."""
+        fmax, tmax = a.specaug
+        for i in range(x.shape[0]):
+            for _ in range(2):
+                if fmax:
+                    w = rng.randint(fmax + 1)
+                    f0 = rng.randint(x.shape[2] - w + 1)
+                    x[i, :, f0:f0 + w] = 0
+                if tmax:
+                    w = rng.randint(tmax + 1)
+                    t0 = rng.randint(x.shape[1] - w + 1)
+                    x[i, t0:t0 + w, :] = 0
+        return x
 
     xv = stack([feats(window(x, dither0)) for x, _, _ in d["valid"]])
     yv = torch.tensor([c for _, c, _ in d["valid"]])
@@ -307,7 +330,10 @@ def main():
         tot_loss, correct = 0.0, 0
         for i in range(0, len(xt), a.batch):
             b = perm[i:i + a.batch]
-            logits = net(xt[b])
+            xb = xt[b]
+            if a.specaug[0] or a.specaug[1]:
+                xb = spec_augment(xb.clone())
+            logits = net(xb)
             loss = lossf(logits, yt[b])
             opt.zero_grad()
             loss.backward()
@@ -340,7 +366,7 @@ def main():
     print(json.dumps({
         "model": "GRU %dx%d, %s-pooled linear read-out" % (a.layers, a.hidden, a.pool),
         "params": n_params, "classes": len(CLASSES), "epochs": a.epochs, "best_epoch": best_epoch,
-        "valid_accuracy": round(best, 4), "sc_only": a.sc_only, "seed": a.seed, "threads": a.threads,
+        "valid_accuracy": round(best, 4), "sc_only": a.sc_only, "specaug": list(a.specaug), "cmn": a.cmn, "seed": a.seed, "threads": a.threads,
         "train": len(d["train"]) + 2 * len(noise), "train_clips": len(d["train"]),
         "noise_clips": len(noise), "valid": len(d["valid"]),
         "test_sc12": len(ls), "test_fsdd": len(yf),
