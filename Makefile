@@ -158,19 +158,30 @@ ASR_PRETRAIN = mkdir -p $(ASR_DIR)/ce && $(ASR_TOOL) data --data-dir $(DATA_DIR)
     --aug 1 --seed 2 --requests $(ASR_REQUESTS) --per-config 12 && $(ASR_TOOL) train --dir $(ASR_DIR)/ce \
     --out $(ASR_DIR)/ce/asr.stm --epochs 8 --loss ce_mean --lr 3e-3 --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) \
     --checkpoint $(ASR_DIR)/ce/ckpt.stt
+ASR_AN4_STEP = true
 else
 ASR_MODEL ?= models/asr.stm
-ASR_DATA_FLAGS :=
-ASR_TRAIN_FLAGS := --loss ce_mean --lr 3e-3
+# AN4's words (74 human speakers: digits, yes, no, stop, go, ...) aligned by
+# pocketsphinx (asr-tool align), when the shared data has AN4; SpecAugment
+# masks on every training step (snn/train.h).
+ASR_AN4_STEP = if [ -f $(DATA_DIR)/speech/an4/manifest.tsv ]; then \
+    $(ASR_TOOL) align $(DATA_DIR)/speech/an4 $(ASR_DIR)/an4_align.tsv; else rm -f $(ASR_DIR)/an4_align.tsv; \
+    echo "asr-data: no AN4 under $(DATA_DIR)/speech/an4: its words are left out"; fi
+ASR_DATA_FLAGS = $$([ -f $(ASR_DIR)/an4_align.tsv ] && echo --an4 $(ASR_DIR)/an4_align.tsv)
+ASR_MASKS ?= --mask-freq 2:6 --mask-time 2:10
+ASR_TRAIN_FLAGS = --loss ce_mean --lr 3e-3 $(ASR_MASKS)
 ASR_PRETRAIN = true
 endif
+# augmented copies of each human and synthetic training clip (asr-tool data --aug)
+ASR_AUG ?= 1
 .PHONY: asr-data train-asr train-asr-smoke
 $(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c $(STATIC_LIB) \
 	    $(LDFLAGS_ALL) $(LIBS)
 
 asr-data: all $(ASR_TOOL)
-	$(Q)mkdir -p $(ASR_DIR) && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug 1 --seed 2 \
+	$(Q)mkdir -p $(ASR_DIR) && $(ASR_AN4_STEP)
+	$(Q)$(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug $(ASR_AUG) --seed 2 \
 	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_DATA_FLAGS)
 
 train-asr: asr-data

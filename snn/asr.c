@@ -215,6 +215,68 @@ static int load_lm(st_asr *a, st_tensor_file *f, const char *path)
     return ST_OK;
 }
 
+st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
+{
+    int rc = ST_OK;
+    const st_snn_net **nets = NULL;
+    const char **words = NULL;
+    st_snn_net *net = NULL;
+    st_asr *a = NULL;
+    if (!members || k == 0 || k > 64 || !members[0]) {
+        rc = st_error(ST_ERR_INVALID, "recognizer ensemble: 1 to 64 recognizers, not %zu", k);
+        goto done;
+    }
+    const st_asr *m0 = members[0];
+    for (size_t m = 1; m < k; m++) {
+        const st_asr *x = members[m];
+        const char *what = !x                                     ? "is missing"
+                           : x->n_classes != m0->n_classes ||
+                                   memcmp(x->words, m0->words, m0->n_classes * sizeof *x->words)
+                               ? "has other classes"
+                           : x->n_features != m0->n_features ||
+                                   memcmp(x->mean, m0->mean, m0->n_features * sizeof *x->mean) ||
+                                   memcmp(x->std, m0->std, m0->n_features * sizeof *x->std)
+                               ? "has another normalisation (train every member on one data "
+                                 "folder)"
+                           : memcmp(&x->fe, &m0->fe, sizeof x->fe) ? "has another front end"
+                           : x->pool != m0->pool                   ? "pools otherwise"
+                                                                   : NULL;
+        if (what) {
+            rc = st_error(ST_ERR_INVALID, "recognizer ensemble: member %zu %s than member 0", m,
+                          what);
+            goto done;
+        }
+    }
+    nets = malloc(k * sizeof *nets);
+    words = malloc(m0->n_classes * sizeof *words);
+    if (!nets || !words) {
+        rc = st_error(ST_ERR_NOMEM, "out of memory for a recognizer ensemble");
+        goto done;
+    }
+    for (size_t m = 0; m < k; m++)
+        nets[m] = members[m]->net;
+    for (size_t c = 0; c < m0->n_classes; c++)
+        words[c] = m0->words[c];
+    if (!(net = st_snn_net_ensemble(nets, k, &rc)))
+        goto done;
+    a = st_asr_new(&net, words, m0->n_classes, m0->mean, m0->std, m0->n_features, &m0->fe, &rc);
+    if (!a)
+        goto done;
+    /* member 0's pooling, stored rule and bigram */
+    a->pool = m0->pool;
+    a->has_stream = m0->has_stream;
+    a->stream_p = m0->stream_p;
+    a->stream_tail = m0->stream_tail;
+    if (m0->lm && (rc = st_asr_set_lm(a, m0->lm, &m0->lm_p)) != ST_OK)
+        st_asr_destroy(&a);
+done:
+    free(nets);
+    free(words);
+    if (err)
+        *err = a ? ST_OK : rc;
+    return a;
+}
+
 int st_asr_set_lm(st_asr *self, const float *logp, const st_asr_lm_params *p)
 {
     if (!logp) {

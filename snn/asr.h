@@ -102,6 +102,14 @@ void st_asr_destroy(st_asr **self_p);
 int st_asr_save(const st_asr *self, const char *path);
 st_asr *st_asr_load(const char *path, int *err);
 
+/*  An ensemble of k recognizers as one (st_snn_net_ensemble: their nets side
+    by side, the read-out the mean of theirs, i.e. the mean of the members'
+    logits): the members must have the same classes, normalisation, front
+    end and pooling (ST_ERR_INVALID naming the first member that differs);
+    the pooling, stored rule and bigram are member 0's. Its work is the sum
+    of the members'. The members are only read. */
+st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err);
+
 size_t st_asr_classes(const st_asr *self);
 size_t st_asr_features(const st_asr *self);
 const char *st_asr_word(const st_asr *self, size_t k);  /* borrowed; NULL out of range */

@@ -1219,7 +1219,7 @@ static int get_bias(const st_tensor_file *f, const char *prefix, const char *nod
 }
 
 static int add_neurons_from(const st_tensor_file *f, const char *prefix, st_snn_net *net,
-                            const char *name, uint64_t n)
+                            const char *name, const char *as, uint64_t n)
 {
     char model_name[32], reset_name[32], col_names[1024];
     st_tensor dt, tab;
@@ -1276,27 +1276,29 @@ static int add_neurons_from(const st_tensor_file *f, const char *prefix, st_snn_
         for (size_t c = 0; c < n_cols; c++)
             *FIELD(&p[r], col_field[c]) = v[r * n_cols + c];
     }
-    rc = rows == 1 ? st_snn_net_add_neurons(net, name, p, (size_t)n)
-                   : st_snn_net_add_neurons_each(net, name, p, (size_t)n);
+    rc = rows == 1 ? st_snn_net_add_neurons(net, as, p, (size_t)n)
+                   : st_snn_net_add_neurons_each(net, as, p, (size_t)n);
     free(p);
     return rc;
 }
 
+/* The node `name` of the file, added to net as `as` (the same name when loading a file). */
 static int add_node_from(const st_tensor_file *f, const char *prefix, st_snn_net *net,
-                         const char *name, st_snn_node_kind kind, uint64_t n_in, uint64_t n_out)
+                         const char *name, const char *as, st_snn_node_kind kind, uint64_t n_in,
+                         uint64_t n_out)
 {
     st_tensor t, u, v;
     const float *bias = NULL;
     int rc;
     switch (kind) {
-    case ST_SNN_NODE_INPUT: return st_snn_net_add_input(net, name, (size_t)n_out);
-    case ST_SNN_NODE_OUTPUT: return st_snn_net_add_output(net, name, (size_t)n_out);
+    case ST_SNN_NODE_INPUT: return st_snn_net_add_input(net, as, (size_t)n_out);
+    case ST_SNN_NODE_OUTPUT: return st_snn_net_add_output(net, as, (size_t)n_out);
     case ST_SNN_NODE_DENSE:
         rc = get(f, prefix, name, "weight", ST_DTYPE_F32, 2, (const uint64_t[]){n_out, n_in}, &t);
         if (rc == ST_OK)
             rc = get_bias(f, prefix, name, n_out, &bias);
         return rc != ST_OK ? rc
-                           : st_snn_net_add_dense(net, name, (size_t)n_out, (size_t)n_in, t.data,
+                           : st_snn_net_add_dense(net, as, (size_t)n_out, (size_t)n_in, t.data,
                                                   bias);
     case ST_SNN_NODE_SPARSE: {
         rc = get(f, prefix, name, "row_ptr", ST_DTYPE_U32, 1, (const uint64_t[]){n_out + 1}, &t);
@@ -1310,7 +1312,7 @@ static int add_node_from(const st_tensor_file *f, const char *prefix, st_snn_net
         if (rc == ST_OK)
             rc = get_bias(f, prefix, name, n_out, &bias);
         return rc != ST_OK ? rc
-                           : st_snn_net_add_sparse(net, name, (size_t)n_out, (size_t)n_in,
+                           : st_snn_net_add_sparse(net, as, (size_t)n_out, (size_t)n_in,
                                                    row_ptr, u.data, v.data, bias);
     }
     case ST_SNN_NODE_CONV: {
@@ -1345,18 +1347,18 @@ static int add_node_from(const st_tensor_file *f, const char *prefix, st_snn_net
         rc = get(f, prefix, name, "weight", ST_DTYPE_F32, 4, wd, &u);
         if (rc == ST_OK)
             rc = get_bias(f, prefix, name, c.out_channels, &bias);
-        return rc != ST_OK ? rc : st_snn_net_add_conv(net, name, &c, u.data, bias);
+        return rc != ST_OK ? rc : st_snn_net_add_conv(net, as, &c, u.data, bias);
     }
     case ST_SNN_NODE_SCALE:
         rc = get(f, prefix, name, "scale", ST_DTYPE_F32, 1, &n_out, &t);
-        return rc != ST_OK ? rc : st_snn_net_add_scale(net, name, (size_t)n_out, t.data);
+        return rc != ST_OK ? rc : st_snn_net_add_scale(net, as, (size_t)n_out, t.data);
     case ST_SNN_NODE_THRESHOLD:
         rc = get(f, prefix, name, "threshold", ST_DTYPE_F32, 1, &n_out, &t);
-        return rc != ST_OK ? rc : st_snn_net_add_threshold(net, name, (size_t)n_out, t.data);
+        return rc != ST_OK ? rc : st_snn_net_add_threshold(net, as, (size_t)n_out, t.data);
     case ST_SNN_NODE_DELAY:
         rc = get(f, prefix, name, "delay", ST_DTYPE_U32, 1, &n_out, &t);
-        return rc != ST_OK ? rc : st_snn_net_add_delay(net, name, (size_t)n_out, t.data);
-    case ST_SNN_NODE_NEURONS: return add_neurons_from(f, prefix, net, name, n_out);
+        return rc != ST_OK ? rc : st_snn_net_add_delay(net, as, (size_t)n_out, t.data);
+    case ST_SNN_NODE_NEURONS: return add_neurons_from(f, prefix, net, name, as, n_out);
     }
     return st_error(ST_ERR_FORMAT, "model file '%s': node '%s' has an unknown kind", f->path, name);
 }
@@ -1423,7 +1425,7 @@ st_snn_net *st_snn_net_from_file(const st_tensor_file *f, const char *prefix, in
             goto fail;
         }
         const st_snn_node_kind kind = kind_of_code[code];
-        rc = add_node_from(f, prefix, net, name, kind, nodes[3 * k + 1], nodes[3 * k + 2]);
+        rc = add_node_from(f, prefix, net, name, name, kind, nodes[3 * k + 1], nodes[3 * k + 2]);
         if (rc < 0) {
             if (rc != ST_ERR_FORMAT)
                 rc = node_fail(f, name, rc);
@@ -1490,6 +1492,122 @@ static int net_to_new_file(const st_snn_net *net, st_tensor_file **out)
     if ((rc = st_snn_net_to_file(net, *out, "")) != ST_OK)
         st_tensor_file_destroy(out);
     return rc;
+}
+
+/* ---- an ensemble as one network ---- */
+
+st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int *err)
+{
+    int rc = ST_OK;
+    st_snn_net *net = NULL;
+    st_tensor_file *f = NULL;
+    int *map = NULL;
+    int in_id = -1, out_id = -1;
+    size_t n_in = 0, n_out = 0;
+    if (!members || k == 0 || k > 64) {
+        rc = st_error(ST_ERR_INVALID, "an ensemble takes 1 to 64 networks, not %zu", k);
+        goto fail;
+    }
+    /* every member: one input and one output, the same sizes as the first */
+    for (size_t m = 0; m < k; m++) {
+        size_t ins = 0, outs = 0;
+        const size_t n = members[m] ? st_snn_net_node_count(members[m]) : 0;
+        for (size_t i = 0; i < n; i++) {
+            st_snn_node_info info;
+            st_snn_net_node_info(members[m], (int)i, &info);
+            if (info.order < 0) {
+                rc = st_error(ST_ERR_STATE, "ensemble: member %zu is not finished", m);
+                goto fail;
+            }
+            if (info.kind == ST_SNN_NODE_INPUT && ins++ == 0 && m == 0)
+                n_in = info.n_out;
+            else if (info.kind == ST_SNN_NODE_INPUT && info.n_out != n_in)
+                ins = 2;
+            if (info.kind == ST_SNN_NODE_OUTPUT && outs++ == 0 && m == 0)
+                n_out = info.n_out;
+            else if (info.kind == ST_SNN_NODE_OUTPUT && info.n_out != n_out)
+                outs = 2;
+        }
+        if (ins != 1 || outs != 1) {
+            rc = st_error(ST_ERR_INVALID, "ensemble: member %zu must have one input of %zu and "
+                                          "one output of %zu, as the first (it has %zu inputs, "
+                                          "%zu outputs, or other sizes)", m, n_in, n_out, ins,
+                          outs);
+            goto fail;
+        }
+    }
+    if (!(net = st_snn_net_new(&rc)))
+        goto fail;
+    if ((rc = in_id = st_snn_net_add_input(net, "input", n_in)) < 0)
+        goto fail;
+    float *inv = malloc(n_out * sizeof *inv);
+    if (!inv) {
+        rc = st_error(ST_ERR_NOMEM, "out of memory for an ensemble");
+        goto fail;
+    }
+    for (size_t o = 0; o < n_out; o++)
+        inv[o] = 1.0f / (float)k;
+    int *mean_ids = malloc(k * sizeof *mean_ids);
+    for (size_t m = 0; m < k && mean_ids; m++) {
+        /* the member through its file form: add_node_from reads any node kind */
+        const size_t n = st_snn_net_node_count(members[m]);
+        if (!(f = st_tensor_file_new("snn-net", &rc)) ||
+            (rc = st_snn_net_to_file(members[m], f, "")) != ST_OK)
+            break;
+        free(map);
+        if (!(map = malloc(n * sizeof *map))) {
+            rc = st_error(ST_ERR_NOMEM, "out of memory for an ensemble");
+            break;
+        }
+        for (size_t i = 0; i < n && rc >= 0; i++) {
+            st_snn_node_info info;
+            st_snn_net_node_info(members[m], (int)i, &info);
+            char as[160];
+            if (info.kind == ST_SNN_NODE_INPUT) {
+                map[i] = in_id;
+                continue;
+            }
+            if (info.kind == ST_SNN_NODE_OUTPUT) {
+                /* the member's output becomes its share of the mean */
+                snprintf(as, sizeof as, "m%zu.mean", m);
+                rc = map[i] = mean_ids[m] = st_snn_net_add_scale(net, as, n_out, inv);
+                continue;
+            }
+            snprintf(as, sizeof as, "m%zu.%s", m, info.name);
+            rc = map[i] = add_node_from(f, "", net, info.name, as, info.kind, info.n_in,
+                                        info.n_out);
+        }
+        /* the member's edges, each node's sources in their order */
+        for (size_t i = 0; i < n && rc >= 0; i++) {
+            st_snn_node_data d;
+            st_snn_net_node_data(members[m], (int)i, &d);
+            for (size_t e = 0; e < d.n_src && rc >= 0; e++)
+                rc = st_snn_net_connect(net, map[d.src[e]], map[i]);
+        }
+        st_tensor_file_destroy(&f);
+    }
+    free(inv);
+    if (!mean_ids && rc >= 0)
+        rc = st_error(ST_ERR_NOMEM, "out of memory for an ensemble");
+    if (rc >= 0 && (rc = out_id = st_snn_net_add_output(net, "output", n_out)) >= 0)
+        for (size_t m = 0; m < k && rc >= 0; m++)
+            rc = st_snn_net_connect(net, mean_ids[m], out_id);
+    free(mean_ids);
+    if (rc >= 0)
+        rc = st_snn_net_finish(net);
+    if (rc < 0)
+        goto fail;
+    free(map);
+    if (err)
+        *err = ST_OK;
+    return net;
+fail:
+    st_tensor_file_destroy(&f);
+    free(map);
+    st_snn_net_destroy(&net);
+    if (err)
+        *err = rc;
+    return NULL;
 }
 
 int st_snn_net_save(const st_snn_net *net, const char *path)

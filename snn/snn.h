@@ -676,6 +676,17 @@ st_snn_net *st_snn_net_load_mem(const void *buf, size_t len, int *err);
 int st_snn_net_to_file(const st_snn_net *net, st_tensor_file *file, const char *prefix);
 st_snn_net *st_snn_net_from_file(const st_tensor_file *file, const char *prefix, int *err);
 
+/*  An ensemble of k finished nets as one: the members side by side on one
+    shared input, each member's output scaled by 1/k into one shared output,
+    which is therefore the mean of the members' outputs (a read-out's mean
+    of logits). Every member must have one input and one output, of the
+    first member's sizes (ST_ERR_INVALID naming the member). The members'
+    nodes are named "m<i>.<name>", their shares of the mean "m<i>.mean";
+    each member steps as it did alone (its nodes, edges and their order are
+    copied), so a member alone gives its own outputs bit for bit. The
+    members are only read; the new net is finished and the caller's. */
+st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int *err);
+
 /* ---- NIR: import and export ---- */
 
 /*  How the exporter that wrote a NIR file folded the time step into the

@@ -275,6 +275,45 @@ static void test_file_round_trip(void)
     CU_ASSERT_PTR_NULL(a);
 }
 
+/* st_asr_ensemble: two copies of one recognizer classify as it does, to the
+   bit, keeping its pooling; members with another normalisation are refused
+   by name. */
+static void test_ensemble(void)
+{
+    st_asr *a = hand_model(), *b = hand_model();
+    st_asr_set_pool(a, ST_ASR_POOL_MEAN);
+    st_asr_set_pool(b, ST_ASR_POOL_MEAN);
+    int err = 0;
+    st_asr *e = st_asr_ensemble((const st_asr *[]){a, b}, 2, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(st_asr_default_pool(e), ST_ASR_POOL_MEAN);
+    CU_ASSERT_EQUAL(st_asr_param_count(e), 2 * st_asr_param_count(a) + 2 * 4); /* + the 1/2s */
+    float frames[30 * 4] = {0}, sa[4], se[4];
+    for (int t = 5; t < 20; t++)
+        frames[t * 4 + 2] = 1.0f;
+    CU_ASSERT_EQUAL(st_asr_classify(a, frames, 30, ST_ASR_POOL_MEAN, sa), 2);
+    CU_ASSERT_EQUAL(st_asr_classify(e, frames, 30, ST_ASR_POOL_MEAN, se), 2);
+    CU_ASSERT_EQUAL(memcmp(sa, se, sizeof sa), 0);
+    st_asr_destroy(&e);
+    /* another normalisation: refused, naming the member */
+    int err2 = 0;
+    void *buf = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(st_snn_net_save_mem(st_asr_net(b), &buf, &len), ST_OK);
+    st_snn_net *net = st_snn_net_load_mem(buf, len, &err2);
+    free(buf);
+    float mean[4] = {0, 0, 0.5f, 0}, std[4] = {1, 1, 1, 1};
+    st_asr *c = st_asr_new(&net, WORDS4, 4, mean, std, 4, NULL, &err2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    st_asr_set_pool(c, ST_ASR_POOL_MEAN);
+    CU_ASSERT_PTR_NULL(st_asr_ensemble((const st_asr *[]){a, c}, 2, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "member 1 has another normalisation"));
+    st_asr_destroy(&a);
+    st_asr_destroy(&b);
+    st_asr_destroy(&c);
+}
+
 static char *run(const char *cmd, int *status)
 {
     FILE *p = popen(cmd, "r");
@@ -866,6 +905,7 @@ CU_TestInfo st_tests_asr[] = {
     {"decider", test_decider},
     {"unknown_is_never_a_word", test_unknown_is_never_a_word},
     {"file_round_trip", test_file_round_trip},
+    {"ensemble", test_ensemble},
     {"smoke_recipe_and_eval", test_smoke_recipe_and_eval},
     {"ctc_empty_labels", test_ctc_empty_labels},
     {"ctc_clip_and_stream", test_ctc_clip_and_stream},

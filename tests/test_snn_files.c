@@ -118,11 +118,13 @@ static int compare_nets(const st_snn_net *a, const st_snn_net *b, int steps, flo
 
 /* A small net with one node of most kinds, a recurrent loop and
    per-neuron parameters: the fixture, and the round trips. */
-static st_snn_net *build_tiny(void)
+static st_snn_net *build_tiny_gain(float g)
 {
     st_snn_net *net = st_snn_net_new(NULL);
-    const float w[4 * 3] = {0.5f, -0.25f, 1.0f, 0.75f, 0.125f, -0.5f,
-                            1.5f, 0.25f,  0.0f, -1.0f, 0.5f,   0.25f};
+    float w[4 * 3] = {0.5f, -0.25f, 1.0f, 0.75f, 0.125f, -0.5f,
+                      1.5f, 0.25f,  0.0f, -1.0f, 0.5f,   0.25f};
+    for (size_t k = 0; k < 12; k++)
+        w[k] *= g;
     const float bias[4] = {0.1f, 0.0f, -0.1f, 0.2f};
     int in = st_snn_net_add_input(net, "in", 3);
     int fc = st_snn_net_add_dense(net, "fc", 4, 3, w, bias);
@@ -153,6 +155,11 @@ static st_snn_net *build_tiny(void)
     st_snn_net_connect(net, leak, out);
     CU_ASSERT_EQUAL(st_snn_net_finish(net), ST_OK);
     return net;
+}
+
+static st_snn_net *build_tiny(void)
+{
+    return build_tiny_gain(1.0f);
 }
 
 /* Every node kind, several neuron models, a conv and a pool, a threshold
@@ -254,6 +261,81 @@ static st_snn_net *build_all_kinds(bool nir_only)
     }
     CU_ASSERT_EQUAL(st_snn_net_finish(net), ST_OK);
     return net;
+}
+
+/* ---- an ensemble as one net ------------------------------------------------------ */
+
+/* Steps nets a and b on the same random inputs; the worst difference
+   between a's output node oa and b's ob over `steps` steps, with b's output
+   compared to a's times 1 (want = NULL) or to the mean of a's and c's. */
+static double ensemble_gap(const st_snn_net *a, const char *oa, const st_snn_net *c,
+                           const st_snn_net *e, int steps)
+{
+    st_snn_state *sa = st_snn_state_new(a, NULL), *se = st_snn_state_new(e, NULL);
+    st_snn_state *sc = c ? st_snn_state_new(c, NULL) : NULL;
+    const int ia = st_snn_net_find(a, oa), ie = st_snn_net_find(e, "output");
+    const int ic = c ? st_snn_net_find(c, oa) : -1;
+    CU_ASSERT_FATAL(sa && se && ia >= 0 && ie >= 0 && (!c || (sc && ic >= 0)));
+    double worst = 0;
+    float x[3];
+    for (int t = 0; t < steps; t++) {
+        for (size_t k = 0; k < 3; k++)
+            x[k] = frand(-0.5f, 2.0f);
+        st_snn_step(a, sa, x);
+        st_snn_step(e, se, x);
+        if (c)
+            st_snn_step(c, sc, x);
+        size_t na, ne, nc;
+        const float *ya = st_snn_state_output(sa, ia, &na), *ye = st_snn_state_output(se, ie, &ne);
+        const float *yc = c ? st_snn_state_output(sc, ic, &nc) : NULL;
+        CU_ASSERT_EQUAL_FATAL(na, ne);
+        for (size_t j = 0; j < na; j++) {
+            const double want = c ? 0.5 * ((double)ya[j] + yc[j]) : ya[j];
+            const double gap = fabs(ye[j] - want);
+            worst = gap > worst ? gap : worst;
+        }
+    }
+    st_snn_state_destroy(&sa);
+    st_snn_state_destroy(&se);
+    st_snn_state_destroy(&sc);
+    return worst;
+}
+
+/* st_snn_net_ensemble: one member steps as it did alone, bit for bit; two
+   copies of one net give its outputs exactly; two nets their mean; the
+   ensemble survives the file; members that do not fit are refused. */
+static void test_net_ensemble(void)
+{
+    st_snn_net *a = build_tiny(), *b = build_tiny_gain(1.75f), *other = build_all_kinds(false);
+    int err = 0;
+    st_snn_net *e1 = st_snn_net_ensemble((const st_snn_net *[]){a}, 1, &err);
+    st_snn_net *e2 = st_snn_net_ensemble((const st_snn_net *[]){a, a}, 2, &err);
+    st_snn_net *eab = st_snn_net_ensemble((const st_snn_net *[]){a, b}, 2, &err);
+    CU_ASSERT_FATAL(e1 && e2 && eab);
+    CU_ASSERT_TRUE(st_snn_net_find(eab, "m1.lif") >= 0);
+    CU_ASSERT_EQUAL(ensemble_gap(a, "out", NULL, e1, 200), 0.0);
+    CU_ASSERT_EQUAL(ensemble_gap(a, "out", NULL, e2, 200), 0.0);
+    CU_ASSERT(ensemble_gap(a, "out", b, eab, 200) < 1e-6);
+    CU_ASSERT(ensemble_gap(a, "out", NULL, eab, 200) > 1e-3); /* b is not a */
+    void *buf = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(st_snn_net_save_mem(eab, &buf, &len), ST_OK);
+    st_snn_net *back = st_snn_net_load_mem(buf, len, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+    CU_ASSERT_EQUAL(compare_nets(eab, back, 100, 0), 0);
+    free(buf);
+    st_snn_net_destroy(&back);
+    CU_ASSERT_PTR_NULL(st_snn_net_ensemble((const st_snn_net *[]){a, other}, 2, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    CU_ASSERT(contains(st_errmsg(), "member 1"));
+    CU_ASSERT_PTR_NULL(st_snn_net_ensemble((const st_snn_net *[]){a}, 0, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    st_snn_net_destroy(&e1);
+    st_snn_net_destroy(&e2);
+    st_snn_net_destroy(&eab);
+    st_snn_net_destroy(&a);
+    st_snn_net_destroy(&b);
+    st_snn_net_destroy(&other);
 }
 
 /* ---- the container ------------------------------------------------------------- */
@@ -1375,6 +1457,7 @@ static void test_commands(void)
 CU_TestInfo st_tests_snn_files[] = {
     {"tensor_file_api", test_tensor_file_api},
     {"net_roundtrip", test_net_roundtrip},
+    {"net_ensemble", test_net_ensemble},
     {"net_embedded", test_net_embedded},
     {"fixture_v1", test_fixture_v1},
     {"corrupt_every_byte", test_corrupt_every_byte},

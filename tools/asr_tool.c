@@ -43,6 +43,20 @@
           share P of those requests (training and validation) gets a pause
           of 0.15-0.8 s of the dither between two of its words (a person
           pausing inside a request; the labels stay); default 0.
+          --an4 ALIGN (--an4-letters P, 0.25): AN4's words too, cut at the
+          times `asr-tool align` wrote to ALIGN: speakers hashed as Speech
+          Commands'; vocabulary words as their class, AN4's other words
+          ("sixty", "oh", "enter") as _unknown_, its spelled letters as
+          _unknown_ with p P; the held-out speakers' vocabulary words as
+          clips in DIR/test_an4/ listed in DIR/test_an4.tsv.
+      asr-tool align AN4_DIR OUT
+          Word times of AN4's utterances (AN4_DIR/manifest.tsv) by forced
+          alignment with pocketsphinx (tools/asr_align.c) into OUT:
+          `path word start_s end_s speaker`.
+      asr-tool merge --out MODEL A.stm B.stm ...
+          The recognizers as one (snn/asr.h st_asr_ensemble: their nets side
+          by side, the read-out the mean of their logits); they must share
+          classes, normalisation (one data folder), front end and pooling.
       asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
                      [--threads T] [--max-steps S] [--lr L] [--loss L]
                      [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
@@ -1751,6 +1765,49 @@ static int cmd_lm(int argc, char **argv)
     return err ? 1 : 0;
 }
 
+/* asr-tool merge --out M A.stm B.stm ...: the members as one recognizer
+   (st_asr_ensemble). */
+static int cmd_merge(int argc, char **argv)
+{
+    const char *out = NULL;
+    const st_asr *m[64];
+    st_asr *own[64];
+    size_t k = 0;
+    int rc = 1;
+    for (int a = 2; a < argc; a++) {
+        if (!strcmp(argv[a], "--out") && a + 1 < argc) {
+            out = argv[++a];
+            continue;
+        }
+        int err = 0;
+        if (k == 64 || !(own[k] = st_asr_load(argv[a], &err))) {
+            fprintf(stderr, "asr-tool merge: %s: %s\n", argv[a],
+                    k == 64 ? "more than 64 members" : st_errmsg());
+            goto done;
+        }
+        m[k] = own[k];
+        k++;
+    }
+    if (!out || k == 0) {
+        fprintf(stderr, "usage: asr-tool merge --out MODEL MEMBER.stm [MEMBER.stm ...]\n");
+        goto done;
+    }
+    int err = 0;
+    st_asr *e = st_asr_ensemble(m, k, &err);
+    if (!e || st_asr_save(e, out) != ST_OK) {
+        fprintf(stderr, "asr-tool merge: %s\n", st_errmsg());
+    } else {
+        fprintf(stderr, "asr-tool merge: %zu recognizers as one in %s (%zu weights)\n", k, out,
+                st_asr_param_count(e));
+        rc = 0;
+    }
+    st_asr_destroy(&e);
+done:
+    for (size_t i = 0; i < k; i++)
+        st_asr_destroy(&own[i]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "lm"))
@@ -1761,8 +1818,11 @@ int main(int argc, char **argv)
         return cmd_data(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "train"))
         return cmd_train(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "merge"))
+        return cmd_merge(argc, argv);
     if (argc == 4 && !strcmp(argv[1], "align"))
         return asr_align_an4(argv[2], argv[3]) ? 1 : 0;
-    fprintf(stderr, "usage: asr-tool data|train|rule|lm|align [options] (see tools/asr_tool.c)\n");
+    fprintf(stderr, "usage: asr-tool data|train|rule|lm|align|merge [options] (see "
+                    "tools/asr_tool.c)\n");
     return 2;
 }
