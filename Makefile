@@ -174,6 +174,9 @@ ASR_PRETRAIN = true
 endif
 # augmented copies of each human and synthetic training clip (asr-tool data --aug)
 ASR_AUG ?= 1
+# the classifier is an ensemble: ASR_MEMBERS nets trained from seeds 0, 1, ...
+# on the same data, merged into one (asr-tool merge; snn/asr.h st_asr_ensemble)
+ASR_MEMBERS ?= 3
 .PHONY: asr-data train-asr train-asr-smoke
 $(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c $(STATIC_LIB) \
@@ -186,8 +189,19 @@ asr-data: all $(ASR_TOOL)
 
 train-asr: asr-data
 	$(Q)$(ASR_PRETRAIN)
+ifeq ($(ASR_CTC),1)
 	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out $(ASR_MODEL) --epochs $(ASR_EPOCHS) $(ASR_TRAIN_FLAGS) \
 	    --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train.csv
+else
+	$(Q)for s in $$(seq 0 $$(($(ASR_MEMBERS) - 1))); do \
+	    echo "train-asr: member $$((s + 1)) of $(ASR_MEMBERS) (seed $$s) -> $(ASR_DIR)/member$$s.stm"; \
+	    $(ASR_TOOL) train --dir $(ASR_DIR) --out $(ASR_DIR)/member$$s.stm --seed $$s --epochs $(ASR_EPOCHS) \
+	        $(ASR_TRAIN_FLAGS) --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train$$s.csv \
+	        || exit 1; \
+	done
+	$(Q)$(ASR_TOOL) merge --out $(ASR_MODEL) $$(for s in $$(seq 0 $$(($(ASR_MEMBERS) - 1))); do \
+	    echo $(ASR_DIR)/member$$s.stm; done)
+endif
 	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model $(ASR_MODEL) $(ASR_RULE),true)
 	$(Q)$(if $(ASR_LM),$(ASR_TOOL) lm --model $(ASR_MODEL) $(ASR_LM),true)
 

@@ -61,7 +61,7 @@
                      [--threads T] [--max-steps S] [--lr L] [--loss L]
                      [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
                      [--checkpoint C] [--init C] [--ce-layers] [--max-frames F]
-                     [--mask-freq N:W] [--mask-time N:W]
+                     [--mask-freq N:W] [--mask-time N:W] [--seed S]
           Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
           class) with cross-entropy on the read-out's max over time
           (--loss ce_mean: its mean; --loss ctc on a --ctc set: CTC with
@@ -83,7 +83,9 @@
           --mask-freq N:W / --mask-time N:W: SpecAugment on every training
           step (snn/train.h): N bands of 0 to W mel channels and N
           stretches of 0 to W frames set to the features' mean, drawn
-          afresh each step (off by default).
+          afresh each step (off by default). --seed S (0): another draw of
+          the initial weights, shuffles and masks (the members of an
+          ensemble, `asr-tool merge`).
       asr-tool rule --model MODEL [--on P] [--off P] [--min K] [--refractory K]
                     [--tail K]
           Stores the streaming decision rule (snn/asr.h st_asr_set_stream;
@@ -1374,6 +1376,7 @@ static int cmd_train(int argc, char **argv)
     const char *loss = "ce_max", *neuron = "lsnn";
     int layers = 1;
     unsigned mask_f[2] = {0, 0}, mask_t[2] = {0, 0}; /* --mask-freq / --mask-time N:W */
+    unsigned seed = 0; /* --seed: another member of an ensemble (weights, shuffles, masks) */
     for (int a = 2; a < argc; a++) {
         if (!strcmp(argv[a], "--dir") && a + 1 < argc)
             dir = argv[++a];
@@ -1413,6 +1416,8 @@ static int cmd_train(int argc, char **argv)
             rate_reg = atof(argv[++a]);
         else if (!strcmp(argv[a], "--warmup") && a + 1 < argc)
             warmup = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
+            seed = (unsigned)strtoul(argv[++a], NULL, 10);
         else if ((!strcmp(argv[a], "--mask-freq") || !strcmp(argv[a], "--mask-time")) &&
                  a + 1 < argc) {
             unsigned *mk = argv[a][7] == 'f' ? mask_f : mask_t;
@@ -1483,7 +1488,7 @@ static int cmd_train(int argc, char **argv)
         L[layers].train_tau = false;
         L[layers].init_scale = 4;
     }
-    st_train_model *m = st_train_model_new(MELS, L, (size_t)layers + 1, 7, &err);
+    st_train_model *m = st_train_model_new(MELS, L, (size_t)layers + 1, 7 + seed, &err);
     if (!m) {
         fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
         return 1;
@@ -1509,6 +1514,7 @@ static int cmd_train(int argc, char **argv)
     p.warmup_steps = max_steps ? 0 : (uint32_t)warmup;
     p.rate_reg = (float)rate_reg; /* towards rate_target spikes per neuron and step */
     p.rate_target = 0.05f;
+    p.seed = 1 + seed;
     p.mask_freq = mask_f[0];
     p.mask_freq_width = mask_f[1];
     p.mask_time = mask_t[0];
