@@ -124,9 +124,9 @@ endif
 
 # The recognizer's recipe (tools/asr_tool.c, models/README.md): features of
 # the shared speech data (AN4's words aligned by pocketsphinx) and synthetic
-# words, then training: models/asr.stm, the classifier, is three LSNN 256
-# trained 150 epochs each with SpecAugment and merged into one (about an
-# hour on this machine's 2 cores).
+# words, then training: models/asr.stm, the classifier, is five LSNN 256
+# trained 150 epochs each with SpecAugment and merged into one (about 70
+# minutes on this machine's 2 cores).
 ASR_TOOL := $(BUILD)/asr-tool
 ASR_DIR ?= build/asr
 DATA_DIR ?= ../shared/data
@@ -179,7 +179,7 @@ endif
 ASR_AUG ?= 1
 # the classifier is an ensemble: ASR_MEMBERS nets trained from seeds 0, 1, ...
 # on the same data, merged into one (asr-tool merge; snn/asr.h st_asr_ensemble)
-ASR_MEMBERS ?= 3
+ASR_MEMBERS ?= 5
 .PHONY: asr-data train-asr train-asr-smoke
 $(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c $(STATIC_LIB) \

@@ -1533,7 +1533,7 @@ static void test_stages_in_a_pipeline(void)
     snprintf(text, sizeof text,
              "[stage.mic]\ntype = audio_source\ndevice = file\ninput = %s\nshed = no\nout = vad\n"
              "[stage.vad]\ntype = vad\nshed = no\nout = asr\n"
-             "[stage.asr]\ntype = recognizer\nmodel = models/asr.stm\nout = rec\n"
+             "[stage.asr]\ntype = recognizer\nout = rec\n" /* its default: asr_stream.stm */
              "[stage.rec]\ntype = recorder\nfile = %s\n",
              wav, rec);
     if (lm && *lm) {
