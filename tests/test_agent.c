@@ -9,18 +9,18 @@
     with a new epoch; a backchannel resumed; every change published; bad
     parameters refused.
 
-    Agent (models/asr.stm and espeak-ng; the dialogue model when present,
-    else its "not installed" answer - the mechanics are the same): a user
-    request gets an answer, with the same sample-exact events on a second
-    run; a user speaking over the agent silences it within 150 ms of the
-    onset, no sample of the old epoch is played after the flush, and the
-    history keeps only the words that were played; the agent talking for a
-    minute into a room echo never pauses or stops for itself, nor in a new
-    room after a silence (the echo path it learnt with no room is learnt
-    again), while a user speaking over it in the same room still interrupts
-    it; with no room, a request spoken over the answer after a short burst
-    of the user's voice is heard within 200 ms of its start (the residual
-    echo tracker does not learn the user's voice).
+    Agent (its own recognizer, models/asr_stream.stm, and espeak-ng; the
+    dialogue model when present, else its "not installed" answer - the
+    mechanics are the same): a user request gets an answer, with the same
+    sample-exact events on a second run; a user speaking over the agent
+    silences it within 150 ms of the onset, no sample of the old epoch is
+    played after the flush, and the history keeps only the words that were
+    played; the agent talking for a minute into a room echo never pauses or
+    stops for itself, nor in a new room after a silence (the echo path it
+    learnt with no room is learnt again), while a user speaking over it in the
+    same room still interrupts it; with no room, a request spoken over the
+    answer after a short burst of the user's voice is heard within 200 ms of
+    its start (the residual echo tracker does not learn the user's voice).
 
     The `vad`, `recognizer` and `lm` stages in a supervised pipeline: the
     VAD's SPEECH events and the recognizer's word in the recording, the LM's
@@ -530,15 +530,15 @@ static int find(const log_t *l, st_agent_event_kind k, int from)
 static bool have_models(const char *test)
 {
     struct stat st;
-    if (stat("models/asr.stm", &st) != 0) {
-        st_test_skip(test, "models/asr.stm is not here (run from the repository root)");
+    if (stat("models/asr_stream.stm", &st) != 0) {
+        st_test_skip(test, "models/asr_stream.stm is not here (run from the repository root)");
         return false;
     }
     return true;
 }
 
 static bool barge_hint = true; /* st_agent_params.barge_hint of agent_new */
-static const char *agent_asr = "models/asr.stm"; /* ... and its recognizer */
+static const char *agent_asr = "models/asr_stream.stm"; /* ... and its recognizer */
 
 static st_agent *agent_new(log_t *l)
 {
@@ -796,9 +796,7 @@ static void test_agent_repeat(void)
         return;
     log_t *l = calloc(1, sizeof(log_t));
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-    agent_asr = "models/asr_stream.stm"; /* the agent's own: it hears requests */
     st_agent *a = agent_new(l);
-    agent_asr = "models/asr.stm";
     if (!a) {
         free(l);
         return;
@@ -1136,7 +1134,7 @@ static void test_publish(void)
         CU_ASSERT_EQUAL(m.h.epoch, 99);
     /* a conversation: "hello." and the answer */
     st_agent_params p = st_agent_default_params();
-    p.asr_model = "models/asr.stm";
+    p.asr_model = "models/asr_stream.stm";
     p.on_event = on_event_pub;
     p.user_data = &pl;
     st_agent *a = st_agent_new(&p, &err);

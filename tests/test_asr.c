@@ -913,7 +913,8 @@ static void test_an4_align(void)
         CU_ASSERT_STRING_EQUAL(word, w->text);
         CU_ASSERT(fabs(s0 - (double)w->start / 16000) < 0.15);
         CU_ASSERT(fabs(s1 - (double)w->end / 16000) < 0.15);
-        if (fabs(s0 - (double)w->start / 16000) >= 0.15 || fabs(s1 - (double)w->end / 16000) >= 0.15)
+        if (fabs(s0 - (double)w->start / 16000) >= 0.15 ||
+            fabs(s1 - (double)w->end / 16000) >= 0.15)
             fprintf(stderr, "\n  %s: %s aligned at %.2f-%.2f s, spoken at %.2f-%.2f s\n", test,
                     word, s0, s1, (double)w->start / 16000, (double)w->end / 16000);
         rows++;
