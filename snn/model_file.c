@@ -1510,7 +1510,7 @@ st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int 
     }
     /* every member: one input and one output, the same sizes as the first */
     for (size_t m = 0; m < k; m++) {
-        size_t ins = 0, outs = 0;
+        size_t ins = 0, outs = 0, len_in = 0, len_out = 0;
         const size_t n = members[m] ? st_snn_net_node_count(members[m]) : 0;
         for (size_t i = 0; i < n; i++) {
             st_snn_node_info info;
@@ -1519,20 +1519,23 @@ st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int 
                 rc = st_error(ST_ERR_STATE, "ensemble: member %zu is not finished", m);
                 goto fail;
             }
-            if (info.kind == ST_SNN_NODE_INPUT && ins++ == 0 && m == 0)
-                n_in = info.n_out;
-            else if (info.kind == ST_SNN_NODE_INPUT && info.n_out != n_in)
-                ins = 2;
-            if (info.kind == ST_SNN_NODE_OUTPUT && outs++ == 0 && m == 0)
-                n_out = info.n_out;
-            else if (info.kind == ST_SNN_NODE_OUTPUT && info.n_out != n_out)
-                outs = 2;
+            if (info.kind == ST_SNN_NODE_INPUT) {
+                ins++;
+                len_in = info.n_out;
+            } else if (info.kind == ST_SNN_NODE_OUTPUT) {
+                outs++;
+                len_out = info.n_out;
+            }
         }
-        if (ins != 1 || outs != 1) {
-            rc = st_error(ST_ERR_INVALID, "ensemble: member %zu must have one input of %zu and "
-                                          "one output of %zu, as the first (it has %zu inputs, "
-                                          "%zu outputs, or other sizes)", m, n_in, n_out, ins,
-                          outs);
+        if (m == 0) {
+            n_in = len_in;
+            n_out = len_out;
+        }
+        if (ins != 1 || outs != 1 || len_in != n_in || len_out != n_out) {
+            rc = st_error(ST_ERR_INVALID, "ensemble: member %zu has %zu input(s) (of %zu) and "
+                                          "%zu output(s) (of %zu); each member needs one input "
+                                          "of %zu and one output of %zu, as member 0", m, ins,
+                          len_in, outs, len_out, n_in, n_out);
             goto fail;
         }
     }
@@ -1551,8 +1554,7 @@ st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int 
     for (size_t m = 0; m < k && mean_ids; m++) {
         /* the member through its file form: add_node_from reads any node kind */
         const size_t n = st_snn_net_node_count(members[m]);
-        if (!(f = st_tensor_file_new("snn-net", &rc)) ||
-            (rc = st_snn_net_to_file(members[m], f, "")) != ST_OK)
+        if ((rc = net_to_new_file(members[m], &f)) != ST_OK)
             break;
         free(map);
         if (!(map = malloc(n * sizeof *map))) {
