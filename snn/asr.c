@@ -215,6 +215,26 @@ static int load_lm(st_asr *a, st_tensor_file *f, const char *path)
     return ST_OK;
 }
 
+/* What keeps x out of an ensemble whose member 0 is m0, or NULL. */
+static const char *ensemble_misfit(const st_asr *x, const st_asr *m0)
+{
+    if (!x)
+        return "is missing";
+    if (x->n_classes != m0->n_classes ||
+        memcmp(x->words, m0->words, m0->n_classes * sizeof *x->words))
+        return "has other classes than member 0";
+    if (x->n_features != m0->n_features ||
+        memcmp(x->mean, m0->mean, m0->n_features * sizeof *x->mean) ||
+        memcmp(x->std, m0->std, m0->n_features * sizeof *x->std))
+        return "has another normalisation than member 0 (train every member on one data folder)";
+    if (x->fe.n_mels != m0->fe.n_mels || x->fe.hop_ms != m0->fe.hop_ms ||
+        x->fe.window_ms != m0->fe.window_ms)
+        return "has another front end than member 0";
+    if (x->pool != m0->pool)
+        return "pools otherwise than member 0";
+    return NULL;
+}
+
 st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
 {
     int rc = ST_OK;
@@ -228,22 +248,9 @@ st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
     }
     const st_asr *m0 = members[0];
     for (size_t m = 1; m < k; m++) {
-        const st_asr *x = members[m];
-        const char *what = !x                                     ? "is missing"
-                           : x->n_classes != m0->n_classes ||
-                                   memcmp(x->words, m0->words, m0->n_classes * sizeof *x->words)
-                               ? "has other classes"
-                           : x->n_features != m0->n_features ||
-                                   memcmp(x->mean, m0->mean, m0->n_features * sizeof *x->mean) ||
-                                   memcmp(x->std, m0->std, m0->n_features * sizeof *x->std)
-                               ? "has another normalisation (train every member on one data "
-                                 "folder)"
-                           : memcmp(&x->fe, &m0->fe, sizeof x->fe) ? "has another front end"
-                           : x->pool != m0->pool                   ? "pools otherwise"
-                                                                   : NULL;
+        const char *what = ensemble_misfit(members[m], m0);
         if (what) {
-            rc = st_error(ST_ERR_INVALID, "recognizer ensemble: member %zu %s than member 0", m,
-                          what);
+            rc = st_error(ST_ERR_INVALID, "recognizer ensemble: member %zu %s", m, what);
             goto done;
         }
     }
@@ -263,10 +270,8 @@ st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
     if (!a)
         goto done;
     /* member 0's pooling, stored rule and bigram */
-    a->pool = m0->pool;
-    a->has_stream = m0->has_stream;
-    a->stream_p = m0->stream_p;
-    a->stream_tail = m0->stream_tail;
+    st_asr_set_pool(a, m0->pool);
+    st_asr_set_stream(a, m0->has_stream ? &m0->stream_p : NULL, m0->stream_tail);
     if (m0->lm && (rc = st_asr_set_lm(a, m0->lm, &m0->lm_p)) != ST_OK)
         st_asr_destroy(&a);
 done:

@@ -929,6 +929,19 @@ static void test_an4_align(void)
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "spk/manifest.tsv"));
     free(out);
+    /* asr-tool data: an alignment file that is not there, a share of letters
+       outside 0..1: refused by name */
+    snprintf(cmd, sizeof cmd, "%s data --data-dir /nonexistent --out %s/d --configs 1 "
+             "--an4 %s/none.tsv 2>&1", tool, dir, dir);
+    out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "none.tsv: cannot open it"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s data --an4-letters 1.5 --out %s/d 2>&1", tool, dir);
+    out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--an4-letters takes a share 0..1, not '1.5'"));
+    free(out);
 }
 
 CU_TestInfo st_tests_asr[] = {

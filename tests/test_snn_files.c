@@ -265,9 +265,9 @@ static st_snn_net *build_all_kinds(bool nir_only)
 
 /* ---- an ensemble as one net ------------------------------------------------------ */
 
-/* Steps nets a and b on the same random inputs; the worst difference
-   between a's output node oa and b's ob over `steps` steps, with b's output
-   compared to a's times 1 (want = NULL) or to the mean of a's and c's. */
+/* Steps the nets a, c (may be NULL) and the ensemble e on the same random
+   inputs; the worst difference over `steps` steps between e's "output" and
+   a's node oa (c NULL) or the mean of a's and c's node oa. */
 static double ensemble_gap(const st_snn_net *a, const char *oa, const st_snn_net *c,
                            const st_snn_net *e, int steps)
 {

@@ -16,7 +16,8 @@
     aligned word, paths relative to the AN4 folder, times in seconds from
     the start of the file. Utterances with a word outside pocketsphinx's
     dictionary, or that it cannot align, are left out (counted on stderr).
-    Touches: a temporary folder under $TMPDIR (removed), the output file.
+    Touches: a temporary folder under $TMPDIR (removed; when pocketsphinx
+    fails, its log stays there and the message names it), the output file.
 */
 #include "tools/asr_tool.h"
 
@@ -205,6 +206,26 @@ static int parse_seg(char *line, const utt *u, FILE *out, size_t *n_words)
     return 0;
 }
 
+/* Removes the n utterances' files and the run's files from dir, and dir;
+   with keep_log, pocketsphinx's log and the folder stay (what failed). */
+static void remove_tmp(const char *dir, size_t n, bool keep_log)
+{
+    char p[1100];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/u%04zu.wav", dir, i);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/u%04zu.fsg", dir, i);
+        unlink(p);
+    }
+    const char *left[] = {"ctl", "hyp", "hypseg", "log"};
+    for (size_t k = 0; k < (keep_log ? 3u : 4u); k++) {
+        snprintf(p, sizeof p, "%s/%s", dir, left[k]);
+        unlink(p);
+    }
+    if (!keep_log)
+        rmdir(dir);
+}
+
 int asr_align_an4(const char *an4, const char *out_path)
 {
     dict d = {0};
@@ -218,12 +239,12 @@ int asr_align_an4(const char *an4, const char *out_path)
                         "../shared/data/speech/an4\n", an4, strerror(errno));
         return -1;
     }
-    const char *tmp = getenv("TMPDIR");
+    const char *tmp = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/st-align-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    snprintf(dir, sizeof dir, "%s/st-align-XXXXXX", tmp);
     if (!mkdtemp(dir)) {
-        fprintf(stderr, "asr-tool align: cannot make a folder under %s: %s\n",
-                tmp ? tmp : "/tmp", strerror(errno));
+        fprintf(stderr, "asr-tool align: cannot make a folder under %s: %s\n", tmp,
+                strerror(errno));
         free(u);
         return -1;
     }
@@ -231,8 +252,14 @@ int asr_align_an4(const char *an4, const char *out_path)
     char p[1100];
     snprintf(p, sizeof p, "%s/ctl", dir);
     FILE *ctl = fopen(p, "w");
+    if (!ctl) {
+        fprintf(stderr, "asr-tool align: cannot write %s: %s\n", p, strerror(errno));
+        remove_tmp(dir, 0, false);
+        free(u);
+        return -1;
+    }
     size_t written = 0;
-    for (size_t i = 0; ctl && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         char src[1600];
         snprintf(src, sizeof src, "%s/%s", an4, u[i].path);
         st_audio a = {0};
@@ -259,20 +286,28 @@ int asr_align_an4(const char *an4, const char *out_path)
         fprintf(ctl, "u%04zu\n", i);
         written++;
     }
-    if (ctl)
-        fclose(ctl);
+    fclose(ctl);
     int ps = written ? run_batch(dir) : -1;
     if (ps != 0) {
-        fprintf(stderr, "asr-tool align: pocketsphinx_batch %s (exit %d; its log: %s/log); "
-                        "sudo apt-get install pocketsphinx pocketsphinx-en-us\n",
-                ps == 127 ? "is not installed" : "failed", ps, dir);
+        if (written)
+            fprintf(stderr, "asr-tool align: pocketsphinx_batch %s (exit %d; its log: %s/log); "
+                            "sudo apt-get install pocketsphinx pocketsphinx-en-us\n",
+                    ps == 127 ? "is not installed" : "failed", ps, dir);
+        else
+            fprintf(stderr, "asr-tool align: no utterance of %s/manifest.tsv could be read\n",
+                    an4);
+        remove_tmp(dir, n, written > 0);
         free(u);
         return -1;
     }
     snprintf(p, sizeof p, "%s/hypseg", dir);
     FILE *seg = fopen(p, "r");
+    if (!seg)
+        fprintf(stderr, "asr-tool align: pocketsphinx wrote no %s: %s\n", p, strerror(errno));
     FILE *out = seg ? fopen(out_path, "w") : NULL;
     size_t aligned = 0, words = 0, failed = 0;
+    if (seg && !out)
+        fprintf(stderr, "asr-tool align: cannot write %s: %s\n", out_path, strerror(errno));
     if (out) {
         fprintf(out, "path\tword\tstart_s\tend_s\tspeaker\n");
         char line[16384];
@@ -286,27 +321,15 @@ int asr_align_an4(const char *an4, const char *out_path)
                 failed++;
         }
         rc = fclose(out) == 0 ? 0 : -1;
-    } else {
-        fprintf(stderr, "asr-tool align: cannot write %s: %s\n", out_path, strerror(errno));
+        if (rc)
+            fprintf(stderr, "asr-tool align: cannot write %s: %s\n", out_path, strerror(errno));
     }
     if (seg)
         fclose(seg);
     fprintf(stderr, "asr-tool align: %zu AN4 utterances aligned (%zu words) into %s; %zu left "
                     "out (a word not in pocketsphinx's dictionary: %zu, not aligned: %zu)\n",
             aligned, words, out_path, skipped + failed + (n - written), skipped, failed);
-    /* the temporary files */
-    for (size_t i = 0; i < n; i++) {
-        snprintf(p, sizeof p, "%s/u%04zu.wav", dir, i);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/u%04zu.fsg", dir, i);
-        unlink(p);
-    }
-    const char *left[] = {"ctl", "hyp", "hypseg", "log"};
-    for (size_t k = 0; k < 4; k++) {
-        snprintf(p, sizeof p, "%s/%s", dir, left[k]);
-        unlink(p);
-    }
-    rmdir(dir);
+    remove_tmp(dir, n, false);
     free(u);
     return rc;
 }

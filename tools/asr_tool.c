@@ -112,6 +112,7 @@
 #include "tools/asr_tool.h"
 #include "tts/tts.h"
 
+#include <errno.h>
 #include <math.h>
 #include <samplerate.h>
 #include <stdio.h>
@@ -504,6 +505,15 @@ static char *next_field(char **p)
    to 0 mod 4, and flite's rms. The held-out request sets are spoken by them:
    variants hashing to 0 mod 8 (and rms) for the test set, the others for the
    validation set the decision rule is tuned on. */
+/* The split of a speaker (or a clip, keyed by its path): FNV-1a mod 10, 0-1
+   test (2), 2 validation (1), the rest training (0). Speech Commands and AN4
+   share it. */
+static int split_of(const char *key)
+{
+    const uint32_t h = hash_str(key) % 10;
+    return h < 2 ? 2 : h == 2 ? 1 : 0;
+}
+
 static bool variant_held_out(const char *name) { return hash_str(name) % 4 == 0; }
 static const char *const FLITE_TRAIN[] = {"kal16", "awb", "slt", "kal"};
 
@@ -982,6 +992,7 @@ static long an4_words(const char *data_dir, const char *align_path, const char *
     snprintf(path, sizeof path, "%s/test_an4.tsv", out);
     FILE *te = fopen(path, "w");
     if (!te) {
+        fprintf(stderr, "asr-tool data: cannot write %s: %s\n", path, strerror(errno));
         fclose(f);
         return -1;
     }
@@ -1007,8 +1018,7 @@ static long an4_words(const char *data_dir, const char *align_path, const char *
             continue;
         int label = class_of(word);
         bool letter = strlen(word) == 1;
-        uint32_t h = hash_str(spk) % 10;
-        int split = h < 2 ? 2 : h == 2 ? 1 : 0;
+        const int split = split_of(spk);
         if (letter && urand() >= letter_p)
             continue;
         /* 50 ms either side of pocketsphinx's word */
@@ -1069,8 +1079,15 @@ static int cmd_data(int argc, char **argv)
             ctc_mode = true;
         else if (!strcmp(argv[a], "--an4") && a + 1 < argc)
             an4_align = argv[++a];
-        else if (!strcmp(argv[a], "--an4-letters") && a + 1 < argc)
-            letter_p = atof(argv[++a]);
+        else if (!strcmp(argv[a], "--an4-letters") && a + 1 < argc) {
+            char *end = NULL;
+            const char *v = argv[++a];
+            letter_p = strtod(v, &end);
+            if (end == v || *end || !(letter_p >= 0 && letter_p <= 1)) {
+                fprintf(stderr, "asr-tool data: --an4-letters takes a share 0..1, not '%s'\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[a], "--pauses") && a + 1 < argc) {
             char *end = NULL;
             const char *v = argv[++a];
@@ -1125,9 +1142,7 @@ static int cmd_data(int argc, char **argv)
             if (!abs)
                 continue;
             bool is_sil = !strcmp(label12, "_silence_");
-            int split; /* 0 train, 1 valid, 2 test */
-            uint32_t h = hash_str(is_sil ? rel : (spk ? spk : rel)) % 10;
-            split = h < 2 ? 2 : h == 2 ? 1 : 0;
+            const int split = split_of(is_sil ? rel : (spk ? spk : rel)); /* 2 test, 1 valid */
             if (split == 2) {
                 fprintf(tsc, "%s\t%s\t%s\t%s\n", abs, label12, word ? word : "", spk ? spk : "");
                 counts[2]++;
@@ -1776,7 +1791,6 @@ static int cmd_lm(int argc, char **argv)
 static int cmd_merge(int argc, char **argv)
 {
     const char *out = NULL;
-    const st_asr *m[64];
     st_asr *own[64];
     size_t k = 0;
     int rc = 1;
@@ -1791,7 +1805,6 @@ static int cmd_merge(int argc, char **argv)
                     k == 64 ? "more than 64 members" : st_errmsg());
             goto done;
         }
-        m[k] = own[k];
         k++;
     }
     if (!out || k == 0) {
@@ -1799,7 +1812,7 @@ static int cmd_merge(int argc, char **argv)
         goto done;
     }
     int err = 0;
-    st_asr *e = st_asr_ensemble(m, k, &err);
+    st_asr *e = st_asr_ensemble((const st_asr *const *)own, k, &err);
     if (!e || st_asr_save(e, out) != ST_OK) {
         fprintf(stderr, "asr-tool merge: %s\n", st_errmsg());
     } else {
