@@ -562,6 +562,8 @@ st_train_params st_train_default_params(void)
         .ctc_blank = 0,
         .rate_reg = 0.0f,
         .rate_target = 0.02f,
+        .onset_weight = 1.0f,
+        .offset_weight = 1.0f,
         .optimizer = ST_TRAIN_ADAM,
         .lr = 1e-3f,
         .lr_min = 0.0f,
@@ -601,6 +603,8 @@ static int check_params(const st_train_params *p, const st_train_model *m)
     FINITE(clip_norm, 0.0f, 1e30f, "a number >= 0 (0: off)");
     FINITE(rate_reg, 0.0f, 1e6f, "a number >= 0 (0: off)");
     FINITE(rate_target, 0.0f, 1.0f, "a rate in [0, 1]");
+    FINITE(onset_weight, 0.0f, 1e6f, "a number >= 0 (1: the onset weighs as any step)");
+    FINITE(offset_weight, 0.0f, 1e6f, "a number >= 0 (1: the offset weighs as any step)");
 #undef FINITE
     if (p->batch == 0)
         return st_error(ST_ERR_INVALID, "batch must be at least 1 sample");
@@ -1187,11 +1191,26 @@ static int chunk_loss(st_train *tr, tr_ws *w, const st_train_data *d, const size
             size_t L, hits = 0;
             const int32_t *lab = st_train_data_labels(d, idx[r], &L);
             const float st = scale / (float)T;
+            /* steps since the label turned to its value; `after` whether that
+               was the end of a run of another label (an offset, for label 0) */
+            size_t run = 0;
+            bool after = false;
             loss = 0;
             for (size_t t = 0; t < T; t++) {
                 int32_t pred;
-                loss += tr_ce_loss(ST_TRAIN_LOSS_CE_LAST, y + (t * R + r) * K, R * K, 1, K, lab[t],
-                                   st, gy ? gy + (t * R + r) * K : NULL, &pred);
+                if (t > 0 && lab[t - 1] == lab[t])
+                    run++;
+                else {
+                    run = 0;
+                    after = t > 0;
+                }
+                float wt = 1.0f;
+                if (lab[t] != 0 && run < p->onset_steps)
+                    wt = p->onset_weight;
+                else if (lab[t] == 0 && after && run < p->offset_steps)
+                    wt = p->offset_weight;
+                loss += wt * tr_ce_loss(ST_TRAIN_LOSS_CE_LAST, y + (t * R + r) * K, R * K, 1, K,
+                                        lab[t], st * wt, gy ? gy + (t * R + r) * K : NULL, &pred);
                 hits += pred == lab[t];
             }
             loss /= (double)T;

@@ -313,12 +313,21 @@ typedef struct {
        any thread count draws the same masks. Never on evaluation. 0: off. */
     uint32_t mask_freq, mask_freq_width;
     uint32_t mask_time, mask_time_width;
+    /* ce_frame: the first onset_steps steps of every run of a label other
+       than 0 weigh onset_weight in the loss, and the first offset_steps
+       steps of label 0 after a run of another label weigh offset_weight
+       (the others 1). A detector's onsets and offsets are a few frames
+       among thousands; these say how much being late to one costs. 0 steps
+       (default): every step weighs 1. */
+    uint32_t onset_steps, offset_steps;
+    float onset_weight, offset_weight;
 } st_train_params;
 
 /*  superspike (alpha 100), detach_reset, ce_max, blank 0, no rate
     regulariser (target 0.02), adam, lr 1e-3, lr_min 0, no warm-up, no
     decay, betas 0.9/0.999, eps 1e-8, no weight decay, no clipping, batch
-    32, chunk 8, threads 0, event driven, seed 1, no masks. */
+    32, chunk 8, threads 0, event driven, seed 1, no masks, no onset
+    or offset weight (onset_steps, offset_steps 0; the weights 1). */
 st_train_params st_train_default_params(void);
 
 typedef struct st_train st_train;

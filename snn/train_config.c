@@ -268,7 +268,12 @@ static int key_loss(st_train_config *c, const where *w, const char *k, const cha
     WHOLE("blank", 0, 1e6, p->ctc_blank);
     NUM("rate_reg", 0, 1e6, p->rate_reg);
     NUM("rate_target", 0, 1, p->rate_target);
-    return bad(w, k, "unknown key; [loss] takes type, blank, rate_reg, rate_target");
+    WHOLE("onset_steps", 0, 100000, p->onset_steps);
+    NUM("onset_weight", 0, 1e6, p->onset_weight);
+    WHOLE("offset_steps", 0, 100000, p->offset_steps);
+    NUM("offset_weight", 0, 1e6, p->offset_weight);
+    return bad(w, k, "unknown key; [loss] takes type, blank, rate_reg, rate_target, onset_steps, "
+               "onset_weight, offset_steps, offset_weight");
 }
 
 static int key_optimizer(st_train_config *c, const where *w, const char *k, const char *v)

@@ -369,6 +369,17 @@ static void test_fd_ce_frame(void)
              5, 12, 4, FRAME_LABELS, false, NULL);
 }
 
+/* ce_frame with the onsets weighted: the gradient is still the loss's */
+static void test_fd_ce_frame_onset(void)
+{
+    fd_check("ce_frame onset", FD_HEAD "[loss]\ntype = ce_frame\nonset_steps = 2\n"
+             "offset_steps = 1\nonset_weight = 4\noffset_weight = 3\n"
+             "[layer hid]\nneurons = 8\nmodel = lsnn\nrecurrent = yes\nv_th = 0.3\n"
+             "init_scale = 4\n"
+             "[layer out]\nneurons = 2\nmodel = li\ninit_scale = 3\n",
+             5, 12, 4, FRAME_LABELS, false, NULL);
+}
+
 /* ---- PyTorch fixtures ------------------------------------------------------------------ */
 
 typedef struct {
@@ -911,6 +922,53 @@ static void expect_refusal(const char *text, size_t n_in, const char *needle)
 #define GOOD_DATA "[data]\ntask = bands\nsamples = 8\nsteps = 20\nchannels = 8\nclasses = 2\n"
 #define GOOD_OUT "[layer out]\nneurons = 2\nmodel = li\n"
 
+/* The loss of a frame-tagging net with onset weights (labels in runs of 3
+   steps: 0 0 0 1 1 1 ...). Weighting every step of label 1 by w makes the
+   loss L0 + w (L1 - L0), with L0 the steps of label 0 alone and L1 the
+   unweighted loss; weighting only the first step of each run lands
+   strictly between the unweighted loss and the all-steps one. */
+static double onset_loss(const char *loss_keys)
+{
+    char text[512];
+    snprintf(text, sizeof text, "[data]\ntask = bands\n[train]\nseed = 3\n[loss]\n"
+             "type = ce_frame\n%s[layer hid]\nneurons = 8\nmodel = lsnn\nrecurrent = yes\n"
+             "v_th = 0.3\ninit_scale = 4\n[layer out]\nneurons = 2\nmodel = li\n"
+             "init_scale = 3\n", loss_keys);
+    rig r;
+    if (!rig_make(&r, text, 5, 1, NULL))
+        return NAN;
+    st_train_data *d = random_data(4, 12, 5, 2, FRAME_LABELS, false, 7);
+    st_train_stats e;
+    st_train_evaluate(r.tr, d, &e);
+    st_train_data_destroy(&d);
+    rig_free(&r);
+    return e.loss;
+}
+
+static void test_onset_weight(void)
+{
+    const double l1 = onset_loss(""), same = onset_loss("onset_steps = 3\nonset_weight = 1\n");
+    const double l0 = onset_loss("onset_steps = 3\nonset_weight = 0\n");
+    const double l3 = onset_loss("onset_steps = 3\nonset_weight = 3\n");
+    const double first = onset_loss("onset_steps = 1\nonset_weight = 3\n");
+    CU_ASSERT_DOUBLE_EQUAL(same, l1, 1e-12);
+    CU_ASSERT(l0 > 0 && l0 < l1);
+    CU_ASSERT_DOUBLE_EQUAL(l3, l0 + 3 * (l1 - l0), 1e-5 * l3);
+    CU_ASSERT(first > l1 + 1e-4 && first < l3 - 1e-4);
+    /* the offsets: label 0 after a run of 1 (not the 0s a sample opens with) */
+    const double o0 = onset_loss("offset_steps = 3\noffset_weight = 0\n");
+    const double o3 = onset_loss("offset_steps = 3\noffset_weight = 3\n");
+    const double both = onset_loss("onset_steps = 3\nonset_weight = 0\n"
+                                   "offset_steps = 3\noffset_weight = 0\n");
+    CU_ASSERT(o0 > 0 && o0 < l1);
+    CU_ASSERT_DOUBLE_EQUAL(o3, o0 + 3 * (l1 - o0), 1e-5 * o3);
+    CU_ASSERT(both > 0 && both < o0 && both < l0); /* the 0s that open a sample are left */
+    CU_ASSERT_DOUBLE_EQUAL(l1 - both, (l1 - l0) + (l1 - o0), 1e-5 * l1);
+    expect_refusal(GOOD_DATA GOOD_OUT "[loss]\nonset_weight = -1\n", 0, "onset_weight");
+    expect_refusal(GOOD_DATA GOOD_OUT "[loss]\nonset_steps = many\n", 0, "onset_steps");
+    expect_refusal(GOOD_DATA GOOD_OUT "[loss]\noffset_weight = inf\n", 0, "offset_weight");
+}
+
 static void test_bad_configs(void)
 {
     expect_refusal(GOOD_DATA GOOD_OUT "[optimizer]\nlr = fast\n", 0,
@@ -1283,6 +1341,8 @@ CU_TestInfo st_tests_train[] = {
     {"fd_delay", test_fd_delay},
     {"fd_ctc", test_fd_ctc},
     {"fd_ce_frame", test_fd_ce_frame},
+    {"fd_ce_frame_onset", test_fd_ce_frame_onset},
+    {"onset_weight", test_onset_weight},
     {"torch_fixtures", test_torch_fixtures},
     {"ctc_bruteforce", test_ctc_bruteforce},
     {"ce_losses", test_ce_losses},

@@ -15,6 +15,11 @@
           augmented K times: speed 0.88-1.12, gain, noise from `_silence_`
           at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.
           Without the shared data, only the synthetic words are used.
+          --sc-aug K3: Speech Commands' training clips get K3 augmented
+          copies instead of K (the human words a smaller share otherwise).
+          --norm FILE: normalise by FILE (another folder's norm.stf) instead
+          of this set's own statistics, so that nets trained on the two
+          folders can be merged.
           --requests R (--per-config Q, 12; --request-aug K2, 1 augmented
           copy of each request): words in context too: R voice
           configurations each speak Q whole requests of the agent's domain
@@ -430,6 +435,25 @@ static float *load16k(const char *path, size_t *n)
     }
     st_audio_free(&a);
     return y;
+}
+
+/* The normalisation of another data folder (norm.stf), so that nets trained
+   on this data merge with nets trained on that (asr-tool merge). */
+static int load_norm(const char *path, float *mean, float *std)
+{
+    int err = ST_OK;
+    st_tensor_file *nf = st_tensor_file_load(path, &err);
+    if (!nf)
+        return err;
+    st_tensor tm, ts;
+    uint64_t dims[1] = {MELS};
+    if ((err = st_tensor_file_expect(nf, "feat_mean", ST_DTYPE_F32, 1, dims, &tm)) == ST_OK &&
+        (err = st_tensor_file_expect(nf, "feat_std", ST_DTYPE_F32, 1, dims, &ts)) == ST_OK) {
+        memcpy(mean, tm.data, MELS * sizeof *mean);
+        memcpy(std, ts.data, MELS * sizeof *std);
+    }
+    st_tensor_file_destroy(&nf);
+    return err;
 }
 
 /* One clip -> the sets: the original (train or valid), plus K augmented copies (train). */
@@ -1054,7 +1078,8 @@ static int cmd_data(int argc, char **argv)
 {
     const char *data_dir = "../shared/data", *out = "build/asr", *an4_align = NULL;
     double letter_p = 0.25;
-    int n_configs = 60, aug = 1, n_req = 0, per_req = 12, req_aug = 1;
+    const char *norm_from = NULL;
+    int n_configs = 60, aug = 1, n_req = 0, per_req = 12, req_aug = 1, sc_aug = -1;
     long max_clips = 0;
     for (int a = 2; a < argc; a++) {
         if (!strcmp(argv[a], "--data-dir") && a + 1 < argc)
@@ -1071,6 +1096,17 @@ static int cmd_data(int argc, char **argv)
             per_req = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--request-aug") && a + 1 < argc)
             req_aug = atoi(argv[++a]);
+        else if (!strcmp(argv[a], "--sc-aug") && a + 1 < argc) {
+            char *end = NULL;
+            const char *v = argv[++a];
+            long k = strtol(v, &end, 10);
+            if (end == v || *end || k < 0 || k > 16) {
+                fprintf(stderr, "asr-tool data: --sc-aug takes a count 0..16, not '%s'\n", v);
+                return 2;
+            }
+            sc_aug = (int)k;
+        } else if (!strcmp(argv[a], "--norm") && a + 1 < argc)
+            norm_from = argv[++a];
         else if (!strcmp(argv[a], "--max-clips") && a + 1 < argc)
             max_clips = atol(argv[++a]);
         else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
@@ -1173,7 +1209,7 @@ static int cmd_data(int argc, char **argv)
             }
             int label = class_of(word && *word ? word : label12);
             if (split == 0)
-                add_clip(&train, y, n, label, aug, true, false);
+                add_clip(&train, y, n, label, sc_aug >= 0 ? sc_aug : aug, true, false);
             else
                 add_clip(&valid, y, n, label, 0, true, false);
             counts[split]++;
@@ -1274,6 +1310,10 @@ static int cmd_data(int argc, char **argv)
         double var = sq[c] / (double)cnt - (double)mean[c] * mean[c];
         std[c] = (float)sqrt(var > 1e-6 ? var : 1e-6);
     }
+    if (norm_from && (err = load_norm(norm_from, mean, std)) != ST_OK) {
+        fprintf(stderr, "asr-tool data: --norm %s: %s\n", norm_from, st_errmsg());
+        return 1;
+    }
     st_tensor_file *nf = st_tensor_file_new("asr-norm", &err);
     uint64_t dims[1] = {MELS};
     st_tensor_file_add(nf, "feat_mean", ST_DTYPE_F32, 1, dims, mean);
@@ -1315,30 +1355,21 @@ static int cmd_data(int argc, char **argv)
 static int save_model(const st_train_model *m, const char *norm_path, const char *out,
                       st_asr_pool pool)
 {
-    int err = ST_OK;
-    st_tensor_file *nf = st_tensor_file_load(norm_path, &err);
-    if (!nf)
+    float mean[MELS], std[MELS];
+    int err = load_norm(norm_path, mean, std);
+    if (err != ST_OK)
         return err;
-    st_tensor tm, ts;
-    uint64_t dims[1] = {MELS};
-    st_asr *asr = NULL;
-    st_snn_net *net = NULL;
-    if ((err = st_tensor_file_expect(nf, "feat_mean", ST_DTYPE_F32, 1, dims, &tm)) ||
-        (err = st_tensor_file_expect(nf, "feat_std", ST_DTYPE_F32, 1, dims, &ts)))
-        goto done;
-    net = st_train_export(m, &err);
+    st_snn_net *net = st_train_export(m, &err);
     if (!net)
-        goto done;
+        return err;
     st_asr_frontend_info fi = {.n_mels = MELS, .hop_ms = 10, .window_ms = 25};
-    asr = st_asr_new(&net, (const char *const *)CLASSES, N_CLASSES, tm.data, ts.data, MELS, &fi,
-                     &err);
+    st_asr *asr = st_asr_new(&net, (const char *const *)CLASSES, N_CLASSES, mean, std, MELS, &fi,
+                             &err);
     if (asr) {
         st_asr_set_pool(asr, pool);
         err = st_asr_save(asr, out);
     }
-done:
     st_asr_destroy(&asr);
-    st_tensor_file_destroy(&nf);
     return err;
 }
 
