@@ -944,11 +944,47 @@ static void test_an4_align(void)
     free(out);
 }
 
+/* asr-tool data's options that change the mix refuse bad values by name,
+   before any work */
+static void test_data_options(void)
+{
+    char dir[] = "/tmp/st_asr_opts_XXXXXX", cmd[1024];
+    if (!mkdtemp(dir)) {
+        CU_FAIL("mkdtemp");
+        return;
+    }
+    const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
+    char tool[512];
+    snprintf(tool, sizeof tool, "%s/asr-tool", build);
+    if (access(tool, X_OK) != 0) {
+        st_test_skip("asr:data_options", "build/asr-tool not built (make test builds it)");
+        rmdir(dir);
+        return;
+    }
+    int status;
+    snprintf(cmd, sizeof cmd, "%s data --sc-aug lots --out %s/d 2>&1", tool, dir);
+    char *out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--sc-aug takes a count 0..16, not 'lots'"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s data --data-dir /nonexistent --out %s/d --norm %s/none.stf 2>&1",
+             tool, dir, dir);
+    out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--norm") && strstr(out, "none.stf"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "test ! -e %s/d", dir); /* nothing was written */
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 CU_TestInfo st_tests_asr[] = {
     {"decider", test_decider},
     {"unknown_is_never_a_word", test_unknown_is_never_a_word},
     {"file_round_trip", test_file_round_trip},
     {"ensemble", test_ensemble},
+    {"data_options", test_data_options},
     {"smoke_recipe_and_eval", test_smoke_recipe_and_eval},
     {"ctc_empty_labels", test_ctc_empty_labels},
     {"ctc_clip_and_stream", test_ctc_clip_and_stream},

@@ -1137,6 +1137,11 @@ static int cmd_data(int argc, char **argv)
             return 2;
         }
     }
+    float norm_mean[MELS], norm_std[MELS];
+    if (norm_from && load_norm(norm_from, norm_mean, norm_std) != ST_OK) {
+        fprintf(stderr, "asr-tool data: --norm %s: %s\n", norm_from, st_errmsg());
+        return 1;
+    }
     mkdir(out, 0755);
     int err = 0;
     st_frontend_params fp = st_frontend_default_params();
@@ -1310,9 +1315,9 @@ static int cmd_data(int argc, char **argv)
         double var = sq[c] / (double)cnt - (double)mean[c] * mean[c];
         std[c] = (float)sqrt(var > 1e-6 ? var : 1e-6);
     }
-    if (norm_from && (err = load_norm(norm_from, mean, std)) != ST_OK) {
-        fprintf(stderr, "asr-tool data: --norm %s: %s\n", norm_from, st_errmsg());
-        return 1;
+    if (norm_from) {
+        memcpy(mean, norm_mean, sizeof mean);
+        memcpy(std, norm_std, sizeof std);
     }
     st_tensor_file *nf = st_tensor_file_new("asr-norm", &err);
     uint64_t dims[1] = {MELS};
