@@ -147,7 +147,8 @@ typedef struct {
 } energy;
 
 /* A recognizer's input: the front end's frames of o->audio (default: the
-   shared data's jfk.flac), n_features each; NULL after an error printed. */
+   shared data's jfk.flac), n_features each, normalised as the net takes them
+   (st_asr_normalise_clip); NULL after an error printed. */
 static float *recognizer_input(const st_asr *asr, options *o, char *buf, size_t cap,
                                size_t *n_frames)
 {
@@ -180,6 +181,8 @@ static float *recognizer_input(const st_asr *asr, options *o, char *buf, size_t 
                  err ? st_errmsg() : "too short");
         free(feat);
         feat = NULL;
+    } else {
+        st_asr_normalise_clip(asr, feat, *n_frames, feat); /* as the net takes them */
     }
     st_frontend_destroy(&fe);
     free(pcm);
@@ -350,7 +353,7 @@ int st_cmd_snn_profile(int argc, char **argv)
     const double t0 = st_now_s();
     for (long s = 0; s < o.steps; s++) {
         if (feat)
-            st_asr_normalise(asr, feat + (size_t)s * n_in, x);
+            memcpy(x, feat + (size_t)s * n_in, n_in * sizeof *x);
         else
             fill_input(x, n_in, &o, &seed);
         st_snn_step(net, st, x);

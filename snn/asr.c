@@ -27,6 +27,7 @@ struct st_asr {
     float *mean, *std;
     st_asr_frontend_info fe;
     st_asr_pool pool;
+    bool cmn;                      /* less the mean of the frames classified ("cmn") */
     bool has_stream;               /* tuned decision rule stored ("stream") */
     float *lm;                     /* ctc: the word bigram ("lm"), NULL none */
     st_asr_lm_params lm_p;         /* its settings ("lm_rule") */
@@ -39,6 +40,7 @@ struct st_asr_stream {
     st_snn_state *state;
     float *prob;
     float *ring;       /* the last ST_ASR_WINDOW normalised frames (ctc: replayed on a restart) */
+    float *cmn;        /* cmn: the window's mean, then one frame less it */
     size_t count;      /* frames pushed since reset */
     uint64_t first;    /* stamp of the first frame */
     size_t tail;       /* frames at the window's end that are pooled; 0 all */
@@ -164,6 +166,8 @@ int st_asr_save(const st_asr *self, const char *path)
         (err = st_tensor_file_add(f, "feat_mean", ST_DTYPE_F32, 1, dims, self->mean)) != ST_OK ||
         (err = st_tensor_file_add(f, "feat_std", ST_DTYPE_F32, 1, dims, self->std)) != ST_OK)
         goto done;
+    if (self->cmn && (err = st_tensor_file_add_string(f, "cmn", "clip")) != ST_OK)
+        goto done;
     if (self->has_stream) {
         char rule[160];
         const st_asr_decider_params *q = &self->stream_p;
@@ -232,6 +236,9 @@ static const char *ensemble_misfit(const st_asr *x, const st_asr *m0)
         return "has another front end than member 0";
     if (x->pool != m0->pool)
         return "pools otherwise than member 0";
+    if (x->cmn != m0->cmn)
+        return x->cmn ? "subtracts the clip's mean (cmn) and member 0 does not"
+                      : "does not subtract the clip's mean (cmn) as member 0 does";
     return NULL;
 }
 
@@ -271,6 +278,7 @@ st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
         goto done;
     /* member 0's pooling, stored rule and bigram */
     st_asr_set_pool(a, m0->pool);
+    a->cmn = m0->cmn;
     st_asr_set_stream(a, m0->has_stream ? &m0->stream_p : NULL, m0->stream_tail);
     if (m0->lm && (rc = st_asr_set_lm(a, m0->lm, &m0->lm_p)) != ST_OK)
         st_asr_destroy(&a);
@@ -376,6 +384,17 @@ st_asr *st_asr_load(const char *path, int *err)
         else if (!strcmp(pool, "ctc"))
             a->pool = ST_ASR_POOL_CTC;
     }
+    char cmn[16];
+    if (st_tensor_file_string(f, "cmn", cmn, sizeof cmn) == ST_OK) {
+        if (strcmp(cmn, "clip") != 0 || a->pool == ST_ASR_POOL_CTC) {
+            rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': '%s' %s", path, cmn,
+                          strcmp(cmn, "clip") ? "is not a normalisation (only 'clip')"
+                                              : "on a ctc model (cmn needs whole windows)");
+            st_asr_destroy(&a);
+            goto fail;
+        }
+        a->cmn = true;
+    }
     char rule[160];
     if (st_tensor_file_string(f, "stream", rule, sizeof rule) == ST_OK) {
         st_asr_decider_params q;
@@ -431,6 +450,16 @@ st_asr_decider_params st_asr_stream_params(const st_asr *self, size_t *tail)
 }
 st_asr_pool st_asr_default_pool(const st_asr *self) { return self->pool; }
 void st_asr_set_pool(st_asr *self, st_asr_pool pool) { self->pool = pool; }
+bool st_asr_cmn(const st_asr *self) { return self->cmn; }
+
+int st_asr_set_cmn(st_asr *self, bool on)
+{
+    if (on && self->pool == ST_ASR_POOL_CTC)
+        return st_error(ST_ERR_INVALID, "cmn: a ctc model steps frame by frame; the mean of "
+                        "the frames it classifies is not known then (set a pool of max or mean)");
+    self->cmn = on;
+    return ST_OK;
+}
 size_t st_asr_features(const st_asr *self) { return self->n_features; }
 const st_asr_frontend_info *st_asr_frontend(const st_asr *self) { return &self->fe; }
 const st_snn_net *st_asr_net(const st_asr *self) { return self->net; }
@@ -464,6 +493,23 @@ void st_asr_normalise(const st_asr *a, const float *frame, float *x)
 {
     for (size_t i = 0; i < a->n_features; i++)
         x[i] = (frame[i] - a->mean[i]) / a->std[i];
+}
+
+void st_asr_normalise_clip(const st_asr *a, const float *frames, size_t n, float *x)
+{
+    const size_t nf = a->n_features;
+    for (size_t t = 0; t < n; t++)
+        st_asr_normalise(a, frames + t * nf, x + t * nf);
+    if (!a->cmn || n == 0)
+        return;
+    for (size_t i = 0; i < nf; i++) { /* feature by feature: no scratch */
+        float mean = 0;
+        for (size_t t = 0; t < n; t++)
+            mean += x[t * nf + i];
+        mean /= (float)n;
+        for (size_t t = 0; t < n; t++)
+            x[t * nf + i] -= mean;
+    }
 }
 
 /* prob = softmax(o) over n classes */
@@ -526,10 +572,23 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
         free(x);
         return best;
     }
+    float *xs = NULL; /* cmn: the whole clip, normalised */
+    if (self->cmn && n_frames) {
+        xs = malloc(n_frames * self->n_features * sizeof *xs);
+        if (!xs) {
+            st_snn_state_destroy(&s);
+            free(x);
+            return ST_ERR_NOMEM;
+        }
+        st_asr_normalise_clip(self, frames, n_frames, xs);
+    }
     for (size_t k = 0; k < self->n_classes; k++)
         acc[k] = pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
     for (size_t t = 0; t < n_frames; t++) {
-        st_asr_normalise(self, frames + t * self->n_features, x);
+        if (xs)
+            memcpy(x, xs + t * self->n_features, self->n_features * sizeof *x);
+        else
+            st_asr_normalise(self, frames + t * self->n_features, x);
         st_snn_step(self->net, s, x);
         const float *o = st_snn_state_output(s, self->out_node, NULL);
         for (size_t k = 0; k < self->n_classes; k++) {
@@ -550,6 +609,7 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
     }
     st_snn_state_destroy(&s);
     free(x);
+    free(xs);
     return best;
 }
 
@@ -690,7 +750,8 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
     s->prob = malloc(asr->n_classes * sizeof *s->prob);
     s->ring = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->ring);
     s->rise = malloc(asr->n_classes * sizeof *s->rise);
-    if (!s->prob || !s->ring || !s->rise)
+    s->cmn = malloc(2 * asr->n_features * sizeof *s->cmn);
+    if (!s->prob || !s->ring || !s->rise || !s->cmn)
         goto fail;
     for (size_t k = 0; k < asr->n_classes; k++)
         s->rise[k] = RISE_NONE;
@@ -720,6 +781,7 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
     st_asr_stream *s = *self_p;
     st_snn_state_destroy(&s->state);
     st_asr_beam_destroy(&s->beam);
+    free(s->cmn);
     free(s->prob);
     free(s->ring);
     free(s->rise);
@@ -831,8 +893,24 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
     for (size_t k = 0; k < a->n_classes; k++)
         acc[k] = a->pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
     size_t pool_from = self->tail && self->tail < n ? self->count - self->tail : self->count - n;
+    float *mean = self->cmn, *xc = self->cmn + nf;
+    if (a->cmn) { /* the window's mean, as the clip's in training */
+        for (size_t i = 0; i < nf; i++)
+            mean[i] = 0;
+        for (size_t t = self->count - n; t < self->count; t++)
+            for (size_t i = 0; i < nf; i++)
+                mean[i] += self->ring[(t % ST_ASR_WINDOW) * nf + i];
+        for (size_t i = 0; i < nf; i++)
+            mean[i] /= (float)n;
+    }
     for (size_t t = self->count - n; t < self->count; t++) {
-        st_snn_step(a->net, self->state, self->ring + (t % ST_ASR_WINDOW) * nf);
+        const float *x = self->ring + (t % ST_ASR_WINDOW) * nf;
+        if (a->cmn) {
+            for (size_t i = 0; i < nf; i++)
+                xc[i] = x[i] - mean[i];
+            x = xc;
+        }
+        st_snn_step(a->net, self->state, x);
         if (t < pool_from)
             continue;
         const float *o = st_snn_state_output(self->state, a->out_node, NULL);

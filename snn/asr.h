@@ -119,6 +119,18 @@ const st_snn_net *st_asr_net(const st_asr *self);
 /*  One front-end frame (st_asr_features() values) as the net takes it:
     normalised by the mean and std stored in the file. */
 void st_asr_normalise(const st_asr *self, const float *frame, float *x);
+/*  n frames (n x st_asr_features()) as the net takes them, into x (the same
+    shape): each normalised, then, for a model with cmn, less the mean of the
+    n normalised frames per feature (cepstral mean normalisation over the
+    clip: what a microphone, a room and the gain add to every frame cancels).
+    x may be frames (in place). */
+void st_asr_normalise_clip(const st_asr *self, const float *frames, size_t n, float *x);
+/*  cmn (tensor "cmn" = "clip"): the model was trained on clips less their
+    own mean (asr-tool train --cmn); st_asr_classify subtracts the clip's
+    mean and the windowed stream each window's. Off by default; a ctc model
+    cannot have it (ST_ERR_INVALID: it steps before the mean is known). */
+bool st_asr_cmn(const st_asr *self);
+int st_asr_set_cmn(st_asr *self, bool on);
 /*  The pooling the model was trained for (tensor "pool", "max", "mean" or
     "ctc"; max when the file has none), and setting it before st_asr_save. */
 typedef enum { ST_ASR_POOL_MAX = 0, ST_ASR_POOL_MEAN, ST_ASR_POOL_CTC } st_asr_pool;

@@ -275,6 +275,113 @@ static void test_file_round_trip(void)
     CU_ASSERT_PTR_NULL(a);
 }
 
+/* The file at `path` written again to `out` with tensor "cmn" = value. */
+static void rewrite_cmn(const char *path, const char *out, const char *value)
+{
+    int err = 0;
+    st_tensor_file *f = st_tensor_file_load(path, &err), *g = st_tensor_file_new("asr", &err);
+    CU_ASSERT_FATAL(f && g);
+    for (size_t k = 0; k < st_tensor_file_count(f); k++) {
+        st_tensor t;
+        CU_ASSERT_EQUAL(st_tensor_file_at(f, k, &t), ST_OK);
+        if (strcmp(t.name, "cmn") != 0)
+            CU_ASSERT_EQUAL(st_tensor_file_add(g, t.name, t.dtype, t.ndim, t.dims, t.data), ST_OK);
+    }
+    CU_ASSERT_EQUAL(st_tensor_file_add_string(g, "cmn", value), ST_OK);
+    CU_ASSERT_EQUAL(st_tensor_file_save(g, out), ST_OK);
+    st_tensor_file_destroy(&f);
+    st_tensor_file_destroy(&g);
+}
+
+/* cmn: a model that subtracts each clip's mean classifies a clip and the
+   same clip with a constant added per channel (another microphone, another
+   gain) alike; normalise_clip leaves every channel's mean at 0; the
+   windowed stream gives what st_asr_classify gives on the same second; the
+   setting survives the file; ctc, a bad value in a file and an ensemble
+   with and without it are refused by name. */
+static void test_cmn(void)
+{
+    st_asr *a = hand_model();
+    st_asr_set_pool(a, ST_ASR_POOL_MEAN);
+    CU_ASSERT_FALSE(st_asr_cmn(a));
+    enum { N = ST_ASR_WINDOW };
+    static float f[N * 4], g[N * 4], x[N * 4];
+    const float shift[4] = {2.0f, -1.5f, 0.25f, 3.0f};
+    for (int t = 0; t < N; t++)
+        for (int i = 0; i < 4; i++) {
+            f[t * 4 + i] = (t >= 30 && t < 60 && i == 2 ? 1.5f : 0.0f) +
+                           0.01f * (float)((t * 7 + i * 3) % 11);
+            g[t * 4 + i] = f[t * 4 + i] + shift[i];
+        }
+    float sf[4], sg[4];
+    /* without cmn the shift moves the scores (channel 3 wins) */
+    CU_ASSERT_EQUAL(st_asr_classify(a, f, N, ST_ASR_POOL_MEAN, sf), 2);
+    CU_ASSERT_EQUAL(st_asr_classify(a, g, N, ST_ASR_POOL_MEAN, sg), 3);
+    CU_ASSERT_EQUAL(st_asr_set_cmn(a, true), ST_OK);
+    CU_ASSERT_TRUE(st_asr_cmn(a));
+    CU_ASSERT_EQUAL(st_asr_classify(a, f, N, ST_ASR_POOL_MEAN, sf), 2);
+    CU_ASSERT_EQUAL(st_asr_classify(a, g, N, ST_ASR_POOL_MEAN, sg), 2);
+    for (int k = 0; k < 4; k++)
+        CU_ASSERT_DOUBLE_EQUAL(sf[k], sg[k], 1e-5);
+    st_asr_normalise_clip(a, g, N, x);
+    for (int i = 0; i < 4; i++) {
+        double m = 0;
+        for (int t = 0; t < N; t++)
+            m += x[t * 4 + i];
+        CU_ASSERT(fabs(m / N) < 1e-6);
+    }
+    /* the stream's window of N frames, pooled as classify pools the clip */
+    int err = 0;
+    st_asr_stream *s = st_asr_stream_new(a, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    float prob[4];
+    st_asr_event ev;
+    for (int t = 0; t < N; t++)
+        st_asr_stream_push(s, g + t * 4, (uint64_t)t, &ev, prob);
+    float m = sg[0], sum = 0;
+    for (int k = 1; k < 4; k++)
+        m = sg[k] > m ? sg[k] : m;
+    for (int k = 0; k < 4; k++)
+        sum += expf(sg[k] - m);
+    for (int k = 0; k < 4; k++)
+        CU_ASSERT_DOUBLE_EQUAL(prob[k], expf(sg[k] - m) / sum, 1e-6);
+    st_asr_stream_destroy(&s);
+    /* the file keeps it; a value other than "clip" is refused by name */
+    char path[512], bad[512];
+    st_test_tmpfile(path, sizeof path, "cmn.stm");
+    CU_ASSERT_EQUAL_FATAL(st_asr_save(a, path), ST_OK);
+    st_asr *b = st_asr_load(path, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_TRUE(st_asr_cmn(b));
+    float sb[4];
+    CU_ASSERT_EQUAL(st_asr_classify(b, g, N, ST_ASR_POOL_MEAN, sb), 2);
+    CU_ASSERT_EQUAL(memcmp(sb, sg, sizeof sb), 0);
+    st_test_tmpfile(bad, sizeof bad, "cmn_bad.stm");
+    rewrite_cmn(path, bad, "window");
+    st_asr *c = st_asr_load(bad, &err);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "'cmn'") && strstr(st_errmsg(), "window"));
+    /* an ensemble of a member with it and one without: refused, naming it */
+    st_asr *plain = hand_model();
+    st_asr_set_pool(plain, ST_ASR_POOL_MEAN);
+    st_asr *e = st_asr_ensemble((const st_asr *[]){b, plain}, 2, &err);
+    CU_ASSERT_PTR_NULL(e);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "cmn"));
+    e = st_asr_ensemble((const st_asr *[]){b, a}, 2, &err);
+    CU_ASSERT_PTR_NOT_NULL(e);
+    CU_ASSERT_TRUE(e && st_asr_cmn(e));
+    st_asr_destroy(&e);
+    /* ctc steps frame by frame: no clip mean to subtract */
+    st_asr_set_pool(plain, ST_ASR_POOL_CTC);
+    CU_ASSERT_EQUAL(st_asr_set_cmn(plain, true), ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "ctc"));
+    CU_ASSERT_FALSE(st_asr_cmn(plain));
+    st_asr_destroy(&plain);
+    st_asr_destroy(&b);
+    st_asr_destroy(&a);
+}
+
 /* st_asr_ensemble: two copies of one recognizer classify as it does, to the
    bit, keeping its pooling; members with another normalisation are refused
    by name. */
@@ -984,6 +1091,7 @@ CU_TestInfo st_tests_asr[] = {
     {"unknown_is_never_a_word", test_unknown_is_never_a_word},
     {"file_round_trip", test_file_round_trip},
     {"ensemble", test_ensemble},
+    {"cmn", test_cmn},
     {"data_options", test_data_options},
     {"smoke_recipe_and_eval", test_smoke_recipe_and_eval},
     {"ctc_empty_labels", test_ctc_empty_labels},

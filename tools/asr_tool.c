@@ -66,7 +66,7 @@
                      [--threads T] [--max-steps S] [--lr L] [--loss L]
                      [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
                      [--checkpoint C] [--init C] [--ce-layers] [--max-frames F]
-                     [--mask-freq N:W] [--mask-time N:W] [--seed S]
+                     [--mask-freq N:W] [--mask-time N:W] [--seed S] [--cmn]
           Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
           class) with cross-entropy on the read-out's max over time
           (--loss ce_mean: its mean; --loss ctc on a --ctc set: CTC with
@@ -85,6 +85,9 @@
           by the step of 2 up to 20 that gives the validation set the lowest
           CTC loss). --max-frames F trains (and validates) on the samples
           of at most F frames only (a --ctc set's single words: 130).
+          --cmn: each clip less its own mean per channel (cepstral mean
+          normalisation; the model file says so and st_asr subtracts the
+          mean of each clip or window it classifies; not with ctc).
           --mask-freq N:W / --mask-time N:W: SpecAugment on every training
           step (snn/train.h): N bands of 0 to W mel channels and N
           stretches of 0 to W frames set to the features' mean, drawn
@@ -1358,7 +1361,7 @@ static int cmd_data(int argc, char **argv)
 /* ---- training ---- */
 
 static int save_model(const st_train_model *m, const char *norm_path, const char *out,
-                      st_asr_pool pool)
+                      st_asr_pool pool, bool cmn)
 {
     float mean[MELS], std[MELS];
     int err = load_norm(norm_path, mean, std);
@@ -1372,35 +1375,52 @@ static int save_model(const st_train_model *m, const char *norm_path, const char
                              &err);
     if (asr) {
         st_asr_set_pool(asr, pool);
-        err = st_asr_save(asr, out);
+        err = st_asr_set_cmn(asr, cmn);
+        err = err ? err : st_asr_save(asr, out);
     }
     st_asr_destroy(&asr);
     return err;
 }
 
 /* The samples of *d with at most max_frames steps (--max-frames: the single
-   words of a --ctc set without the whole requests); *d is replaced. */
-static st_train_data *shorter(st_train_data **d, size_t max_frames)
+   words of a --ctc set without the whole requests; 0 all of them), each
+   less its own mean per channel with cmn (--cmn: st_asr_normalise_clip's
+   mean, in the same order of sums); *d is replaced. */
+static st_train_data *reshaped(st_train_data **d, size_t max_frames, bool cmn)
 {
     size_t n = 0, N = st_train_data_count(*d), steps, L;
+    const size_t C = st_train_data_channels(*d);
+    max_frames = max_frames ? max_frames : SIZE_MAX;
     for (size_t k = 0; k < N; k++)
         n += (st_train_data_input(*d, k, &steps), steps <= max_frames);
     int err = 0;
-    st_train_data *out = st_train_data_new(n, st_train_data_max_steps(*d),
-                                           st_train_data_channels(*d), &err);
+    st_train_data *out = st_train_data_new(n, st_train_data_max_steps(*d), C, &err);
+    float *y = out ? malloc(st_train_data_max_steps(*d) * C * sizeof *y) : NULL;
+    if (!y)
+        st_train_data_destroy(&out);
     for (size_t k = 0, j = 0; out && k < N; k++) {
         const float *x = st_train_data_input(*d, k, &steps);
         if (steps > max_frames)
             continue;
+        memcpy(y, x, steps * C * sizeof *y);
+        for (size_t c = 0; cmn && steps && c < C; c++) {
+            float mean = 0;
+            for (size_t t = 0; t < steps; t++)
+                mean += y[t * C + c];
+            mean /= (float)steps;
+            for (size_t t = 0; t < steps; t++)
+                y[t * C + c] -= mean;
+        }
         if (st_train_data_is_seq(*d)) {
             const int32_t *lab = st_train_data_labels(*d, k, &L);
-            err = st_train_data_set_seq(out, j++, x, steps, lab, L);
+            err = st_train_data_set_seq(out, j++, y, steps, lab, L);
         } else {
-            err = st_train_data_set(out, j++, x, steps, st_train_data_label(*d, k));
+            err = st_train_data_set(out, j++, y, steps, st_train_data_label(*d, k));
         }
         if (err)
             st_train_data_destroy(&out);
     }
+    free(y);
     st_train_data_destroy(d);
     return out;
 }
@@ -1421,7 +1441,7 @@ static int cmd_train(int argc, char **argv)
     unsigned threads = 1;
     long max_steps = 0;
     double lr = 3e-3, rate_reg = 0, clip = 1, init_scale = 1;
-    bool ce_layers = false;
+    bool ce_layers = false, cmn = false;
     size_t max_frames = 0;
     int warmup = 50;
     const char *loss = "ce_max", *neuron = "lsnn";
@@ -1457,6 +1477,8 @@ static int cmd_train(int argc, char **argv)
             init_path = argv[++a];
         else if (!strcmp(argv[a], "--ce-layers"))
             ce_layers = true;
+        else if (!strcmp(argv[a], "--cmn"))
+            cmn = true;
         else if (!strcmp(argv[a], "--max-frames") && a + 1 < argc)
             max_frames = (size_t)atol(argv[++a]);
         else if (!strcmp(argv[a], "--clip") && a + 1 < argc)
@@ -1485,6 +1507,11 @@ static int cmd_train(int argc, char **argv)
             return 2;
         }
     }
+    if (cmn && !strcmp(loss, "ctc")) {
+        fprintf(stderr, "asr-tool train: --cmn needs whole clips; a ctc model steps frame by "
+                "frame (use --loss ce_mean or ce_max)\n");
+        return 2;
+    }
     char path[1024], norm[1024];
     int err = 0;
     snprintf(path, sizeof path, "%s/train.std", dir);
@@ -1496,7 +1523,8 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
         return 1;
     }
-    if (max_frames && (!(tr = shorter(&tr, max_frames)) || !(va = shorter(&va, max_frames)))) {
+    if ((max_frames || cmn) &&
+        (!(tr = reshaped(&tr, max_frames, cmn)) || !(va = reshaped(&va, max_frames, cmn)))) {
         fprintf(stderr, "asr-tool train: %s\n", st_errmsg());
         return 1;
     }
@@ -1633,7 +1661,7 @@ static int cmd_train(int argc, char **argv)
         }
         st_train_gradient(t, tr, idx, 32, &s1);
         printf("smoke: loss %.4f -> %.4f after %ld steps\n", s0.loss, s1.loss, max_steps);
-        err = save_model(m, norm, out, pool);
+        err = save_model(m, norm, out, pool, cmn);
     } else {
         for (int e = 0; e < epochs; e++) {
             double t0 = st_now_s();
@@ -1650,7 +1678,7 @@ static int cmd_train(int argc, char **argv)
             }
             if (vs.accuracy > best) {
                 best = vs.accuracy;
-                err = save_model(m, norm, out, pool);
+                err = save_model(m, norm, out, pool, cmn);
                 if (!err && ckpt_path)
                     err = st_train_save(t, ckpt_path, NULL);
                 fprintf(stderr, "saved %s (valid acc %.3f)\n", out, best);
