@@ -500,9 +500,13 @@ void st_asr_normalise_clip(const st_asr *a, const float *frames, size_t n, float
     const size_t nf = a->n_features;
     for (size_t t = 0; t < n; t++)
         st_asr_normalise(a, frames + t * nf, x + t * nf);
-    if (!a->cmn || n == 0)
-        return;
-    for (size_t i = 0; i < nf; i++) { /* feature by feature: no scratch */
+    if (a->cmn)
+        st_asr_subtract_mean(x, n, nf);
+}
+
+void st_asr_subtract_mean(float *x, size_t n, size_t nf)
+{
+    for (size_t i = 0; i < nf && n; i++) { /* feature by feature: no scratch */
         float mean = 0;
         for (size_t t = 0; t < n; t++)
             mean += x[t * nf + i];

@@ -130,6 +130,10 @@ void st_asr_normalise_clip(const st_asr *self, const float *frames, size_t n, fl
     mean and the windowed stream each window's. Off by default; a ctc model
     cannot have it (ST_ERR_INVALID: it steps before the mean is known). */
 bool st_asr_cmn(const st_asr *self);
+/*  The cmn step alone: each of the nf features of the n frames of x (n x nf)
+    less its mean over them (a trainer's clips get exactly what
+    st_asr_normalise_clip does to a clip). */
+void st_asr_subtract_mean(float *x, size_t n, size_t nf);
 int st_asr_set_cmn(st_asr *self, bool on);
 /*  The pooling the model was trained for (tensor "pool", "max", "mean" or
     "ctc"; max when the file has none), and setting it before st_asr_save. */

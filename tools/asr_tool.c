@@ -1403,14 +1403,8 @@ static st_train_data *reshaped(st_train_data **d, size_t max_frames, bool cmn)
         if (steps > max_frames)
             continue;
         memcpy(y, x, steps * C * sizeof *y);
-        for (size_t c = 0; cmn && steps && c < C; c++) {
-            float mean = 0;
-            for (size_t t = 0; t < steps; t++)
-                mean += y[t * C + c];
-            mean /= (float)steps;
-            for (size_t t = 0; t < steps; t++)
-                y[t * C + c] -= mean;
-        }
+        if (cmn)
+            st_asr_subtract_mean(y, steps, C);
         if (st_train_data_is_seq(*d)) {
             const int32_t *lab = st_train_data_labels(*d, k, &L);
             err = st_train_data_set_seq(out, j++, y, steps, lab, L);
