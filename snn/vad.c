@@ -87,10 +87,10 @@ st_vad_params st_vad_default_params(void)
         .warmup_s = 0.2,
         .echo_margin_db = 3,
         .model_path = NULL,
-        .learned_on = 0.85f,
+        .learned_on = 0.95f,
         .learned_off = 0.6f,
         .learned_frames = 1,
-        .learned_hangover_s = 0.05,
+        .learned_hangover_s = 0.08,
     };
 }
 
