@@ -1080,6 +1080,24 @@ static void test_data_options(void)
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--norm") && strstr(out, "none.stf"));
     free(out);
+    /* every number an option takes is checked, by name, before any work */
+    const char *bad[][2] = {
+        {"train --seed x", "--seed takes a number 0..1000000, not 'x'"},
+        {"train --epochs 0", "--epochs takes a count 1..100000, not '0'"},
+        {"train --lr 1e3", "--lr takes a rate"},
+        {"data --configs many", "--configs takes a count"},
+        {"rule --on 1.5", "--on takes a probability 0..1, not '1.5'"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(cmd, sizeof cmd, "%s %s --out %s/d 2>&1", tool, bad[k][0], dir);
+        out = run(cmd, &status);
+        CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+        CU_ASSERT_PTR_NOT_NULL(out && strstr(out, bad[k][1]));
+        if (!out || !strstr(out, bad[k][1]))
+            fprintf(stderr, "\n  asr-tool %s: wanted '%s' in: %s\n", bad[k][0], bad[k][1],
+                    out ? out : "(nothing)");
+        free(out);
+    }
     snprintf(cmd, sizeof cmd, "test ! -e %s/d", dir); /* nothing was written */
     CU_ASSERT_EQUAL(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -121,6 +121,7 @@
 #include "tts/tts.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <samplerate.h>
 #include <stdio.h>
@@ -457,6 +458,35 @@ static int load_norm(const char *path, float *mean, float *std)
     }
     st_tensor_file_destroy(&nf);
     return err;
+}
+
+/* An option's value as a whole number in lo..hi, or exit 2 with a message
+   that names the command, the option and what it takes (before any work). */
+static long whole_arg(const char *cmd, const char *opt, const char *v, long lo, long hi,
+                      const char *what)
+{
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "asr-tool %s: %s takes %s %ld..%ld, not '%s'\n", cmd, opt, what, lo, hi,
+                v);
+        exit(2);
+    }
+    return x;
+}
+
+/* The same for a real number in lo..hi. */
+static double real_arg(const char *cmd, const char *opt, const char *v, double lo, double hi,
+                       const char *what)
+{
+    char *end = NULL;
+    double x = strtod(v, &end);
+    if (end == v || *end || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "asr-tool %s: %s takes %s %g..%g, not '%s'\n", cmd, opt, what, lo, hi, v);
+        exit(2);
+    }
+    return x;
 }
 
 /* One clip -> the sets: the original (train or valid), plus K augmented copies (train). */
@@ -1090,52 +1120,34 @@ static int cmd_data(int argc, char **argv)
         else if (!strcmp(argv[a], "--out") && a + 1 < argc)
             out = argv[++a];
         else if (!strcmp(argv[a], "--configs") && a + 1 < argc)
-            n_configs = atoi(argv[++a]);
+            n_configs = (int)whole_arg("data", "--configs", argv[++a], 0, 100000, "a count");
         else if (!strcmp(argv[a], "--aug") && a + 1 < argc)
-            aug = atoi(argv[++a]);
+            aug = (int)whole_arg("data", "--aug", argv[++a], 0, 16, "a count");
         else if (!strcmp(argv[a], "--requests") && a + 1 < argc)
-            n_req = atoi(argv[++a]);
+            n_req = (int)whole_arg("data", "--requests", argv[++a], 0, 100000, "a count");
         else if (!strcmp(argv[a], "--per-config") && a + 1 < argc)
-            per_req = atoi(argv[++a]);
+            per_req = (int)whole_arg("data", "--per-config", argv[++a], 1, 1000, "a count");
         else if (!strcmp(argv[a], "--request-aug") && a + 1 < argc)
-            req_aug = atoi(argv[++a]);
-        else if (!strcmp(argv[a], "--sc-aug") && a + 1 < argc) {
-            char *end = NULL;
-            const char *v = argv[++a];
-            long k = strtol(v, &end, 10);
-            if (end == v || *end || k < 0 || k > 16) {
-                fprintf(stderr, "asr-tool data: --sc-aug takes a count 0..16, not '%s'\n", v);
-                return 2;
-            }
-            sc_aug = (int)k;
-        } else if (!strcmp(argv[a], "--norm") && a + 1 < argc)
+            req_aug = (int)whole_arg("data", "--request-aug", argv[++a], 0, 16, "a count");
+        else if (!strcmp(argv[a], "--sc-aug") && a + 1 < argc)
+            sc_aug = (int)whole_arg("data", "--sc-aug", argv[++a], 0, 16, "a count");
+        else if (!strcmp(argv[a], "--norm") && a + 1 < argc)
             norm_from = argv[++a];
         else if (!strcmp(argv[a], "--max-clips") && a + 1 < argc)
-            max_clips = atol(argv[++a]);
+            max_clips = whole_arg("data", "--max-clips", argv[++a], 0, 1000000000, "a count");
         else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
-            rng_state ^= strtoull(argv[++a], NULL, 10) * 0x9E3779B97F4A7C15ull;
+            rng_state ^=
+                (uint64_t)whole_arg("data", "--seed", argv[++a], 0, LONG_MAX, "a number") *
+                0x9E3779B97F4A7C15ull;
         else if (!strcmp(argv[a], "--ctc"))
             ctc_mode = true;
         else if (!strcmp(argv[a], "--an4") && a + 1 < argc)
             an4_align = argv[++a];
-        else if (!strcmp(argv[a], "--an4-letters") && a + 1 < argc) {
-            char *end = NULL;
-            const char *v = argv[++a];
-            letter_p = strtod(v, &end);
-            if (end == v || *end || !(letter_p >= 0 && letter_p <= 1)) {
-                fprintf(stderr, "asr-tool data: --an4-letters takes a share 0..1, not '%s'\n", v);
-                return 2;
-            }
-        }
-        else if (!strcmp(argv[a], "--pauses") && a + 1 < argc) {
-            char *end = NULL;
-            const char *v = argv[++a];
-            pause_p = strtod(v, &end);
-            if (end == v || *end || !(pause_p >= 0 && pause_p <= 1)) {
-                fprintf(stderr, "asr-tool data: --pauses takes a share 0..1, not '%s'\n", v);
-                return 2;
-            }
-        } else {
+        else if (!strcmp(argv[a], "--an4-letters") && a + 1 < argc)
+            letter_p = real_arg("data", "--an4-letters", argv[++a], 0, 1, "a share");
+        else if (!strcmp(argv[a], "--pauses") && a + 1 < argc)
+            pause_p = real_arg("data", "--pauses", argv[++a], 0, 1, "a share");
+        else {
             fprintf(stderr, "asr-tool data: unknown option '%s'\n", argv[a]);
             return 2;
         }
@@ -1448,21 +1460,21 @@ static int cmd_train(int argc, char **argv)
         else if (!strcmp(argv[a], "--out") && a + 1 < argc)
             out = argv[++a];
         else if (!strcmp(argv[a], "--epochs") && a + 1 < argc)
-            epochs = atoi(argv[++a]);
+            epochs = (int)whole_arg("train", "--epochs", argv[++a], 1, 100000, "a count");
         else if (!strcmp(argv[a], "--hidden") && a + 1 < argc)
-            hidden = atoi(argv[++a]);
+            hidden = (int)whole_arg("train", "--hidden", argv[++a], 1, 65536, "a count");
         else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
-            threads = (unsigned)atoi(argv[++a]);
+            threads = (unsigned)whole_arg("train", "--threads", argv[++a], 1, 256, "a count");
         else if (!strcmp(argv[a], "--max-steps") && a + 1 < argc)
-            max_steps = atol(argv[++a]);
+            max_steps = whole_arg("train", "--max-steps", argv[++a], 0, LONG_MAX, "a count");
         else if (!strcmp(argv[a], "--lr") && a + 1 < argc)
-            lr = atof(argv[++a]);
+            lr = real_arg("train", "--lr", argv[++a], 1e-9, 10, "a rate");
         else if (!strcmp(argv[a], "--loss") && a + 1 < argc)
             loss = argv[++a];
         else if (!strcmp(argv[a], "--neuron") && a + 1 < argc)
             neuron = argv[++a];
         else if (!strcmp(argv[a], "--layers") && a + 1 < argc)
-            layers = atoi(argv[++a]) == 2 ? 2 : 1;
+            layers = (int)whole_arg("train", "--layers", argv[++a], 1, 2, "a count");
         else if (!strcmp(argv[a], "--log") && a + 1 < argc)
             log_path = argv[++a];
         else if (!strcmp(argv[a], "--checkpoint") && a + 1 < argc)
@@ -1474,17 +1486,18 @@ static int cmd_train(int argc, char **argv)
         else if (!strcmp(argv[a], "--cmn"))
             cmn = true;
         else if (!strcmp(argv[a], "--max-frames") && a + 1 < argc)
-            max_frames = (size_t)atol(argv[++a]);
+            max_frames =
+                (size_t)whole_arg("train", "--max-frames", argv[++a], 0, 100000, "a count");
         else if (!strcmp(argv[a], "--clip") && a + 1 < argc)
-            clip = atof(argv[++a]);
+            clip = real_arg("train", "--clip", argv[++a], 0, 1e6, "a norm");
         else if (!strcmp(argv[a], "--init-scale") && a + 1 < argc)
-            init_scale = atof(argv[++a]);
+            init_scale = real_arg("train", "--init-scale", argv[++a], 1e-6, 1e3, "a scale");
         else if (!strcmp(argv[a], "--rate-reg") && a + 1 < argc)
-            rate_reg = atof(argv[++a]);
+            rate_reg = real_arg("train", "--rate-reg", argv[++a], 0, 1e6, "a weight");
         else if (!strcmp(argv[a], "--warmup") && a + 1 < argc)
-            warmup = atoi(argv[++a]);
+            warmup = (int)whole_arg("train", "--warmup", argv[++a], 0, 1000000000, "a count");
         else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
-            seed = (unsigned)strtoul(argv[++a], NULL, 10);
+            seed = (unsigned)whole_arg("train", "--seed", argv[++a], 0, 1000000, "a number");
         else if ((!strcmp(argv[a], "--mask-freq") || !strcmp(argv[a], "--mask-time")) &&
                  a + 1 < argc) {
             unsigned *mk = argv[a][7] == 'f' ? mask_f : mask_t;
@@ -1701,15 +1714,17 @@ static int cmd_rule(int argc, char **argv)
         if (!strcmp(argv[a], "--model"))
             model = argv[++a];
         else if (!strcmp(argv[a], "--on"))
-            q.on_threshold = (float)atof(argv[++a]);
+            q.on_threshold = (float)real_arg("rule", "--on", argv[++a], 0, 1, "a probability");
         else if (!strcmp(argv[a], "--off"))
-            q.off_threshold = (float)atof(argv[++a]);
+            q.off_threshold =
+                (float)real_arg("rule", "--off", argv[++a], 0, 1, "a probability");
         else if (!strcmp(argv[a], "--min"))
-            q.min_frames = atoi(argv[++a]);
+            q.min_frames = (int)whole_arg("rule", "--min", argv[++a], 1, 1000, "a count");
         else if (!strcmp(argv[a], "--refractory"))
-            q.refractory_frames = atoi(argv[++a]);
+            q.refractory_frames =
+                (int)whole_arg("rule", "--refractory", argv[++a], 0, 1000, "a count");
         else if (!strcmp(argv[a], "--tail"))
-            tail = (size_t)atol(argv[++a]);
+            tail = (size_t)whole_arg("rule", "--tail", argv[++a], 0, 1000, "a count");
         else {
             fprintf(stderr, "asr-tool rule: unknown option '%s'\n", argv[a]);
             return 2;
@@ -1749,21 +1764,21 @@ static int cmd_lm(int argc, char **argv)
         else if (!strcmp(o, "--out"))
             out = v;
         else if (!strcmp(o, "--requests"))
-            n_requests = atol(v);
+            n_requests = whole_arg("lm", "--requests", v, 1, 10000000, "a count");
         else if (!strcmp(o, "--per-word"))
-            per_word = atol(v);
+            per_word = whole_arg("lm", "--per-word", v, 0, 10000000, "a count");
         else if (!strcmp(o, "--mix"))
-            mix = atof(v);
+            mix = real_arg("lm", "--mix", v, 0, 1, "a share");
         else if (!strcmp(o, "--seed"))
-            seed = (uint64_t)atoll(v);
+            seed = (uint64_t)whole_arg("lm", "--seed", v, 0, LONG_MAX, "a number");
         else if (!strcmp(o, "--alpha"))
-            q.alpha = (float)atof(v);
+            q.alpha = (float)real_arg("lm", "--alpha", v, 0, 100, "a weight");
         else if (!strcmp(o, "--beta"))
-            q.beta = (float)atof(v);
+            q.beta = (float)real_arg("lm", "--beta", v, -100, 100, "a weight");
         else if (!strcmp(o, "--margin"))
-            q.margin = (float)atof(v);
+            q.margin = (float)real_arg("lm", "--margin", v, 0, 1000, "a margin");
         else if (!strcmp(o, "--beam"))
-            q.beam = atoi(v);
+            q.beam = (int)whole_arg("lm", "--beam", v, 1, ST_ASR_BEAM_MAX, "a count");
         else {
             fprintf(stderr, "asr-tool lm: unknown option '%s'\n", o);
             return 2;
