@@ -278,7 +278,7 @@ st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
         goto done;
     /* member 0's pooling, stored rule and bigram */
     st_asr_set_pool(a, m0->pool);
-    a->cmn = m0->cmn;
+    st_asr_set_cmn(a, m0->cmn); /* cannot fail: m0 is a valid model */
     st_asr_set_stream(a, m0->has_stream ? &m0->stream_p : NULL, m0->stream_tail);
     if (m0->lm && (rc = st_asr_set_lm(a, m0->lm, &m0->lm_p)) != ST_OK)
         st_asr_destroy(&a);
