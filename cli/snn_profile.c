@@ -352,11 +352,9 @@ int st_cmd_snn_profile(int argc, char **argv)
     const uint64_t seed0 = seed;
     const double t0 = st_now_s();
     for (long s = 0; s < o.steps; s++) {
-        if (feat)
-            memcpy(x, feat + (size_t)s * n_in, n_in * sizeof *x);
-        else
+        if (!feat)
             fill_input(x, n_in, &o, &seed);
-        st_snn_step(net, st, x);
+        st_snn_step(net, st, feat ? feat + (size_t)s * n_in : x);
     }
     const double wall_s = st_now_s() - t0;
     uint64_t input_spikes = 0;

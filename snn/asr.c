@@ -40,7 +40,7 @@ struct st_asr_stream {
     st_snn_state *state;
     float *prob;
     float *ring;       /* the last ST_ASR_WINDOW normalised frames (ctc: replayed on a restart) */
-    float *cmn;        /* cmn: the window's mean, then one frame less it */
+    float *win;        /* cmn: the window in time order, less its mean */
     size_t count;      /* frames pushed since reset */
     uint64_t first;    /* stamp of the first frame */
     size_t tail;       /* frames at the window's end that are pooled; 0 all */
@@ -385,15 +385,13 @@ st_asr *st_asr_load(const char *path, int *err)
             a->pool = ST_ASR_POOL_CTC;
     }
     char cmn[16];
-    if (st_tensor_file_string(f, "cmn", cmn, sizeof cmn) == ST_OK) {
-        if (strcmp(cmn, "clip") != 0 || a->pool == ST_ASR_POOL_CTC) {
-            rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': '%s' %s", path, cmn,
-                          strcmp(cmn, "clip") ? "is not a normalisation (only 'clip')"
-                                              : "on a ctc model (cmn needs whole windows)");
-            st_asr_destroy(&a);
-            goto fail;
-        }
-        a->cmn = true;
+    if (st_tensor_file_string(f, "cmn", cmn, sizeof cmn) == ST_OK &&
+        (strcmp(cmn, "clip") != 0 || st_asr_set_cmn(a, true) != ST_OK)) {
+        rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': '%s' %s", path, cmn,
+                      strcmp(cmn, "clip") ? "is not a normalisation (only 'clip')"
+                                          : "on a ctc model (cmn needs whole windows)");
+        st_asr_destroy(&a);
+        goto fail;
     }
     char rule[160];
     if (st_tensor_file_string(f, "stream", rule, sizeof rule) == ST_OK) {
@@ -589,11 +587,9 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
     for (size_t k = 0; k < self->n_classes; k++)
         acc[k] = pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
     for (size_t t = 0; t < n_frames; t++) {
-        if (xs)
-            memcpy(x, xs + t * self->n_features, self->n_features * sizeof *x);
-        else
+        if (!xs)
             st_asr_normalise(self, frames + t * self->n_features, x);
-        st_snn_step(self->net, s, x);
+        st_snn_step(self->net, s, xs ? xs + t * self->n_features : x);
         const float *o = st_snn_state_output(s, self->out_node, NULL);
         for (size_t k = 0; k < self->n_classes; k++) {
             if (pool == ST_ASR_POOL_MAX)
@@ -754,8 +750,8 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
     s->prob = malloc(asr->n_classes * sizeof *s->prob);
     s->ring = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->ring);
     s->rise = malloc(asr->n_classes * sizeof *s->rise);
-    s->cmn = malloc(2 * asr->n_features * sizeof *s->cmn);
-    if (!s->prob || !s->ring || !s->rise || !s->cmn)
+    s->win = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->win);
+    if (!s->prob || !s->ring || !s->rise || !s->win)
         goto fail;
     for (size_t k = 0; k < asr->n_classes; k++)
         s->rise[k] = RISE_NONE;
@@ -785,7 +781,7 @@ void st_asr_stream_destroy(st_asr_stream **self_p)
     st_asr_stream *s = *self_p;
     st_snn_state_destroy(&s->state);
     st_asr_beam_destroy(&s->beam);
-    free(s->cmn);
+    free(s->win);
     free(s->prob);
     free(s->ring);
     free(s->rise);
@@ -897,23 +893,15 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
     for (size_t k = 0; k < a->n_classes; k++)
         acc[k] = a->pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
     size_t pool_from = self->tail && self->tail < n ? self->count - self->tail : self->count - n;
-    float *mean = self->cmn, *xc = self->cmn + nf;
-    if (a->cmn) { /* the window's mean, as the clip's in training */
-        for (size_t i = 0; i < nf; i++)
-            mean[i] = 0;
-        for (size_t t = self->count - n; t < self->count; t++)
-            for (size_t i = 0; i < nf; i++)
-                mean[i] += self->ring[(t % ST_ASR_WINDOW) * nf + i];
-        for (size_t i = 0; i < nf; i++)
-            mean[i] /= (float)n;
+    const size_t t0 = self->count - n; /* the window's first frame */
+    if (a->cmn) { /* the window less its mean, as a clip in training */
+        for (size_t t = t0; t < self->count; t++)
+            memcpy(self->win + (t - t0) * nf, self->ring + (t % ST_ASR_WINDOW) * nf,
+                   nf * sizeof *self->win);
+        st_asr_subtract_mean(self->win, n, nf);
     }
-    for (size_t t = self->count - n; t < self->count; t++) {
-        const float *x = self->ring + (t % ST_ASR_WINDOW) * nf;
-        if (a->cmn) {
-            for (size_t i = 0; i < nf; i++)
-                xc[i] = x[i] - mean[i];
-            x = xc;
-        }
+    for (size_t t = t0; t < self->count; t++) {
+        const float *x = a->cmn ? self->win + (t - t0) * nf : self->ring + (t % ST_ASR_WINDOW) * nf;
         st_snn_step(a->net, self->state, x);
         if (t < pool_from)
             continue;

@@ -1152,8 +1152,8 @@ static int cmd_data(int argc, char **argv)
             return 2;
         }
     }
-    float norm_mean[MELS], norm_std[MELS];
-    if (norm_from && load_norm(norm_from, norm_mean, norm_std) != ST_OK) {
+    float mean[MELS], std[MELS]; /* the normalisation: --norm's, or this set's (below) */
+    if (norm_from && load_norm(norm_from, mean, std) != ST_OK) {
         fprintf(stderr, "asr-tool data: --norm %s: %s\n", norm_from, st_errmsg());
         return 1;
     }
@@ -1313,26 +1313,23 @@ static int cmd_data(int argc, char **argv)
         write_requests(out, "test_requests", 2, n_eval / 2 + 1, 5) < 0)
         fprintf(stderr, "asr-tool: cannot write the held-out requests under %s\n", out);
 
-    /* normalisation from the training set */
-    double sum[MELS] = {0}, sq[MELS] = {0};
-    size_t cnt = 0;
-    for (size_t k = 0; k < train.n; k++)
-        for (size_t t = 0; t < train.steps[k]; t++, cnt++)
-            for (int c = 0; c < MELS; c++) {
-                double v = train.x[(k * slot_frames() + t) * MELS + c];
-                sum[c] += v;
-                sq[c] += v * v;
-            }
-    cnt = cnt ? cnt : 1;
-    float mean[MELS], std[MELS];
-    for (int c = 0; c < MELS; c++) {
-        mean[c] = (float)(sum[c] / (double)cnt);
-        double var = sq[c] / (double)cnt - (double)mean[c] * mean[c];
-        std[c] = (float)sqrt(var > 1e-6 ? var : 1e-6);
-    }
-    if (norm_from) {
-        memcpy(mean, norm_mean, sizeof mean);
-        memcpy(std, norm_std, sizeof std);
+    /* normalisation from the training set, unless --norm gave one */
+    if (!norm_from) {
+        double sum[MELS] = {0}, sq[MELS] = {0};
+        size_t cnt = 0;
+        for (size_t k = 0; k < train.n; k++)
+            for (size_t t = 0; t < train.steps[k]; t++, cnt++)
+                for (int c = 0; c < MELS; c++) {
+                    double v = train.x[(k * slot_frames() + t) * MELS + c];
+                    sum[c] += v;
+                    sq[c] += v * v;
+                }
+        cnt = cnt ? cnt : 1;
+        for (int c = 0; c < MELS; c++) {
+            mean[c] = (float)(sum[c] / (double)cnt);
+            double var = sq[c] / (double)cnt - (double)mean[c] * mean[c];
+            std[c] = (float)sqrt(var > 1e-6 ? var : 1e-6);
+        }
     }
     st_tensor_file *nf = st_tensor_file_new("asr-norm", &err);
     uint64_t dims[1] = {MELS};
@@ -1464,7 +1461,8 @@ static int cmd_train(int argc, char **argv)
         else if (!strcmp(argv[a], "--hidden") && a + 1 < argc)
             hidden = (int)whole_arg("train", "--hidden", argv[++a], 1, 65536, "a count");
         else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
-            threads = (unsigned)whole_arg("train", "--threads", argv[++a], 1, 256, "a count");
+            threads = (unsigned)whole_arg("train", "--threads", argv[++a], 0, 256,
+                                          "a count (0: one per core)");
         else if (!strcmp(argv[a], "--max-steps") && a + 1 < argc)
             max_steps = whole_arg("train", "--max-steps", argv[++a], 0, LONG_MAX, "a count");
         else if (!strcmp(argv[a], "--lr") && a + 1 < argc)
