@@ -216,6 +216,12 @@ typedef struct {
     double adc_time_s;           /* stream time of the first captured frame */
     double dac_time_s;           /* stream time the first played frame is heard */
 } st_stamp;
+/*  Stream times are the host's estimate (JACK's and ALSA's come from a
+    filtered clock and jitter under load), made monotonic here: a block never
+    starts before the previous block ended (its time + its frames / rate).
+    When the host's estimate steps back, the stamp holds the previous end and
+    st_device_stats.time_steps_back counts it; times catch up with the host's
+    when its estimate passes them again. */
 
 typedef struct {
     int sample_rate_hz;          /* device rate; 0 = the device's default (virtual: 48000) */
@@ -303,6 +309,8 @@ typedef struct {
     uint64_t playback_underrun_frames;/* silence played because the ring ran dry */
     uint64_t silence_frames;          /* all silence played: priming and underruns */
     uint64_t stamps_dropped;          /* stamps the consumer did not read in time */
+    uint64_t time_steps_back;         /* blocks whose host stream time went back (held) */
+    double worst_step_back_s;         /* the largest such step, in seconds */
 } st_device_stats;
 
 void st_device_get_stats(const st_device *d, st_device_stats *stats);

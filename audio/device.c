@@ -104,6 +104,21 @@ void st__device_process(st_device *d, const float *in, int in_channels, float *o
     st_rt_enter();
     const double dt = 1.0 / d->info.sample_rate_hz;
     const size_t prefill = d->info.prefill_frames;
+    if (d->timed) { /* monotonic stream time: never before the last block's end */
+        double back = d->next_adc_s - adc_time_s;
+        double back_dac = d->next_dac_s - dac_time_s;
+        back = back > back_dac ? back : back_dac;
+        if (back > 0.5 * dt) { /* half a sample: below that it is rounding */
+            atomic_fetch_add_explicit(&d->time_steps_back, 1, memory_order_relaxed);
+            uint64_t ns = (uint64_t)(back * 1e9);
+            if (ns > atomic_load_explicit(&d->worst_step_back_ns, memory_order_relaxed))
+                atomic_store_explicit(&d->worst_step_back_ns, ns, memory_order_relaxed);
+        }
+        if (adc_time_s < d->next_adc_s)
+            adc_time_s = d->next_adc_s;
+        if (dac_time_s < d->next_dac_s)
+            dac_time_s = d->next_dac_s;
+    }
     while (frames) {
         size_t n = frames < d->scratch_frames ? frames : d->scratch_frames;
         st_stamp s;
@@ -172,6 +187,9 @@ void st__device_process(st_device *d, const float *in, int in_channels, float *o
         dac_time_s += (double)n * dt;
         frames -= n;
     }
+    d->next_adc_s = adc_time_s;
+    d->next_dac_s = dac_time_s;
+    d->timed = true;
     atomic_fetch_add_explicit(&d->blocks, 1, memory_order_relaxed);
     st_rt_leave();
     sem_post(&d->block_done);
@@ -309,4 +327,6 @@ void st_device_get_stats(const st_device *d, st_device_stats *s)
     s->playback_underrun_frames = atomic_load(&d->underrun_frames);
     s->silence_frames = atomic_load(&d->silence_frames);
     s->stamps_dropped = atomic_load(&d->stamps_dropped);
+    s->time_steps_back = atomic_load(&d->time_steps_back);
+    s->worst_step_back_s = (double)atomic_load(&d->worst_step_back_ns) * 1e-9;
 }

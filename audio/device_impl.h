@@ -43,7 +43,12 @@ struct st_device {
     _Atomic uint64_t silence_frames;
     _Atomic uint64_t underrun_frames;
     _Atomic uint64_t stamps_dropped;
+    _Atomic uint64_t time_steps_back;
+    _Atomic uint64_t worst_step_back_ns;
     bool priming;              /* callback only: waiting for the prefill */
+    bool timed;                /* callback only: next_adc/next_dac are set */
+    double next_adc_s;         /* callback only: where the previous block ended */
+    double next_dac_s;
 
     _Atomic int draining;      /* application: play what is queued, even short of prefill */
     _Atomic int input_ended;   /* backend: no more captured frames will come */
