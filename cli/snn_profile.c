@@ -147,7 +147,7 @@ typedef struct {
 } energy;
 
 /* A recognizer's input: the front end's frames of o->audio (default: the
-   shared data's jfk.flac), n_features each, normalised as the net takes them
+   shared data's jfk.flac), st_asr_input_len each, normalised as the net takes them
    (st_asr_normalise_clip); NULL after an error printed. */
 static float *recognizer_input(const st_asr *asr, options *o, char *buf, size_t cap,
                                size_t *n_frames)
@@ -181,8 +181,14 @@ static float *recognizer_input(const st_asr *asr, options *o, char *buf, size_t 
                  err ? st_errmsg() : "too short");
         free(feat);
         feat = NULL;
-    } else {
-        st_asr_normalise_clip(asr, feat, *n_frames, feat); /* as the net takes them */
+    } else { /* as the net takes them: every view of every frame */
+        float *x = malloc(*n_frames * st_asr_input_len(asr) * sizeof *x);
+        if (x)
+            st_asr_normalise_clip(asr, feat, *n_frames, x);
+        else
+            cli_fail(CMD, "out of memory");
+        free(feat);
+        feat = x;
     }
     st_frontend_destroy(&fe);
     free(pcm);

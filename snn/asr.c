@@ -27,7 +27,9 @@ struct st_asr {
     float *mean, *std;
     st_asr_frontend_info fe;
     st_asr_pool pool;
-    bool cmn;                      /* less the mean of the frames classified ("cmn") */
+    size_t n_views;                /* the net's inputs: one view of the features each */
+    bool view_cmn[ST_ASR_MAX_VIEWS]; /* that view less the mean of the frames ("cmn") */
+    size_t in_len;                 /* n_views x n_features: what st_snn_step takes */
     bool has_stream;               /* tuned decision rule stored ("stream") */
     float *lm;                     /* ctc: the word bigram ("lm"), NULL none */
     st_asr_lm_params lm_p;         /* its settings ("lm_rule") */
@@ -40,7 +42,7 @@ struct st_asr_stream {
     st_snn_state *state;
     float *prob;
     float *ring;       /* the last ST_ASR_WINDOW normalised frames (ctc: replayed on a restart) */
-    float *win;        /* cmn: the window in time order, less its mean */
+    float *win;        /* cmn or views: the window in time order as the net takes it */
     size_t count;      /* frames pushed since reset */
     uint64_t first;    /* stamp of the first frame */
     size_t tail;       /* frames at the window's end that are pooled; 0 all */
@@ -96,11 +98,24 @@ st_asr *st_asr_new(st_snn_net **net_p, const char *const *words, size_t n_classe
                       ST_ASR_MAX_CLASSES);
         goto fail;
     }
-    if (st_snn_net_input_len(a->net) != n_features) {
-        rc = st_error(ST_ERR_INVALID, "recognizer: %zu features for a net of %zu inputs",
-                      n_features, st_snn_net_input_len(a->net));
+    /* each input node of the net takes one view of the n_features */
+    for (size_t k = 0, nodes = st_snn_net_node_count(a->net); k < nodes; k++) {
+        st_snn_node_info in;
+        if (st_snn_net_node_info(a->net, (int)k, &in) != ST_OK || in.kind != ST_SNN_NODE_INPUT)
+            continue;
+        if (in.n_out != n_features || a->n_views == ST_ASR_MAX_VIEWS) {
+            rc = st_error(ST_ERR_INVALID, "recognizer: %zu features for a net whose input '%s' "
+                          "takes %zu (each of its 1 to %d inputs takes all the features)",
+                          n_features, in.name, (size_t)in.n_out, ST_ASR_MAX_VIEWS);
+            goto fail;
+        }
+        a->n_views++;
+    }
+    if (!a->n_views) {
+        rc = st_error(ST_ERR_INVALID, "recognizer: the net has no input");
         goto fail;
     }
+    a->in_len = a->n_views * n_features;
     if (strcmp(words[0], "_silence_") || strcmp(words[1], "_unknown_")) {
         rc = st_error(ST_ERR_INVALID, "recognizer: classes 0 and 1 must be _silence_, _unknown_");
         goto fail;
@@ -166,8 +181,14 @@ int st_asr_save(const st_asr *self, const char *path)
         (err = st_tensor_file_add(f, "feat_mean", ST_DTYPE_F32, 1, dims, self->mean)) != ST_OK ||
         (err = st_tensor_file_add(f, "feat_std", ST_DTYPE_F32, 1, dims, self->std)) != ST_OK)
         goto done;
-    if (self->cmn && (err = st_tensor_file_add_string(f, "cmn", "clip")) != ST_OK)
-        goto done;
+    if (st_asr_cmn(self)) { /* "clip" (one input) or a view per input: "none,clip" */
+        char views[ST_ASR_MAX_VIEWS * 6] = "";
+        for (size_t v = 0, o = 0; v < self->n_views; v++)
+            o += (size_t)snprintf(views + o, sizeof views - o, "%s%s", v ? "," : "",
+                                  self->view_cmn[v] ? "clip" : "none");
+        if ((err = st_tensor_file_add_string(f, "cmn", views)) != ST_OK)
+            goto done;
+    }
     if (self->has_stream) {
         char rule[160];
         const st_asr_decider_params *q = &self->stream_p;
@@ -236,9 +257,8 @@ static const char *ensemble_misfit(const st_asr *x, const st_asr *m0)
         return "has another front end than member 0";
     if (x->pool != m0->pool)
         return "pools otherwise than member 0";
-    if (x->cmn != m0->cmn)
-        return x->cmn ? "subtracts the clip's mean (cmn) and member 0 does not"
-                      : "does not subtract the clip's mean (cmn) as member 0 does";
+    if (x->n_views != 1)
+        return "has more than one input (merge the members it was made of)";
     return NULL;
 }
 
@@ -247,6 +267,7 @@ st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
     int rc = ST_OK;
     const st_snn_net **nets = NULL;
     const char **words = NULL;
+    int *group = NULL;
     st_snn_net *net = NULL;
     st_asr *a = NULL;
     if (!members || k == 0 || k > 64 || !members[0]) {
@@ -254,36 +275,48 @@ st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err)
         goto done;
     }
     const st_asr *m0 = members[0];
-    for (size_t m = 1; m < k; m++) {
+    for (size_t m = 0; m < k; m++) {
         const char *what = ensemble_misfit(members[m], m0);
         if (what) {
             rc = st_error(ST_ERR_INVALID, "recognizer ensemble: member %zu %s", m, what);
             goto done;
         }
     }
+    /* members that take the features alike read one input: one per view */
+    bool view_cmn[ST_ASR_MAX_VIEWS];
+    size_t n_views = 0;
     nets = malloc(k * sizeof *nets);
+    group = malloc(k * sizeof *group);
     words = malloc(m0->n_classes * sizeof *words);
-    if (!nets || !words) {
+    if (!nets || !group || !words) {
         rc = st_error(ST_ERR_NOMEM, "out of memory for a recognizer ensemble");
         goto done;
     }
-    for (size_t m = 0; m < k; m++)
+    for (size_t m = 0; m < k; m++) {
         nets[m] = members[m]->net;
+        size_t v = 0;
+        while (v < n_views && view_cmn[v] != members[m]->view_cmn[0])
+            v++;
+        if (v == n_views)
+            view_cmn[n_views++] = members[m]->view_cmn[0];
+        group[m] = (int)v;
+    }
     for (size_t c = 0; c < m0->n_classes; c++)
         words[c] = m0->words[c];
-    if (!(net = st_snn_net_ensemble(nets, k, &rc)))
+    if (!(net = st_snn_net_ensemble_inputs(nets, k, group, n_views, &rc)))
         goto done;
     a = st_asr_new(&net, words, m0->n_classes, m0->mean, m0->std, m0->n_features, &m0->fe, &rc);
     if (!a)
         goto done;
     /* member 0's pooling, stored rule and bigram */
     st_asr_set_pool(a, m0->pool);
-    st_asr_set_cmn(a, m0->cmn); /* cannot fail: m0 is a valid model */
+    memcpy(a->view_cmn, view_cmn, n_views * sizeof *view_cmn); /* m0's pool is not ctc if any */
     st_asr_set_stream(a, m0->has_stream ? &m0->stream_p : NULL, m0->stream_tail);
     if (m0->lm && (rc = st_asr_set_lm(a, m0->lm, &m0->lm_p)) != ST_OK)
         st_asr_destroy(&a);
 done:
     free(nets);
+    free(group);
     free(words);
     if (err)
         *err = a ? ST_OK : rc;
@@ -320,6 +353,36 @@ const float *st_asr_lm(const st_asr *self, st_asr_lm_params *p)
     return self->lm;
 }
 
+/* Tensor "cmn": "clip" (every input less the clip's mean) or one word per
+   input of the net, "none" or "clip", comma-separated. */
+static int load_views(st_asr *a, const char *text, const char *path)
+{
+    if (!strcmp(text, "clip")) {
+        if (st_asr_set_cmn(a, true) != ST_OK)
+            return st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': 'clip' on a ctc model (cmn "
+                            "needs whole windows)", path);
+        return ST_OK;
+    }
+    size_t v = 0;
+    for (const char *p = text; *p; v++) {
+        size_t len = strcspn(p, ",");
+        bool clip = len == 4 && !strncmp(p, "clip", 4), none = len == 4 && !strncmp(p, "none", 4);
+        if ((!clip && !none) || v >= a->n_views)
+            return st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': '%s' is not 'clip' nor one of "
+                            "'none' or 'clip' for each of the net's %zu inputs", path, text,
+                            a->n_views);
+        if (clip && a->pool == ST_ASR_POOL_CTC)
+            return st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': '%s' on a ctc model (cmn needs "
+                            "whole windows)", path, text);
+        a->view_cmn[v] = clip;
+        p += len + (p[len] == ',');
+    }
+    if (v != a->n_views)
+        return st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': '%s' names %zu inputs; the net has "
+                        "%zu", path, text, v, a->n_views);
+    return ST_OK;
+}
+
 st_asr *st_asr_load(const char *path, int *err)
 {
     int rc = ST_OK;
@@ -337,7 +400,12 @@ st_asr *st_asr_load(const char *path, int *err)
     net = st_snn_net_from_file(f, "net/", &rc);
     if (!net)
         goto fail;
-    size_t n_in = st_snn_net_input_len(net);
+    size_t n_in = 0; /* the features: what each input of the net takes (its first's) */
+    for (size_t k = 0, nodes = st_snn_net_node_count(net); k < nodes && !n_in; k++) {
+        st_snn_node_info in;
+        if (st_snn_net_node_info(net, (int)k, &in) == ST_OK && in.kind == ST_SNN_NODE_INPUT)
+            n_in = in.n_out;
+    }
     st_tensor tm, ts;
     uint64_t dims[1] = {n_in};
     if ((rc = st_tensor_file_expect(f, "feat_mean", ST_DTYPE_F32, 1, dims, &tm)) != ST_OK ||
@@ -384,12 +452,15 @@ st_asr *st_asr_load(const char *path, int *err)
         else if (!strcmp(pool, "ctc"))
             a->pool = ST_ASR_POOL_CTC;
     }
-    char cmn[16];
+    char cmn[ST_ASR_MAX_VIEWS * 6 + 16];
     if (st_tensor_file_string(f, "cmn", cmn, sizeof cmn) == ST_OK &&
-        (strcmp(cmn, "clip") != 0 || st_asr_set_cmn(a, true) != ST_OK)) {
-        rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'cmn': '%s' %s", path, cmn,
-                      strcmp(cmn, "clip") ? "is not a normalisation (only 'clip')"
-                                          : "on a ctc model (cmn needs whole windows)");
+        (rc = load_views(a, cmn, path)) != ST_OK) {
+        st_asr_destroy(&a);
+        goto fail;
+    }
+    if (a->pool == ST_ASR_POOL_CTC && a->n_views > 1) {
+        rc = st_error(ST_ERR_FORMAT, "'%s': a ctc model with %zu inputs (a ctc model takes "
+                      "one)", path, a->n_views);
         st_asr_destroy(&a);
         goto fail;
     }
@@ -448,14 +519,30 @@ st_asr_decider_params st_asr_stream_params(const st_asr *self, size_t *tail)
 }
 st_asr_pool st_asr_default_pool(const st_asr *self) { return self->pool; }
 void st_asr_set_pool(st_asr *self, st_asr_pool pool) { self->pool = pool; }
-bool st_asr_cmn(const st_asr *self) { return self->cmn; }
+bool st_asr_cmn(const st_asr *self)
+{
+    for (size_t v = 0; v < self->n_views; v++)
+        if (self->view_cmn[v])
+            return true;
+    return false;
+}
+
+size_t st_asr_views(const st_asr *self, bool *cmn)
+{
+    if (cmn)
+        memcpy(cmn, self->view_cmn, self->n_views * sizeof *cmn);
+    return self->n_views;
+}
+
+size_t st_asr_input_len(const st_asr *self) { return self->in_len; }
 
 int st_asr_set_cmn(st_asr *self, bool on)
 {
     if (on && self->pool == ST_ASR_POOL_CTC)
         return st_error(ST_ERR_INVALID, "cmn: a ctc model steps frame by frame; the mean of "
                         "the frames it classifies is not known then (set a pool of max or mean)");
-    self->cmn = on;
+    for (size_t v = 0; v < self->n_views; v++)
+        self->view_cmn[v] = on;
     return ST_OK;
 }
 size_t st_asr_features(const st_asr *self) { return self->n_features; }
@@ -493,25 +580,45 @@ void st_asr_normalise(const st_asr *a, const float *frame, float *x)
         x[i] = (frame[i] - a->mean[i]) / a->std[i];
 }
 
+/* Columns [off, off + nf) of the n rows of x (stride L), each less its
+   mean over the rows, feature by feature: no scratch. */
+static void subtract_mean_cols(float *x, size_t n, size_t L, size_t off, size_t nf)
+{
+    for (size_t i = off; i < off + nf && n; i++) {
+        float mean = 0;
+        for (size_t t = 0; t < n; t++)
+            mean += x[t * L + i];
+        mean /= (float)n;
+        for (size_t t = 0; t < n; t++)
+            x[t * L + i] -= mean;
+    }
+}
+
+/* x (n x in_len) from n normalised frames that lie in its first view's
+   columns: the other views copied from them, then each cmn view less its
+   mean. */
+static void make_views(const st_asr *a, float *x, size_t n)
+{
+    const size_t nf = a->n_features, L = a->in_len;
+    for (size_t t = 0; t < n && a->n_views > 1; t++)
+        for (size_t v = 1; v < a->n_views; v++)
+            memcpy(x + t * L + v * nf, x + t * L, nf * sizeof *x);
+    for (size_t v = 0; v < a->n_views; v++)
+        if (a->view_cmn[v])
+            subtract_mean_cols(x, n, L, v * nf, nf);
+}
+
 void st_asr_normalise_clip(const st_asr *a, const float *frames, size_t n, float *x)
 {
     const size_t nf = a->n_features;
     for (size_t t = 0; t < n; t++)
-        st_asr_normalise(a, frames + t * nf, x + t * nf);
-    if (a->cmn)
-        st_asr_subtract_mean(x, n, nf);
+        st_asr_normalise(a, frames + t * nf, x + t * a->in_len);
+    make_views(a, x, n);
 }
 
 void st_asr_subtract_mean(float *x, size_t n, size_t nf)
 {
-    for (size_t i = 0; i < nf && n; i++) { /* feature by feature: no scratch */
-        float mean = 0;
-        for (size_t t = 0; t < n; t++)
-            mean += x[t * nf + i];
-        mean /= (float)n;
-        for (size_t t = 0; t < n; t++)
-            x[t * nf + i] -= mean;
-    }
+    subtract_mean_cols(x, n, nf, 0, nf);
 }
 
 /* prob = softmax(o) over n classes */
@@ -560,6 +667,9 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
                     float *scores)
 {
     int rc = ST_OK;
+    if (pool == ST_ASR_POOL_CTC && self->n_views > 1)
+        return st_error(ST_ERR_INVALID, "recognizer: ctc pooling of a model with %zu inputs "
+                        "(a ctc model takes one)", self->n_views);
     st_snn_state *s = st_snn_state_new(self->net, &rc);
     float *x = malloc(self->n_features * sizeof *x);
     float acc[ST_ASR_MAX_CLASSES];
@@ -574,22 +684,18 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
         free(x);
         return best;
     }
-    float *xs = NULL; /* cmn: the whole clip, normalised */
-    if (self->cmn && n_frames) {
-        xs = malloc(n_frames * self->n_features * sizeof *xs);
-        if (!xs) {
-            st_snn_state_destroy(&s);
-            free(x);
-            return ST_ERR_NOMEM;
-        }
-        st_asr_normalise_clip(self, frames, n_frames, xs);
+    /* the whole clip as the net takes it (cmn needs its mean first) */
+    float *xs = malloc((n_frames ? n_frames : 1) * self->in_len * sizeof *xs);
+    if (!xs) {
+        st_snn_state_destroy(&s);
+        free(x);
+        return ST_ERR_NOMEM;
     }
+    st_asr_normalise_clip(self, frames, n_frames, xs);
     for (size_t k = 0; k < self->n_classes; k++)
         acc[k] = pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
     for (size_t t = 0; t < n_frames; t++) {
-        if (!xs)
-            st_asr_normalise(self, frames + t * self->n_features, x);
-        st_snn_step(self->net, s, xs ? xs + t * self->n_features : x);
+        st_snn_step(self->net, s, xs + t * self->in_len);
         const float *o = st_snn_state_output(s, self->out_node, NULL);
         for (size_t k = 0; k < self->n_classes; k++) {
             if (pool == ST_ASR_POOL_MAX)
@@ -746,11 +852,16 @@ st_asr_stream *st_asr_stream_new(const st_asr *asr, const st_asr_decider_params 
     st_asr_stream *s = calloc(1, sizeof *s);
     if (!s)
         goto fail;
+    if (asr->pool == ST_ASR_POOL_CTC && asr->n_views > 1) {
+        rc = st_error(ST_ERR_INVALID, "recognizer stream: a ctc model with %zu inputs (a ctc "
+                      "model takes one)", asr->n_views);
+        goto fail;
+    }
     s->asr = asr;
     s->prob = malloc(asr->n_classes * sizeof *s->prob);
     s->ring = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->ring);
     s->rise = malloc(asr->n_classes * sizeof *s->rise);
-    s->win = malloc(ST_ASR_WINDOW * asr->n_features * sizeof *s->win);
+    s->win = malloc(ST_ASR_WINDOW * asr->in_len * sizeof *s->win);
     if (!s->prob || !s->ring || !s->rise || !s->win)
         goto fail;
     for (size_t k = 0; k < asr->n_classes; k++)
@@ -894,14 +1005,16 @@ int st_asr_stream_push(st_asr_stream *self, const float *frame, uint64_t stamp,
         acc[k] = a->pool == ST_ASR_POOL_MAX ? -INFINITY : 0.0f;
     size_t pool_from = self->tail && self->tail < n ? self->count - self->tail : self->count - n;
     const size_t t0 = self->count - n; /* the window's first frame */
-    if (a->cmn) { /* the window less its mean, as a clip in training */
+    const bool direct = a->n_views == 1 && !a->view_cmn[0]; /* the ring is what the net takes */
+    if (!direct) { /* the window as a clip in training: in time order, its views made */
         for (size_t t = t0; t < self->count; t++)
-            memcpy(self->win + (t - t0) * nf, self->ring + (t % ST_ASR_WINDOW) * nf,
+            memcpy(self->win + (t - t0) * a->in_len, self->ring + (t % ST_ASR_WINDOW) * nf,
                    nf * sizeof *self->win);
-        st_asr_subtract_mean(self->win, n, nf);
+        make_views(a, self->win, n);
     }
     for (size_t t = t0; t < self->count; t++) {
-        const float *x = a->cmn ? self->win + (t - t0) * nf : self->ring + (t % ST_ASR_WINDOW) * nf;
+        const float *x = direct ? self->ring + (t % ST_ASR_WINDOW) * nf
+                                : self->win + (t - t0) * a->in_len;
         st_snn_step(a->net, self->state, x);
         if (t < pool_from)
             continue;

@@ -104,10 +104,12 @@ st_asr *st_asr_load(const char *path, int *err);
 
 /*  An ensemble of k recognizers as one (st_snn_net_ensemble: their nets side
     by side, the read-out the mean of theirs, i.e. the mean of the members'
-    logits): the members must have the same classes, normalisation, front
-    end and pooling (ST_ERR_INVALID naming the first member that differs);
-    the pooling, stored rule and bigram are member 0's. Its work is the sum
-    of the members'. The members are only read. */
+    logits): the members must have one view each and the same classes,
+    normalisation, front end and pooling (ST_ERR_INVALID naming the first
+    member that differs); members with cmn and without read two views of
+    one input (st_snn_net_ensemble_inputs), in the order of their first
+    members. The pooling, stored rule and bigram are member 0's. Its work
+    is the sum of the members'. The members are only read. */
 st_asr *st_asr_ensemble(const st_asr *const *members, size_t k, int *err);
 
 size_t st_asr_classes(const st_asr *self);
@@ -116,24 +118,35 @@ const char *st_asr_word(const st_asr *self, size_t k);  /* borrowed; NULL out of
 int st_asr_find(const st_asr *self, const char *word);  /* class index or -1 */
 const st_asr_frontend_info *st_asr_frontend(const st_asr *self);
 const st_snn_net *st_asr_net(const st_asr *self);
-/*  One front-end frame (st_asr_features() values) as the net takes it:
-    normalised by the mean and std stored in the file. */
+/*  One front-end frame (st_asr_features() values) normalised by the mean
+    and std stored in the file. */
 void st_asr_normalise(const st_asr *self, const float *frame, float *x);
-/*  n frames (n x st_asr_features()) as the net takes them, into x (the same
-    shape): each normalised, then, for a model with cmn, less the mean of the
-    n normalised frames per feature (cepstral mean normalisation over the
-    clip: what a microphone, a room and the gain add to every frame cancels).
-    x may be frames (in place). */
+/*  n frames (n x st_asr_features()) as the net takes them, into x (n x
+    st_asr_input_len()): each normalised, once per view (below), and in each
+    view with cmn less the mean of the n normalised frames per feature
+    (cepstral mean normalisation over the clip: what a microphone, a room
+    and the gain add to every frame cancels). x may be frames (in place)
+    when the model has one view. */
 void st_asr_normalise_clip(const st_asr *self, const float *frames, size_t n, float *x);
-/*  cmn (tensor "cmn" = "clip"): the model was trained on clips less their
-    own mean (asr-tool train --cmn); st_asr_classify subtracts the clip's
-    mean and the windowed stream each window's. Off by default; a ctc model
-    cannot have it (ST_ERR_INVALID: it steps before the mean is known). */
+/*  Views: each input node of the net takes all the features, normalised,
+    and with cmn (tensor "cmn" = "clip") less the clip's own mean: the
+    model was trained on such clips (asr-tool train --cmn); st_asr_classify
+    subtracts the clip's mean and the windowed stream each window's. A
+    trained member has one view; an ensemble of members trained both ways
+    has two (tensor "cmn" = "none,clip"), its members each reading theirs.
+    Off by default; a ctc model cannot have it (ST_ERR_INVALID: it steps
+    before the mean is known) nor more than one view. st_asr_cmn: any view
+    has cmn; st_asr_views: how many views, their cmn flags into cmn (may be
+    NULL; up to ST_ASR_MAX_VIEWS); st_asr_input_len: views x features. */
+#define ST_ASR_MAX_VIEWS 8
 bool st_asr_cmn(const st_asr *self);
+size_t st_asr_views(const st_asr *self, bool *cmn);
+size_t st_asr_input_len(const st_asr *self);
 /*  The cmn step alone: each of the nf features of the n frames of x (n x nf)
     less its mean over them (a trainer's clips get exactly what
-    st_asr_normalise_clip does to a clip). */
+    st_asr_normalise_clip does to a clip's cmn view). */
 void st_asr_subtract_mean(float *x, size_t n, size_t nf);
+/*  Sets cmn on every view. */
 int st_asr_set_cmn(st_asr *self, bool on);
 /*  The pooling the model was trained for (tensor "pool", "max", "mean" or
     "ctc"; max when the file has none), and setting it before st_asr_save. */

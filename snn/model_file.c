@@ -1498,15 +1498,41 @@ static int net_to_new_file(const st_snn_net *net, st_tensor_file **out)
 
 st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int *err)
 {
+    return st_snn_net_ensemble_inputs(members, k, NULL, 1, err);
+}
+
+st_snn_net *st_snn_net_ensemble_inputs(const st_snn_net *const *members, size_t k,
+                                       const int *group, size_t n_groups, int *err)
+{
     int rc = ST_OK;
     st_snn_net *net = NULL;
     st_tensor_file *f = NULL;
     int *map = NULL;
-    int in_id = -1, out_id = -1;
+    int in_ids[ST_SNN_ENSEMBLE_MAX_INPUTS], out_id = -1;
     size_t n_in = 0, n_out = 0;
     if (!members || k == 0 || k > 64) {
         rc = st_error(ST_ERR_INVALID, "an ensemble takes 1 to 64 networks, not %zu", k);
         goto fail;
+    }
+    if (n_groups < 1 || n_groups > ST_SNN_ENSEMBLE_MAX_INPUTS || (!group && n_groups != 1)) {
+        rc = st_error(ST_ERR_INVALID, "an ensemble has 1 to %d inputs, not %zu",
+                      ST_SNN_ENSEMBLE_MAX_INPUTS, n_groups);
+        goto fail;
+    }
+    for (size_t g = 0; g < n_groups; g++) { /* every input feeds a member */
+        size_t used = 0;
+        for (size_t m = 0; m < k; m++) {
+            if (group && (group[m] < 0 || (size_t)group[m] >= n_groups)) {
+                rc = st_error(ST_ERR_INVALID, "ensemble: member %zu reads input %d of %zu", m,
+                              group[m], n_groups);
+                goto fail;
+            }
+            used += !group || (size_t)group[m] == g;
+        }
+        if (!used) {
+            rc = st_error(ST_ERR_INVALID, "ensemble: no member reads input %zu", g);
+            goto fail;
+        }
     }
     /* every member: one input and one output, the same sizes as the first */
     for (size_t m = 0; m < k; m++) {
@@ -1541,8 +1567,12 @@ st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int 
     }
     if (!(net = st_snn_net_new(&rc)))
         goto fail;
-    if ((rc = in_id = st_snn_net_add_input(net, "input", n_in)) < 0)
-        goto fail;
+    for (size_t g = 0; g < n_groups; g++) {
+        char as[32];
+        snprintf(as, sizeof as, g ? "input%zu" : "input", g);
+        if ((rc = in_ids[g] = st_snn_net_add_input(net, as, n_in)) < 0)
+            goto fail;
+    }
     float *inv = malloc(n_out * sizeof *inv);
     if (!inv) {
         rc = st_error(ST_ERR_NOMEM, "out of memory for an ensemble");
@@ -1566,7 +1596,7 @@ st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int 
             st_snn_net_node_info(members[m], (int)i, &info);
             char as[160];
             if (info.kind == ST_SNN_NODE_INPUT) {
-                map[i] = in_id;
+                map[i] = in_ids[group ? group[m] : 0];
                 continue;
             }
             if (info.kind == ST_SNN_NODE_OUTPUT) {

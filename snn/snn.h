@@ -686,6 +686,14 @@ st_snn_net *st_snn_net_from_file(const st_tensor_file *file, const char *prefix,
     copied), so a member alone gives its own outputs bit for bit. The
     members are only read; the new net is finished and the caller's. */
 st_snn_net *st_snn_net_ensemble(const st_snn_net *const *members, size_t k, int *err);
+/*  The same with members that read different inputs (e.g. features
+    normalised two ways): member m reads input group[m] of n_groups, all of
+    the first member's input size, named "input", "input1", ... in that
+    order (st_snn_step takes them concatenated). Every input must feed a
+    member. group NULL with n_groups 1 is st_snn_net_ensemble. */
+#define ST_SNN_ENSEMBLE_MAX_INPUTS 8
+st_snn_net *st_snn_net_ensemble_inputs(const st_snn_net *const *members, size_t k,
+                                       const int *group, size_t n_groups, int *err);
 
 /* ---- NIR: import and export ---- */
 

@@ -297,8 +297,9 @@ static void rewrite_cmn(const char *path, const char *out, const char *value)
    same clip with a constant added per channel (another microphone, another
    gain) alike; normalise_clip leaves every channel's mean at 0; the
    windowed stream gives what st_asr_classify gives on the same second; the
-   setting survives the file; ctc, a bad value in a file and an ensemble
-   with and without it are refused by name. */
+   setting survives the file; an ensemble of members with and without it
+   reads two views (the mean of their scores, stream = clip, the file keeps
+   them); ctc, a bad value or view list in a file are refused by name. */
 static void test_cmn(void)
 {
     st_asr *a = hand_model();
@@ -362,15 +363,73 @@ static void test_cmn(void)
     CU_ASSERT_PTR_NULL(c);
     CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "'cmn'") && strstr(st_errmsg(), "window"));
-    /* an ensemble of a member with it and one without: refused, naming it */
+    /* an ensemble of a member with it and one without: two views of one
+       input, each member reading its own; the mean of their scores */
     st_asr *plain = hand_model();
     st_asr_set_pool(plain, ST_ASR_POOL_MEAN);
     st_asr *e = st_asr_ensemble((const st_asr *[]){b, plain}, 2, &err);
-    CU_ASSERT_PTR_NULL(e);
-    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "cmn"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    bool views[ST_ASR_MAX_VIEWS];
+    CU_ASSERT_EQUAL(st_asr_views(e, views), 2);
+    CU_ASSERT_TRUE(views[0] && !views[1]); /* in the order of their first members */
+    CU_ASSERT_EQUAL(st_asr_input_len(e), 8);
+    CU_ASSERT_TRUE(st_asr_cmn(e));
+    float sp[4], se[4];
+    st_asr_classify(plain, g, N, ST_ASR_POOL_MEAN, sp);
+    CU_ASSERT_EQUAL(st_asr_classify(e, g, N, ST_ASR_POOL_MEAN, se), 3); /* plain's 3 wins */
+    for (int k = 0; k < 4; k++)
+        CU_ASSERT_DOUBLE_EQUAL(se[k], 0.5f * (sb[k] + sp[k]), 1e-5);
+    st_asr_normalise_clip(e, g, 2, x); /* view 1 is the plain normalisation */
+    float xn[4];
+    st_asr_normalise(e, g + 4, xn);
+    CU_ASSERT_EQUAL(memcmp(x + 8 + 4, xn, sizeof xn), 0);
+    /* its stream's window classifies as the clip does */
+    s = st_asr_stream_new(e, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (int t = 0; t < N; t++)
+        st_asr_stream_push(s, g + t * 4, (uint64_t)t, &ev, prob);
+    m = se[0], sum = 0;
+    for (int k = 1; k < 4; k++)
+        m = se[k] > m ? se[k] : m;
+    for (int k = 0; k < 4; k++)
+        sum += expf(se[k] - m);
+    for (int k = 0; k < 4; k++)
+        CU_ASSERT_DOUBLE_EQUAL(prob[k], expf(se[k] - m) / sum, 1e-6);
+    st_asr_stream_destroy(&s);
+    /* the file keeps the views ("clip,none"); a list that does not fit the
+       net's inputs is refused by name; an ensemble of it is refused */
+    char two[512];
+    st_test_tmpfile(two, sizeof two, "cmn_two.stm");
+    CU_ASSERT_EQUAL_FATAL(st_asr_save(e, two), ST_OK);
+    st_asr *e2 = st_asr_load(two, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e2);
+    CU_ASSERT_EQUAL(st_asr_views(e2, views), 2);
+    CU_ASSERT_TRUE(views[0] && !views[1]);
+    float se2[4];
+    st_asr_classify(e2, g, N, ST_ASR_POOL_MEAN, se2);
+    CU_ASSERT_EQUAL(memcmp(se2, se, sizeof se), 0);
+    const char *bad_lists[] = {"none", "clip,none,none", "clip,wind", "clip,"};
+    for (size_t i = 0; i < 4; i++) {
+        rewrite_cmn(two, bad, bad_lists[i]);
+        CU_ASSERT_PTR_NULL(st_asr_load(bad, &err));
+        CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "'cmn'"));
+    }
+    st_asr *ee = st_asr_ensemble((const st_asr *[]){plain, e2}, 2, &err);
+    CU_ASSERT_PTR_NULL(ee);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "member 1") &&
+                           strstr(st_errmsg(), "more than one input"));
+    /* ctc takes one view: refused on classify */
+    st_asr_set_pool(e2, ST_ASR_POOL_CTC);
+    CU_ASSERT_EQUAL(st_asr_classify(e2, g, N, ST_ASR_POOL_CTC, se2), ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "ctc"));
+    CU_ASSERT_PTR_NULL(st_asr_stream_new(e2, NULL, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    st_asr_destroy(&e2);
+    st_asr_destroy(&e);
     e = st_asr_ensemble((const st_asr *[]){b, a}, 2, &err);
     CU_ASSERT_PTR_NOT_NULL(e);
-    CU_ASSERT_TRUE(e && st_asr_cmn(e));
+    CU_ASSERT_TRUE(e && st_asr_cmn(e) && st_asr_views(e, NULL) == 1);
     st_asr_destroy(&e);
     /* ctc steps frame by frame: no clip mean to subtract */
     st_asr_set_pool(plain, ST_ASR_POOL_CTC);

@@ -303,7 +303,8 @@ static double ensemble_gap(const st_snn_net *a, const char *oa, const st_snn_net
 
 /* st_snn_net_ensemble: one member steps as it did alone, bit for bit; two
    copies of one net give its outputs exactly; two nets their mean; the
-   ensemble survives the file; members that do not fit are refused. */
+   ensemble survives the file; members that do not fit are refused; members
+   on two inputs (st_snn_net_ensemble_inputs) each read theirs. */
 static void test_net_ensemble(void)
 {
     st_snn_net *a = build_tiny(), *b = build_tiny_gain(1.75f), *other = build_all_kinds(false);
@@ -329,6 +330,49 @@ static void test_net_ensemble(void)
     CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
     CU_ASSERT(contains(st_errmsg(), "member 1"));
     CU_ASSERT_PTR_NULL(st_snn_net_ensemble((const st_snn_net *[]){a}, 0, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    /* members on two inputs: b reads the second, a the first */
+    st_snn_net *e_in = st_snn_net_ensemble_inputs((const st_snn_net *[]){a, b}, 2,
+                                                  (const int[]){0, 1}, 2, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e_in);
+    CU_ASSERT_EQUAL(st_snn_net_input_len(e_in), 6);
+    CU_ASSERT_TRUE(st_snn_net_find(e_in, "input1") >= 0);
+    st_snn_state *sa = st_snn_state_new(a, NULL), *sb = st_snn_state_new(b, NULL);
+    st_snn_state *se = st_snn_state_new(e_in, NULL);
+    CU_ASSERT_FATAL(sa && sb && se);
+    const int ia = st_snn_net_find(a, "out"), ie = st_snn_net_find(e_in, "output");
+    double worst = 0, moved = 0;
+    for (int t = 0; t < 200; t++) {
+        float x[6];
+        for (size_t k = 0; k < 6; k++)
+            x[k] = frand(-0.5f, 2.0f);
+        st_snn_step(a, sa, x);
+        st_snn_step(b, sb, x + 3);
+        st_snn_step(e_in, se, x);
+        size_t n;
+        const float *ya = st_snn_state_output(sa, ia, &n), *yb = st_snn_state_output(sb, ia, NULL);
+        const float *ye = st_snn_state_output(se, ie, NULL);
+        for (size_t j = 0; j < n; j++) {
+            double gap = fabs(ye[j] - 0.5 * ((double)ya[j] + yb[j]));
+            worst = gap > worst ? gap : worst;
+            moved += fabs(ya[j] - yb[j]);
+        }
+    }
+    CU_ASSERT(worst < 1e-6);
+    CU_ASSERT(moved > 1e-3); /* a and b differ: the gap above tells them apart */
+    st_snn_state_destroy(&sa);
+    st_snn_state_destroy(&sb);
+    st_snn_state_destroy(&se);
+    st_snn_net_destroy(&e_in);
+    /* an input that no member reads, a member on an input beyond them */
+    CU_ASSERT_PTR_NULL(st_snn_net_ensemble_inputs((const st_snn_net *[]){a, b}, 2,
+                                                  (const int[]){0, 0}, 2, &err));
+    CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
+    CU_ASSERT(contains(st_errmsg(), "no member reads input 1"));
+    CU_ASSERT_PTR_NULL(st_snn_net_ensemble_inputs((const st_snn_net *[]){a, b}, 2,
+                                                  (const int[]){0, 2}, 2, &err));
+    CU_ASSERT(contains(st_errmsg(), "member 1 reads input 2"));
+    CU_ASSERT_PTR_NULL(st_snn_net_ensemble_inputs((const st_snn_net *[]){a}, 1, NULL, 2, &err));
     CU_ASSERT_EQUAL(err, ST_ERR_INVALID);
     st_snn_net_destroy(&e1);
     st_snn_net_destroy(&e2);

@@ -62,6 +62,9 @@
           The recognizers as one (snn/asr.h st_asr_ensemble: their nets side
           by side, the read-out the mean of their logits); they must share
           classes, normalisation (one data folder), front end and pooling.
+          Members trained with --cmn and without may be merged: the model
+          then takes the features twice, as each kind of member was trained
+          (tensor "cmn" = "none,clip" or "clip,none").
       asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
                      [--threads T] [--max-steps S] [--lr L] [--loss L]
                      [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
