@@ -180,6 +180,9 @@ ASR_AUG ?= 1
 # the classifier is an ensemble: ASR_MEMBERS nets trained from seeds 0, 1, ...
 # on the same data, merged into one (asr-tool merge; snn/asr.h st_asr_ensemble)
 ASR_MEMBERS ?= 5
+# and ASR_CMN_MEMBERS more trained on each clip less its own mean (asr-tool
+# train --cmn; seeds 0, 1, ...): the merged model takes both views
+ASR_CMN_MEMBERS ?= 0
 .PHONY: asr-data train-asr train-asr-smoke
 $(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c $(STATIC_LIB) \
@@ -202,8 +205,15 @@ else
 	        $(ASR_TRAIN_FLAGS) --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train$$s.csv \
 	        || exit 1; \
 	done
+	$(Q)for s in $$(seq 0 $$(($(ASR_CMN_MEMBERS) - 1))); do \
+	    echo "train-asr: cmn member $$((s + 1)) of $(ASR_CMN_MEMBERS) (seed $$s) -> $(ASR_DIR)/cmn$$s.stm"; \
+	    $(ASR_TOOL) train --dir $(ASR_DIR) --out $(ASR_DIR)/cmn$$s.stm --seed $$s --epochs $(ASR_EPOCHS) \
+	        $(ASR_TRAIN_FLAGS) --cmn --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) \
+	        --log $(ASR_DIR)/train_cmn$$s.csv || exit 1; \
+	done
 	$(Q)$(ASR_TOOL) merge --out $(ASR_MODEL) $$(for s in $$(seq 0 $$(($(ASR_MEMBERS) - 1))); do \
-	    echo $(ASR_DIR)/member$$s.stm; done)
+	    echo $(ASR_DIR)/member$$s.stm; done) $$(for s in $$(seq 0 $$(($(ASR_CMN_MEMBERS) - 1))); do \
+	    echo $(ASR_DIR)/cmn$$s.stm; done)
 endif
 	$(Q)$(if $(ASR_RULE),$(ASR_TOOL) rule --model $(ASR_MODEL) $(ASR_RULE),true)
 	$(Q)$(if $(ASR_LM),$(ASR_TOOL) lm --model $(ASR_MODEL) $(ASR_LM),true)

@@ -652,8 +652,9 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_EQUAL(nn, 5);
     CU_ASSERT(fabs(w - (double)(S + D + I) / (double)V) < 1e-3);
     free(out);
-    /* the classifier's recipe: a second member (another seed, with masks)
-       and the two merged into one file that evaluates */
+    /* the classifier's recipe: a second member (another seed, with masks),
+       a third trained on clips less their mean (--cmn), and the three
+       merged into one file of two views that evaluates */
     const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
     snprintf(man, sizeof man, "%s/sc12.tsv", dir);
     f = fopen(man, "w");
@@ -663,17 +664,24 @@ static void test_smoke_recipe_and_eval(void)
     snprintf(cmd, sizeof cmd,
              "%s/asr-tool train --dir %s --out %s/member1.stm --seed 1 --mask-freq 2:6 "
              "--mask-time 2:10 --max-steps 4 --hidden 32 --threads 1 >/dev/null 2>&1 && "
-             "%s/asr-tool merge --out %s/ens.stm %s %s/member1.stm 2>&1 && "
+             "%s/asr-tool train --dir %s --out %s/cmn0.stm --cmn --max-steps 4 --hidden 32 "
+             "--threads 1 >/dev/null 2>&1 && "
+             "%s/asr-tool merge --out %s/ens.stm %s %s/member1.stm %s/cmn0.stm 2>&1 && "
              "%s eval sc12 --manifest %s --model %s/ens.stm 2>&1",
-             build, dir, dir, build, dir, model, dir, cli, man, dir);
+             build, dir, dir, build, dir, dir, build, dir, model, dir, dir, cli, man, dir);
     out = run(cmd, &status);
     CU_ASSERT_EQUAL(status, 0);
     if (status)
         fprintf(stderr, "\n  asr:smoke_recipe_and_eval: member and merge: %s\n", out ? out : "");
-    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "2 recognizers as one"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "3 recognizers as one"));
     CU_ASSERT_EQUAL(out ? sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) : 0, 2);
     CU_ASSERT_EQUAL(nn, 2);
     free(out);
+    snprintf(model, sizeof model, "%s/ens.stm", dir);
+    a = st_asr_load(model, &err);
+    bool views[ST_ASR_MAX_VIEWS];
+    CU_ASSERT_TRUE(a && st_asr_views(a, views) == 2 && !views[0] && views[1]);
+    st_asr_destroy(&a);
     /* a bad mask is refused with what it wants */
     snprintf(cmd, sizeof cmd, "%s/asr-tool train --dir %s --out %s/x.stm --mask-time 2 2>&1",
              build, dir, dir);
