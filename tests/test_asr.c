@@ -293,6 +293,27 @@ static void rewrite_cmn(const char *path, const char *out, const char *value)
     st_tensor_file_destroy(&g);
 }
 
+/* The windowed stream of a (4 classes) over the n frames f (n = the
+   window): its last probabilities are the softmax of `scores`, what
+   st_asr_classify pooled over the same clip. */
+static void stream_as_clip(const st_asr *a, const float *f, int n, const float *scores)
+{
+    int err = 0;
+    st_asr_stream *s = st_asr_stream_new(a, NULL, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    float prob[4], m = scores[0], sum = 0;
+    st_asr_event ev;
+    for (int t = 0; t < n; t++)
+        st_asr_stream_push(s, f + t * 4, (uint64_t)t, &ev, prob);
+    for (int k = 1; k < 4; k++)
+        m = scores[k] > m ? scores[k] : m;
+    for (int k = 0; k < 4; k++)
+        sum += expf(scores[k] - m);
+    for (int k = 0; k < 4; k++)
+        CU_ASSERT_DOUBLE_EQUAL(prob[k], expf(scores[k] - m) / sum, 1e-6);
+    st_asr_stream_destroy(&s);
+}
+
 /* cmn: a model that subtracts each clip's mean classifies a clip and the
    same clip with a constant added per channel (another microphone, another
    gain) alike; normalise_clip leaves every channel's mean at 0; the
@@ -333,20 +354,7 @@ static void test_cmn(void)
     }
     /* the stream's window of N frames, pooled as classify pools the clip */
     int err = 0;
-    st_asr_stream *s = st_asr_stream_new(a, NULL, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    float prob[4];
-    st_asr_event ev;
-    for (int t = 0; t < N; t++)
-        st_asr_stream_push(s, g + t * 4, (uint64_t)t, &ev, prob);
-    float m = sg[0], sum = 0;
-    for (int k = 1; k < 4; k++)
-        m = sg[k] > m ? sg[k] : m;
-    for (int k = 0; k < 4; k++)
-        sum += expf(sg[k] - m);
-    for (int k = 0; k < 4; k++)
-        CU_ASSERT_DOUBLE_EQUAL(prob[k], expf(sg[k] - m) / sum, 1e-6);
-    st_asr_stream_destroy(&s);
+    stream_as_clip(a, g, N, sg);
     /* the file keeps it; a value other than "clip" is refused by name */
     char path[512], bad[512];
     st_test_tmpfile(path, sizeof path, "cmn.stm");
@@ -383,19 +391,7 @@ static void test_cmn(void)
     float xn[4];
     st_asr_normalise(e, g + 4, xn);
     CU_ASSERT_EQUAL(memcmp(x + 8 + 4, xn, sizeof xn), 0);
-    /* its stream's window classifies as the clip does */
-    s = st_asr_stream_new(e, NULL, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    for (int t = 0; t < N; t++)
-        st_asr_stream_push(s, g + t * 4, (uint64_t)t, &ev, prob);
-    m = se[0], sum = 0;
-    for (int k = 1; k < 4; k++)
-        m = se[k] > m ? se[k] : m;
-    for (int k = 0; k < 4; k++)
-        sum += expf(se[k] - m);
-    for (int k = 0; k < 4; k++)
-        CU_ASSERT_DOUBLE_EQUAL(prob[k], expf(se[k] - m) / sum, 1e-6);
-    st_asr_stream_destroy(&s);
+    stream_as_clip(e, g, N, se); /* its stream's window classifies as the clip does */
     /* the file keeps the views ("clip,none"); a list that does not fit the
        net's inputs is refused by name; an ensemble of it is refused */
     char two[512];
