@@ -1149,6 +1149,7 @@ static void test_data_options(void)
         {"train --epochs 0", "--epochs takes a count 1..100000, not '0'"},
         {"train --lr 1e3", "--lr takes a rate"},
         {"data --configs many", "--configs takes a count"},
+        {"data --snr-min -30", "--snr-min takes a level in dB -20..25, not '-30'"},
         {"rule --on 1.5", "--on takes a probability 0..1, not '1.5'"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {

@@ -15,6 +15,8 @@
           augmented K times: speed 0.88-1.12, gain, noise from `_silence_`
           at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.
           Without the shared data, only the synthetic words are used.
+          --snr-min DB: the augmentation's noise from DB (default 0, -20 to
+          25) to 25 dB SNR.
           --sc-aug K3: Speech Commands' training clips get K3 augmented
           copies instead of K (the human words a smaller share otherwise).
           --norm FILE: normalise by FILE (another folder's norm.stf) instead
@@ -295,6 +297,7 @@ typedef struct {
 
 static st_frontend *fe;
 static noise_bank noise_train;
+static double snr_min_db = 0; /* --snr-min: the quietest speech over the noise */
 
 /* 1 s of 16 kHz audio (x, n samples: the clip is placed at `offset` or, when
    longer, its loudest second is taken) -> FRAMES x MELS log-mel. With --ctc
@@ -395,7 +398,7 @@ static float *augment(float *y, size_t *n)
         p += (double)y[i] * y[i];
     }
     p /= (double)(*n ? *n : 1);
-    /* noise at 0..25 dB SNR (against the clip's mean power) */
+    /* noise at snr_min_db (0)..25 dB SNR (against the clip's mean power) */
     if (noise_train.n && urand() < 0.7) {
         size_t k = rnd() % noise_train.n;
         const float *nz = noise_train.clips[k];
@@ -404,7 +407,7 @@ static float *augment(float *y, size_t *n)
         for (size_t i = 0; i < nl; i++)
             pn += (double)nz[i] * nz[i];
         pn /= (double)nl;
-        double snr = uniform(0, 25);
+        double snr = uniform(snr_min_db, 25);
         float a = (float)sqrt(p * 3 / pn / pow(10, snr / 10)); /* speech is ~1/3 of the clip */
         size_t o = rnd() % nl;
         for (size_t i = 0; i < *n; i++)
@@ -1150,6 +1153,8 @@ static int cmd_data(int argc, char **argv)
             letter_p = real_arg("data", "--an4-letters", argv[++a], 0, 1, "a share");
         else if (!strcmp(argv[a], "--pauses") && a + 1 < argc)
             pause_p = real_arg("data", "--pauses", argv[++a], 0, 1, "a share");
+        else if (!strcmp(argv[a], "--snr-min") && a + 1 < argc)
+            snr_min_db = real_arg("data", "--snr-min", argv[++a], -20, 25, "a level in dB");
         else {
             fprintf(stderr, "asr-tool data: unknown option '%s'\n", argv[a]);
             return 2;
