@@ -453,8 +453,10 @@ st_asr *st_asr_load(const char *path, int *err)
             a->pool = ST_ASR_POOL_CTC;
     }
     char cmn[ST_ASR_MAX_VIEWS * 6 + 16];
-    if (st_tensor_file_string(f, "cmn", cmn, sizeof cmn) == ST_OK &&
-        (rc = load_views(a, cmn, path)) != ST_OK) {
+    st_tensor t_cmn;
+    if (st_tensor_file_find(f, "cmn", &t_cmn) == ST_OK && /* absent: no view has cmn */
+        ((rc = st_tensor_file_string(f, "cmn", cmn, sizeof cmn)) != ST_OK ||
+         (rc = load_views(a, cmn, path)) != ST_OK)) {
         st_asr_destroy(&a);
         goto fail;
     }

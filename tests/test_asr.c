@@ -404,8 +404,9 @@ static void test_cmn(void)
     float se2[4];
     st_asr_classify(e2, g, N, ST_ASR_POOL_MEAN, se2);
     CU_ASSERT_EQUAL(memcmp(se2, se, sizeof se), 0);
-    const char *bad_lists[] = {"none", "clip,none,none", "clip,wind", "clip,"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *bad_lists[] = {"none", "clip,none,none", "clip,wind", "clip,",
+                               "clip,none,none,none,none,none,none,none,none,none,none,none"};
+    for (size_t i = 0; i < 5; i++) {
         rewrite_cmn(two, bad, bad_lists[i]);
         CU_ASSERT_PTR_NULL(st_asr_load(bad, &err));
         CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
