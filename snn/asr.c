@@ -445,18 +445,31 @@ st_asr *st_asr_load(const char *path, int *err)
         rc = st_error(ST_ERR_FORMAT, "'%s': %s", path, st_errmsg());
         goto fail;
     }
-    char pool[16];
-    if (st_tensor_file_string(f, "pool", pool, sizeof pool) == ST_OK) {
+    /* the optional settings: absent, the defaults; present, they must read */
+    char pool[16], cmn[ST_ASR_MAX_VIEWS * 6 + 16], rule[160];
+    st_tensor t;
+    bool has_pool = st_tensor_file_find(f, "pool", &t) == ST_OK;
+    bool has_cmn = st_tensor_file_find(f, "cmn", &t) == ST_OK;
+    bool has_rule = st_tensor_file_find(f, "stream", &t) == ST_OK;
+    if ((has_pool && (rc = st_tensor_file_string(f, "pool", pool, sizeof pool)) != ST_OK) ||
+        (has_cmn && (rc = st_tensor_file_string(f, "cmn", cmn, sizeof cmn)) != ST_OK) ||
+        (has_rule && (rc = st_tensor_file_string(f, "stream", rule, sizeof rule)) != ST_OK)) {
+        st_asr_destroy(&a);
+        goto fail;
+    }
+    if (has_pool) {
         if (!strcmp(pool, "mean"))
             a->pool = ST_ASR_POOL_MEAN;
         else if (!strcmp(pool, "ctc"))
             a->pool = ST_ASR_POOL_CTC;
+        else if (strcmp(pool, "max")) {
+            rc = st_error(ST_ERR_FORMAT, "'%s': tensor 'pool': '%s' is not max, mean or ctc",
+                          path, pool);
+            st_asr_destroy(&a);
+            goto fail;
+        }
     }
-    char cmn[ST_ASR_MAX_VIEWS * 6 + 16];
-    st_tensor t_cmn;
-    if (st_tensor_file_find(f, "cmn", &t_cmn) == ST_OK && /* absent: no view has cmn */
-        ((rc = st_tensor_file_string(f, "cmn", cmn, sizeof cmn)) != ST_OK ||
-         (rc = load_views(a, cmn, path)) != ST_OK)) {
+    if (has_cmn && (rc = load_views(a, cmn, path)) != ST_OK) { /* absent: no view has cmn */
         st_asr_destroy(&a);
         goto fail;
     }
@@ -466,8 +479,7 @@ st_asr *st_asr_load(const char *path, int *err)
         st_asr_destroy(&a);
         goto fail;
     }
-    char rule[160];
-    if (st_tensor_file_string(f, "stream", rule, sizeof rule) == ST_OK) {
+    if (has_rule) {
         st_asr_decider_params q;
         int early = 0;
         if (sscanf(rule, "on %f off %f min %d max %d refractory %d early %d tail %zu",

@@ -275,8 +275,8 @@ static void test_file_round_trip(void)
     CU_ASSERT_PTR_NULL(a);
 }
 
-/* The file at `path` written again to `out` with tensor "cmn" = value. */
-static void rewrite_cmn(const char *path, const char *out, const char *value)
+/* The file at `path` written again to `out` with the text tensor `name` = value. */
+static void rewrite_text(const char *path, const char *out, const char *name, const char *value)
 {
     int err = 0;
     st_tensor_file *f = st_tensor_file_load(path, &err), *g = st_tensor_file_new("asr", &err);
@@ -284,10 +284,10 @@ static void rewrite_cmn(const char *path, const char *out, const char *value)
     for (size_t k = 0; k < st_tensor_file_count(f); k++) {
         st_tensor t;
         CU_ASSERT_EQUAL(st_tensor_file_at(f, k, &t), ST_OK);
-        if (strcmp(t.name, "cmn") != 0)
+        if (strcmp(t.name, name) != 0)
             CU_ASSERT_EQUAL(st_tensor_file_add(g, t.name, t.dtype, t.ndim, t.dims, t.data), ST_OK);
     }
-    CU_ASSERT_EQUAL(st_tensor_file_add_string(g, "cmn", value), ST_OK);
+    CU_ASSERT_EQUAL(st_tensor_file_add_string(g, name, value), ST_OK);
     CU_ASSERT_EQUAL(st_tensor_file_save(g, out), ST_OK);
     st_tensor_file_destroy(&f);
     st_tensor_file_destroy(&g);
@@ -366,7 +366,7 @@ static void test_cmn(void)
     CU_ASSERT_EQUAL(st_asr_classify(b, g, N, ST_ASR_POOL_MEAN, sb), 2);
     CU_ASSERT_EQUAL(memcmp(sb, sg, sizeof sb), 0);
     st_test_tmpfile(bad, sizeof bad, "cmn_bad.stm");
-    rewrite_cmn(path, bad, "window");
+    rewrite_text(path, bad, "cmn", "window");
     st_asr *c = st_asr_load(bad, &err);
     CU_ASSERT_PTR_NULL(c);
     CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
@@ -407,10 +407,25 @@ static void test_cmn(void)
     const char *bad_lists[] = {"none", "clip,none,none", "clip,wind", "clip,",
                                "clip,none,none,none,none,none,none,none,none,none,none,none"};
     for (size_t i = 0; i < 5; i++) {
-        rewrite_cmn(two, bad, bad_lists[i]);
+        rewrite_text(two, bad, "cmn", bad_lists[i]);
         CU_ASSERT_PTR_NULL(st_asr_load(bad, &err));
         CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
         CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "'cmn'"));
+    }
+    /* the other settings are refused by name too, never read as absent */
+    const char *bad_settings[][2] = {
+        {"pool", "avg"},
+        {"stream", "on 0.5 off 0.5 min 1 max 2 refractory 0 early 0 tail 0 and much more "
+                   "than a rule holds: on 0.5 off 0.5 min 1 max 2 refractory 0 early 0 tail 0 "
+                   "on 0.5 off 0.5 min 1 max 2"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        rewrite_text(path, bad, bad_settings[i][0], bad_settings[i][1]);
+        CU_ASSERT_PTR_NULL(st_asr_load(bad, &err));
+        CU_ASSERT_EQUAL(err, ST_ERR_FORMAT);
+        char want[32];
+        snprintf(want, sizeof want, "'%s'", bad_settings[i][0]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), want));
     }
     st_asr *ee = st_asr_ensemble((const st_asr *[]){plain, e2}, 2, &err);
     CU_ASSERT_PTR_NULL(ee);
