@@ -189,6 +189,8 @@ ASR_CMN_MEMBERS ?= 4
 # time on both
 ASR_JOBS ?= 2
 ASR_MEMBER_THREADS = $(if $(filter 1,$(ASR_JOBS)),$(ASR_THREADS),1)
+# every ASR_PROGRESS_S seconds each member's last epoch (loss, accuracy)
+ASR_PROGRESS_S ?= 60
 .PHONY: asr-data train-asr train-asr-smoke
 $(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
 	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c $(STATIC_LIB) \
@@ -205,13 +207,19 @@ ifeq ($(ASR_CTC),1)
 	$(Q)$(ASR_TOOL) train --dir $(ASR_DIR) --out $(ASR_MODEL) --epochs $(ASR_EPOCHS) $(ASR_TRAIN_FLAGS) \
 	    --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) --log $(ASR_DIR)/train.csv
 else
-	$(Q){ for s in $$(seq 0 $$(($(ASR_MEMBERS) - 1))); do echo "member$$s --seed $$s"; done; \
+	$(Q)rm -f $(ASR_DIR)/member*.log $(ASR_DIR)/cmn*.log; \
+	( while sleep $(ASR_PROGRESS_S); do for f in $(ASR_DIR)/member*.log $(ASR_DIR)/cmn*.log; do \
+	    [ -f "$$f" ] && e=$$(tr '\r' '\n' < "$$f" | grep -o '^epoch [0-9]*: .*valid loss [0-9.]* acc [0-9.]*' | \
+	        tail -1) && [ -n "$$e" ] && echo "train-asr: $$(basename $$f .log) (of $(ASR_EPOCHS) epochs) $$e"; done; done ) & \
+	watcher=$$!; \
+	{ for s in $$(seq 0 $$(($(ASR_MEMBERS) - 1))); do echo "member$$s --seed $$s"; done; \
 	    for s in $$(seq 0 $$(($(ASR_CMN_MEMBERS) - 1))); do echo "cmn$$s --seed $$s --cmn"; done; } | \
 	    xargs -P $(ASR_JOBS) -L 1 sh -c 'echo "train-asr: $$0 ($$*, $(ASR_EPOCHS) epochs) -> $(ASR_DIR)/$$0.stm, progress in $(ASR_DIR)/$$0.log"; \
 	        $(ASR_TOOL) train --dir $(ASR_DIR) --out $(ASR_DIR)/$$0.stm "$$@" --epochs $(ASR_EPOCHS) $(ASR_TRAIN_FLAGS) \
 	            --hidden $(ASR_HIDDEN) --threads $(ASR_MEMBER_THREADS) --log $(ASR_DIR)/$$0.csv > $(ASR_DIR)/$$0.log 2>&1 && \
 	        echo "train-asr: $$0 done ($$(grep -o "saved [^(]*(valid acc [0-9.]*)" $(ASR_DIR)/$$0.log | tail -1))" || \
-	        { echo "train-asr: $$0 failed; the end of $(ASR_DIR)/$$0.log:"; tail -c 600 $(ASR_DIR)/$$0.log; exit 255; }'
+	        { echo "train-asr: $$0 failed; the end of $(ASR_DIR)/$$0.log:"; tail -c 600 $(ASR_DIR)/$$0.log; exit 255; }'; \
+	rc=$$?; kill $$watcher 2>/dev/null; exit $$rc
 	$(Q)$(ASR_TOOL) merge --out $(ASR_MODEL) $$(for s in $$(seq 0 $$(($(ASR_MEMBERS) - 1))); do \
 	    echo $(ASR_DIR)/member$$s.stm; done) $$(for s in $$(seq 0 $$(($(ASR_CMN_MEMBERS) - 1))); do \
 	    echo $(ASR_DIR)/cmn$$s.stm; done)
