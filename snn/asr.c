@@ -70,6 +70,22 @@ void st_asr_destroy(st_asr **self_p)
     *self_p = NULL;
 }
 
+/* The net's input nodes: how many; *each gets their length when they all
+   have one, else 0. */
+static size_t net_inputs(const st_snn_net *net, size_t *each)
+{
+    size_t n = 0;
+    *each = 0;
+    for (size_t k = 0, nodes = st_snn_net_node_count(net); k < nodes; k++) {
+        st_snn_node_info in;
+        if (st_snn_net_node_info(net, (int)k, &in) != ST_OK || in.kind != ST_SNN_NODE_INPUT)
+            continue;
+        *each = n == 0 || *each == in.n_out ? in.n_out : 0;
+        n++;
+    }
+    return n;
+}
+
 st_asr *st_asr_new(st_snn_net **net_p, const char *const *words, size_t n_classes,
                    const float *feat_mean, const float *feat_std, size_t n_features,
                    const st_asr_frontend_info *fe, int *err)
@@ -99,20 +115,16 @@ st_asr *st_asr_new(st_snn_net **net_p, const char *const *words, size_t n_classe
         goto fail;
     }
     /* each input node of the net takes one view of the n_features */
-    for (size_t k = 0, nodes = st_snn_net_node_count(a->net); k < nodes; k++) {
-        st_snn_node_info in;
-        if (st_snn_net_node_info(a->net, (int)k, &in) != ST_OK || in.kind != ST_SNN_NODE_INPUT)
-            continue;
-        if (in.n_out != n_features || a->n_views == ST_ASR_MAX_VIEWS) {
-            rc = st_error(ST_ERR_INVALID, "recognizer: %zu features for a net whose input '%s' "
-                          "takes %zu (each of its 1 to %d inputs takes all the features)",
-                          n_features, in.name, (size_t)in.n_out, ST_ASR_MAX_VIEWS);
-            goto fail;
-        }
-        a->n_views++;
-    }
+    size_t each = 0;
+    a->n_views = net_inputs(a->net, &each);
     if (!a->n_views) {
         rc = st_error(ST_ERR_INVALID, "recognizer: the net has no input");
+        goto fail;
+    }
+    if (each != n_features || a->n_views > ST_ASR_MAX_VIEWS) {
+        rc = st_error(ST_ERR_INVALID, "recognizer: %zu features for a net of %zu inputs taking "
+                      "%zu values in all (each of its 1 to %d inputs takes all the features)",
+                      n_features, a->n_views, st_snn_net_input_len(a->net), ST_ASR_MAX_VIEWS);
         goto fail;
     }
     a->in_len = a->n_views * n_features;
@@ -400,12 +412,8 @@ st_asr *st_asr_load(const char *path, int *err)
     net = st_snn_net_from_file(f, "net/", &rc);
     if (!net)
         goto fail;
-    size_t n_in = 0; /* the features: what each input of the net takes (its first's) */
-    for (size_t k = 0, nodes = st_snn_net_node_count(net); k < nodes && !n_in; k++) {
-        st_snn_node_info in;
-        if (st_snn_net_node_info(net, (int)k, &in) == ST_OK && in.kind == ST_SNN_NODE_INPUT)
-            n_in = in.n_out;
-    }
+    size_t n_in = 0; /* the features: what each input of the net takes */
+    net_inputs(net, &n_in);
     st_tensor tm, ts;
     uint64_t dims[1] = {n_in};
     if ((rc = st_tensor_file_expect(f, "feat_mean", ST_DTYPE_F32, 1, dims, &tm)) != ST_OK ||
@@ -684,26 +692,23 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
     if (pool == ST_ASR_POOL_CTC && self->n_views > 1)
         return st_error(ST_ERR_INVALID, "recognizer: ctc pooling of a model with %zu inputs "
                         "(a ctc model takes one)", self->n_views);
+    /* ctc: one frame at a time; else the whole clip as the net takes it
+       (cmn needs its mean first) */
+    const size_t len = pool == ST_ASR_POOL_CTC ? self->n_features
+                                               : (n_frames ? n_frames : 1) * self->in_len;
     st_snn_state *s = st_snn_state_new(self->net, &rc);
-    float *x = malloc(self->n_features * sizeof *x);
+    float *xs = malloc(len * sizeof *xs);
     float acc[ST_ASR_MAX_CLASSES];
-    if (!s || !x) {
+    if (!s || !xs) {
         st_snn_state_destroy(&s);
-        free(x);
+        free(xs);
         return rc ? rc : ST_ERR_NOMEM;
     }
     if (pool == ST_ASR_POOL_CTC) {
-        int best = classify_ctc(self, s, x, frames, n_frames, scores);
+        int best = classify_ctc(self, s, xs, frames, n_frames, scores);
         st_snn_state_destroy(&s);
-        free(x);
+        free(xs);
         return best;
-    }
-    /* the whole clip as the net takes it (cmn needs its mean first) */
-    float *xs = malloc((n_frames ? n_frames : 1) * self->in_len * sizeof *xs);
-    if (!xs) {
-        st_snn_state_destroy(&s);
-        free(x);
-        return ST_ERR_NOMEM;
     }
     st_asr_normalise_clip(self, frames, n_frames, xs);
     for (size_t k = 0; k < self->n_classes; k++)
@@ -728,7 +733,6 @@ int st_asr_classify(const st_asr *self, const float *frames, size_t n_frames, st
             best = (int)k;
     }
     st_snn_state_destroy(&s);
-    free(x);
     free(xs);
     return best;
 }

@@ -1519,21 +1519,20 @@ st_snn_net *st_snn_net_ensemble_inputs(const st_snn_net *const *members, size_t 
                       ST_SNN_ENSEMBLE_MAX_INPUTS, n_groups);
         goto fail;
     }
-    for (size_t g = 0; g < n_groups; g++) { /* every input feeds a member */
-        size_t used = 0;
-        for (size_t m = 0; m < k; m++) {
-            if (group && (group[m] < 0 || (size_t)group[m] >= n_groups)) {
-                rc = st_error(ST_ERR_INVALID, "ensemble: member %zu reads input %d of %zu", m,
-                              group[m], n_groups);
-                goto fail;
-            }
-            used += !group || (size_t)group[m] == g;
+    size_t readers[ST_SNN_ENSEMBLE_MAX_INPUTS] = {0}; /* every input feeds a member */
+    for (size_t m = 0; m < k; m++) {
+        if (group && (group[m] < 0 || (size_t)group[m] >= n_groups)) {
+            rc = st_error(ST_ERR_INVALID, "ensemble: member %zu reads input %d of %zu", m,
+                          group[m], n_groups);
+            goto fail;
         }
-        if (!used) {
+        readers[group ? group[m] : 0]++;
+    }
+    for (size_t g = 0; g < n_groups; g++)
+        if (!readers[g]) {
             rc = st_error(ST_ERR_INVALID, "ensemble: no member reads input %zu", g);
             goto fail;
         }
-    }
     /* every member: one input and one output, the same sizes as the first */
     for (size_t m = 0; m < k; m++) {
         size_t ins = 0, outs = 0, len_in = 0, len_out = 0;
