@@ -74,7 +74,7 @@ ifneq ($(ST_NO_DEPS),1)
 	$(Q)tools/deps
 endif
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -311,7 +311,7 @@ FUZZ_LIB := $(FUZZ_BUILD)/libspiketalk.a
 FUZZ_BINS := $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz_%)
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-corpus
 .SECONDARY: $(FUZZ_ALL:%=$(FUZZ_BUILD)/obj/fuzz/fuzz_%.o)
-$(FUZZ_BUILD)/obj/%.o: %.c
+$(FUZZ_BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 $(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
