@@ -608,6 +608,12 @@ typedef struct {
     uint64_t onset;          /* truth: first speech sample, in the mixture */
     uint64_t offset;         /* truth: one past the last speech sample */
     uint64_t clip_start, clip_end; /* where the whole clip lies */
+    uint64_t audible;        /* a bound for detectors: the end of the first 10 ms
+                                window from the onset on in which the clip's
+                                speech-band power is over the noise's in the
+                                same window (local SNR >= 0 dB), every 1 ms;
+                                UINT64_MAX when no window is (bench vad's
+                                row "oracle") */
     float snr_db;
     float speech_dbfs;       /* the clip's mean power over its truth segment */
     char source[16];         /* "speech_commands", "fsdd", "an4", "espeak" */

@@ -881,6 +881,33 @@ typedef struct {
     double snr_db;
 } placed;
 
+/* The segment's "audible" bound (st_mix_segment.audible): nb is the noise's
+   speech band from mixture sample lo to off, the clip is placed at q->start
+   with gain g. Returns 0 when out of memory. */
+static uint64_t first_audible(const placed *q, double g, const float *nb, size_t lo, size_t on,
+                              size_t off)
+{
+    const size_t w = RATE / 100, step = RATE / 1000, clip_off = off - q->start;
+    float *sb = malloc(clip_off * sizeof *sb);
+    if (!sb)
+        return 0;
+    speech_band(q->audio.x, clip_off, sb);
+    uint64_t at = UINT64_MAX;
+    for (size_t i = on + step; i <= off && at == UINT64_MAX; i += step) {
+        size_t a = i - w > lo ? i - w : lo;
+        double ps = 0, pw = 0;
+        for (size_t j = a; j < i; j++) {
+            double v = g * sb[j - q->start];
+            ps += v * v;
+            pw += (double)nb[j - lo] * nb[j - lo];
+        }
+        if (ps >= pw)
+            at = i;
+    }
+    free(sb);
+    return at;
+}
+
 int st_mix_speech(const st_mix_params *p, st_mixture *out)
 {
     memset(out, 0, sizeof *out);
@@ -993,11 +1020,17 @@ int st_mix_speech(const st_mix_params *p, st_mixture *out)
         for (size_t i = on; i < off; i++)
             pn += (double)nb[i - lo] * nb[i - lo];
         pn /= (double)(off - on);
-        free(nb);
         double g = sqrt(pn * pow(10.0, q->snr_db / 10.0) / q->t.power);
+        uint64_t audible = first_audible(q, g, nb, lo, on, off);
+        free(nb);
+        if (audible == 0) {
+            rc = st_error(ST_ERR_NOMEM, "mixtures: out of memory");
+            goto done;
+        }
         for (size_t i = 0; i < q->audio.n && q->start + i < total; i++)
             out->samples[q->start + i] += (float)(g * q->audio.x[i]);
         st_mix_segment *sg = &out->segs[out->n_segs++];
+        sg->audible = audible;
         sg->onset = on;
         sg->offset = off;
         sg->clip_start = q->start;
