@@ -45,6 +45,7 @@
 #include "snn/asr.h"
 #include "snn/vad.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -594,6 +595,7 @@ static int decider_option(const char *cmd, int argc, char **argv, int *i, rule_o
 static int eval_usage(FILE *out)
 {
     fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean|ctc]\n"
+                 "       [--clips FILE]\n"
                  "       [--on P] [--off P] [--min K] [--refractory K] [--tail K]\n"
                  "       [--lm on|off] [--alpha A] [--beta B] [--margin M] [--beam K] [--flush vad|end]\n"
                  "  --pool defaults to the pooling the model was trained with\n"
@@ -609,6 +611,8 @@ static int eval_usage(FILE *out)
                  "         beam search still weighs is decided at each offset of the spiking VAD\n"
                  "         run on the same frames, as the agent does (--flush end: only at the\n"
                  "         end of each file)\n"
+                 "  --clips FILE  (sc12, words) one line per clip there: path, truth, what was\n"
+                 "         recognized, right (1 or 0), to find the clips and speakers it misses\n"
                  "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n"
                  "  --model defaults to " ASR_DEFAULT_MODEL " (the word classifier) for sc12 and\n"
                  "  words, to " CLI_AGENT_ASR " (the agent's streaming recognizer) for requests\n");
@@ -624,10 +628,13 @@ int st_cmd_eval(int argc, char **argv)
         return cli_fail("eval", "unknown task '%s' (sc12, words or requests)", argv[1]) + 1;
     rule_opts ro = RULE_OPTS_NONE;
     const char *manifest = NULL, *model = requests ? CLI_AGENT_ASR : ASR_DEFAULT_MODEL;
+    const char *clips_path = NULL;
     int pool = -1; /* the model's own */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--manifest") && i + 1 < argc)
             manifest = argv[++i];
+        else if (!strcmp(argv[i], "--clips") && i + 1 < argc && !requests)
+            clips_path = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
         else if (!strcmp(argv[i], "--pool") && i + 1 < argc) {
@@ -671,6 +678,17 @@ int st_cmd_eval(int argc, char **argv)
         st_asr_destroy(&a);
         return rc;
     }
+    FILE *clips = NULL;
+    if (clips_path) {
+        if (!(clips = fopen(clips_path, "w"))) {
+            cli_fail("eval", "--clips: cannot create '%s': %s", clips_path, strerror(errno));
+            free_rows(rows, n);
+            st_frontend_destroy(&fe);
+            st_asr_destroy(&a);
+            return 1;
+        }
+        fprintf(clips, "path\ttruth\trecognized\tright\n");
+    }
     size_t C = st_asr_classes(a), nf = st_asr_features(a);
     size_t K = sc12 ? 12 : C; /* confusion over these labels */
     size_t *conf = calloc(K * K, sizeof *conf);
@@ -711,6 +729,9 @@ int st_cmd_eval(int argc, char **argv)
                 }
                 conf[(size_t)truth * K + (size_t)pred]++;
                 n_ok += truth == pred;
+                if (clips)
+                    fprintf(clips, "%s\t%s\t%s\t%d\n", rows[k].path, SC12[truth], SC12[pred],
+                            truth == pred);
             } else {
                 best = st_asr_best_speech(a, scores);
                 hyp[n_hyp++] = best;
@@ -722,8 +743,15 @@ int st_cmd_eval(int argc, char **argv)
         }
         cpu += cpu_s() - c0;
         if (!sc12) {
-            n_err_words += edit_distance(ref, n_ref, hyp, n_hyp);
+            size_t e = edit_distance(ref, n_ref, hyp, n_hyp);
+            n_err_words += e;
             n_ref_words += n_ref;
+            if (clips) {
+                fprintf(clips, "%s\t%s\t", rows[k].path, rows[k].text);
+                for (size_t j = 0; j < n_hyp; j++)
+                    fprintf(clips, "%s%s", j ? " " : "", st_asr_word(a, (size_t)hyp[j]));
+                fprintf(clips, "\t%d\n", e == 0);
+            }
         }
         done++;
         free(x);
@@ -771,12 +799,15 @@ int st_cmd_eval(int argc, char **argv)
         printf("accuracy %.4f (n=%zu)\n", done ? (double)n_ok / done : 0.0, done);
     else
         printf("wer %.4f (n=%zu)\n", n_ref_words ? (double)n_err_words / n_ref_words : 0.0, done);
+    int status = 0;
+    if (clips && fclose(clips) != 0)
+        status = cli_fail("eval", "--clips: writing '%s' failed", clips_path);
     free(conf);
     free(feat);
     free_rows(rows, n);
     st_frontend_destroy(&fe);
     st_asr_destroy(&a);
-    return 0;
+    return status;
 }
 
 int st_cmd_listen(int argc, char **argv)

@@ -587,13 +587,37 @@ static void test_smoke_recipe_and_eval(void)
     f = fopen(man, "w");
     fprintf(f, "path\tlabel12\tword\tspeaker\nclip.wav\t_silence_\t\t\nclip.wav\tyes\tyes\ts1\n");
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s 2>&1", cli, man, model);
+    char clips[512];
+    st_test_tmpfile(clips, sizeof clips, "clips.tsv");
+    snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s --clips %s 2>&1", cli, man,
+             model, clips);
     out = run(cmd, &status);
     CU_ASSERT_EQUAL(status, 0);
     double acc = -1;
     CU_ASSERT_EQUAL(sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn), 2);
     CU_ASSERT_EQUAL(nn, 2);
     CU_ASSERT(acc >= 0 && acc <= 1);
+    free(out);
+    /* --clips: a line per clip, its truth, and as many right as the accuracy */
+    f = fopen(clips, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char cl[1024], truth[64], rec[64];
+    int lines = 0, right = 0, r1 = 0;
+    while (fgets(cl, sizeof cl, f))
+        if (lines++ > 0 && sscanf(strchr(cl, '\t') ? strchr(cl, '\t') : cl, "%63s %63s %d", truth,
+                                  rec, &r1) == 3) {
+            CU_ASSERT(!strcmp(truth, lines == 2 ? "_silence_" : "yes"));
+            CU_ASSERT_EQUAL(r1, !strcmp(truth, rec));
+            right += r1;
+        }
+    fclose(f);
+    CU_ASSERT_EQUAL(lines, 3);
+    CU_ASSERT_EQUAL(right, (int)lround(acc * 2));
+    snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s --clips /nonexistent/c.tsv 2>&1",
+             cli, man, model);
+    out = run(cmd, &status);
+    CU_ASSERT_NOT_EQUAL(status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/c.tsv"));
     free(out);
     /* the held-out requests: every word has an end, in order, inside its audio */
     snprintf(man, sizeof man, "%s/test_requests.tsv", dir);
