@@ -280,7 +280,13 @@ struct st_snn_neurons {
     size_t n_vars;              /* state floats per neuron */
     coef *c;
     st_snn_neuron_params *p;    /* n_coef sets */
+    float *lsnn;                /* lsnn with per-neuron sets: their coefficients by field,
+                                   LSNN_FIELDS arrays of n (the AVX2 step loads eight
+                                   neurons' a, then their ns, ...); else NULL */
 };
+
+/* The fields of lsnn's arrays, in order. */
+enum { LSNN_A, LSNN_NS, LSNN_V_LEAK, LSNN_V_TH, LSNN_V_RESET, LSNN_ADAPT, LSNN_JUMP, LSNN_FIELDS };
 
 static size_t model_vars(st_snn_model m)
 {
@@ -374,6 +380,17 @@ static st_snn_neurons *make_population(const st_snn_neuron_params *p, size_t n_c
         self->p[k] = p[k];
         self->c[k] = make_coef(&p[k]);
     }
+    if (self->model == ST_SNN_LSNN && n_coef > 1) {
+        if (!(self->lsnn = malloc(LSNN_FIELDS * n * sizeof *self->lsnn)))
+            goto nomem;
+        for (size_t k = 0; k < n; k++) {
+            const coef *c = &self->c[k];
+            const float f[LSNN_FIELDS] = {c->a,       c->ns,    c->v_leak, c->v_th,
+                                          c->v_reset, c->adapt, c->jump};
+            for (int j = 0; j < LSNN_FIELDS; j++)
+                self->lsnn[(size_t)j * n + k] = f[j];
+        }
+    }
     if (err)
         *err = ST_OK;
     return self;
@@ -438,6 +455,7 @@ void st_snn_neurons_destroy(st_snn_neurons **self_p)
     st_snn_neurons *self = *self_p;
     free(self->c);
     free(self->p);
+    free(self->lsnn);
     free(self);
     *self_p = NULL;
 }
@@ -880,6 +898,46 @@ ST_AVX2 static size_t lif_ei_avx2(const coef *c, size_t n, float *v, float *ie, 
     return k;
 }
 
+/* lsnn (step_lsnn's operations in its order, eight neurons at a time): per
+   neuron coefficients from lsnn's arrays, or one set for all (soa NULL). */
+ST_AVX2 static size_t lsnn_avx2(const coef *c, const float *soa, size_t n, float *v, float *i,
+                                float *b, const float *x, float *out, int reset,
+                                uint32_t *fired, size_t *nf_out)
+{
+    __m256 a = _mm256_set1_ps(c->a), ns = _mm256_set1_ps(c->ns);
+    __m256 vl = _mm256_set1_ps(c->v_leak), th = _mm256_set1_ps(c->v_th);
+    __m256 vr = _mm256_set1_ps(c->v_reset), ad = _mm256_set1_ps(c->adapt);
+    __m256 jp = _mm256_set1_ps(c->jump);
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    size_t k = 0, nf = 0;
+    for (; k + 8 <= n; k += 8) {
+        if (soa) {
+            a = _mm256_loadu_ps(soa + LSNN_A * n + k);
+            ns = _mm256_loadu_ps(soa + LSNN_NS * n + k);
+            vl = _mm256_loadu_ps(soa + LSNN_V_LEAK * n + k);
+            th = _mm256_loadu_ps(soa + LSNN_V_TH * n + k);
+            vr = _mm256_loadu_ps(soa + LSNN_V_RESET * n + k);
+            ad = _mm256_loadu_ps(soa + LSNN_ADAPT * n + k);
+            jp = _mm256_loadu_ps(soa + LSNN_JUMP * n + k);
+        }
+        const __m256 vo = _mm256_loadu_ps(v + k), io = _mm256_loadu_ps(i + k);
+        const __m256 bo = _mm256_loadu_ps(b + k);
+        const __m256 vd =
+            _mm256_add_ps(vo, _mm256_mul_ps(a, _mm256_add_ps(_mm256_sub_ps(vl, vo), io)));
+        const __m256 id = _mm256_add_ps(io, _mm256_mul_ps(ns, io));
+        const __m256 bd = _mm256_add_ps(bo, _mm256_mul_ps(ad, _mm256_sub_ps(th, bo)));
+        const __m256 bj = _mm256_add_ps(bd, jp);
+        const __m256 z = _mm256_cmp_ps(_mm256_sub_ps(vd, bd), zero, _CMP_GT_OQ);
+        _mm256_storeu_ps(v + k, avx2_reset(reset, z, vd, bd, vr));
+        _mm256_storeu_ps(b + k, _mm256_blendv_ps(bd, bj, z));
+        _mm256_storeu_ps(i + k, _mm256_add_ps(id, _mm256_loadu_ps(x + k)));
+        _mm256_storeu_ps(out + k, _mm256_and_ps(z, one));
+        nf = avx2_list(z, k, fired, nf);
+    }
+    *nf_out = nf;
+    return k;
+}
+
 /* Neurons [0, k) of lif, lifrefrac and lif_ei by AVX2, their spikes listed
    in fired[0..*nf); returns k, the first neuron the template must still
    step (0: none done). */
@@ -889,6 +947,9 @@ static size_t special_avx2(const st_snn_neurons *self, float *state, const float
     const size_t n = self->n;
     const coef *c = self->c;
     *nf = 0;
+    if (self->model == ST_SNN_LSNN)
+        return lsnn_avx2(c, self->lsnn, n, state, state + n, state + 2 * n, x, out, self->reset,
+                         fired, nf);
     if (self->n_coef != 1)
         return 0;
     switch (self->model) {
