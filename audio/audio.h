@@ -614,6 +614,8 @@ typedef struct {
                                 same window (local SNR >= 0 dB), every 1 ms;
                                 UINT64_MAX when no window is (bench vad's
                                 row "oracle") */
+    uint64_t audible_end;    /* the same from the end: the end of the last such
+                                window up to the offset (UINT64_MAX: none) */
     float snr_db;
     float speech_dbfs;       /* the clip's mean power over its truth segment */
     char source[16];         /* "speech_commands", "fsdd", "an4", "espeak" */

@@ -881,31 +881,48 @@ typedef struct {
     double snr_db;
 } placed;
 
-/* The segment's "audible" bound (st_mix_segment.audible): nb is the noise's
-   speech band from mixture sample lo to off, the clip is placed at q->start
-   with gain g. Returns 0 when out of memory. */
-static uint64_t first_audible(const placed *q, double g, const float *nb, size_t lo, size_t on,
-                              size_t off)
+/* Whether the clip (its speech band sb from q->start, gain g) outweighs
+   the noise (its speech band nb from mixture sample lo) in the 10 ms that
+   end at mixture sample i. */
+static bool over_noise(const placed *q, double g, const float *sb, const float *nb, size_t lo,
+                       size_t i)
 {
-    const size_t w = RATE / 100, step = RATE / 1000, clip_off = off - q->start;
+    const size_t w = RATE / 100;
+    size_t a = i - w > lo ? i - w : lo;
+    double ps = 0, pw = 0;
+    for (size_t j = a; j < i; j++) {
+        double v = g * sb[j - q->start];
+        ps += v * v;
+        pw += (double)nb[j - lo] * nb[j - lo];
+    }
+    return ps >= pw;
+}
+
+/* The segment's "audible" bounds (st_mix_segment.audible, audible_end),
+   every 1 ms: nb is the noise's speech band from mixture sample lo to off,
+   the clip is placed at q->start with gain g. Returns false when out of
+   memory. */
+static bool audible_bounds(const placed *q, double g, const float *nb, size_t lo, size_t on,
+                           size_t off, st_mix_segment *sg)
+{
+    const size_t step = RATE / 1000, clip_off = off - q->start;
     float *sb = malloc(clip_off * sizeof *sb);
     if (!sb)
-        return 0;
+        return false;
     speech_band(q->audio.x, clip_off, sb);
-    uint64_t at = UINT64_MAX;
-    for (size_t i = on + step; i <= off && at == UINT64_MAX; i += step) {
-        size_t a = i - w > lo ? i - w : lo;
-        double ps = 0, pw = 0;
-        for (size_t j = a; j < i; j++) {
-            double v = g * sb[j - q->start];
-            ps += v * v;
-            pw += (double)nb[j - lo] * nb[j - lo];
+    sg->audible = sg->audible_end = UINT64_MAX;
+    for (size_t i = on + step; i <= off; i += step)
+        if (over_noise(q, g, sb, nb, lo, i)) {
+            sg->audible = i;
+            break;
         }
-        if (ps >= pw)
-            at = i;
-    }
+    for (size_t i = off; sg->audible != UINT64_MAX && i >= sg->audible; i -= step)
+        if (over_noise(q, g, sb, nb, lo, i)) {
+            sg->audible_end = i;
+            break;
+        }
     free(sb);
-    return at;
+    return true;
 }
 
 int st_mix_speech(const st_mix_params *p, st_mixture *out)
@@ -1021,16 +1038,16 @@ int st_mix_speech(const st_mix_params *p, st_mixture *out)
             pn += (double)nb[i - lo] * nb[i - lo];
         pn /= (double)(off - on);
         double g = sqrt(pn * pow(10.0, q->snr_db / 10.0) / q->t.power);
-        uint64_t audible = first_audible(q, g, nb, lo, on, off);
+        st_mix_segment *sg = &out->segs[out->n_segs];
+        bool ok = audible_bounds(q, g, nb, lo, on, off, sg);
         free(nb);
-        if (audible == 0) {
+        if (!ok) {
             rc = st_error(ST_ERR_NOMEM, "mixtures: out of memory");
             goto done;
         }
+        out->n_segs++;
         for (size_t i = 0; i < q->audio.n && q->start + i < total; i++)
             out->samples[q->start + i] += (float)(g * q->audio.x[i]);
-        st_mix_segment *sg = &out->segs[out->n_segs++];
-        sg->audible = audible;
         sg->onset = on;
         sg->offset = off;
         sg->clip_start = q->start;

@@ -454,11 +454,12 @@ static void test_real_mixtures(void)
         const st_vad_event *on = onset_for(ev, n, &k, s);
         if (on)
             lat[found++] = ((double)on->decided_index - (double)s->onset) / RATE;
-        /* the oracle's bound: within the utterance, and at 10 dB or more
+        /* the oracle's bounds: within the utterance, and at 10 dB or more
            over the noise, heard within 30 ms of the truth's onset nearly
            always (the truth starts 20 dB under the clip's peak) */
         if (s->audible != UINT64_MAX) {
             CU_ASSERT(s->audible > s->onset && s->audible <= s->offset);
+            CU_ASSERT(s->audible_end >= s->audible && s->audible_end <= s->offset);
             audible++;
             soon += s->audible <= s->onset + 3 * RATE / 100;
         }
