@@ -6,7 +6,9 @@
           audio/audio.h at its defaults) into DIR/train.std and
           DIR/valid.std (st_train_data files, normalised by DIR/norm.stf),
           plus DIR/test_sc12.tsv and DIR/test_fsdd.tsv: the held-out
-          speakers' clips, for `spiketalk eval`.
+          speakers' clips, for `spiketalk eval`; and DIR/valid_sc12.tsv,
+          the validation speakers' Speech Commands clips (the split members
+          and mixes are chosen on), in the same layout.
           Sources: Speech Commands (speakers hashed: 20 % test, 10 %
           validation, 70 % training), FSDD (speaker "lucas" held out for
           test), espeak-ng and flite words (N voice/speed/pitch
@@ -1179,11 +1181,14 @@ static int cmd_data(int argc, char **argv)
     FILE *sc = fopen(path, "r");
     snprintf(path, sizeof path, "%s/test_sc12.tsv", out);
     FILE *tsc = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/valid_sc12.tsv", out);
+    FILE *vsc = fopen(path, "w");
     snprintf(path, sizeof path, "%s/test_fsdd.tsv", out);
     FILE *tfs = fopen(path, "w");
-    if (!tsc || !tfs)
+    if (!tsc || !vsc || !tfs)
         return 1;
     fprintf(tsc, "path\tlabel12\tword\tspeaker\n");
+    fprintf(vsc, "path\tlabel12\tword\tspeaker\n");
     fprintf(tfs, "path\ttext\tspeaker\n");
     size_t counts[3] = {0};
     if (sc) {
@@ -1213,6 +1218,8 @@ static int cmd_data(int argc, char **argv)
                 free(abs);
                 continue;
             }
+            if (split == 1) /* the validation speakers, for `eval sc12` too */
+                fprintf(vsc, "%s\t%s\t%s\t%s\n", abs, label12, word ? word : "", spk ? spk : "");
             if (max_clips && (long)(train.n + valid.n) > max_clips) {
                 free(abs);
                 continue;
@@ -1303,6 +1310,7 @@ static int cmd_data(int argc, char **argv)
                 n_te);
     }
     fclose(tsc);
+    fclose(vsc);
     fclose(tfs);
     if (an4_align && an4_words(data_dir, an4_align, out, &train, &valid, aug, letter_p) < 0)
         return 1;
