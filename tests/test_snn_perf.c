@@ -285,8 +285,18 @@ static void test_neuron_loops_exact(void)
                 st_snn_neuron_params p = random_params((st_snn_model)m, variant);
                 st_snn_neuron_params *each = malloc(n * sizeof *each);
                 for (size_t k = 0; k < n; k++) {
+                    /* per neuron: the template and lsnn's per-field arrays;
+                       every parameter its own, so a field read from the
+                       wrong array shows */
+                    const float u = 1.0f + 0.01f * (float)k;
                     each[k] = p;
-                    each[k].v_th = p.v_th + 0.01f * (float)k; /* per-neuron: the template */
+                    each[k].v_th = p.v_th + 0.01f * (float)k;
+                    each[k].tau_syn_inv = p.tau_syn_inv * u;
+                    each[k].tau_mem_inv = p.tau_mem_inv / u;
+                    each[k].v_leak = p.v_leak - 0.005f * (float)k;
+                    each[k].v_reset = p.v_reset + 0.003f * (float)k;
+                    each[k].tau_adapt_inv = p.tau_adapt_inv * u;
+                    each[k].beta = p.beta * (2.0f - u);
                 }
                 st_snn_neurons *pops[2] = {st_snn_neurons_new(&p, n, NULL),
                                            st_snn_neurons_new_each(each, n, NULL)};
