@@ -178,6 +178,8 @@ ASR_PRETRAIN = true
 endif
 # augmented copies of each human and synthetic training clip (asr-tool data --aug)
 ASR_AUG ?= 1
+# and of each Speech Commands training clip instead (--sc-aug; empty: ASR_AUG)
+ASR_SC_AUG ?=
 # the classifier is an ensemble: ASR_MEMBERS nets trained from seeds 0, 1, ...
 # on the same data, merged into one (asr-tool merge; snn/asr.h st_asr_ensemble)
 ASR_MEMBERS ?= 4
@@ -199,6 +201,7 @@ $(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
 asr-data: all $(ASR_TOOL)
 	$(Q)mkdir -p $(ASR_DIR) && $(ASR_AN4_STEP)
 	$(Q)$(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug $(ASR_AUG) --seed 2 \
+	    $(if $(ASR_SC_AUG),--sc-aug $(ASR_SC_AUG)) \
 	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_DATA_FLAGS)
 
 train-asr: asr-data
