@@ -126,8 +126,9 @@ endif
 # the shared speech data (AN4's words aligned by pocketsphinx) and synthetic
 # words, then training: models/asr.stm, the classifier, is eight LSNN 256
 # trained 150 epochs each with SpecAugment, four of them on clips less their
-# own mean (--cmn), merged into one (about 100 minutes on this machine's 2
-# cores, two members at a time: 25 minutes a pair).
+# own mean (--cmn), merged into one (about an hour on this machine's 2
+# cores, two members at a time: 15-20 minutes a pair; with ASR_SC_AUG=3 the
+# whole target ran in 74 minutes, models/README.md).
 ASR_TOOL := $(BUILD)/asr-tool
 ASR_DIR ?= build/asr
 DATA_DIR ?= ../shared/data
