@@ -135,6 +135,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CLIP 16000
 #define FRAMES 100
@@ -648,6 +649,20 @@ static void pick_voice_words(st_tts_params *p, char *voice, size_t cap, int c,
     p->lead_silence_ms = 0;
 }
 
+/* Progress of the synthetic voices: redrawn in place on a terminal; in a
+   log (make train-asr > log) a line at every tenth and at the end. */
+static void config_progress(const char *what, int done, int total)
+{
+    static int tty = -1;
+    if (tty < 0)
+        tty = isatty(STDERR_FILENO);
+    if (tty)
+        fprintf(stderr, "\rasr-tool: %s configurations %d/%d%s", what, done, total,
+                done == total ? "\n" : "");
+    else if (done == total || done % ((total + 9) / 10) == 0)
+        fprintf(stderr, "asr-tool: %s configurations %d/%d\n", what, done, total);
+}
+
 static int synth_words(set *train, int n_configs, int aug, bool hold_out_voices)
 {
     st_tts_voice_info voices[64], variants[128];
@@ -697,9 +712,8 @@ static int synth_words(set *train, int n_configs, int aug, bool hold_out_voices)
             st_tts_result_free(&r);
         }
         st_tts_destroy(&t);
-        fprintf(stderr, "\rasr-tool: synthetic configurations %d/%d", c + 1, n_configs);
+        config_progress("synthetic", c + 1, n_configs);
     }
-    fprintf(stderr, "\n");
     return made;
 }
 
@@ -965,9 +979,8 @@ static int synth_requests(set *train, int n_configs, int per_config, int aug, in
             st_tts_result_free(&r);
         }
         st_tts_destroy(&t);
-        fprintf(stderr, "\rasr-tool: request configurations %d/%d", c + 1, n_configs);
+        config_progress("request", c + 1, n_configs);
     }
-    fprintf(stderr, "\n");
     return made;
 }
 
