@@ -243,19 +243,27 @@ int st_bench_asr(int argc, char **argv)
         *slash = 0;
     else
         snprintf(mdir, sizeof mdir, ".");
+    long bad_rows = 0, unreadable = 0; /* each named on stderr, counted in a note */
     while (n < max_clips && fgets(line, sizeof line, mf)) {
-        if (ln++ == 0)
+        if (ln++ == 0 || line[0] == '\n')
             continue;
         line[strcspn(line, "\r\n")] = 0;
         char *save = NULL, *p = strtok_r(line, "\t", &save), *l = strtok_r(NULL, "\t", &save);
-        if (!p || !l || sc12_label(l) < 0)
+        if (!p || !l || sc12_label(l) < 0) {
+            cli_fail("bench asr", "%s:%ld: expected path, label12 (one of the 12 classes), word, speaker",
+                     manifest, ln);
+            bad_rows++;
             continue;
+        }
         char full[2100];
         snprintf(full, sizeof full, p[0] == '/' ? "%s%s" : "%s/%s", p[0] == '/' ? "" : mdir, p);
         float *x = NULL;
         size_t len = 0;
-        if (cli_asr_read16k(full, &x, &len) != ST_OK)
+        if (cli_asr_read16k(full, &x, &len) != ST_OK) {
+            cli_fail_lib("bench asr", ST_ERR_IO, full);
+            unreadable++;
             continue;
+        }
         double c0 = cpu_now();
         size_t made = 0;
         cli_asr_clip_features(x, len, fe, feat, 200, &made);
@@ -272,6 +280,18 @@ int st_bench_asr(int argc, char **argv)
     }
     fclose(cf);
     fclose(mf);
+    if (n == 0) { /* nothing to compare: a table of zeros would read as 0 % */
+        unlink(ctl);
+        snprintf(path, sizeof path, "%s/words.gram", dir);
+        unlink(path);
+        rmdir(dir);
+        free(truth);
+        free(ours);
+        st_frontend_destroy(&fe);
+        st_asr_destroy(&a);
+        return cli_fail("bench asr", "manifest '%s' gives no clip to run (%ld rows not in its layout, "
+                        "%ld clips unreadable)", manifest, bad_rows, unreadable);
+    }
     double ps_cpu = 0, ps_wall = st_now_s();
     int rc = run_ps(dir, ctl, hyp, &ps_cpu);
     ps_wall = st_now_s() - ps_wall;
@@ -319,6 +339,9 @@ int st_bench_asr(int argc, char **argv)
     report_set_num(&r, row, "rtf", audio_s > 0 ? ps_cpu / audio_s : 0);
     report_note(&r, "manifest %s, model %s; %.1f s of audio; pocketsphinx wall %.2f s, %ld hypotheses, exit %d",
                 manifest, model, audio_s, ps_wall, ps_n, rc);
+    if (bad_rows || unreadable)
+        report_note(&r, "left out of both systems: %ld rows not in the manifest's layout, %ld clips unreadable "
+                    "(each named above)", bad_rows, unreadable);
     double lat[64 * 3];
     size_t n_words = 0, n_events = 0;
     size_t hits = emission_latency(a, fe, 64, lat, &n_words, &n_events);

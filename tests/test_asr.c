@@ -619,6 +619,29 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_NOT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/c.tsv"));
     free(out);
+    /* bench asr: a missing clip and a row outside the 12 classes are named
+       and counted, the rest run; a manifest that leaves no clip is refused
+       (not a table of 0 %) */
+    f = fopen(man, "w");
+    fprintf(f, "path\tlabel12\tword\tspeaker\nclip.wav\tyes\tyes\ts1\ngone.wav\tno\tno\ts1\n"
+               "clip.wav\tbanana\tbanana\ts1\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s bench asr --manifest %s --model %s 2>&1", cli, man, model);
+    out = run(cmd, &status);
+    CU_ASSERT_EQUAL(status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "gone.wav"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "sc12.tsv:4: expected path, label12"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 rows not in the manifest's layout, 1 clips unreadable"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "spiketalk snn          1"));
+    free(out);
+    f = fopen(man, "w");
+    fprintf(f, "path\tlabel12\tword\tspeaker\ngone.wav\tno\tno\ts1\n");
+    fclose(f);
+    out = run(cmd, &status);
+    CU_ASSERT_NOT_EQUAL(status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "gives no clip to run (0 rows not in its layout, 1 clips unreadable)"));
+    CU_ASSERT_PTR_NULL(strstr(out, "accuracy"));
+    free(out);
     /* the held-out requests: every word has an end, in order, inside its audio */
     snprintf(man, sizeof man, "%s/test_requests.tsv", dir);
     f = fopen(man, "r");
