@@ -116,10 +116,15 @@ soak: all
 scenarios:
 	$(Q)/usr/bin/python3 scenarios/make_standard.py --data $(DATA_DIR)
 
+# bench asr reads the held-out speakers' clips from build/asr/test_sc12.tsv,
+# which `make asr-data` writes (a few minutes, once) from the shared data.
 bench: all
 ifneq ($(ST_NO_DEPS),1)
 	$(Q)tools/deps bench
 endif
+	$(Q)if [ ! -f build/asr/test_sc12.tsv ] && [ -d $(DATA_DIR)/speech/speech_commands ]; then \
+	    echo "bench: build/asr/test_sc12.tsv is missing: make asr-data writes it (a few minutes, once)"; \
+	    $(MAKE) --no-print-directory asr-data ASR_DIR=build/asr; fi
 	$(Q)$(CLI_BIN) bench all
 
 # The recognizer's recipe (tools/asr_tool.c, models/README.md): features of
