@@ -619,6 +619,17 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_NOT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/c.tsv"));
     free(out);
+    /* asr-tool data into a folder it cannot write: refused by name */
+    {
+        const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
+        snprintf(cmd, sizeof cmd, "%s/asr-tool data --data-dir /nonexistent --out %s/no/such --configs 1 2>&1",
+                 build, dir);
+        out = run(cmd, &status);
+        CU_ASSERT_NOT_EQUAL(status, 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot write the test manifests in"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "/no/such"));
+        free(out);
+    }
     /* bench asr: a missing clip and a row outside the 12 classes are named
        and counted, the rest run; a manifest that leaves no clip is refused
        (not a table of 0 %) */

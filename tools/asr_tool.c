@@ -1198,8 +1198,11 @@ static int cmd_data(int argc, char **argv)
     FILE *vsc = fopen(path, "w");
     snprintf(path, sizeof path, "%s/test_fsdd.tsv", out);
     FILE *tfs = fopen(path, "w");
-    if (!tsc || !vsc || !tfs)
+    if (!tsc || !vsc || !tfs) {
+        fprintf(stderr, "asr-tool data: cannot write the test manifests in '%s': %s\n", out,
+                strerror(errno));
         return 1;
+    }
     fprintf(tsc, "path\tlabel12\tword\tspeaker\n");
     fprintf(vsc, "path\tlabel12\tword\tspeaker\n");
     fprintf(tfs, "path\ttext\tspeaker\n");
