@@ -179,6 +179,23 @@ static int cmp_double(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
+/* Removes the temporary folder: the n clips written for the peer, its
+   grammar, control and hypothesis files (those not made yet are skipped). */
+static void remove_workdir(const char *dir, long n)
+{
+    char path[1200];
+    for (long k = 0; k < n; k++) {
+        snprintf(path, sizeof path, "%s/c%05ld.wav", dir, k);
+        unlink(path);
+    }
+    static const char *const files[] = {"words.gram", "list.ctl", "out.hyp"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int st_bench_asr(int argc, char **argv)
 {
     const char *manifest = "build/asr/test_sc12.tsv", *model = "models/asr.stm";
@@ -281,10 +298,7 @@ int st_bench_asr(int argc, char **argv)
     fclose(cf);
     fclose(mf);
     if (n == 0) { /* nothing to compare: a table of zeros would read as 0 % */
-        unlink(ctl);
-        snprintf(path, sizeof path, "%s/words.gram", dir);
-        unlink(path);
-        rmdir(dir);
+        remove_workdir(dir, 0);
         free(truth);
         free(ours);
         st_frontend_destroy(&fe);
@@ -356,16 +370,7 @@ int st_bench_asr(int argc, char **argv)
     }
     report_note(&r, "pocketsphinx CPU includes loading its model; clips without a hypothesis count as _silence_");
     report_print(&r, json, stdout);
-    /* clean up the temporary folder */
-    for (long k = 0; k < n; k++) {
-        snprintf(path, sizeof path, "%s/c%05ld.wav", dir, k);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/words.gram", dir);
-    unlink(path);
-    unlink(ctl);
-    unlink(hyp);
-    rmdir(dir);
+    remove_workdir(dir, n);
     free(ps);
     free(truth);
     free(ours);
