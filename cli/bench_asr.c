@@ -223,14 +223,15 @@ int st_bench_asr(int argc, char **argv)
     st_asr *a = st_asr_load(model, &err);
     if (!a)
         return cli_fail_lib("bench asr", err, model);
-    FILE *mf = fopen(manifest, "r");
-    if (!mf) {
+    cli_asr_row *rows = NULL;
+    size_t n_rows = 0, bad_rows = 0; /* rows without their fields: named on stderr */
+    if (cli_asr_read_manifest("bench asr", manifest, true, false, &rows, &n_rows, &bad_rows)) {
         st_asr_destroy(&a);
-        return cli_fail("bench asr", "cannot open manifest '%s' (run `make asr-data`)", manifest);
+        return cli_fail("bench asr", "(`make asr-data` writes the default, build/asr/test_sc12.tsv)");
     }
     char dir[] = "/tmp/spiketalk-bench-asr-XXXXXX";
     if (!mkdtemp(dir)) {
-        fclose(mf);
+        cli_asr_free_rows(rows, n_rows);
         st_asr_destroy(&a);
         return cli_fail("bench asr", "cannot make a temporary folder");
     }
@@ -251,33 +252,21 @@ int st_bench_asr(int argc, char **argv)
     int *truth = calloc((size_t)max_clips, sizeof *truth), *ours = calloc((size_t)max_clips, sizeof *ours);
     float feat[200 * 64];
     char line[4096];
-    long n = 0, ln = 0;
+    long n = 0;
     double our_cpu = 0, audio_s = 0;
-    char mdir[1024];
-    snprintf(mdir, sizeof mdir, "%s", manifest);
-    char *slash = strrchr(mdir, '/');
-    if (slash)
-        *slash = 0;
-    else
-        snprintf(mdir, sizeof mdir, ".");
-    long bad_rows = 0, unreadable = 0; /* each named on stderr, counted in a note */
-    while (n < max_clips && fgets(line, sizeof line, mf)) {
-        if (ln++ == 0 || line[0] == '\n')
-            continue;
-        line[strcspn(line, "\r\n")] = 0;
-        char *save = NULL, *p = strtok_r(line, "\t", &save), *l = strtok_r(NULL, "\t", &save);
-        if (!p || !l || sc12_label(l) < 0) {
+    long unreadable = 0; /* each named on stderr; with bad_rows, counted in a note */
+    for (size_t k = 0; k < n_rows && n < max_clips; k++) {
+        const cli_asr_row *w = &rows[k];
+        if (sc12_label(w->label) < 0) {
             cli_fail("bench asr", "%s:%ld: expected path, label12 (one of the 12 classes), word, speaker",
-                     manifest, ln);
+                     manifest, w->line);
             bad_rows++;
             continue;
         }
-        char full[2100];
-        snprintf(full, sizeof full, p[0] == '/' ? "%s%s" : "%s/%s", p[0] == '/' ? "" : mdir, p);
         float *x = NULL;
         size_t len = 0;
-        if (cli_asr_read16k(full, &x, &len) != ST_OK) {
-            cli_fail_lib("bench asr", ST_ERR_IO, full);
+        if (cli_asr_read16k(w->path, &x, &len) != ST_OK) {
+            cli_fail_lib("bench asr", ST_ERR_IO, w->path);
             unreadable++;
             continue;
         }
@@ -287,7 +276,7 @@ int st_bench_asr(int argc, char **argv)
         int best = st_asr_classify(a, feat, made, st_asr_default_pool(a), NULL);
         our_cpu += cpu_now() - c0;
         ours[n] = sc12_of(st_asr_word(a, (size_t)best));
-        truth[n] = sc12_label(l);
+        truth[n] = sc12_label(w->label);
         audio_s += (double)len / ST_PIPELINE_RATE_HZ;
         snprintf(path, sizeof path, "%s/c%05ld.wav", dir, n);
         st_audio_write_wav(path, x, len, ST_PIPELINE_RATE_HZ, ST_WAV_PCM16);
@@ -296,7 +285,7 @@ int st_bench_asr(int argc, char **argv)
         n++;
     }
     fclose(cf);
-    fclose(mf);
+    cli_asr_free_rows(rows, n_rows);
     if (n == 0) { /* nothing to compare: a table of zeros would read as 0 % */
         remove_workdir(dir, 0);
         free(truth);
@@ -304,7 +293,7 @@ int st_bench_asr(int argc, char **argv)
         st_frontend_destroy(&fe);
         st_asr_destroy(&a);
         return cli_fail("bench asr", "manifest '%s' gives no clip to run (%ld rows not in its layout, "
-                        "%ld clips unreadable)", manifest, bad_rows, unreadable);
+                        "%ld clips unreadable)", manifest, (long)bad_rows, unreadable);
     }
     double ps_cpu = 0, ps_wall = st_now_s();
     int rc = run_ps(dir, ctl, hyp, &ps_cpu);
@@ -355,7 +344,7 @@ int st_bench_asr(int argc, char **argv)
                 manifest, model, audio_s, ps_wall, ps_n, rc);
     if (bad_rows || unreadable)
         report_note(&r, "left out of both systems: %ld rows not in the manifest's layout, %ld clips unreadable "
-                    "(each named above)", bad_rows, unreadable);
+                    "(each named above)", (long)bad_rows, unreadable);
     double lat[64 * 3];
     size_t n_words = 0, n_events = 0;
     size_t hits = emission_latency(a, fe, 64, lat, &n_words, &n_events);

@@ -84,6 +84,19 @@ int cli_asr_clip_features(const float *x, size_t n, struct st_frontend *fe, floa
 /*  The front end a recognizer was trained on (its stored mels, hop, window). */
 struct st_asr;
 struct st_frontend *cli_asr_frontend(const struct st_asr *a, int *err);
+/*  A manifest of clips (header line, tab-separated; paths relative to its
+    folder): sc12 `path label12 word speaker` (label in .label, word in
+    .text), requests `path text speaker ends`, else `path text speaker`. A
+    row without its fields is named on stderr ("M:LINE: expected ...") and
+    counted in *bad (may be NULL). ST_ERR_IO (said) when the file cannot be
+    opened; an empty list is ST_OK with *n 0. */
+typedef struct {
+    char *path, *text, *label, *ends;
+    long line; /* in the manifest, from 1 (the header) */
+} cli_asr_row;
+int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool requests,
+                          cli_asr_row **rows, size_t *n, size_t *bad);
+void cli_asr_free_rows(cli_asr_row *rows, size_t n);
 
 /* ---- shared helpers (cli/util.c) ---- */
 

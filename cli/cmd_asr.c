@@ -159,18 +159,19 @@ st_frontend *cli_asr_frontend(const st_asr *a, int *err)
     return st_frontend_new(&fp, err);
 }
 
-typedef struct {
-    char *path, *text, *label, *ends;
-} row;
+typedef cli_asr_row row;
 
-/* Reads a manifest (header line; tab-separated); paths relative to its folder. */
-static row *read_manifest(const char *cmd, const char *path, bool sc12, bool requests,
-                          size_t *n_out)
+int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool requests,
+                          cli_asr_row **rows_out, size_t *n_out, size_t *bad_out)
 {
+    *rows_out = NULL;
+    *n_out = 0;
+    if (bad_out)
+        *bad_out = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
         cli_fail(cmd, "cannot open manifest '%s'", path);
-        return NULL;
+        return ST_ERR_IO;
     }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
@@ -180,7 +181,7 @@ static row *read_manifest(const char *cmd, const char *path, bool sc12, bool req
     else
         snprintf(dir, sizeof dir, ".");
     row *rows = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, bad = 0;
     char line[4096];
     long ln = 0;
     while (fgets(line, sizeof line, f)) {
@@ -196,6 +197,7 @@ static row *read_manifest(const char *cmd, const char *path, bool sc12, bool req
             cli_fail(cmd, "%s:%ld: expected %s", path, ln,
                      sc12 ? "path, label12, word, speaker"
                           : requests ? "path, text, speaker, ends" : "path, text, speaker");
+            bad++;
             continue;
         }
         if (n == cap) {
@@ -211,14 +213,18 @@ static row *read_manifest(const char *cmd, const char *path, bool sc12, bool req
         rows[n].label = sc12 ? strdup(a) : NULL;
         rows[n].text = strdup(sc12 ? (b ? b : "") : a);
         rows[n].ends = e ? strdup(e) : NULL;
+        rows[n].line = ln;
         n++;
     }
     fclose(f);
+    *rows_out = rows;
     *n_out = n;
-    return rows;
+    if (bad_out)
+        *bad_out = bad;
+    return ST_OK;
 }
 
-static void free_rows(row *r, size_t n)
+void cli_asr_free_rows(cli_asr_row *r, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
         free(r[k].path);
@@ -664,16 +670,19 @@ int st_cmd_eval(int argc, char **argv)
     int err = 0;
     st_frontend *fe = cli_asr_frontend(a, &err);
     size_t n = 0;
-    row *rows = fe ? read_manifest("eval", manifest, sc12, requests, &n) : NULL;
-    if (!rows || n == 0) {
+    row *rows = NULL;
+    int rc_m = 1; /* the front end failed */
+    if (fe)
+        rc_m = cli_asr_read_manifest("eval", manifest, sc12, requests, &rows, &n, NULL);
+    if (rc_m || n == 0) {
         st_asr_destroy(&a);
         st_frontend_destroy(&fe);
-        free_rows(rows, n);
-        return rows ? cli_fail("eval", "'%s' lists no clips", manifest) : 1;
+        cli_asr_free_rows(rows, n);
+        return rc_m ? 1 : cli_fail("eval", "'%s' lists no clips", manifest);
     }
     if (requests) {
         int rc = eval_requests(a, fe, rows, n, &dp, model);
-        free_rows(rows, n);
+        cli_asr_free_rows(rows, n);
         st_frontend_destroy(&fe);
         st_asr_destroy(&a);
         return rc;
@@ -682,7 +691,7 @@ int st_cmd_eval(int argc, char **argv)
     if (clips_path) {
         if (!(clips = fopen(clips_path, "w"))) {
             cli_fail("eval", "--clips: cannot create '%s': %s", clips_path, strerror(errno));
-            free_rows(rows, n);
+            cli_asr_free_rows(rows, n);
             st_frontend_destroy(&fe);
             st_asr_destroy(&a);
             return 1;
@@ -804,7 +813,7 @@ int st_cmd_eval(int argc, char **argv)
         status = cli_fail("eval", "--clips: writing '%s' failed", clips_path);
     free(conf);
     free(feat);
-    free_rows(rows, n);
+    cli_asr_free_rows(rows, n);
     st_frontend_destroy(&fe);
     st_asr_destroy(&a);
     return status;

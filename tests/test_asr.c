@@ -653,6 +653,15 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "gives no clip to run (0 rows not in its layout, 1 clips unreadable)"));
     CU_ASSERT_PTR_NULL(strstr(out, "accuracy"));
     free(out);
+    /* eval on a list with no row is refused by name (it exited 1 in silence) */
+    f = fopen(man, "w");
+    fprintf(f, "path\tlabel12\tword\tspeaker\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s 2>&1", cli, man, model);
+    out = run(cmd, &status);
+    CU_ASSERT_NOT_EQUAL(status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "sc12.tsv' lists no clips"));
+    free(out);
     /* the held-out requests: every word has an end, in order, inside its audio */
     snprintf(man, sizeof man, "%s/test_requests.tsv", dir);
     f = fopen(man, "r");
