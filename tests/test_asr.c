@@ -506,6 +506,17 @@ static char *run(const char *cmd, int *status)
     return out;
 }
 
+/* Writes text as the whole of the file at path, then runs cmd. */
+static char *run_on(const char *path, const char *text, const char *cmd, int *status)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fputs(text, f);
+    fclose(f);
+    return run(cmd, status);
+}
+
 static const char *last_line(char *out)
 {
     size_t n = strlen(out);
@@ -633,32 +644,28 @@ static void test_smoke_recipe_and_eval(void)
     /* bench asr: a missing clip and a row outside the 12 classes are named
        and counted, the rest run; a manifest that leaves no clip is refused
        (not a table of 0 %) */
-    f = fopen(man, "w");
-    fprintf(f, "path\tlabel12\tword\tspeaker\nclip.wav\tyes\tyes\ts1\ngone.wav\tno\tno\ts1\n"
-               "clip.wav\tbanana\tbanana\ts1\n");
-    fclose(f);
     snprintf(cmd, sizeof cmd, "%s bench asr --manifest %s --model %s 2>&1", cli, man, model);
-    out = run(cmd, &status);
+    out = run_on(man,
+                 "path\tlabel12\tword\tspeaker\nclip.wav\tyes\tyes\ts1\ngone.wav\tno\tno\ts1\n"
+                 "clip.wav\tbanana\tbanana\ts1\n",
+                 cmd, &status);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "gone.wav"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "sc12.tsv:4: expected path, label12"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 rows not in the manifest's layout, 1 clips unreadable"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "spiketalk snn          1"));
     free(out);
-    f = fopen(man, "w");
-    fprintf(f, "path\tlabel12\tword\tspeaker\ngone.wav\tno\tno\ts1\n");
-    fclose(f);
-    out = run(cmd, &status);
+    out = run_on(man, "path\tlabel12\tword\tspeaker\ngone.wav\tno\tno\ts1\n", cmd, &status);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_NOT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "gives no clip to run (0 rows not in its layout, 1 clips unreadable)"));
     CU_ASSERT_PTR_NULL(strstr(out, "accuracy"));
     free(out);
     /* eval on a list with no row is refused by name (it exited 1 in silence) */
-    f = fopen(man, "w");
-    fprintf(f, "path\tlabel12\tword\tspeaker\n");
-    fclose(f);
     snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s 2>&1", cli, man, model);
-    out = run(cmd, &status);
+    out = run_on(man, "path\tlabel12\tword\tspeaker\n", cmd, &status);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_NOT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "sc12.tsv' lists no clips"));
     free(out);
