@@ -28,33 +28,6 @@
 
 #define PS_MODEL "/usr/share/pocketsphinx/model/en-us"
 
-static const char *SC10[10] = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop",
-                               "go"};
-
-static int sc12_of(const char *w)
-{
-    if (!w || !*w)
-        return 11;
-    if (!strcmp(w, "_silence_"))
-        return 11;
-    for (int k = 0; k < 10; k++)
-        if (!strcmp(SC10[k], w))
-            return k;
-    return 10;
-}
-
-static int sc12_label(const char *l)
-{
-    if (!strcmp(l, "_silence_"))
-        return 11;
-    if (!strcmp(l, "_unknown_"))
-        return 10;
-    for (int k = 0; k < 10; k++)
-        if (!strcmp(SC10[k], l))
-            return k;
-    return -1;
-}
-
 static double cpu_now(void)
 {
     struct timespec ts;
@@ -257,7 +230,7 @@ int st_bench_asr(int argc, char **argv)
     long unreadable = 0; /* each named on stderr; with bad_rows, counted in a note */
     for (size_t k = 0; k < n_rows && n < max_clips; k++) {
         const cli_asr_row *w = &rows[k];
-        if (sc12_label(w->label) < 0) {
+        if (cli_sc12_label(w->label) < 0) {
             cli_fail("bench asr", "%s:%ld: expected path, label12 (one of the 12 classes), word, speaker",
                      manifest, w->line);
             bad_rows++;
@@ -275,8 +248,8 @@ int st_bench_asr(int argc, char **argv)
         cli_asr_clip_features(x, len, fe, feat, 200, &made);
         int best = st_asr_classify(a, feat, made, st_asr_default_pool(a), NULL);
         our_cpu += cpu_now() - c0;
-        ours[n] = sc12_of(st_asr_word(a, (size_t)best));
-        truth[n] = sc12_label(w->label);
+        ours[n] = cli_sc12_of_word(st_asr_word(a, (size_t)best));
+        truth[n] = cli_sc12_label(w->label);
         audio_s += (double)len / ST_PIPELINE_RATE_HZ;
         snprintf(path, sizeof path, "%s/c%05ld.wav", dir, n);
         st_audio_write_wav(path, x, len, ST_PIPELINE_RATE_HZ, ST_WAV_PCM16);
@@ -312,7 +285,7 @@ int st_bench_asr(int argc, char **argv)
                 continue;
             *paren = 0;
             char *w = strtok(line, " \t");
-            ps[id] = sc12_of(w);
+            ps[id] = cli_sc12_of_word(w);
             ps_n++;
         }
         fclose(hf);

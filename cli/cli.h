@@ -97,6 +97,13 @@ typedef struct {
 int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool requests,
                           cli_asr_row **rows, size_t *n, size_t *bad);
 void cli_asr_free_rows(cli_asr_row *rows, size_t n);
+/*  Speech Commands' 12 classes, in eval's order (yes no up down left right
+    on off stop go _unknown_ _silence_): cli_sc12_label, a manifest's label's
+    index (-1: not one of them); cli_sc12_of_word, the class a recognizer's
+    word falls in (another word: _unknown_; none or "_silence_": _silence_). */
+extern const char *const CLI_SC12[12];
+int cli_sc12_label(const char *label);
+int cli_sc12_of_word(const char *word);
 
 /* ---- shared helpers (cli/util.c) ---- */
 

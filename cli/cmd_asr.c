@@ -55,8 +55,8 @@
 #define CLIP 16000
 
 
-static const char *SC12[12] = {"yes", "no", "up", "down", "left", "right", "on", "off",
-                               "stop", "go", "_unknown_", "_silence_"};
+const char *const CLI_SC12[12] = {"yes", "no", "up", "down", "left", "right", "on", "off",
+                                  "stop", "go", "_unknown_", "_silence_"};
 
 static double cpu_s(void)
 {
@@ -235,19 +235,19 @@ void cli_asr_free_rows(cli_asr_row *r, size_t n)
     free(r);
 }
 
-static int sc12_index(const char *label)
+int cli_sc12_label(const char *label)
 {
     for (int k = 0; k < 12; k++)
-        if (!strcmp(SC12[k], label))
+        if (!strcmp(CLI_SC12[k], label))
             return k;
     return -1;
 }
 
-static int sc12_of_word(const char *w)
+int cli_sc12_of_word(const char *w)
 {
-    if (!strcmp(w, "_silence_"))
+    if (!w || !*w || !strcmp(w, "_silence_"))
         return 11;
-    int k = sc12_index(w);
+    int k = cli_sc12_label(w);
     return k >= 0 && k < 10 ? k : 10;
 }
 
@@ -728,8 +728,8 @@ int st_cmd_eval(int argc, char **argv)
             cli_asr_clip_features(x, len, fe, feat, 200, &made);
             int best = st_asr_classify(a, feat, made, (st_asr_pool)pool, scores);
             if (sc12) {
-                int truth = sc12_index(rows[k].label);
-                int pred = sc12_of_word(st_asr_word(a, (size_t)best));
+                int truth = cli_sc12_label(rows[k].label);
+                int pred = cli_sc12_of_word(st_asr_word(a, (size_t)best));
                 if (truth < 0) {
                     cli_fail("eval", "%s: label12 '%s' is not one of the 12", rows[k].path,
                              rows[k].label);
@@ -739,8 +739,8 @@ int st_cmd_eval(int argc, char **argv)
                 conf[(size_t)truth * K + (size_t)pred]++;
                 n_ok += truth == pred;
                 if (clips)
-                    fprintf(clips, "%s\t%s\t%s\t%d\n", rows[k].path, SC12[truth], SC12[pred],
-                            truth == pred);
+                    fprintf(clips, "%s\t%s\t%s\t%d\n", rows[k].path, CLI_SC12[truth],
+                            CLI_SC12[pred], truth == pred);
             } else {
                 best = st_asr_best_speech(a, scores);
                 hyp[n_hyp++] = best;
@@ -772,7 +772,7 @@ int st_cmd_eval(int argc, char **argv)
         for (size_t c = 0; c < K; c++)
             tot += conf[r * K + c];
         if (tot)
-            printf("%-10s %6zu %7.1f%%\n", sc12 ? SC12[r] : st_asr_word(a, r), tot,
+            printf("%-10s %6zu %7.1f%%\n", sc12 ? CLI_SC12[r] : st_asr_word(a, r), tot,
                    100.0 * conf[r * K + r] / tot);
     }
     printf("\nconfusion (rows: truth, columns: recognized%s)\n%-10s", sc12 ? "" : "; one-word clips", "");
@@ -781,7 +781,7 @@ int st_cmd_eval(int argc, char **argv)
         for (size_t r = 0; r < K; r++)
             any += conf[r * K + c] + conf[c * K + r];
         if (any)
-            printf(" %5.5s", sc12 ? SC12[c] : st_asr_word(a, c));
+            printf(" %5.5s", sc12 ? CLI_SC12[c] : st_asr_word(a, c));
     }
     printf("\n");
     for (size_t r = 0; r < K; r++) {
@@ -792,7 +792,7 @@ int st_cmd_eval(int argc, char **argv)
         }
         if (!any)
             continue;
-        printf("%-10s", sc12 ? SC12[r] : st_asr_word(a, r));
+        printf("%-10s", sc12 ? CLI_SC12[r] : st_asr_word(a, r));
         for (size_t c = 0; c < K; c++) {
             size_t anyc = 0;
             for (size_t q = 0; q < K; q++)
