@@ -182,6 +182,9 @@ ASR_MASKS ?= --mask-freq 2:6 --mask-time 2:10
 ASR_TRAIN_FLAGS = --loss ce_mean --lr 3e-3 $(ASR_MASKS)
 ASR_PRETRAIN = true
 endif
+# festival's voices: ASR_FESTIVAL more synthetic configurations spoken by
+# them (asr-tool data --festival; tools/asr_festival.c)
+ASR_FESTIVAL ?= 0
 # augmented copies of each human and synthetic training clip (asr-tool data --aug)
 ASR_AUG ?= 1
 # and of each Speech Commands training clip instead (--sc-aug; empty: ASR_AUG)
@@ -200,14 +203,14 @@ ASR_MEMBER_THREADS = $(if $(filter 1,$(ASR_JOBS)),$(ASR_THREADS),1)
 # every ASR_PROGRESS_S seconds each member's last epoch (loss, accuracy)
 ASR_PROGRESS_S ?= 60
 .PHONY: asr-data train-asr train-asr-smoke
-$(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_tool.h $(STATIC_LIB)
-	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c $(STATIC_LIB) \
+$(ASR_TOOL): tools/asr_tool.c tools/asr_align.c tools/asr_festival.c tools/asr_tool.h $(STATIC_LIB)
+	$(call say,LD,$@)$(CC) $(CFLAGS_ALL) -o $@ tools/asr_tool.c tools/asr_align.c tools/asr_festival.c $(STATIC_LIB) \
 	    $(LDFLAGS_ALL) $(LIBS)
 
 asr-data: all $(ASR_TOOL)
 	$(Q)mkdir -p $(ASR_DIR) && $(ASR_AN4_STEP)
 	$(Q)$(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug $(ASR_AUG) --seed 2 \
-	    $(if $(ASR_SC_AUG),--sc-aug $(ASR_SC_AUG)) \
+	    $(if $(ASR_SC_AUG),--sc-aug $(ASR_SC_AUG)) --festival $(ASR_FESTIVAL) \
 	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_DATA_FLAGS)
 
 train-asr: asr-data
@@ -281,7 +284,7 @@ peer-asr-gru: all
 # A few steps on a few synthetic words: proves the recipe runs (tests/test_asr.c).
 train-asr-smoke: all $(ASR_TOOL)
 	$(Q)mkdir -p $(BUILD)/asr-smoke && $(ASR_TOOL) data --data-dir /nonexistent --out $(BUILD)/asr-smoke --configs 1 --aug 1 \
-	    --requests 1 --per-config 2 && \
+	    --festival 1 --requests 1 --per-config 2 && \
 	    $(ASR_TOOL) train --dir $(BUILD)/asr-smoke --out $(BUILD)/asr-smoke/asr.stm --max-steps 5 --hidden 32 --threads 1
 	$(Q)mkdir -p $(BUILD)/asr-smoke-ctc && $(ASR_TOOL) data --ctc --data-dir /nonexistent --out $(BUILD)/asr-smoke-ctc \
 	    --configs 1 --aug 1 --requests 1 --per-config 2 && \

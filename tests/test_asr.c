@@ -544,9 +544,9 @@ static const char *smoke_recipe(const char *test, const char *dir, const char *d
     int status = 0;
     snprintf(cmd, sizeof cmd,
              "mkdir -p %s && %s data%s --data-dir /nonexistent --out %s --configs 1 --aug 1 "
-             "--requests 1 --per-config 2 2>/dev/null && "
+             "--festival 1 --requests 1 --per-config 2 2>%s/data.log && "
              "%s train --dir %s --out %s/asr.stm%s --max-steps 8 --hidden 32 --threads 1 2>&1",
-             dir, tool, data_flags, dir, tool, dir, dir, train_flags);
+             dir, tool, data_flags, dir, dir, tool, dir, dir, train_flags);
     char *out = run(cmd, &status);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_EQUAL(status, 0);
@@ -569,6 +569,11 @@ static void test_smoke_recipe_and_eval(void)
         return;
     char cmd[2048], *out;
     int status = 0;
+    /* festival's voice spoke every vocabulary word and 12 others (--festival 1) */
+    snprintf(cmd, sizeof cmd, "cat %s/data.log", dir);
+    out = run(cmd, &status);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "asr-tool: 49 festival words"));
+    free(out);
     /* the model it wrote loads, and eval prints its last line */
     char model[512], wav[512], man[512];
     snprintf(model, sizeof model, "%s/asr.stm", dir);
@@ -1252,6 +1257,17 @@ static void test_data_options(void)
                     out ? out : "(nothing)");
         free(out);
     }
+    /* --festival without festival: named, with what to install */
+    snprintf(cmd, sizeof cmd,
+             "PATH=/nonexistent %s data --data-dir /nonexistent --out %s/f --configs 0 --festival 1 "
+             "2>&1", tool, dir);
+    out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "festival is not installed") &&
+                           strstr(out, "tools/deps"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/f", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "test ! -e %s/d", dir); /* nothing was written */
     CU_ASSERT_EQUAL(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -17,6 +17,10 @@
           augmented K times: speed 0.88-1.12, gain, noise from `_silence_`
           at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.
           Without the shared data, only the synthetic words are used.
+          --festival F: F more configurations spoken by festival's voices
+          (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts in turn, at a
+          random duration stretch 0.8-1.25), the same words each, cut at
+          festival's segment times (tools/asr_festival.c); default 0.
           --snr-min DB: the augmentation's noise from DB (default 0, -20 to
           25) to 25 dB SNR.
           --sc-aug K3: Speech Commands' training clips get K3 augmented
@@ -717,6 +721,51 @@ static int synth_words(set *train, int n_configs, int aug, bool hold_out_voices)
     return made;
 }
 
+/* festival's voices (Debian's festvox-kallpc16k, festvox-kdlpc16k and
+   festvox-us-slt-hts): --festival N configurations, each speaking every
+   vocabulary word and 12 out-of-vocabulary words at a random duration
+   stretch, cut at festival's segment times (tools/asr_festival.c). */
+static const char *const FESTIVAL[] = {"kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"};
+
+typedef struct {
+    set *train;
+    const int *labels;
+    int aug, made;
+} festival_sink;
+
+static void festival_word(const float *x, size_t n, size_t k, void *user)
+{
+    festival_sink *s = user;
+    float *y = malloc(n * sizeof *y);
+    if (!y)
+        return;
+    memcpy(y, x, n * sizeof *y);
+    if (add_clip(s->train, y, n, s->labels[k], s->aug, false, true) == 0)
+        s->made++;
+    free(y);
+}
+
+static int festival_words(set *train, int n_configs, int aug)
+{
+    int made = 0;
+    for (int c = 0; c < n_configs; c++) {
+        const char *words[N_CLASSES - 2 + 12];
+        int labels[N_CLASSES - 2 + 12];
+        size_t n = 0;
+        for (size_t w = 0; w < N_CLASSES - 2 + 12; w++, n++) {
+            words[n] = w < N_CLASSES - 2 ? CLASSES[w + 2] : OOV[rnd() % N_OOV];
+            labels[n] = w < N_CLASSES - 2 ? (int)w + 2 : ST_ASR_UNKNOWN;
+        }
+        festival_sink s = {.train = train, .labels = labels, .aug = aug};
+        if (asr_festival_words(FESTIVAL[c % 3], uniform(0.8, 1.25), words, n, festival_word,
+                               &s) < 0)
+            return -1;
+        made += s.made;
+        config_progress("festival", c + 1, n_configs);
+    }
+    return made;
+}
+
 /* ---- whole requests (words in context) ---- */
 
 static const char *const DIGIT[] = {"zero", "one", "two", "three", "four",
@@ -1134,6 +1183,7 @@ static int cmd_data(int argc, char **argv)
     double letter_p = 0.25;
     const char *norm_from = NULL;
     int n_configs = 60, aug = 1, n_req = 0, per_req = 12, req_aug = 1, sc_aug = -1;
+    int n_festival = 0;
     long max_clips = 0;
     for (int a = 2; a < argc; a++) {
         if (!strcmp(argv[a], "--data-dir") && a + 1 < argc)
@@ -1142,6 +1192,8 @@ static int cmd_data(int argc, char **argv)
             out = argv[++a];
         else if (!strcmp(argv[a], "--configs") && a + 1 < argc)
             n_configs = (int)whole_arg("data", "--configs", argv[++a], 0, 100000, "a count");
+        else if (!strcmp(argv[a], "--festival") && a + 1 < argc)
+            n_festival = (int)whole_arg("data", "--festival", argv[++a], 0, 100000, "a count");
         else if (!strcmp(argv[a], "--aug") && a + 1 < argc)
             aug = (int)whole_arg("data", "--aug", argv[++a], 0, 16, "a count");
         else if (!strcmp(argv[a], "--requests") && a + 1 < argc)
@@ -1333,6 +1385,11 @@ static int cmd_data(int argc, char **argv)
 
     int made = synth_words(&train, n_configs, aug < 1 ? 1 : aug, n_req > 0);
     fprintf(stderr, "asr-tool: %d synthetic words\n", made);
+    if (n_festival > 0) {
+        if ((made = festival_words(&train, n_festival, aug < 1 ? 1 : aug)) < 0)
+            return 1;
+        fprintf(stderr, "asr-tool: %d festival words\n", made);
+    }
     if (n_req > 0) {
         made = synth_requests(&train, n_req, per_req, req_aug, 0);
         fprintf(stderr, "asr-tool: %d training windows of whole requests\n", made);
