@@ -91,7 +91,7 @@ struct st_frontend *cli_asr_frontend(const struct st_asr *a, int *err);
     counted in *bad (may be NULL). ST_ERR_IO (said) when the file cannot be
     opened; an empty list is ST_OK with *n 0. */
 typedef struct {
-    char *path, *text, *label, *ends;
+    char *path, *text, *label, *ends, *speaker; /* speaker: "" when the row has none */
     long line; /* in the manifest, from 1 (the header) */
 } cli_asr_row;
 int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool requests,

@@ -188,12 +188,17 @@ int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool req
         if (ln++ == 0 || line[0] == '\n')
             continue;
         line[strcspn(line, "\r\n")] = 0;
-        char *save = NULL;
-        char *p = strtok_r(line, "\t", &save);
-        char *a = strtok_r(NULL, "\t", &save);
-        char *b = sc12 || requests ? strtok_r(NULL, "\t", &save) : NULL;
-        char *e = requests ? strtok_r(NULL, "\t", &save) : NULL;
-        if (!p || !a || (requests && !e)) {
+        char *fld[5] = {0}; /* tab-separated; an empty field stays in its place */
+        size_t nfld = 0;
+        for (char *c = line; c && nfld < 5; nfld++) {
+            fld[nfld] = c;
+            if ((c = strchr(c, '\t')))
+                *c++ = 0;
+        }
+        char *p = fld[0], *a = fld[1], *b = sc12 || requests ? fld[2] : NULL;
+        char *e = requests ? fld[3] : NULL;
+        char *spk = sc12 ? fld[3] : fld[2];
+        if (!p || !*p || !a || !*a || (requests && !e)) {
             cli_fail(cmd, "%s:%ld: expected %s", path, ln,
                      sc12 ? "path, label12, word, speaker"
                           : requests ? "path, text, speaker, ends" : "path, text, speaker");
@@ -202,7 +207,14 @@ int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool req
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 256;
-            rows = realloc(rows, cap * sizeof *rows);
+            row *grown = realloc(rows, cap * sizeof *rows);
+            if (!grown) {
+                fclose(f);
+                cli_asr_free_rows(rows, n);
+                cli_fail(cmd, "out of memory reading '%s'", path);
+                return ST_ERR_NOMEM;
+            }
+            rows = grown;
         }
         char full[2048];
         if (p[0] == '/')
@@ -213,6 +225,7 @@ int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool req
         rows[n].label = sc12 ? strdup(a) : NULL;
         rows[n].text = strdup(sc12 ? (b ? b : "") : a);
         rows[n].ends = e ? strdup(e) : NULL;
+        rows[n].speaker = strdup(spk ? spk : "");
         rows[n].line = ln;
         n++;
     }
@@ -231,6 +244,7 @@ void cli_asr_free_rows(cli_asr_row *r, size_t n)
         free(r[k].text);
         free(r[k].label);
         free(r[k].ends);
+        free(r[k].speaker);
     }
     free(r);
 }
@@ -598,10 +612,78 @@ static int decider_option(const char *cmd, int argc, char **argv, int *i, rule_o
     return 1;
 }
 
+/* --by-speaker: errors over units (clips for sc12, reference words for
+   words) per speaker of the manifest. */
+typedef struct {
+    const char *name; /* the row's; "" when it has none */
+    size_t clips, errors, units;
+} speaker_tally;
+
+static speaker_tally *tally_of(speaker_tally *t, size_t *n, const char *name)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (!strcmp(t[k].name, name))
+            return &t[k];
+    t[*n].name = name; /* room for one per row */
+    return &t[(*n)++];
+}
+
+static double tally_score(const speaker_tally *t, bool sc12)
+{
+    double e = t->units ? (double)t->errors / (double)t->units : 0;
+    return sc12 ? 1 - e : e;
+}
+
+static bool sc12_order; /* qsort's comparator reads it: worst first */
+static int worst_first(const void *x, const void *y)
+{
+    double a = tally_score(x, sc12_order), b = tally_score(y, sc12_order);
+    return sc12_order ? (a > b) - (a < b) : (a < b) - (a > b);
+}
+
+/* The speakers, worst first, then how the figure spreads over the named
+   ones (rows without a speaker, such as Speech Commands' _silence_ clips,
+   are listed as "(none)" and left out of the spread). */
+static void print_speakers(speaker_tally *t, size_t n, bool sc12)
+{
+    sc12_order = sc12;
+    qsort(t, n, sizeof *t, worst_first);
+    printf("\nby speaker (worst first)\n%-16s %6s %9s\n", "speaker", "clips",
+           sc12 ? "accuracy" : "wer");
+    size_t named = 0, worst = n;
+    for (size_t k = 0; k < n; k++) {
+        printf("%-16s %6zu %8.1f%%\n", t[k].name[0] ? t[k].name : "(none)", t[k].clips,
+               100.0 * tally_score(&t[k], sc12));
+        if (t[k].name[0] && named++ == 0)
+            worst = k;
+    }
+    if (named < 2)
+        return;
+    /* the median named speaker, and the whole figure without the worst one */
+    double lo = 0, hi = 0;
+    for (size_t k = 0, i = 0; k < n; k++) {
+        if (!t[k].name[0])
+            continue;
+        if (i == (named - 1) / 2)
+            lo = tally_score(&t[k], sc12);
+        if (i == named / 2)
+            hi = tally_score(&t[k], sc12);
+        i++;
+    }
+    size_t err = 0, units = 0;
+    for (size_t k = 0; k < n; k++)
+        if (k != worst)
+            err += t[k].errors, units += t[k].units;
+    double rest = units ? (double)err / (double)units : 0;
+    printf("%zu speakers: the median speaker %.1f%%; all but the worst (%s, %zu clips) %.1f%%\n",
+           named, 100.0 * (lo + hi) / 2, t[worst].name, t[worst].clips,
+           100.0 * (sc12 ? 1 - rest : rest));
+}
+
 static int eval_usage(FILE *out)
 {
     fprintf(out, "usage: spiketalk eval sc12|words|requests --manifest M [--model F] [--pool max|mean|ctc]\n"
-                 "       [--clips FILE]\n"
+                 "       [--clips FILE] [--by-speaker]\n"
                  "       [--on P] [--off P] [--min K] [--refractory K] [--tail K]\n"
                  "       [--lm on|off] [--alpha A] [--beta B] [--margin M] [--beam K] [--flush vad|end]\n"
                  "  --pool defaults to the pooling the model was trained with\n"
@@ -619,6 +701,9 @@ static int eval_usage(FILE *out)
                  "         end of each file)\n"
                  "  --clips FILE  (sc12, words) one line per clip there: path, truth, what was\n"
                  "         recognized, right (1 or 0), to find the clips and speakers it misses\n"
+                 "  --by-speaker  (sc12, words) accuracy or wer per speaker (the manifest's\n"
+                 "         speaker column), worst first, and their spread: how much of the\n"
+                 "         figure a few speakers make\n"
                  "  the last line is `accuracy A (n=N)` or `wer W (n=N)`\n"
                  "  --model defaults to " ASR_DEFAULT_MODEL " (the word classifier) for sc12 and\n"
                  "  words, to " CLI_AGENT_ASR " (the agent's streaming recognizer) for requests\n");
@@ -635,12 +720,15 @@ int st_cmd_eval(int argc, char **argv)
     rule_opts ro = RULE_OPTS_NONE;
     const char *manifest = NULL, *model = requests ? CLI_AGENT_ASR : ASR_DEFAULT_MODEL;
     const char *clips_path = NULL;
+    bool by_speaker = false;
     int pool = -1; /* the model's own */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--manifest") && i + 1 < argc)
             manifest = argv[++i];
         else if (!strcmp(argv[i], "--clips") && i + 1 < argc && !requests)
             clips_path = argv[++i];
+        else if (!strcmp(argv[i], "--by-speaker") && !requests)
+            by_speaker = true;
         else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
         else if (!strcmp(argv[i], "--pool") && i + 1 < argc) {
@@ -704,6 +792,8 @@ int st_cmd_eval(int argc, char **argv)
     float *feat = malloc(200 * nf * sizeof *feat), scores[ST_ASR_MAX_CLASSES];
     size_t n_ok = 0, n_err_words = 0, n_ref_words = 0, done = 0;
     double audio_s = 0, cpu = 0; /* CPU of features + network only, not file reading */
+    speaker_tally *spk = by_speaker ? calloc(n, sizeof *spk) : NULL;
+    size_t n_spk = 0;
     for (size_t k = 0; k < n; k++) {
         float *x = NULL;
         size_t len = 0;
@@ -713,7 +803,7 @@ int st_cmd_eval(int argc, char **argv)
         }
         audio_s += (double)len / ST_PIPELINE_RATE_HZ;
         int ref[64], hyp[64];
-        size_t n_ref = 0, n_hyp = 0;
+        size_t n_ref = 0, n_hyp = 0, clip_err = 0, clip_units = 0;
         if (!sc12) {
             char *t = strdup(rows[k].text), *save = NULL;
             for (char *w = strtok_r(t, " ", &save); w && n_ref < 64; w = strtok_r(NULL, " ", &save)) {
@@ -738,6 +828,8 @@ int st_cmd_eval(int argc, char **argv)
                 }
                 conf[(size_t)truth * K + (size_t)pred]++;
                 n_ok += truth == pred;
+                clip_err = truth != pred;
+                clip_units = 1;
                 if (clips)
                     fprintf(clips, "%s\t%s\t%s\t%d\n", rows[k].path, CLI_SC12[truth],
                             CLI_SC12[pred], truth == pred);
@@ -755,12 +847,20 @@ int st_cmd_eval(int argc, char **argv)
             size_t e = edit_distance(ref, n_ref, hyp, n_hyp);
             n_err_words += e;
             n_ref_words += n_ref;
+            clip_err = e;
+            clip_units = n_ref;
             if (clips) {
                 fprintf(clips, "%s\t%s\t", rows[k].path, rows[k].text);
                 for (size_t j = 0; j < n_hyp; j++)
                     fprintf(clips, "%s%s", j ? " " : "", st_asr_word(a, (size_t)hyp[j]));
                 fprintf(clips, "\t%d\n", e == 0);
             }
+        }
+        if (spk) {
+            speaker_tally *t = tally_of(spk, &n_spk, rows[k].speaker);
+            t->clips++;
+            t->errors += clip_err;
+            t->units += clip_units;
         }
         done++;
         free(x);
@@ -802,6 +902,9 @@ int st_cmd_eval(int argc, char **argv)
         }
         printf("\n");
     }
+    if (spk)
+        print_speakers(spk, n_spk, sc12);
+    free(spk);
     printf("\nmodel %s: %zu classes, %zu weights; %zu clips, %.1f s of audio, %.2f s CPU (RTF %.4f)\n",
            model, C, st_asr_param_count(a), done, audio_s, cpu, audio_s > 0 ? cpu / audio_s : 0);
     if (sc12)

@@ -629,6 +629,34 @@ static void test_smoke_recipe_and_eval(void)
     fclose(f);
     CU_ASSERT_EQUAL(lines, 3);
     CU_ASSERT_EQUAL(right, (int)lround(acc * 2));
+    /* --by-speaker: a row per speaker (the silence clip has none), the
+       spread over the named ones, and the same last line */
+    st_test_tmpfile(man, sizeof man, "sc12_spk.tsv");
+    f = fopen(man, "w");
+    fprintf(f, "path\tlabel12\tword\tspeaker\nclip.wav\t_silence_\t\t\nclip.wav\tyes\tyes\ts1\n"
+               "clip.wav\tno\tno\ts2\nclip.wav\tup\tup\ts2\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s --by-speaker 2>&1", cli, man,
+             model);
+    out = run(cmd, &status);
+    CU_ASSERT_EQUAL(status, 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "by speaker (worst first)"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\n(none)                1 "));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\ns2                    2 "));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "2 speakers: the median speaker"));
+    CU_ASSERT(out && sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) == 2 && nn == 4);
+    free(out);
+    /* a row whose label is empty is refused by its line, not read as another field */
+    f = fopen(man, "w");
+    fprintf(f, "path\tlabel12\tword\tspeaker\nclip.wav\t\tyes\ts1\nclip.wav\tyes\tyes\ts1\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s 2>&1", cli, man, model);
+    out = run(cmd, &status);
+    CU_ASSERT_EQUAL(status, 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "sc12_spk.tsv:2: expected path, label12"));
+    CU_ASSERT(out && sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) == 2 && nn == 1);
+    free(out);
+    st_test_tmpfile(man, sizeof man, "sc12.tsv");
     snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s --clips /nonexistent/c.tsv 2>&1",
              cli, man, model);
     out = run(cmd, &status);
