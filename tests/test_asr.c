@@ -1285,6 +1285,23 @@ static void test_data_options(void)
                     out ? out : "(nothing)");
         free(out);
     }
+    /* --help teaches: every command, or one with its options; exit 0 */
+    const char *helps[][2] = {{"--help", "asr-tool merge --out MODEL"},
+                              {"data --help", "--festival F"},
+                              {"merge --help", "must share"},
+                              {"train -h", "--mask-freq N:W"}};
+    for (size_t k = 0; k < sizeof helps / sizeof helps[0]; k++) {
+        snprintf(cmd, sizeof cmd, "%s %s 2>&1", tool, helps[k][0]);
+        out = run(cmd, &status);
+        CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CU_ASSERT_PTR_NOT_NULL(out && strstr(out, helps[k][1]));
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "%s bogus 2>&1", tool);
+    out = run(cmd, &status);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "unknown command 'bogus'"));
+    free(out);
     /* --festival without festival: named, with what to install */
     snprintf(cmd, sizeof cmd,
              "PATH=/nonexistent %s data --data-dir /nonexistent --out %s/f --configs 0 --festival 1 "

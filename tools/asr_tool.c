@@ -1,125 +1,8 @@
 /*  tools/asr_tool.c - the recognizer's recipe: training features and
     training (`make asr-data`, `make train-asr`, `make train-asr-smoke`).
 
-      asr-tool data  --data-dir D --out DIR [--configs N] [--aug K] [--seed S]
-          Features of 1-s clips (100 frames x 40 log-mel, the front end of
-          audio/audio.h at its defaults) into DIR/train.std and
-          DIR/valid.std (st_train_data files, normalised by DIR/norm.stf),
-          plus DIR/test_sc12.tsv and DIR/test_fsdd.tsv: the held-out
-          speakers' clips, for `spiketalk eval`; and DIR/valid_sc12.tsv,
-          the validation speakers' Speech Commands clips (the split members
-          and mixes are chosen on), in the same layout.
-          Sources: Speech Commands (speakers hashed: 20 % test, 10 %
-          validation, 70 % training), FSDD (speaker "lucas" held out for
-          test), espeak-ng and flite words (N voice/speed/pitch
-          configurations, every vocabulary word and some out-of-vocabulary
-          words each) and silence/noise from `_silence_`. Training clips are
-          augmented K times: speed 0.88-1.12, gain, noise from `_silence_`
-          at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.
-          Without the shared data, only the synthetic words are used.
-          --festival F: F more configurations spoken by festival's voices
-          (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts in turn, at a
-          random duration stretch 0.8-1.25), the same words each, cut at
-          festival's segment times (tools/asr_festival.c); default 0.
-          --snr-min DB: the augmentation's noise from DB (default 0, -20 to
-          25) to 25 dB SNR.
-          --sc-aug K3: Speech Commands' training clips get K3 augmented
-          copies instead of K (the human words a smaller share otherwise).
-          --norm FILE: normalise by FILE (another folder's norm.stf) instead
-          of this set's own statistics, so that nets trained on the two
-          folders can be merged.
-          --requests R (--per-config Q, 12; --request-aug K2, 1 augmented
-          copy of each request): words in context too: R voice
-          configurations each speak Q whole requests of the agent's domain
-          (templates below, fillers around); from each, 1-s windows that
-          END 0-100 ms after a word's end, labelled with that word (the
-          stream's "word that just ended"), windows ending inside a word
-          (_unknown_) and in the pause after the request (_silence_).
-          With --requests, voices of the held-out groups (pick_voice)
-          never train (without it, the single words use every voice, as
-          the shipped model's recipe does, so the request sets below share
-          voices with training then): they
-          speak the validation windows and DIR/valid_requests.tsv and
-          DIR/test_requests.tsv (wav files with each word's end, for
-          `spiketalk eval requests`; written with or without --requests:
-          R/5+1 and R/2+1 voices, R = 100 when not given, 5 requests each).
-          --ctc: label sequences for CTC instead: each single-word clip
-          (1 s, then 0.3 s of the dither: 130 frames) labelled [its class]
-          (silence and noise clips: the empty sequence), and with
-          --requests each training request as a whole utterance (its words
-          from 50 ms before the first to 50 ms after the last, cut to 3 s by
-          dropping words from the end, 0.1-0.5 s of the dither each side;
-          clean and --request-aug augmented copies: noise, speed, ... over
-          the whole) labelled with its words' classes in order (_unknown_
-          for words outside the vocabulary); validation by held-out voices
-          and speakers as above. Sets of up to 350 frames. --pauses P: a
-          share P of those requests (training and validation) gets a pause
-          of 0.15-0.8 s of the dither between two of its words (a person
-          pausing inside a request; the labels stay); default 0.
-          --an4 ALIGN (--an4-letters P, 0.25): AN4's words too, cut at the
-          times `asr-tool align` wrote to ALIGN: speakers hashed as Speech
-          Commands'; vocabulary words as their class, AN4's other words
-          ("sixty", "oh", "enter") as _unknown_, its spelled letters as
-          _unknown_ with p P; the held-out speakers' vocabulary words as
-          clips in DIR/test_an4/ listed in DIR/test_an4.tsv.
-      asr-tool align AN4_DIR OUT
-          Word times of AN4's utterances (AN4_DIR/manifest.tsv) by forced
-          alignment with pocketsphinx (tools/asr_align.c) into OUT:
-          `path word start_s end_s speaker`.
-      asr-tool merge --out MODEL A.stm B.stm ...
-          The recognizers as one (snn/asr.h st_asr_ensemble: their nets side
-          by side, the read-out the mean of their logits); they must share
-          classes, normalisation (one data folder), front end and pooling.
-          Members trained with --cmn and without may be merged: the model
-          then takes the features twice, as each kind of member was trained
-          (tensor "cmn" = "none,clip" or "clip,none").
-      asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]
-                     [--threads T] [--max-steps S] [--lr L] [--loss L]
-                     [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]
-                     [--checkpoint C] [--init C] [--ce-layers] [--max-frames F]
-                     [--mask-freq N:W] [--mask-time N:W] [--seed S] [--cmn]
-          Trains 40 -> H recurrent LSNN -> LI read-out (one unit per
-          class) with cross-entropy on the read-out's max over time
-          (--loss ce_mean: its mean; --loss ctc on a --ctc set: CTC with
-          class 0, _silence_, as the blank, saved with pool "ctc"),
-          keeps the epoch best on the validation speakers, and writes the
-          recognizer (snn/asr.h) to MODEL. --max-steps stops early (smoke).
-          --warmup K steps of linear warm-up (50); --rate-reg R weighs the
-          trainer's firing-rate regulariser (target 0.05 spikes per neuron
-          and step; 0, off, by default); --clip N the gradient norm (1);
-          --init-scale S the hidden layers' input weights (1). --checkpoint C saves the trainer
-          (snn/train.h st_train_save) with each kept epoch; --init C starts
-          from the weights of such a checkpoint of the same layers (not its
-          optimizer state or schedule): CTC after cross-entropy (with
-          --ce-layers, the layers of a cross-entropy run; the blank's
-          read-out bias is raised
-          by the step of 2 up to 20 that gives the validation set the lowest
-          CTC loss). --max-frames F trains (and validates) on the samples
-          of at most F frames only (a --ctc set's single words: 130).
-          --cmn: each clip less its own mean per channel (cepstral mean
-          normalisation; the model file says so and st_asr subtracts the
-          mean of each clip or window it classifies; not with ctc).
-          --mask-freq N:W / --mask-time N:W: SpecAugment on every training
-          step (snn/train.h): N bands of 0 to W mel channels and N
-          stretches of 0 to W frames set to the features' mean, drawn
-          afresh each step (off by default). --seed S (0): another draw of
-          the initial weights, shuffles and masks (the members of an
-          ensemble, `asr-tool merge`).
-      asr-tool rule --model MODEL [--on P] [--off P] [--min K] [--refractory K]
-                    [--tail K]
-          Stores the streaming decision rule (snn/asr.h st_asr_set_stream;
-          tuned with `spiketalk eval requests` on DIR/valid_requests.tsv)
-          in MODEL: what a stream of it uses by default.
-      asr-tool lm --model MODEL [--out M2] [--requests N] [--per-word K]
-                  [--mix W] [--seed S] [--alpha A] [--beta B] [--margin M]
-                  [--beam K]
-          Stores a word bigram and the beam search's settings in a ctc
-          MODEL (snn/asr.h st_asr_set_lm; `make asr-stream-lm`): label
-          bigrams counted over N requests of the generator below (20000,
-          drawn from seed S) and each label alone K times (100), the start
-          and end of each as label 0, interpolated W (0.9) with the
-          unigram (add one half) so that orders the templates never make
-          keep a fair chance. Written to M2, or over MODEL.
+    The commands, their options and what they write: HELP below, printed by
+    `asr-tool --help` (all of them) and `asr-tool CMD --help` (one).
 
     Workload: ~10k clips of 100 frames; data generation is dominated by the
     synthesizers and the resampler, training by the BPTT of the hidden layer.
@@ -176,6 +59,138 @@ static const char *const OOV[] = {
     "noon", "offer", "yet", "know", "son", "gone", "left over", "lucky", "candle", "number",
 };
 #define N_OOV (sizeof OOV / sizeof OOV[0])
+
+/* What `asr-tool --help` and `asr-tool CMD --help` print: each command,
+   its options and what it writes. */
+static const struct {
+    const char *name, *text;
+} HELP[] = {
+    {"data",
+     "  asr-tool data  --data-dir D --out DIR [--configs N] [--aug K] [--seed S]\n"
+     "      Features of 1-s clips (100 frames x 40 log-mel, the front end of\n"
+     "      audio/audio.h at its defaults) into DIR/train.std and\n"
+     "      DIR/valid.std (st_train_data files, normalised by DIR/norm.stf),\n"
+     "      plus DIR/test_sc12.tsv and DIR/test_fsdd.tsv: the held-out\n"
+     "      speakers' clips, for `spiketalk eval`; and DIR/valid_sc12.tsv,\n"
+     "      the validation speakers' Speech Commands clips (the split members\n"
+     "      and mixes are chosen on), in the same layout.\n"
+     "      Sources: Speech Commands (speakers hashed: 20 % test, 10 %\n"
+     "      validation, 70 % training), FSDD (speaker \"lucas\" held out for\n"
+     "      test), espeak-ng and flite words (N voice/speed/pitch\n"
+     "      configurations, every vocabulary word and some out-of-vocabulary\n"
+     "      words each) and silence/noise from `_silence_`. Training clips are\n"
+     "      augmented K times: speed 0.88-1.12, gain, noise from `_silence_`\n"
+     "      at 0-25 dB SNR, a sparse reverberation tail, 8 kHz band limit.\n"
+     "      Without the shared data, only the synthetic words are used.\n"
+     "      --festival F: F more configurations spoken by festival's voices\n"
+     "      (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts in turn, at a\n"
+     "      random duration stretch 0.8-1.25), the same words each, cut at\n"
+     "      festival's segment times (tools/asr_festival.c); default 0.\n"
+     "      --snr-min DB: the augmentation's noise from DB (default 0, -20 to\n"
+     "      25) to 25 dB SNR.\n"
+     "      --sc-aug K3: Speech Commands' training clips get K3 augmented\n"
+     "      copies instead of K (the human words a smaller share otherwise).\n"
+     "      --norm FILE: normalise by FILE (another folder's norm.stf) instead\n"
+     "      of this set's own statistics, so that nets trained on the two\n"
+     "      folders can be merged.\n"
+     "      --requests R (--per-config Q, 12; --request-aug K2, 1 augmented\n"
+     "      copy of each request): words in context too: R voice\n"
+     "      configurations each speak Q whole requests of the agent's domain\n"
+     "      (templates below, fillers around); from each, 1-s windows that\n"
+     "      END 0-100 ms after a word's end, labelled with that word (the\n"
+     "      stream's \"word that just ended\"), windows ending inside a word\n"
+     "      (_unknown_) and in the pause after the request (_silence_).\n"
+     "      With --requests, voices of the held-out groups (pick_voice)\n"
+     "      never train (without it, the single words use every voice, as\n"
+     "      the shipped model's recipe does, so the request sets below share\n"
+     "      voices with training then): they\n"
+     "      speak the validation windows and DIR/valid_requests.tsv and\n"
+     "      DIR/test_requests.tsv (wav files with each word's end, for\n"
+     "      `spiketalk eval requests`; written with or without --requests:\n"
+     "      R/5+1 and R/2+1 voices, R = 100 when not given, 5 requests each).\n"
+     "      --ctc: label sequences for CTC instead: each single-word clip\n"
+     "      (1 s, then 0.3 s of the dither: 130 frames) labelled [its class]\n"
+     "      (silence and noise clips: the empty sequence), and with\n"
+     "      --requests each training request as a whole utterance (its words\n"
+     "      from 50 ms before the first to 50 ms after the last, cut to 3 s by\n"
+     "      dropping words from the end, 0.1-0.5 s of the dither each side;\n"
+     "      clean and --request-aug augmented copies: noise, speed, ... over\n"
+     "      the whole) labelled with its words' classes in order (_unknown_\n"
+     "      for words outside the vocabulary); validation by held-out voices\n"
+     "      and speakers as above. Sets of up to 350 frames. --pauses P: a\n"
+     "      share P of those requests (training and validation) gets a pause\n"
+     "      of 0.15-0.8 s of the dither between two of its words (a person\n"
+     "      pausing inside a request; the labels stay); default 0.\n"
+     "      --an4 ALIGN (--an4-letters P, 0.25): AN4's words too, cut at the\n"
+     "      times `asr-tool align` wrote to ALIGN: speakers hashed as Speech\n"
+     "      Commands'; vocabulary words as their class, AN4's other words\n"
+     "      (\"sixty\", \"oh\", \"enter\") as _unknown_, its spelled letters as\n"
+     "      _unknown_ with p P; the held-out speakers' vocabulary words as\n"
+     "      clips in DIR/test_an4/ listed in DIR/test_an4.tsv.\n"},
+    {"align",
+     "  asr-tool align AN4_DIR OUT\n"
+     "      Word times of AN4's utterances (AN4_DIR/manifest.tsv) by forced\n"
+     "      alignment with pocketsphinx (tools/asr_align.c) into OUT:\n"
+     "      `path word start_s end_s speaker`.\n"},
+    {"merge",
+     "  asr-tool merge --out MODEL A.stm B.stm ...\n"
+     "      The recognizers as one (snn/asr.h st_asr_ensemble: their nets side\n"
+     "      by side, the read-out the mean of their logits); they must share\n"
+     "      classes, normalisation (one data folder), front end and pooling.\n"
+     "      Members trained with --cmn and without may be merged: the model\n"
+     "      then takes the features twice, as each kind of member was trained\n"
+     "      (tensor \"cmn\" = \"none,clip\" or \"clip,none\").\n"},
+    {"train",
+     "  asr-tool train --dir DIR --out MODEL [--epochs E] [--hidden H]\n"
+     "                 [--threads T] [--max-steps S] [--lr L] [--loss L]\n"
+     "                 [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]\n"
+     "                 [--checkpoint C] [--init C] [--ce-layers] [--max-frames F]\n"
+     "                 [--mask-freq N:W] [--mask-time N:W] [--seed S] [--cmn]\n"
+     "      Trains 40 -> H recurrent LSNN -> LI read-out (one unit per\n"
+     "      class) with cross-entropy on the read-out's max over time\n"
+     "      (--loss ce_mean: its mean; --loss ctc on a --ctc set: CTC with\n"
+     "      class 0, _silence_, as the blank, saved with pool \"ctc\"),\n"
+     "      keeps the epoch best on the validation speakers, and writes the\n"
+     "      recognizer (snn/asr.h) to MODEL. --max-steps stops early (smoke).\n"
+     "      --warmup K steps of linear warm-up (50); --rate-reg R weighs the\n"
+     "      trainer's firing-rate regulariser (target 0.05 spikes per neuron\n"
+     "      and step; 0, off, by default); --clip N the gradient norm (1);\n"
+     "      --init-scale S the hidden layers' input weights (1). --checkpoint C saves the trainer\n"
+     "      (snn/train.h st_train_save) with each kept epoch; --init C starts\n"
+     "      from the weights of such a checkpoint of the same layers (not its\n"
+     "      optimizer state or schedule): CTC after cross-entropy (with\n"
+     "      --ce-layers, the layers of a cross-entropy run; the blank's\n"
+     "      read-out bias is raised\n"
+     "      by the step of 2 up to 20 that gives the validation set the lowest\n"
+     "      CTC loss). --max-frames F trains (and validates) on the samples\n"
+     "      of at most F frames only (a --ctc set's single words: 130).\n"
+     "      --cmn: each clip less its own mean per channel (cepstral mean\n"
+     "      normalisation; the model file says so and st_asr subtracts the\n"
+     "      mean of each clip or window it classifies; not with ctc).\n"
+     "      --mask-freq N:W / --mask-time N:W: SpecAugment on every training\n"
+     "      step (snn/train.h): N bands of 0 to W mel channels and N\n"
+     "      stretches of 0 to W frames set to the features' mean, drawn\n"
+     "      afresh each step (off by default). --seed S (0): another draw of\n"
+     "      the initial weights, shuffles and masks (the members of an\n"
+     "      ensemble, `asr-tool merge`).\n"},
+    {"rule",
+     "  asr-tool rule --model MODEL [--on P] [--off P] [--min K] [--refractory K]\n"
+     "                [--tail K]\n"
+     "      Stores the streaming decision rule (snn/asr.h st_asr_set_stream;\n"
+     "      tuned with `spiketalk eval requests` on DIR/valid_requests.tsv)\n"
+     "      in MODEL: what a stream of it uses by default.\n"},
+    {"lm",
+     "  asr-tool lm --model MODEL [--out M2] [--requests N] [--per-word K]\n"
+     "              [--mix W] [--seed S] [--alpha A] [--beta B] [--margin M]\n"
+     "              [--beam K]\n"
+     "      Stores a word bigram and the beam search's settings in a ctc\n"
+     "      MODEL (snn/asr.h st_asr_set_lm; `make asr-stream-lm`): label\n"
+     "      bigrams counted over N requests of the generator below (20000,\n"
+     "      drawn from seed S) and each label alone K times (100), the start\n"
+     "      and end of each as label 0, interpolated W (0.9) with the\n"
+     "      unigram (add one half) so that orders the templates never make\n"
+     "      keep a fair chance. Written to M2, or over MODEL.\n"},
+};
 
 /* ---- small helpers ---- */
 
@@ -1987,8 +2002,28 @@ done:
     return rc;
 }
 
+static bool is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+/* `asr-tool --help`: every command; `asr-tool CMD --help`: that one. */
+static int help(FILE *out, const char *cmd)
+{
+    size_t n = sizeof HELP / sizeof HELP[0];
+    if (!cmd)
+        fprintf(out, "usage: asr-tool data|align|merge|train|rule|lm [options]\n"
+                     "The recognizer's recipe (make asr-data, make train-asr; models/README.md).\n\n");
+    for (size_t k = 0; k < n; k++)
+        if (!cmd || !strcmp(cmd, HELP[k].name))
+            fputs(HELP[k].text, out);
+    return out == stdout ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && is_help(argv[1]))
+        return help(stdout, NULL);
+    for (int a = 2; a < argc; a++)
+        if (is_help(argv[a]))
+            return help(stdout, argv[1]);
     if (argc >= 2 && !strcmp(argv[1], "lm"))
         return cmd_lm(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "rule"))
@@ -2001,7 +2036,9 @@ int main(int argc, char **argv)
         return cmd_merge(argc, argv);
     if (argc == 4 && !strcmp(argv[1], "align"))
         return asr_align_an4(argv[2], argv[3]) ? 1 : 0;
-    fprintf(stderr, "usage: asr-tool data|train|rule|lm|align|merge [options] (see "
-                    "tools/asr_tool.c)\n");
-    return 2;
+    if (argc >= 2 && strcmp(argv[1], "align"))
+        fprintf(stderr, "asr-tool: unknown command '%s'\n\n", argv[1]);
+    else if (argc >= 2)
+        fprintf(stderr, "asr-tool align takes two arguments, AN4's folder and the output\n\n");
+    return help(stderr, NULL);
 }
