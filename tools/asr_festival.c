@@ -126,12 +126,15 @@ int asr_festival_words(const char *voice, double stretch, const char *const *wor
     }
     int rc = run_festival(script, times, log);
     FILE *t = rc == 0 ? fopen(times, "r") : NULL;
-    if (!t) {
-        fprintf(stderr, "asr-tool: festival %s (voice %s, exit %d; its log: %s)%s\n",
-                rc == 127 ? "is not installed" : "failed", voice, rc, log,
-                rc == 127 ? "; install it with tools/deps" : "");
-        if (rc == 127)
-            remove_dir(dir, n);
+    if (!t && rc == 127) {
+        fprintf(stderr, "asr-tool: festival is not installed (voice %s); install it with "
+                        "tools/deps\n", voice);
+        remove_dir(dir, n);
+        return -1;
+    }
+    if (!t) { /* the folder stays, for the log */
+        fprintf(stderr, "asr-tool: festival failed (voice %s, exit %d); its log: %s\n", voice, rc,
+                log);
         return -1;
     }
     int made = 0;
