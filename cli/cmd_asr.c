@@ -198,7 +198,7 @@ int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool req
         char *p = fld[0], *a = fld[1], *b = sc12 || requests ? fld[2] : NULL;
         char *e = requests ? fld[3] : NULL;
         char *spk = sc12 ? fld[3] : fld[2];
-        if (!p || !*p || !a || !*a || (requests && !e)) {
+        if (!p || !*p || !a || !*a || (requests && (!e || !*e))) {
             cli_fail(cmd, "%s:%ld: expected %s", path, ln,
                      sc12 ? "path, label12, word, speaker"
                           : requests ? "path, text, speaker, ends" : "path, text, speaker");
@@ -634,11 +634,13 @@ static double tally_score(const speaker_tally *t, bool sc12)
     return sc12 ? 1 - e : e;
 }
 
-static bool sc12_order; /* qsort's comparator reads it: worst first */
+/* Worst first: the higher error rate (of clips or of words) first, ties by
+   name, so that the order is the same on every system. */
 static int worst_first(const void *x, const void *y)
 {
-    double a = tally_score(x, sc12_order), b = tally_score(y, sc12_order);
-    return sc12_order ? (a > b) - (a < b) : (a < b) - (a > b);
+    const speaker_tally *s = x, *t = y;
+    double a = tally_score(s, false), b = tally_score(t, false);
+    return a != b ? (a < b) - (a > b) : strcmp(s->name, t->name);
 }
 
 /* The speakers, worst first, then how the figure spreads over the named
@@ -646,7 +648,6 @@ static int worst_first(const void *x, const void *y)
    are listed as "(none)" and left out of the spread). */
 static void print_speakers(speaker_tally *t, size_t n, bool sc12)
 {
-    sc12_order = sc12;
     qsort(t, n, sizeof *t, worst_first);
     printf("\nby speaker (worst first)\n%-16s %6s %9s\n", "speaker", "clips",
            sc12 ? "accuracy" : "wer");
