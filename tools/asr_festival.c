@@ -162,6 +162,11 @@ int asr_festival_words(const char *voice, double stretch, const char *const *wor
         st_audio_free(&a);
     }
     fclose(t);
+    if (made == 0 && n > 0) { /* e.g. the voice's package is missing: the folder stays, for the log */
+        fprintf(stderr, "asr-tool: festival spoke none of %zu words with voice %s (is its "
+                        "package installed? tools/deps); its log: %s\n", n, voice, log);
+        return -1;
+    }
     remove_dir(dir, n);
     return made;
 }
