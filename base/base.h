@@ -1,13 +1,13 @@
 /*  base/base.h - what every layer of spiketalk shares: error codes, the thread's
-    last error message, logging, a real-time guard, the monotonic clock and a
-    small pool of worker threads for the trainers, and the small-sample
-    statistics the reports compare windows with.
+    last error message, logging, a real-time guard, the monotonic clock, a
+    small pool of worker threads for the trainers, the small-sample
+    statistics the reports compare windows with, and scratch folders.
 
     The lowest layer: it depends on libc (and libm) only, and audio/, snn/,
-    tts/ and pipeline/ all sit on it. Nothing here but the worker pool and
-    the statistics allocates after first use or blocks, so every other function may be called from any
-    thread, including the audio callback (st_rt_* and the clock are meant
-    for it).
+    tts/ and pipeline/ all sit on it. Nothing here but the worker pool, the
+    statistics and the scratch folders allocates after first use or
+    blocks, so every other function may be called from any thread,
+    including the audio callback (st_rt_* and the clock are meant for it).
 */
 #ifndef ST_BASE_H
 #define ST_BASE_H
@@ -95,6 +95,18 @@ void st_sleep_until_s(double deadline_s);
     transfers and EINTR; false on an error or, reading, an early end. */
 bool st_write_all(int fd, const void *buf, size_t n);
 bool st_read_all(int fd, void *buf, size_t n);
+
+/*  A private scratch folder (base/tmpdir.c). st_tmpdir_make() makes
+    "$TMPDIR/<prefix>.XXXXXX" (/tmp without TMPDIR, or where that path would
+    not fit in cap bytes, as for an ipc:// endpoint's short limit) with mode
+    0700 and writes its path into dir; ST_ERR_IO (the message names the
+    folder and why) or ST_ERR_INVALID (a prefix with '/') and dir "" on
+    failure. st_tmpdir_remove() removes everything inside dir, sub-folders
+    too (links removed, never followed), except the entry named keep (NULL:
+    none), then dir itself unless something was kept: a failed run keeps its
+    log for the message that names it. Not for the audio path. */
+int st_tmpdir_make(char *dir, size_t cap, const char *prefix);
+void st_tmpdir_remove(const char *dir, const char *keep);
 
 /*  Worker threads for data-parallel jobs (base/workers.c): st_workers_run()
     calls fn(ctx, item, worker) for every item in 0..n_items-1, items handed

@@ -18,6 +18,7 @@
 #include "snn/asr.h"
 #include "tts/tts.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -152,23 +153,6 @@ static int cmp_double(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-/* Removes the temporary folder: the n clips written for the peer, its
-   grammar, control and hypothesis files (those not made yet are skipped). */
-static void remove_workdir(const char *dir, long n)
-{
-    char path[1200];
-    for (long k = 0; k < n; k++) {
-        snprintf(path, sizeof path, "%s/c%05ld.wav", dir, k);
-        unlink(path);
-    }
-    static const char *const files[] = {"words.gram", "list.ctl", "out.hyp"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
 int st_bench_asr(int argc, char **argv)
 {
     const char *manifest = "build/asr/test_sc12.tsv", *model = "models/asr.stm";
@@ -202,24 +186,34 @@ int st_bench_asr(int argc, char **argv)
         st_asr_destroy(&a);
         return cli_fail("bench asr", "(`make asr-data` writes the default, build/asr/test_sc12.tsv)");
     }
-    char dir[] = "/tmp/spiketalk-bench-asr-XXXXXX";
-    if (!mkdtemp(dir)) {
+    char dir[1024];
+    if (st_tmpdir_make(dir, sizeof dir, "spiketalk-bench-asr")) {
         cli_asr_free_rows(rows, n_rows);
         st_asr_destroy(&a);
-        return cli_fail("bench asr", "cannot make a temporary folder");
+        return cli_fail("bench asr", "%s", st_errmsg());
     }
     /* grammar of the vocabulary words */
     char path[1200], ctl[1200], hyp[1200];
     snprintf(path, sizeof path, "%s/words.gram", dir);
-    FILE *g = fopen(path, "w");
+    snprintf(ctl, sizeof ctl, "%s/list.ctl", dir);
+    snprintf(hyp, sizeof hyp, "%s/out.hyp", dir);
+    FILE *g = fopen(path, "w"), *cf = fopen(ctl, "w");
+    if (!g || !cf) {
+        int e = errno;
+        if (g)
+            fclose(g);
+        if (cf)
+            fclose(cf);
+        st_tmpdir_remove(dir, NULL);
+        cli_asr_free_rows(rows, n_rows);
+        st_asr_destroy(&a);
+        return cli_fail("bench asr", "cannot write in %s: %s", dir, strerror(e));
+    }
     fprintf(g, "#JSGF V1.0;\ngrammar words;\npublic <word> = ");
     for (size_t k = 2; k < st_asr_classes(a); k++)
         fprintf(g, "%s%s", k > 2 ? " | " : "", st_asr_word(a, k));
     fprintf(g, ";\n");
     fclose(g);
-    snprintf(ctl, sizeof ctl, "%s/list.ctl", dir);
-    snprintf(hyp, sizeof hyp, "%s/out.hyp", dir);
-    FILE *cf = fopen(ctl, "w");
     st_frontend_params fp = st_frontend_default_params();
     st_frontend *fe = st_frontend_new(&fp, &err);
     int *truth = calloc((size_t)max_clips, sizeof *truth), *ours = calloc((size_t)max_clips, sizeof *ours);
@@ -260,7 +254,7 @@ int st_bench_asr(int argc, char **argv)
     fclose(cf);
     cli_asr_free_rows(rows, n_rows);
     if (n == 0) { /* nothing to compare: a table of zeros would read as 0 % */
-        remove_workdir(dir, 0);
+        st_tmpdir_remove(dir, NULL);
         free(truth);
         free(ours);
         st_frontend_destroy(&fe);
@@ -332,7 +326,7 @@ int st_bench_asr(int argc, char **argv)
     }
     report_note(&r, "pocketsphinx CPU includes loading its model; clips without a hypothesis count as _silence_");
     report_print(&r, json, stdout);
-    remove_workdir(dir, n);
+    st_tmpdir_remove(dir, NULL);
     free(ps);
     free(truth);
     free(ours);

@@ -261,9 +261,9 @@ int st_bench_lm(int argc, char **argv)
         peer_note = "PyTorch peer skipped: python3-torch is not installed; install it with "
                     "`apt-get install python3-torch` (tools/deps does, as root)";
     }
-    char dir[] = "/tmp/spiketalk-bench-lm.XXXXXX";
-    if (!mkdtemp(dir))
-        return cli_fail(CMD, "cannot make a temporary folder in /tmp");
+    char dir[100]; /* the peer's paths below are 128 bytes: a longer TMPDIR falls back to /tmp */
+    if (st_tmpdir_make(dir, sizeof dir, "spiketalk-bench-lm"))
+        return cli_fail(CMD, "%s", st_errmsg());
 
     report rep;
     report_init(&rep, "lm", "SpikeGPT language model: tokens/s and first-token time vs PyTorch",
@@ -384,10 +384,8 @@ int st_bench_lm(int argc, char **argv)
         free(toks);
         free(logits);
         free(times);
-        remove(model_path);
-        remove(tok_path);
     }
-    rmdir(dir);
+    st_tmpdir_remove(dir, NULL);
     if (status)
         return status;
     report_note(&rep, "one core, median of %ld passes of %ld tokens; kernel %s; PyTorch: %s", repeat,

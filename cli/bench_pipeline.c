@@ -418,11 +418,12 @@ int st_bench_pipeline(int argc, char **argv)
     sink_result r = {.cap = (size_t)(frames > burst ? frames : burst) + 16};
     r.lat_us = malloc(r.cap * sizeof(double));
     r.inside_us = malloc(r.cap * sizeof(double));
-    char ipc_dir[] = "/tmp/spiketalk-bench.XXXXXX";
-    if (!r.lat_us || !r.inside_us || !mkdtemp(ipc_dir)) {
+    char ipc_dir[81]; /* ipc paths are short (107 bytes): a longer TMPDIR falls back to /tmp */
+    bool fed = r.lat_us && r.inside_us;
+    if (!fed || st_tmpdir_make(ipc_dir, sizeof ipc_dir, "spiketalk-bench")) {
         free(r.lat_us);
         free(r.inside_us);
-        return cli_fail(CMD, "out of memory, or cannot make a folder in /tmp");
+        return cli_fail(CMD, "%s", fed ? st_errmsg() : "out of memory");
     }
     report rep;
     report_init(&rep, "pipeline", "pipeline runtime: 10 ms frames, one hop and five pass-through "
@@ -513,7 +514,7 @@ int st_bench_pipeline(int argc, char **argv)
                 fused_inproc_p99 = p99;
         }
     }
-    rmdir(ipc_dir);
+    st_tmpdir_remove(ipc_dir, NULL);
     free(r.lat_us);
     free(r.inside_us);
     report_note(&rep, "%ld frames of 10 ms (948 bytes) one every %g us, the first %d not counted; "

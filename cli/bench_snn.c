@@ -84,20 +84,6 @@ static int write_file(const char *dir, const char *name, const void *data, size_
     return 0;
 }
 
-static void remove_dir(const char *dir)
-{
-    static const char *const names[] = {"pre_exc.u32", "post_exc.u32", "pre_inh.u32",
-                                        "post_inh.u32", "v0.f32", "w1.f32", "b1.f32", "w2.f32",
-                                        "b2.f32", "in_spikes.f32", "in_dense.f32",
-                                        "peer_stderr.txt"};
-    char path[FILE_LEN];
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
 /* Where tools/peers is: $ST_PEERS_DIR, beside the binary's source tree
    (build/spiketalk -> tools/peers), or under the current folder. */
 static bool find_peers(char *out, size_t cap)
@@ -648,10 +634,8 @@ int st_bench_snn(int argc, char **argv)
         b.peers = false;
     }
     if (b.peers) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(b.dir, sizeof b.dir, "%s/spiketalk-bench-snn-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(b.dir))
-            return cli_fail(CMD, "cannot make a temporary folder %s: %s", b.dir, strerror(errno));
+        if (st_tmpdir_make(b.dir, sizeof b.dir, "spiketalk-bench-snn"))
+            return cli_fail(CMD, "%s", st_errmsg());
     }
     cli_progress_init(&b.progress);
     b.n_stages = (int)(3 * b.repeat + 8 + (b.peers ? 3 : 0));
@@ -668,7 +652,7 @@ int st_bench_snn(int argc, char **argv)
                             sizeof stream_note);
     cli_progress_done(&b.progress);
     if (b.peers)
-        remove_dir(b.dir);
+        st_tmpdir_remove(b.dir, NULL);
     if (status)
         return status;
 

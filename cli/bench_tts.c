@@ -732,14 +732,6 @@ static bool recognize(const char *dir, int correct[3][N_VOICES], int *unsteady)
     return true;
 }
 
-static void rm_dir(const char *dir)
-{
-    char cmd[1100];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "spiketalk bench tts: could not remove %s\n", dir);
-}
-
 /* ---- the command --------------------------------------------------------------------- */
 
 int st_bench_tts(int argc, char **argv)
@@ -857,17 +849,19 @@ int st_bench_tts(int argc, char **argv)
     report_col_num(&r, "intel_file", INTEL_UNIT);
     report_col_num(&r, "wave_diff", "lsb");
 
-    char dir[] = "/tmp/spiketalk-bench-tts.XXXXXX";
+    char dir[1000] = "";
     bool do_intel = intel && have_tool("pocketsphinx_batch") && have_tool("espeak-ng") &&
                     have_tool("flite") && access(PS_MODEL "/en-us", R_OK) == 0;
     FILE *ctl = NULL;
-    if (do_intel && mkdtemp(dir)) {
+    if (do_intel && st_tmpdir_make(dir, sizeof dir, "spiketalk-bench-tts") == ST_OK) {
         char path[1100];
         snprintf(path, sizeof path, "%s/ctl", dir);
         ctl = fopen(path, "w");
     }
-    if (!ctl)
+    if (!ctl) {
+        st_tmpdir_remove(dir, NULL);
         do_intel = false;
+    }
 
     int rows[N_VOICES];
     bool intel_ok[N_VOICES];
@@ -953,7 +947,7 @@ int st_bench_tts(int argc, char **argv)
     if (do_intel && keep)
         report_note(&r, "the decoder's files and answers (hyp) are in %s", dir);
     else if (do_intel)
-        rm_dir(dir);
+        st_tmpdir_remove(dir, NULL);
     double load[3] = {0, 0, 0};
     int nload = getloadavg(load, 3);
     report_note(&r, "%ld sentences per voice at %ld Hz, 10 ms chunks, p50/p95 over them, rtf over "

@@ -27,7 +27,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -143,36 +142,19 @@ static int make_rundir(st_pipe *p)
 {
     if (p->rundir[0])
         return ST_OK;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(p->rundir, sizeof p->rundir, "%s/spiketalk-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (strlen(p->rundir) > 80)
-        snprintf(p->rundir, sizeof p->rundir, "/tmp/spiketalk-run.XXXXXX"); /* ipc paths are short */
-    if (!mkdtemp(p->rundir)) {
-        int rc = st_error(ST_ERR_IO, "pipeline: cannot make a folder %s: %s", p->rundir,
-                          strerror(errno));
-        p->rundir[0] = '\0';
-        return rc;
+    /* ipc paths are short (107 bytes): a longer TMPDIR falls back to /tmp */
+    int rc = st_tmpdir_make(p->rundir, 81, "spiketalk-run");
+    if (rc) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", st_errmsg());
+        return st_error(rc, "pipeline: %s", why);
     }
     return ST_OK;
 }
 
 static void remove_rundir(st_pipe *p)
 {
-    if (!p->rundir[0])
-        return;
-    DIR *d = opendir(p->rundir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char path[600];
-            snprintf(path, sizeof path, "%s/%s", p->rundir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(p->rundir);
+    st_tmpdir_remove(p->rundir, NULL);
     p->rundir[0] = '\0';
 }
 

@@ -10,8 +10,9 @@
 */
 #include "testutil.h"
 
+#include "base/base.h"
+
 #include <CUnit/Basic.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,31 +89,10 @@ static CU_SuiteInfo suites[] = {
 static char *tmpdirs[MAX_TMPDIRS];
 static int n_tmpdirs;
 
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                rm_tree(sub);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 static void remove_tmpdirs(void)
 {
     for (int i = 0; i < n_tmpdirs; i++) {
-        rm_tree(tmpdirs[i]);
+        st_tmpdir_remove(tmpdirs[i], NULL);
         free(tmpdirs[i]);
     }
     n_tmpdirs = 0;
@@ -120,11 +100,10 @@ static void remove_tmpdirs(void)
 
 const char *st_test_tmpdir(void)
 {
-    const char *base = getenv("TMPDIR");
     char tmpl[4096];
-    snprintf(tmpl, sizeof tmpl, "%s/spiketalk-test.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpl) || n_tmpdirs == MAX_TMPDIRS) {
-        fprintf(stderr, "cannot make a temporary folder in %s\n", base ? base : "/tmp");
+    if (n_tmpdirs == MAX_TMPDIRS || st_tmpdir_make(tmpl, sizeof tmpl, "spiketalk-test")) {
+        fprintf(stderr, "cannot make a temporary folder: %s\n",
+                n_tmpdirs == MAX_TMPDIRS ? "too many" : st_errmsg());
         exit(2);
     }
     tmpdirs[n_tmpdirs] = strdup(tmpl);

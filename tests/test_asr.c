@@ -1241,17 +1241,13 @@ static void test_an4_align(void)
    before any work */
 static void test_data_options(void)
 {
-    char dir[] = "/tmp/st_asr_opts_XXXXXX", cmd[1024];
-    if (!mkdtemp(dir)) {
-        CU_FAIL("mkdtemp");
-        return;
-    }
+    const char *dir = st_test_tmpdir(); /* removed at exit */
+    char cmd[1024];
     const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
     char tool[512];
     snprintf(tool, sizeof tool, "%s/asr-tool", build);
     if (access(tool, X_OK) != 0) {
         st_test_skip("asr:data_options", "build/asr-tool not built (make test builds it)");
-        rmdir(dir);
         return;
     }
     int status;

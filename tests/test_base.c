@@ -1,13 +1,17 @@
 /*  tests/test_base.c - suite `base`: error messages, logging, the real-time
-    guard, the clock, the small-sample statistics. */
+    guard, the clock, the small-sample statistics, scratch folders. */
 #include "testutil.h"
 
 #include "base/base.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void test_strerror(void)
 {
@@ -177,6 +181,87 @@ static void test_shift_test(void)
                     ST_ERR_INVALID);
 }
 
+static bool touch(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    return f && fputs("x", f) >= 0 && fclose(f) == 0;
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s%s%s", dir, name ? "/" : "", name ? name : "");
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* st_tmpdir_make: under TMPDIR, private, /tmp where TMPDIR does not fit,
+   refusals named; st_tmpdir_remove: everything (sub-folders, links not
+   followed) or everything but the kept log */
+static void test_tmpdir(void)
+{
+    const char *outer = st_test_tmpdir();
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("TMPDIR", outer, 1);
+
+    char dir[4096];
+    CU_ASSERT_EQUAL_FATAL(st_tmpdir_make(dir, sizeof dir, "st-unit"), ST_OK);
+    CU_ASSERT_EQUAL(strncmp(dir, outer, strlen(outer)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dir, "/st-unit."));
+    struct stat st;
+    CU_ASSERT_TRUE(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    /* a file outside, reached by a link inside: the link goes, the file stays */
+    CU_ASSERT_TRUE(touch(outer, "outside.txt"));
+    char link_path[4200], target[4200], sub[4200];
+    snprintf(target, sizeof target, "%s/outside.txt", outer);
+    snprintf(link_path, sizeof link_path, "%s/link", dir);
+    CU_ASSERT_EQUAL(symlink(target, link_path), 0);
+    snprintf(sub, sizeof sub, "%s/deep", dir);
+    CU_ASSERT_EQUAL(mkdir(sub, 0700), 0);
+    CU_ASSERT_TRUE(touch(sub, "a.wav") && touch(dir, "b.wav") && touch(dir, "log"));
+    /* keep the log: only it and the folder stay */
+    st_tmpdir_remove(dir, "log");
+    CU_ASSERT_TRUE(exists(dir, "log"));
+    CU_ASSERT_FALSE(exists(dir, "b.wav") || exists(dir, "deep") || exists(dir, "link"));
+    CU_ASSERT_TRUE(exists(target, NULL));
+    /* nothing kept: the folder goes too; a keep that is absent keeps nothing */
+    st_tmpdir_remove(dir, NULL);
+    CU_ASSERT_FALSE(exists(dir, NULL));
+    CU_ASSERT_EQUAL_FATAL(st_tmpdir_make(dir, sizeof dir, "st-unit"), ST_OK);
+    CU_ASSERT_TRUE(touch(dir, "b.wav"));
+    st_tmpdir_remove(dir, "log");
+    CU_ASSERT_FALSE(exists(dir, NULL));
+    st_tmpdir_remove("", NULL); /* nothing made: nothing done */
+
+    /* a TMPDIR too long for the caller's buffer: /tmp instead */
+    char small[4096];
+    size_t cap = strlen(outer) + 5; /* not room for outer's "/st-unit.XXXXXX" */
+    CU_ASSERT_EQUAL_FATAL(st_tmpdir_make(small, cap < 20 ? 20 : cap, "st-unit"), ST_OK);
+    CU_ASSERT_EQUAL(strncmp(small, "/tmp/st-unit.", 13), 0);
+    st_tmpdir_remove(small, NULL);
+    CU_ASSERT_FALSE(exists(small, NULL));
+
+    /* refusals: a prefix with '/', a TMPDIR that is not there */
+    CU_ASSERT_EQUAL(st_tmpdir_make(dir, sizeof dir, "../x"), ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "plain name"));
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/not-there", outer);
+    setenv("TMPDIR", missing, 1);
+    CU_ASSERT_EQUAL(st_tmpdir_make(dir, sizeof dir, "st-unit"), ST_ERR_IO);
+    CU_ASSERT_STRING_EQUAL(dir, "");
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), missing));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "TMPDIR"));
+
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+}
+
 CU_TestInfo st_tests_base[] = {
     {"strerror", test_strerror},
     {"errmsg_per_thread", test_errmsg_per_thread},
@@ -185,5 +270,6 @@ CU_TestInfo st_tests_base[] = {
     {"clock", test_clock},
     {"hd_quantile", test_hd_quantile},
     {"shift_test", test_shift_test},
+    {"tmpdir", test_tmpdir},
     CU_TEST_INFO_NULL,
 };

@@ -206,26 +206,6 @@ static int parse_seg(char *line, const utt *u, FILE *out, size_t *n_words)
     return 0;
 }
 
-/* Removes the n utterances' files and the run's files from dir, and dir;
-   with keep_log, pocketsphinx's log and the folder stay (what failed). */
-static void remove_tmp(const char *dir, size_t n, bool keep_log)
-{
-    char p[1100];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(p, sizeof p, "%s/u%04zu.wav", dir, i);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/u%04zu.fsg", dir, i);
-        unlink(p);
-    }
-    const char *left[] = {"ctl", "hyp", "hypseg", "log"};
-    for (size_t k = 0; k < (keep_log ? 3u : 4u); k++) {
-        snprintf(p, sizeof p, "%s/%s", dir, left[k]);
-        unlink(p);
-    }
-    if (!keep_log)
-        rmdir(dir);
-}
-
 int asr_align_an4(const char *an4, const char *out_path)
 {
     dict d = {0};
@@ -239,12 +219,9 @@ int asr_align_an4(const char *an4, const char *out_path)
                         "../shared/data/speech/an4\n", an4, strerror(errno));
         return -1;
     }
-    const char *tmp = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/st-align-XXXXXX", tmp);
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "asr-tool align: cannot make a folder under %s: %s\n", tmp,
-                strerror(errno));
+    if (st_tmpdir_make(dir, sizeof dir, "st-align")) {
+        fprintf(stderr, "asr-tool align: %s\n", st_errmsg());
         free(u);
         return -1;
     }
@@ -254,7 +231,7 @@ int asr_align_an4(const char *an4, const char *out_path)
     FILE *ctl = fopen(p, "w");
     if (!ctl) {
         fprintf(stderr, "asr-tool align: cannot write %s: %s\n", p, strerror(errno));
-        remove_tmp(dir, 0, false);
+        st_tmpdir_remove(dir, NULL);
         free(u);
         return -1;
     }
@@ -296,7 +273,7 @@ int asr_align_an4(const char *an4, const char *out_path)
         else
             fprintf(stderr, "asr-tool align: no utterance of %s/manifest.tsv could be read\n",
                     an4);
-        remove_tmp(dir, n, written > 0);
+        st_tmpdir_remove(dir, written ? "log" : NULL);
         free(u);
         return -1;
     }
@@ -329,7 +306,7 @@ int asr_align_an4(const char *an4, const char *out_path)
     fprintf(stderr, "asr-tool align: %zu AN4 utterances aligned (%zu words) into %s; %zu left "
                     "out (a word not in pocketsphinx's dictionary: %zu, not aligned: %zu)\n",
             aligned, words, out_path, skipped + failed + (n - written), skipped, failed);
-    remove_tmp(dir, n, false);
+    st_tmpdir_remove(dir, NULL);
     free(u);
     return rc;
 }

@@ -65,21 +65,6 @@ static int run_festival(const char *script, const char *times, const char *log)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void remove_dir(const char *dir, size_t n)
-{
-    char p[1100];
-    for (size_t k = 0; k < n; k++) {
-        snprintf(p, sizeof p, "%s/w%04zu.wav", dir, k);
-        unlink(p);
-    }
-    const char *left[] = {"say.scm", "times", "log"};
-    for (size_t k = 0; k < 3; k++) {
-        snprintf(p, sizeof p, "%s/%s", dir, left[k]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
 int asr_festival_words(const char *voice, double stretch, const char *const *words, size_t n,
                        asr_festival_cb cb, void *user)
 {
@@ -87,11 +72,9 @@ int asr_festival_words(const char *voice, double stretch, const char *const *wor
         fprintf(stderr, "asr-tool: festival voice '%s' is not a voice name\n", voice);
         return -1;
     }
-    const char *tmp = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
     char dir[1024], script[1100], times[1100], log[1100];
-    snprintf(dir, sizeof dir, "%s/st-festival-XXXXXX", tmp);
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "asr-tool: cannot make a folder under %s: %s\n", tmp, strerror(errno));
+    if (st_tmpdir_make(dir, sizeof dir, "st-festival")) {
+        fprintf(stderr, "asr-tool: %s\n", st_errmsg());
         return -1;
     }
     snprintf(script, sizeof script, "%s/say.scm", dir);
@@ -100,7 +83,7 @@ int asr_festival_words(const char *voice, double stretch, const char *const *wor
     FILE *f = fopen(script, "w");
     if (!f) {
         fprintf(stderr, "asr-tool: cannot write %s: %s\n", script, strerror(errno));
-        remove_dir(dir, 0);
+        st_tmpdir_remove(dir, NULL);
         return -1;
     }
     /* st_say: synthesize, save at 16 kHz, print "k start end" (seconds) of
@@ -121,7 +104,7 @@ int asr_festival_words(const char *voice, double stretch, const char *const *wor
             fprintf(f, "(st_say %zu \"%s\" \"%s/w%04zu.wav\")\n", k, words[k], dir, k);
     if (fclose(f) != 0) {
         fprintf(stderr, "asr-tool: cannot write %s: %s\n", script, strerror(errno));
-        remove_dir(dir, 0);
+        st_tmpdir_remove(dir, NULL);
         return -1;
     }
     int rc = run_festival(script, times, log);
@@ -129,10 +112,11 @@ int asr_festival_words(const char *voice, double stretch, const char *const *wor
     if (!t && rc == 127) {
         fprintf(stderr, "asr-tool: festival is not installed (voice %s); install it with "
                         "tools/deps\n", voice);
-        remove_dir(dir, n);
+        st_tmpdir_remove(dir, NULL);
         return -1;
     }
-    if (!t) { /* the folder stays, for the log */
+    if (!t) { /* the log stays */
+        st_tmpdir_remove(dir, "log");
         fprintf(stderr, "asr-tool: festival failed (voice %s, exit %d); its log: %s\n", voice, rc,
                 log);
         return -1;
@@ -162,11 +146,12 @@ int asr_festival_words(const char *voice, double stretch, const char *const *wor
         st_audio_free(&a);
     }
     fclose(t);
-    if (made == 0 && n > 0) { /* e.g. the voice's package is missing: the folder stays, for the log */
+    if (made == 0 && n > 0) { /* e.g. the voice's package is missing: the log stays */
+        st_tmpdir_remove(dir, "log");
         fprintf(stderr, "asr-tool: festival spoke none of %zu words with voice %s (is its "
                         "package installed? tools/deps); its log: %s\n", n, voice, log);
         return -1;
     }
-    remove_dir(dir, n);
+    st_tmpdir_remove(dir, NULL);
     return made;
 }
