@@ -7,6 +7,7 @@
 #include "base.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char tl_errmsg[512];
 
@@ -34,12 +35,18 @@ const char *st_errmsg(void)
     return tl_errmsg;
 }
 
+/*  Formats into a buffer of its own first: a caller that wraps the message
+    it was given (st_error(rc, "file '%s': %s", path, st_errmsg())) passes
+    tl_errmsg itself as an argument, which vsnprintf must not write over
+    while it reads it (it did: the reason was lost under the prefix). */
 int st_error(int code, const char *fmt, ...)
 {
+    char msg[sizeof tl_errmsg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_errmsg, sizeof tl_errmsg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(tl_errmsg, msg, sizeof msg);
     return code;
 }
 

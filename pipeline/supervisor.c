@@ -144,12 +144,7 @@ static int make_rundir(st_pipe *p)
         return ST_OK;
     /* ipc paths are short (107 bytes): a longer TMPDIR falls back to /tmp */
     int rc = st_tmpdir_make(p->rundir, 81, "spiketalk-run");
-    if (rc) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", st_errmsg());
-        return st_error(rc, "pipeline: %s", why);
-    }
-    return ST_OK;
+    return rc ? st_error(rc, "pipeline: %s", st_errmsg()) : ST_OK;
 }
 
 static void remove_rundir(st_pipe *p)

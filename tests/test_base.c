@@ -4,7 +4,6 @@
 
 #include "base/base.h"
 
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,6 +38,9 @@ static void test_errmsg_per_thread(void)
     pthread_join(t, NULL);
     CU_ASSERT_STRING_EQUAL(seen, "other thread's error");
     CU_ASSERT_STRING_EQUAL(st_errmsg(), "file 'x.wav': 3 bad bytes");
+    /* a message that wraps the one before it keeps that one whole */
+    st_error(ST_ERR_FORMAT, "model file '%s': %s", "m.stm", st_errmsg());
+    CU_ASSERT_STRING_EQUAL(st_errmsg(), "model file 'm.stm': file 'x.wav': 3 bad bytes");
     st_error_clear();
     CU_ASSERT_STRING_EQUAL(st_errmsg(), "");
 }
