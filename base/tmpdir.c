@@ -19,7 +19,9 @@
 
 int st_tmpdir_make(char *dir, size_t cap, const char *prefix)
 {
-    if (!dir || !cap || !prefix || !*prefix || strchr(prefix, '/'))
+    if (!dir || !cap)
+        return st_error(ST_ERR_INVALID, "temporary folder: no buffer for its path");
+    if (!prefix || !*prefix || strchr(prefix, '/'))
         return st_error(ST_ERR_INVALID, "temporary folder: the prefix must be a plain name");
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)
