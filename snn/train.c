@@ -511,6 +511,7 @@ typedef struct {
     uint32_t *sp_off[ST_TRAIN_MAX_LAYERS + 1], *sp_idx[ST_TRAIN_MAX_LAYERS + 1];
     bool bin[ST_TRAIN_MAX_LAYERS + 1]; /* that activation is all 0/1 and listed */
     float *gv, *gi, *gb, *tmp, *scratch; /* [R][nmax]; scratch (2 R + 4) nmax */
+    void *wmap;                          /* warp_sample's maps: T + n_in indices and weights */
     double *ctc;
     size_t ctc_cap;
     int32_t *dec;            /* T: decoded labels */
@@ -640,6 +641,7 @@ static void ws_free(tr_ws *w, size_t n_layers)
     free(w->gb);
     free(w->tmp);
     free(w->scratch);
+    free(w->wmap);
     free(w->ctc);
     free(w->dec);
     free(w->lab);
@@ -686,6 +688,7 @@ static int ws_reserve(const st_train_model *m, tr_ws *w, size_t T, size_t R)
          (w->gb = malloc(R * nmax * sizeof(float))) &&
          (w->tmp = malloc(R * nmax * sizeof(float))) &&
          (w->scratch = malloc((2 * R + 4) * nmax * sizeof(float))) &&
+         (w->wmap = malloc((T + m->n_in) * (sizeof(uint32_t) + sizeof(float)))) &&
          (w->dec = malloc(T * sizeof(int32_t)));
     if (!ok) {
         ws_free(w, n_layers);
@@ -1307,16 +1310,76 @@ static void mask_sample(const st_train *tr, tr_ws *w, size_t r, size_t idx, size
     }
 }
 
+/* Where warped position i of n reads from: src[i] (an index) and frac[i]
+   (the weight of src[i] + 1), for a stretch by `f` about the middle (time)
+   or VTLP's piecewise line through 0 and n - 1 (channels). */
+static void warp_map(size_t n, double f, bool vtlp, bool nearest, uint32_t *src, float *frac)
+{
+    const double last = (double)(n ? n - 1 : 0), mid = last / 2, knee = 0.8 * last;
+    for (size_t i = 0; i < n; i++) {
+        double at;
+        if (!vtlp)
+            at = mid + ((double)i - mid) * f;
+        else if ((double)i <= knee)
+            at = (double)i * f;
+        else
+            at = knee * f + ((double)i - knee) * (last - knee * f) / (last - knee);
+        at = at < 0 ? 0 : at > last ? last : at;
+        if (nearest)
+            at = floor(at + 0.5);
+        size_t k = (size_t)at;
+        k = k + 1 < n ? k : (n ? n - 1 : 0);
+        src[i] = (uint32_t)k;
+        frac[i] = k + 1 < n ? (float)(at - (double)k) : 0.0f;
+    }
+}
+
+/* The warps (st_train_params.warp_time, warp_freq) of sample r of the
+   chunk: w->x takes x (its own `steps`) read through them, drawn from the
+   seed, the step under way and the sample's index. */
+static void warp_sample(const st_train *tr, tr_ws *w, size_t r, size_t idx, const float *x,
+                        size_t steps, size_t C)
+{
+    const st_train_params *p = &tr->p;
+    const size_t T = w->T, R = w->R;
+    tr_rng rng;
+    tr_rng_seed(&rng, p->seed ^ (tr->steps + 1) * 0xD1B54A32D192ED03ull ^ (uint64_t)idx << 24);
+    const double ft = 1 + p->warp_time * (2 * tr_rng_uniform(&rng) - 1);
+    const double ff = 1 + p->warp_freq * (2 * tr_rng_uniform(&rng) - 1);
+    const bool nearest = tr_binary(x, steps * C);
+    uint32_t *ts = (uint32_t *)w->wmap, *cs = ts + T;
+    float *tf = (float *)(cs + C), *cf = tf + T;
+    warp_map(steps, ft, false, nearest, ts, tf);
+    warp_map(C, ff, true, nearest, cs, cf);
+    for (size_t t = 0; t < T; t++) {
+        const size_t tt = t < steps ? t : steps - 1;
+        const float a = tf[tt];
+        const float *x0 = x + ts[tt] * C, *x1 = a > 0 ? x0 + C : x0;
+        float *o = w->x + (t * R + r) * C;
+        for (size_t c = 0; c < C; c++) {
+            const size_t k = cs[c];
+            const float b = cf[c];
+            const float v0 = b > 0 ? x0[k] + b * (x0[k + 1] - x0[k]) : x0[k];
+            const float v1 = b > 0 ? x1[k] + b * (x1[k + 1] - x1[k]) : x1[k];
+            o[c] = v0 + a * (v1 - v0);
+        }
+    }
+}
+
 static void gather_chunk(const st_train *tr, const st_train_data *d, const size_t *idx,
                          tr_ws *w, size_t C)
 {
     const size_t T = w->T, R = w->R;
     const bool masks = tr->job_backward && (tr->p.mask_freq || tr->p.mask_time);
+    const bool warps = tr->job_backward && (tr->p.warp_time > 0 || tr->p.warp_freq > 0);
     for (size_t r = 0; r < R; r++) {
         size_t steps = 0;
         const float *x = st_train_data_input(d, idx[r], &steps);
-        for (size_t t = 0; t < T; t++)
-            memcpy(w->x + (t * R + r) * C, x + t * C, C * sizeof(float));
+        if (warps && steps > 0)
+            warp_sample(tr, w, r, idx[r], x, steps < T ? steps : T, C);
+        else
+            for (size_t t = 0; t < T; t++)
+                memcpy(w->x + (t * R + r) * C, x + t * C, C * sizeof(float));
         if (masks)
             mask_sample(tr, w, r, idx[r], steps < T ? steps : T, C);
     }

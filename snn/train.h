@@ -313,6 +313,18 @@ typedef struct {
        any thread count draws the same masks. Never on evaluation. 0: off. */
     uint32_t mask_freq, mask_freq_width;
     uint32_t mask_time, mask_time_width;
+    /* Warps on the inputs of training steps only, drawn like the masks (and
+       applied before them): each sample is stretched in time by a factor
+       drawn uniformly from 1 +- warp_time about its middle step, and across
+       its channels by 1 +- warp_freq (vocal tract length perturbation,
+       Jaitly & Hinton 2013: channel c is read from c x factor up to 80 % of
+       the channels, the rest squeezed or spread so that the last channel
+       stays the last), read between steps and channels by linear
+       interpolation (nearest for a sample of spikes, which stays spikes);
+       reads past the sample's ends take its first or last step. For
+       features such as log-mel channels: a speaker's pace and vocal tract,
+       new at every step. 0: off; at most 0.5. */
+    float warp_time, warp_freq;
     /* ce_frame: the first onset_steps steps of every run of a label other
        than 0 weigh onset_weight in the loss, and the first offset_steps
        steps of label 0 after a run of another label weigh offset_weight

@@ -306,6 +306,7 @@ static int key_optimizer(st_train_config *c, const where *w, const char *k, cons
 static int key_train(st_train_config *c, const where *w, const char *k, const char *v)
 {
     uint64_t u;
+    double x;
     int rc;
     st_train_params *p = &c->train;
     WHOLE("epochs", 1, 1e7, c->epochs);
@@ -316,6 +317,8 @@ static int key_train(st_train_config *c, const where *w, const char *k, const ch
     WHOLE("mask_freq_width", 0, 4096, p->mask_freq_width);
     WHOLE("mask_time", 0, 64, p->mask_time);
     WHOLE("mask_time_width", 0, 100000, p->mask_time_width);
+    NUM("warp_time", 0, 0.5, p->warp_time);
+    NUM("warp_freq", 0, 0.5, p->warp_freq);
     if (!strcmp(k, "seed")) {
         if ((rc = whole(w, k, v, 0, 9007199254740992.0, &u)) != ST_OK)
             return rc;
@@ -331,8 +334,8 @@ static int key_train(st_train_config *c, const where *w, const char *k, const ch
     if (!strcmp(k, "export_nir"))
         return text(w, k, v, c->export_nir_path, sizeof c->export_nir_path);
     return bad(w, k, "unknown key; [train] takes epochs, batch, chunk, threads, mask_freq, "
-               "mask_freq_width, mask_time, mask_time_width, seed, log, checkpoint, export, "
-               "export_nir");
+               "mask_freq_width, mask_time, mask_time_width, warp_time, warp_freq, seed, log, "
+               "checkpoint, export, export_nir");
 #undef WHOLE
 #undef NUM
 }

@@ -814,20 +814,18 @@ static void test_threads_identical(void)
     rig_free(&c);
 }
 
-/* SpecAugment: the same masks on any thread count, a different run from
-   the unmasked one, never on evaluation, and bad settings refused. */
-static void test_spec_augment(void)
+/* An augmentation of training inputs (SpecAugment's masks, the warps):
+   the same draws on any thread count, a different run from the plain one,
+   never on evaluation. */
+static void augment_case(const char *augmented)
 {
-    const char *masked = SMALL_TASK "mask_freq = 2\nmask_freq_width = 4\nmask_time = 2\n"
-                                    "mask_time_width = 6\n";
     rig a, b, c;
-    CU_ASSERT_FATAL(rig_make(&a, masked, 12, 1, NULL));
-    CU_ASSERT_FATAL(rig_make(&b, masked, 12, 2, NULL));
+    CU_ASSERT_FATAL(rig_make(&a, augmented, 12, 1, NULL));
+    CU_ASSERT_FATAL(rig_make(&b, augmented, 12, 2, NULL));
     CU_ASSERT_FATAL(rig_make(&c, SMALL_TASK, 12, 1, NULL));
-    CU_ASSERT_EQUAL(a.cfg.train.mask_time_width, 6);
     st_train_data *d = small_task_data(&a.cfg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    /* before any step the masks change nothing: evaluation is never masked */
+    /* before any step the augmentation changes nothing: evaluation never has it */
     st_train_stats ea, ec;
     CU_ASSERT_EQUAL(st_train_evaluate(a.tr, d, &ea), ST_OK);
     CU_ASSERT_EQUAL(st_train_evaluate(c.tr, d, &ec), ST_OK);
@@ -844,6 +842,13 @@ static void test_spec_augment(void)
     rig_free(&a);
     rig_free(&b);
     rig_free(&c);
+}
+
+/* SpecAugment: as augment_case, and bad settings refused. */
+static void test_spec_augment(void)
+{
+    augment_case(SMALL_TASK "mask_freq = 2\nmask_freq_width = 4\nmask_time = 2\n"
+                            "mask_time_width = 6\n");
     st_train_config cfg;
     CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "mask_freq = 65\n", "bad.ini", &cfg),
                     ST_ERR_INVALID);
@@ -851,6 +856,55 @@ static void test_spec_augment(void)
     CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "mask_time_width = -3\n", "bad.ini", &cfg),
                     ST_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "mask_time_width"));
+}
+
+/* Real-valued samples of 30 steps x 12 channels: each one value throughout
+   (flat) or a ramp across channels and steps. */
+static st_train_data *warp_data(bool flat)
+{
+    st_train_data *d = st_train_data_new(24, 30, 12, NULL);
+    float x[30 * 12];
+    for (size_t k = 0; d && k < 24; k++) {
+        for (size_t t = 0; t < 30; t++)
+            for (size_t c = 0; c < 12; c++)
+                x[t * 12 + c] = 0.1f + 0.07f * (float)k +
+                                (flat ? 0.0f : 0.05f * (float)c + 0.02f * (float)t);
+        if (st_train_data_set(d, k, x, 30, (int32_t)(k % 3)) != ST_OK)
+            st_train_data_destroy(&d);
+    }
+    return d;
+}
+
+/* The warps (time and VTLP): as augment_case; on samples that are one
+   value throughout they change nothing (they read the sample itself, at
+   places between its steps and channels), on ramps they do; bad settings
+   refused. */
+static void test_warps(void)
+{
+    const char *warped = SMALL_TASK "warp_time = 0.2\nwarp_freq = 0.15\n";
+    augment_case(warped);
+    for (int flat = 1; flat >= 0; flat--) {
+        rig a, c;
+        CU_ASSERT_FATAL(rig_make(&a, warped, 12, 2, NULL));
+        CU_ASSERT_FATAL(rig_make(&c, SMALL_TASK, 12, 2, NULL));
+        CU_ASSERT_EQUAL(a.cfg.train.warp_freq, 0.15f);
+        st_train_data *d = warp_data(flat);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        st_train_stats sa, sc;
+        CU_ASSERT_EQUAL(st_train_epoch(a.tr, d, NULL, NULL, &sa), ST_OK);
+        CU_ASSERT_EQUAL(st_train_epoch(c.tr, d, NULL, NULL, &sc), ST_OK);
+        CU_ASSERT_EQUAL(same_params(&a, &c), flat);
+        st_train_data_destroy(&d);
+        rig_free(&a);
+        rig_free(&c);
+    }
+    st_train_config cfg;
+    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "warp_time = 0.6\n", "bad.ini", &cfg),
+                    ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "warp_time"));
+    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "warp_freq = -0.1\n", "bad.ini", &cfg),
+                    ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "warp_freq"));
 }
 
 static void test_checkpoint_resume(void)
@@ -1351,6 +1405,7 @@ CU_TestInfo st_tests_train[] = {
     {"schedule", test_schedule},
     {"threads_identical", test_threads_identical},
     {"spec_augment", test_spec_augment},
+    {"warps", test_warps},
     {"checkpoint_resume", test_checkpoint_resume},
     {"bad_configs", test_bad_configs},
     {"tiny_training", test_tiny_training},

@@ -145,7 +145,8 @@ static const struct {
      "                 [--threads T] [--max-steps S] [--lr L] [--loss L]\n"
      "                 [--warmup K] [--rate-reg R] [--clip N] [--init-scale S]\n"
      "                 [--checkpoint C] [--init C] [--ce-layers] [--max-frames F]\n"
-     "                 [--mask-freq N:W] [--mask-time N:W] [--seed S] [--cmn]\n"
+     "                 [--mask-freq N:W] [--mask-time N:W] [--warp-time F]\n"
+     "                 [--warp-freq F] [--seed S] [--cmn]\n"
      "      Trains 40 -> H recurrent LSNN -> LI read-out (one unit per\n"
      "      class) with cross-entropy on the read-out's max over time\n"
      "      (--loss ce_mean: its mean; --loss ctc on a --ctc set: CTC with\n"
@@ -170,9 +171,13 @@ static const struct {
      "      --mask-freq N:W / --mask-time N:W: SpecAugment on every training\n"
      "      step (snn/train.h): N bands of 0 to W mel channels and N\n"
      "      stretches of 0 to W frames set to the features' mean, drawn\n"
-     "      afresh each step (off by default). --seed S (0): another draw of\n"
-     "      the initial weights, shuffles and masks (the members of an\n"
-     "      ensemble, `asr-tool merge`).\n"},
+     "      afresh each step (off by default). --warp-time F / --warp-freq F:\n"
+     "      each training clip's frames stretched by 1 +- F about its middle,\n"
+     "      its mel channels by 1 +- F (vocal tract length perturbation),\n"
+     "      drawn afresh each step (snn/train.h; 0, off, by default; 0.1 is\n"
+     "      the usual range). --seed S (0): another draw of the initial\n"
+     "      weights, shuffles, masks and warps (the members of an ensemble,\n"
+     "      `asr-tool merge`).\n"},
     {"rule",
      "  asr-tool rule --model MODEL [--on P] [--off P] [--min K] [--refractory K]\n"
      "                [--tail K]\n"
@@ -1555,6 +1560,7 @@ static int cmd_train(int argc, char **argv)
     int layers = 1;
     unsigned mask_f[2] = {0, 0}, mask_t[2] = {0, 0}; /* --mask-freq / --mask-time N:W */
     unsigned seed = 0; /* --seed: another member of an ensemble (weights, shuffles, masks) */
+    double warp_t = 0, warp_f = 0; /* --warp-time / --warp-freq */
     for (int a = 2; a < argc; a++) {
         if (!strcmp(argv[a], "--dir") && a + 1 < argc)
             dir = argv[++a];
@@ -1600,6 +1606,10 @@ static int cmd_train(int argc, char **argv)
             warmup = (int)whole_arg("train", "--warmup", argv[++a], 0, 1000000000, "a count");
         else if (!strcmp(argv[a], "--seed") && a + 1 < argc)
             seed = (unsigned)whole_arg("train", "--seed", argv[++a], 0, 1000000, "a number");
+        else if (!strcmp(argv[a], "--warp-time") && a + 1 < argc)
+            warp_t = real_arg("train", "--warp-time", argv[++a], 0, 0.5, "a fraction");
+        else if (!strcmp(argv[a], "--warp-freq") && a + 1 < argc)
+            warp_f = real_arg("train", "--warp-freq", argv[++a], 0, 0.5, "a fraction");
         else if ((!strcmp(argv[a], "--mask-freq") || !strcmp(argv[a], "--mask-time")) &&
                  a + 1 < argc) {
             unsigned *mk = argv[a][7] == 'f' ? mask_f : mask_t;
@@ -1707,6 +1717,8 @@ static int cmd_train(int argc, char **argv)
     p.mask_freq_width = mask_f[1];
     p.mask_time = mask_t[0];
     p.mask_time_width = mask_t[1];
+    p.warp_time = (float)warp_t;
+    p.warp_freq = (float)warp_f;
     size_t steps_per_epoch = (st_train_data_count(tr) + p.batch - 1) / p.batch;
     p.decay_steps = max_steps ? (uint64_t)max_steps : steps_per_epoch * (size_t)epochs;
     if (init_path) {
