@@ -844,18 +844,24 @@ static void augment_case(const char *augmented)
     rig_free(&c);
 }
 
+/* SMALL_TASK with `line` added to its [train] is refused, the message
+   naming `key`. */
+static void refused_train_key(const char *line, const char *key)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s\n", SMALL_TASK, line);
+    st_train_config cfg;
+    CU_ASSERT_EQUAL(st_train_config_parse(text, "bad.ini", &cfg), ST_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), key));
+}
+
 /* SpecAugment: as augment_case, and bad settings refused. */
 static void test_spec_augment(void)
 {
     augment_case(SMALL_TASK "mask_freq = 2\nmask_freq_width = 4\nmask_time = 2\n"
                             "mask_time_width = 6\n");
-    st_train_config cfg;
-    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "mask_freq = 65\n", "bad.ini", &cfg),
-                    ST_ERR_INVALID);
-    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "mask_freq"));
-    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "mask_time_width = -3\n", "bad.ini", &cfg),
-                    ST_ERR_INVALID);
-    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "mask_time_width"));
+    refused_train_key("mask_freq = 65", "mask_freq");
+    refused_train_key("mask_time_width = -3", "mask_time_width");
 }
 
 /* Real-valued samples of 30 steps x 12 channels: each one value throughout
@@ -898,13 +904,8 @@ static void test_warps(void)
         rig_free(&a);
         rig_free(&c);
     }
-    st_train_config cfg;
-    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "warp_time = 0.6\n", "bad.ini", &cfg),
-                    ST_ERR_INVALID);
-    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "warp_time"));
-    CU_ASSERT_EQUAL(st_train_config_parse(SMALL_TASK "warp_freq = -0.1\n", "bad.ini", &cfg),
-                    ST_ERR_INVALID);
-    CU_ASSERT_PTR_NOT_NULL(strstr(st_errmsg(), "warp_freq"));
+    refused_train_key("warp_time = 0.6", "warp_time");
+    refused_train_key("warp_freq = -0.1", "warp_freq");
 }
 
 static void test_checkpoint_resume(void)
