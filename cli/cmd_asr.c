@@ -47,6 +47,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -570,39 +571,50 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
     return 0;
 }
 
-/* --on/--off/--min/--refractory; 1 when argv[*i] was one (and consumed). */
 /* 1: a decision-rule or beam-search option taken; 0: not one; -1: a bad
    value (said). */
 static int decider_option(const char *cmd, int argc, char **argv, int *i, rule_opts *r)
 {
     if (*i + 1 >= argc)
         return 0;
-    const char *o = argv[*i];
-    if (!strcmp(o, "--on"))
-        r->on = atof(argv[++*i]);
-    else if (!strcmp(o, "--off"))
-        r->off = atof(argv[++*i]);
-    else if (!strcmp(o, "--min"))
-        r->min = atol(argv[++*i]) < 1 ? 1 : atol(argv[*i]);
-    else if (!strcmp(o, "--refractory"))
-        r->refractory = atol(argv[++*i]) < 0 ? 0 : atol(argv[*i]);
-    else if (!strcmp(o, "--tail"))
-        r->tail = atol(argv[++*i]) < 0 ? 0 : atol(argv[*i]);
-    else if (!strcmp(o, "--lm")) {
-        const char *v = argv[++*i];
+    const char *o = argv[*i], *v = argv[*i + 1];
+    /* each numeric option: its field and range */
+    static const struct {
+        const char *name;
+        size_t at;
+        bool whole;
+        double lo, hi;
+    } nums[] = {
+        {"--on", offsetof(rule_opts, on), false, 0, 1},
+        {"--off", offsetof(rule_opts, off), false, 0, 1},
+        {"--min", offsetof(rule_opts, min), true, 1, 1000},
+        {"--refractory", offsetof(rule_opts, refractory), true, 0, 100000},
+        {"--tail", offsetof(rule_opts, tail), true, 0, 100000},
+        {"--alpha", offsetof(rule_opts, alpha), false, 0, 10},
+        {"--beta", offsetof(rule_opts, beta), false, -20, 20},
+        {"--margin", offsetof(rule_opts, margin), false, 0, 50},
+        {"--beam", offsetof(rule_opts, beam), true, 1, ST_ASR_BEAM_MAX},
+    };
+    for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+        if (strcmp(o, nums[k].name))
+            continue;
+        char *field = (char *)r + nums[k].at;
+        bool ok;
+        if (nums[k].whole)
+            ok = cli_parse_int(cmd, o, v, (long)nums[k].lo, (long)nums[k].hi, (long *)field);
+        else
+            ok = cli_parse_double(cmd, o, v, nums[k].lo, nums[k].hi, (double *)field);
+        ++*i;
+        return ok ? 1 : -1;
+    }
+    if (!strcmp(o, "--lm")) {
+        ++*i;
         r->lm = !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -2;
         if (r->lm == -2)
             return cli_fail(cmd, "--lm '%s': use on or off", v), -1;
-    } else if (!strcmp(o, "--alpha"))
-        r->alpha = atof(argv[++*i]);
-    else if (!strcmp(o, "--beta"))
-        r->beta = atof(argv[++*i]);
-    else if (!strcmp(o, "--margin"))
-        r->margin = atof(argv[++*i]);
-    else if (!strcmp(o, "--beam"))
-        r->beam = atol(argv[++*i]) < 1 ? 1 : atol(argv[*i]);
+    }
     else if (!strcmp(o, "--flush")) {
-        const char *v = argv[++*i];
+        ++*i;
         if (strcmp(v, "vad") && strcmp(v, "end"))
             return cli_fail(cmd, "--flush '%s': use vad or end", v), -1;
         flush_at_vad = !strcmp(v, "vad");

@@ -663,6 +663,20 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_NOT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "/nonexistent/c.tsv"));
     free(out);
+    /* a decision-rule or beam option out of its range or not a number is
+       refused by name, before any clip (it was read with atof: "--on 2" ran) */
+    static const char *const bad_opts[][2] = {{"--on 2", "--on: 2 is out of range"},
+                                              {"--off x", "--off: 'x' is not a number"},
+                                              {"--min 0", "--min: 0 is out of range"},
+                                              {"--beam 99", "--beam: 99 is out of range"}};
+    for (size_t k = 0; k < sizeof bad_opts / sizeof bad_opts[0]; k++) {
+        snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s %s 2>&1", cli, man,
+                 model, bad_opts[k][0]);
+        out = run(cmd, &status);
+        CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+        CU_ASSERT_PTR_NOT_NULL(out && strstr(out, bad_opts[k][1]));
+        free(out);
+    }
     /* asr-tool data into a folder it cannot write: refused by name */
     {
         const char *build = getenv("ST_BUILD") ? getenv("ST_BUILD") : "build";
