@@ -206,6 +206,22 @@ int cli_asr_read_manifest(const char *cmd, const char *path, bool sc12, bool req
             bad++;
             continue;
         }
+        /* every end time a number of seconds: eval reads them as such */
+        const char *badt = NULL;
+        for (const char *q = e; q && *q && !badt;) {
+            char *stop;
+            double v = strtod(q, &stop);
+            if (stop == q || !isfinite(v) || v < 0 || (*stop && *stop != ' '))
+                badt = q;
+            for (q = stop; *q == ' '; q++)
+                ;
+        }
+        if (badt) {
+            cli_fail(cmd, "%s:%ld: ends: '%.*s' is not a time in seconds", path, ln,
+                     (int)strcspn(badt, " "), badt);
+            bad++;
+            continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 256;
             row *grown = realloc(rows, cap * sizeof *rows);
@@ -568,6 +584,8 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
     printf("wer %.4f (n=%zu)\n",
            n_ref_words ? (double)(n_sub + n_del + n_ins) / (double)n_ref_words : 0.0, done);
     free(lat);
+    if (done == 0) /* a figure of nothing is not a result */
+        return cli_fail("eval", "no request of the manifest could be evaluated (why: above)");
     return 0;
 }
 
@@ -925,6 +943,8 @@ int st_cmd_eval(int argc, char **argv)
     else
         printf("wer %.4f (n=%zu)\n", n_ref_words ? (double)n_err_words / n_ref_words : 0.0, done);
     int status = 0;
+    if (done == 0)
+        status = cli_fail("eval", "no clip of the manifest could be evaluated (why: above)");
     if (clips && fclose(clips) != 0)
         status = cli_fail("eval", "--clips: writing '%s' failed", clips_path);
     free(conf);

@@ -716,6 +716,20 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_NOT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "sc12.tsv' lists no clips"));
     free(out);
+    /* rows that all fail give no figure of nothing: "accuracy 0 (n=0)" exited 0 */
+    out = run_on(man, "path\tlabel12\tword\tspeaker\ngone.wav\tno\tno\ts1\n", cmd, &status);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no clip of the manifest could be evaluated"));
+    free(out);
+    /* a request's end time that is not a number is refused by its line (atof read 0) */
+    snprintf(cmd, sizeof cmd, "%s eval requests --manifest %s --model %s 2>&1", cli, man, model);
+    out = run_on(man, "path\ttext\tspeaker\tends\ngone.wav\tyes no\ts1\t0.5 soon\n", cmd,
+                 &status);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "sc12.tsv:2: ends: 'soon' is not a time in seconds"));
+    free(out);
     /* the held-out requests: every word has an end, in order, inside its audio */
     snprintf(man, sizeof man, "%s/test_requests.tsv", dir);
     f = fopen(man, "r");
