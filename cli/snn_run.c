@@ -97,7 +97,15 @@ static st_snn_net *load_model(const char *cmd, const char *path, const load_opts
         if (o->nir_given)
             fprintf(stderr, "spiketalk %s: note: --dt, --convention and --reset apply to NIR "
                             "files; '%s' carries its own\n", cmd, path);
-        net = st_snn_net_load(path, &err);
+        {
+            /* a recognizer's file (snn/asr.h) holds its net under "net/" */
+            st_tensor_file *tf = st_tensor_file_load(path, &err);
+            if (tf && !strcmp(st_tensor_file_kind(tf), "asr"))
+                net = st_snn_net_from_file(tf, "net/", &err);
+            else if (tf)
+                net = st_snn_net_load(path, &err);
+            st_tensor_file_destroy(&tf);
+        }
         break;
     case FMT_NIR: net = st_snn_net_load_nir(path, &o->nir, &err); break;
     case FMT_UNKNOWN:

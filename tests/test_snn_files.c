@@ -1480,6 +1480,10 @@ static void test_commands(void)
     CU_ASSERT_EQUAL(run_cli(args, &out), 0);
     CU_ASSERT(contains(out, "8 nodes, 3 input values per step") && contains(out, "cubalif"));
     free(out);
+    /* a recognizer's file shows its net (it said "holds a 'asr', not a network") */
+    CU_ASSERT_EQUAL(run_cli("snn info models/asr.stm", &out), 0);
+    CU_ASSERT(contains(out, "80 input values per step") && contains(out, "m7.mean"));
+    free(out);
 
     /* the NIR paper's LIF from the command line */
     char good[4096], dir[4096];
