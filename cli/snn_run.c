@@ -536,7 +536,11 @@ int st_cmd_snn_info(int argc, char **argv)
                    "MODE]\n\n"
                    "Lists a network's nodes (our model file or NIR): id, name, kind, neuron\n"
                    "model, input and output sizes, stored weights, and the position in the\n"
-                   "stepping order.\n");
+                   "stepping order. A recognizer's file (models/asr.stm, asr_stream.stm)\n"
+                   "shows its net; `snn run` and `snn convert` read it the same way.\n"
+                   "\n"
+                   "example:\n"
+                   "  spiketalk snn info models/asr.stm\n");
             return 0;
         }
         if (nir_option(cmd, argc, argv, &a, &o, &bad)) {
