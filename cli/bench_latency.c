@@ -861,92 +861,24 @@ static const char *const colours[M_N] = {"#1f77b4", "#9467bd", "#17becf", "#d627
     targets of issue 10 as dotted verticals. */
 static int write_cdf_svg(const char *path, const tally *a, const tally *b)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return st_error(ST_ERR_IO, "cannot create '%s'", path);
-    const int W = 960, H = 600, L = 70, R = 320, T = 40, B = 60;
-    double xmax = 500;
-    for (int m = 0; m < M_N; m++) {
-        if (m >= M_WALL)
-            continue;
-        for (int k = 0; k < 2; k++) {
-            const tally *t = k ? b : a;
-            if (t && t->n[m])
-                xmax = fmax(xmax, pct(t->v[m], t->n[m], 99));
-        }
-    }
-    xmax = ceil(fmin(xmax, 5000) / 250) * 250;
-    double pw = W - L - R, ph = H - T - B;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"15\">spiketalk bench latency: cumulative "
-               "distribution per metric (solid: spiketalk%s)</text>\n",
-            L, b ? ", dashed: baseline 0.2 s / 0.8 s" : "");
-    for (double x = 0; x <= xmax + 1e-9; x += xmax > 2000 ? 500 : 250) {
-        double px = L + pw * x / xmax;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px, T,
-                px, T + ph);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", px,
-                T + ph + 16, x);
-    }
-    for (int q = 0; q <= 10; q += 2) {
-        double py = T + ph * (1 - q / 10.0);
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, py,
-                L + pw, py);
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L - 6, py + 4,
-                q / 10.0);
-    }
-    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">milliseconds</text>\n",
-            L + pw / 2, H - 18);
-    static const struct {
-        double ms;
-        const char *what;
-    } targets[] = {{150, "silence 150"}, {250, "v2v p50 250"}, {400, "v2v p95 400"}};
-    for (size_t k = 0; k < 3; k++) {
-        double px = L + pw * targets[k].ms / xmax;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" "
-                   "stroke-dasharray=\"1,3\"/>\n", px, T, px, T + ph);
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"#444\">%s</text>\n", px + 2,
-                T + 10 + 12 * (int)k, targets[k].what);
-    }
-    int legend = 0;
-    for (int m = 0; m < M_N; m++) {
-        if (m >= M_WALL)
-            continue;
+    report_cdf_series series[2 * M_N];
+    char names[2 * M_N][64];
+    int n = 0;
+    for (int m = 0; m < M_WALL; m++)
         for (int k = 0; k < 2; k++) {
             const tally *t = k ? b : a;
             if (!t || !t->n[m])
                 continue;
-            int n = t->n[m];
-            double *s = malloc((size_t)n * sizeof *s);
-            if (!s)
-                continue;
-            memcpy(s, t->v[m], (size_t)n * sizeof *s);
-            qsort(s, (size_t)n, sizeof *s, cmp_double);
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
-                    colours[m], k ? " stroke-dasharray=\"6,4\"" : "");
-            double prev_y = T + ph;
-            fprintf(f, "%.1f,%.1f ", (double)L, prev_y);
-            for (int i = 0; i < n; i++) {
-                double x = L + pw * fmin(fmax(s[i], 0), xmax) / xmax;
-                double y = T + ph * (1 - (double)(i + 1) / n);
-                fprintf(f, "%.1f,%.1f %.1f,%.1f ", x, prev_y, x, y);
-                prev_y = y;
-            }
-            fprintf(f, "%.1f,%.1f\"/>\n", L + pw, prev_y);
-            free(s);
-            double ly = T + 14 + 18 * legend++;
-            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                       "stroke-width=\"2\"%s/>\n",
-                    L + pw + 14, ly - 4, L + pw + 44, ly - 4, colours[m],
-                    k ? " stroke-dasharray=\"6,4\"" : "");
-            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%s%s (n %d, p50 %.0f)</text>\n", L + pw + 50,
-                    ly, metric_names[m], k ? " base" : "", n, pct(t->v[m], n, 50));
+            snprintf(names[n], sizeof names[n], "%s%s", metric_names[m], k ? " base" : "");
+            series[n] = (report_cdf_series){names[n], t->v[m], t->n[m], colours[m], k == 1, 0};
+            n++;
         }
-    }
-    fprintf(f, "</svg>\n");
-    return fclose(f) ? st_error(ST_ERR_IO, "cannot write '%s'", path) : ST_OK;
+    static const report_cdf_mark targets[] = {
+        {150, "silence 150"}, {250, "v2v p50 250"}, {400, "v2v p95 400"}};
+    char title[160];
+    snprintf(title, sizeof title, "spiketalk bench latency: cumulative distribution per metric "
+             "(solid: spiketalk%s)", b ? ", dashed: baseline 0.2 s / 0.8 s" : "");
+    return report_cdf_svg(path, title, "milliseconds", series, n, targets, 3, 0, 5000);
 }
 
 static void svg_text(FILE *f, const char *s)

@@ -356,6 +356,8 @@ typedef struct {
     double gap_false_per_min;
     double false_per_min;
     double rtf;
+    double *on, *off; /* the onset and offset latencies (ms), when kept: the caller frees */
+    int n_on, n_off;
 } scores;
 
 static int cmp_double(const void *a, const void *b)
@@ -377,9 +379,10 @@ static double pct(double *v, int n, double q)
 #define MATCH_EARLY (RATE / 5)  /* an onset up to 200 ms early still matches */
 #define GAP_AFTER (RATE * 3 / 10)
 
-/* Latencies are decided index minus truth, in ms; p95 of their size. */
+/* Latencies are decided index minus truth, in ms; p95 of their size. With
+   keep, s->on and s->off keep them (the caller frees them). */
 static void score_speech(const st_mixture *m, const evlist *ev, const int *only, scores *s,
-                         FILE *dump, const char *name)
+                         FILE *dump, const char *name, bool keep)
 {
     int n = (int)m->n_segs;
     double *on = malloc((size_t)(n + 1) * sizeof *on), *off = malloc((size_t)(n + 1) * sizeof *off);
@@ -458,8 +461,15 @@ static void score_speech(const st_mixture *m, const evlist *ev, const int *only,
     for (size_t i = 0; i < m->n_segs; i++)
         gap_s -= (double)(m->segs[i].offset + GAP_AFTER + MATCH_EARLY - m->segs[i].onset) / RATE;
     s->gap_false_per_min = gap_s > 0 ? gap_false / (gap_s / 60) : NAN;
-    free(on);
-    free(off);
+    if (keep) {
+        s->on = on;
+        s->off = off;
+        s->n_on = no;
+        s->n_off = nof;
+    } else {
+        free(on);
+        free(off);
+    }
     free(pos);
     free(on_abs);
     free(off_abs);
@@ -482,7 +492,7 @@ static void usage(FILE *out)
             "                           [--seed N] [--data DIR] [--set NAME=VALUE ...]\n"
             "                           [--energy-on-db DB] [--energy-off-db DB]\n"
             "                           [--webrtc-mode 0..3] [--by-snr] [--dump FILE]\n"
-            "                           [--dump-noise FILE]\n"
+            "                           [--dump-noise FILE] [--svg PREFIX]\n"
             "                           [--write-mixtures DIR] [--model FILE|none]\n"
             "                           [--write-train FILE [--chunk-frames N]]\n"
             "                           [--augment-noise] [--with-espeak] [--snr-max DB]\n"
@@ -521,6 +531,9 @@ static void usage(FILE *out)
             "  --by-snr           add rows for the 0-7, 7-14 and 14-20 dB thirds\n"
             "  --dump FILE        one TSV line per utterance and detector\n"
             "  --dump-noise FILE  one TSV line per event on the noise-only audio\n"
+            "  --svg PREFIX       plot the onset and offset latencies of every detector as\n"
+            "                     cumulative distributions with the targets:\n"
+            "                     PREFIX_onset.svg, PREFIX_offset.svg\n"
             "  --write-mixtures DIR  also write mixture.wav, mixture.tsv, noise.wav there\n"
             "  --model FILE       the learned read-out (default models/vad.stm here or beside\n"
             "                     the binary, when it exists; none: no snn-learned row)\n"
@@ -567,6 +580,7 @@ typedef struct {
     double t_speech, t_noise;
     bool ran;
     bool oracle;    /* not a detector: its onsets are the mixture's audible bound */
+    scores all;     /* its scores over all utterances, latencies kept (for --svg) */
 } detector_run;
 
 /* The row "oracle": a bound, not a detector. It knows the clean clip and the
@@ -607,7 +621,9 @@ static void add_rows(report *rep, detector_run *d, const st_mixture *m, double n
         for (size_t i = 0; i < m->n_segs; i++)
             only[i] = m->segs[i].snr_db >= bands[b].lo && m->segs[i].snr_db < bands[b].hi;
         scores s;
-        score_speech(m, &d->speech, b ? only : NULL, &s, b == 0 ? dump : NULL, d->name);
+        score_speech(m, &d->speech, b ? only : NULL, &s, b == 0 ? dump : NULL, d->name, b == 0);
+        if (b == 0)
+            d->all = s;
         int row = report_row(rep);
         report_set_text(rep, row, "detector", d->name);
         report_set_text(rep, row, "snr", bands[b].label);
@@ -633,6 +649,42 @@ static void add_rows(report *rep, detector_run *d, const st_mixture *m, double n
     free(only);
 }
 
+/* --svg PREFIX: the onset and offset latencies of every detector that ran,
+   as cumulative distributions (shares of all utterances: a missed one is
+   never found) with the targets; the files' names go in a note. */
+static int write_plots(const char *prefix, const detector_run *runs, const int *order,
+                       report *rep)
+{
+    static const char *const colours[5] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"};
+    static const report_cdf_mark on_mark[] = {{60, "target p95 60"}},
+                                 off_mark[] = {{150, "target p95 150"}};
+    report_cdf_series on[5], off[5];
+    int n = 0;
+    for (int r = 0; r < 5; r++) {
+        const detector_run *d = &runs[order[r]];
+        if (!d->ran)
+            continue;
+        on[n] = (report_cdf_series){d->name, d->all.on, d->all.n_on, colours[r], d->oracle,
+                                    d->all.n_truth};
+        off[n] = (report_cdf_series){d->name, d->all.off, d->all.n_off, colours[r], d->oracle,
+                                     d->all.n_truth};
+        n++;
+    }
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s_onset.svg", prefix);
+    snprintf(b, sizeof b, "%s_offset.svg", prefix);
+    int rc = report_cdf_svg(a, "spiketalk bench vad: onset decided after the true onset "
+                               "(cumulative; dashed: the oracle bound)",
+                            "milliseconds", on, n, on_mark, 1, -1000, 1000);
+    if (rc == ST_OK)
+        rc = report_cdf_svg(b, "spiketalk bench vad: offset decided after the true offset "
+                               "(cumulative; dashed: the oracle bound)",
+                            "milliseconds", off, n, off_mark, 1, -1000, 1000);
+    if (rc == ST_OK)
+        report_note(rep, "plots: %s, %s", a, b);
+    return rc;
+}
+
 int st_bench_vad(int argc, char **argv)
 {
     static const struct option opts[] = {{"utterances", required_argument, 0, 'u'},
@@ -647,6 +699,7 @@ int st_bench_vad(int argc, char **argv)
                                          {"by-snr", no_argument, 0, 'B'},
                                          {"dump", required_argument, 0, 'D'},
                                          {"dump-noise", required_argument, 0, 'N'},
+                                         {"svg", required_argument, 0, 'G'},
                                          {"write-mixtures", required_argument, 0, 'w'},
                                          {"model", required_argument, 0, 'M'},
                                          {"write-train", required_argument, 0, 'T'},
@@ -660,7 +713,7 @@ int st_bench_vad(int argc, char **argv)
     long n_utt = 200, seed = 1, wmode = 3;
     double noise_min = 10, snr_max = st_mix_default_params().snr_max_db;
     bool json = false, by_snr = false, augment = false, with_espeak = false;
-    const char *dump_path = NULL, *noise_dump_path = NULL, *write_dir = NULL;
+    const char *dump_path = NULL, *noise_dump_path = NULL, *write_dir = NULL, *svg = NULL;
     const char *model_given = NULL, *train_path = NULL;
     long chunk = 400;
     const char *env = getenv("ST_SHARED_DATA");
@@ -722,6 +775,7 @@ int st_bench_vad(int argc, char **argv)
         case 'B': by_snr = true; break;
         case 'D': dump_path = optarg; break;
         case 'N': noise_dump_path = optarg; break;
+        case 'G': svg = optarg; break;
         case 'w': write_dir = optarg; break;
         case 'M': model_given = optarg; break;
         case 'T': train_path = optarg; break;
@@ -949,6 +1003,8 @@ int st_bench_vad(int argc, char **argv)
     if (!have_webrtc)
         report_note(&rep, "webrtc peer not run: libwebrtc_audio_processing.so.1 not found "
                           "(Debian: libwebrtc-audio-processing1)");
+    if (svg && write_plots(svg, runs, row_order, &rep) != ST_OK)
+        status = cli_fail_lib(CMD, ST_ERR_IO, "--svg");
     report_print(&rep, json, stdout);
 done:
     if (dump)
@@ -956,6 +1012,8 @@ done:
     for (int k = 0; k < 5; k++) {
         free(runs[k].speech.v);
         free(runs[k].noise.v);
+        free(runs[k].all.on);
+        free(runs[k].all.off);
     }
     st_vad_model_destroy(&lmodel);
     if (have_webrtc)

@@ -144,6 +144,7 @@ void cli_progress_done(cli_progress *p);
     Column names are the documented JSON names (docs/BENCH.md). */
 #define REPORT_MAX_COLS 16
 #define REPORT_MAX_ROWS 64
+#define REPORT_MAX_NOTES 8
 typedef struct {
     char name[48];
     char unit[16];      /* printed in the table header */
@@ -157,7 +158,7 @@ typedef struct {
     report_col cols[REPORT_MAX_COLS];
     char text[REPORT_MAX_ROWS][REPORT_MAX_COLS][64];
     double num[REPORT_MAX_ROWS][REPORT_MAX_COLS];
-    char notes[4][256];
+    char notes[REPORT_MAX_NOTES][256];
     int nnotes;
 } report;
 
@@ -169,6 +170,30 @@ void report_set_text(report *r, int row, const char *col, const char *value);
 void report_set_num(report *r, int row, const char *col, double value);
 void report_note(report *r, const char *fmt, ...) ST_PRINTF(2, 3);
 void report_print(const report *r, bool json, FILE *out);
+
+/*  A plot of cumulative distributions as an SVG file: one step line per
+    series (its values need not be sorted; solid or dashed, in its colour,
+    named in the legend with its n and median; with `of` > n, the share is
+    of `of`: a detector that missed some never reaches 1) and a dotted
+    vertical per mark (a target). The x axis runs from min(0, the lowest
+    5th percentile) to the highest 99th percentile or the last mark,
+    whichever is further, within x_lo..x_hi (values outside are drawn at
+    the edge). ST_ERR_IO naming the path. */
+typedef struct {
+    const char *name;
+    const double *v;
+    int n;
+    const char *colour;  /* "#1f77b4" */
+    bool dashed;
+    int of;              /* the whole the shares are of; 0: n */
+} report_cdf_series;
+typedef struct {
+    double x;
+    const char *label;
+} report_cdf_mark;
+int report_cdf_svg(const char *path, const char *title, const char *x_label,
+                   const report_cdf_series *series, int n_series, const report_cdf_mark *marks,
+                   int n_marks, double x_lo, double x_hi);
 
 /*  Median of n doubles (sorts a copy in place of `v`). */
 double cli_median(double *v, int n);

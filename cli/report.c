@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -71,7 +72,7 @@ void report_set_num(report *r, int row, const char *col, double value)
 
 void report_note(report *r, const char *fmt, ...)
 {
-    if (r->nnotes == 4)
+    if (r->nnotes == REPORT_MAX_NOTES)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -190,4 +191,121 @@ void report_print(const report *r, bool json, FILE *out)
     for (int i = 0; i < r->nnotes; i++)
         fprintf(out, "  note: %s\n", r->notes[i]);
     fprintf(out, "  command: %s\n\n", r->command);
+}
+
+/* ---- cumulative distributions as SVG ------------------------------------------ */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The p-th percentile of sorted s[0..n) (nearest rank). */
+static double rank_pct(const double *s, int n, double p)
+{
+    int k = (int)ceil(p / 100.0 * n) - 1;
+    return s[k < 0 ? 0 : k >= n ? n - 1 : k];
+}
+
+/* A tick step of 1, 2 or 5 times a power of ten, about span / 8. */
+static double tick_step(double span)
+{
+    double raw = span / 8, p = pow(10, floor(log10(raw > 0 ? raw : 1))), m = raw / p;
+    return p * (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10);
+}
+
+int report_cdf_svg(const char *path, const char *title, const char *x_label,
+                   const report_cdf_series *series, int n_series, const report_cdf_mark *marks,
+                   int n_marks, double x_lo, double x_hi)
+{
+    double **sorted = calloc((size_t)(n_series > 0 ? n_series : 1), sizeof *sorted);
+    if (!sorted)
+        return st_error(ST_ERR_NOMEM, "out of memory for the plot '%s'", path);
+    double xmin = 0, xmax = 0;
+    for (int k = 0; k < n_series; k++) {
+        const int n = series[k].n;
+        if (n <= 0 || !(sorted[k] = malloc((size_t)n * sizeof **sorted)))
+            continue;
+        memcpy(sorted[k], series[k].v, (size_t)n * sizeof **sorted);
+        qsort(sorted[k], (size_t)n, sizeof **sorted, cmp_dbl);
+        xmin = fmin(xmin, rank_pct(sorted[k], n, 5));
+        xmax = fmax(xmax, rank_pct(sorted[k], n, 99));
+    }
+    for (int k = 0; k < n_marks; k++)
+        xmax = fmax(xmax, marks[k].x * 1.1);
+    xmin = fmin(fmax(xmin, x_lo), x_hi - 1);
+    xmax = fmin(fmax(xmax, xmin + 1), x_hi);
+    const double step = tick_step(xmax - xmin);
+    xmin = floor(xmin / step) * step;
+    xmax = ceil(xmax / step) * step;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        for (int k = 0; k < n_series; k++)
+            free(sorted[k]);
+        free(sorted);
+        return st_error(ST_ERR_IO, "cannot create the plot '%s'", path);
+    }
+    const int W = 960, H = 600, L = 70, R = 320, T = 40, B = 60;
+    const double pw = W - L - R, ph = H - T - B;
+#define PX(x) (L + pw * (fmin(fmax((x), xmin), xmax) - xmin) / (xmax - xmin))
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"15\">%s</text>\n", L, title);
+    for (double x = xmin; x <= xmax + step / 2; x += step) {
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n",
+                PX(x), T, PX(x), T + ph, fabs(x) < step / 2 ? "#999" : "#ddd");
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", PX(x),
+                T + ph + 16, fabs(x) < step / 2 ? 0.0 : x);
+    }
+    for (int q = 0; q <= 10; q += 2) {
+        double py = T + ph * (1 - q / 10.0);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L,
+                py, L + pw, py);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L - 6, py + 4,
+                q / 10.0);
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", L + pw / 2,
+            H - 18, x_label);
+    for (int k = 0; k < n_marks; k++) {
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" "
+                   "stroke-dasharray=\"1,3\"/>\n", PX(marks[k].x), T, PX(marks[k].x), T + ph);
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"#444\">%s</text>\n",
+                PX(marks[k].x) + 2, T + 10 + 12 * k, marks[k].label);
+    }
+    int legend = 0;
+    for (int k = 0; k < n_series; k++) {
+        const double *s = sorted[k];
+        const int n = series[k].n;
+        if (!s)
+            continue;
+        const char *dash = series[k].dashed ? " stroke-dasharray=\"6,4\"" : "";
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+                series[k].colour, dash);
+        const int of = series[k].of > n ? series[k].of : n;
+        double prev_y = T + ph;
+        fprintf(f, "%.1f,%.1f ", (double)L, prev_y);
+        for (int i = 0; i < n; i++) {
+            double y = T + ph * (1 - (double)(i + 1) / of);
+            fprintf(f, "%.1f,%.1f %.1f,%.1f ", PX(s[i]), prev_y, PX(s[i]), y);
+            prev_y = y;
+        }
+        fprintf(f, "%.1f,%.1f\"/>\n", L + pw, prev_y);
+        double ly = T + 14 + 18 * legend++;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                   "stroke-width=\"2\"%s/>\n",
+                L + pw + 14, ly - 4, L + pw + 44, ly - 4, series[k].colour, dash);
+        char of_text[32] = "";
+        if (of > n)
+            snprintf(of_text, sizeof of_text, " of %d", of);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%s (n %d%s, p50 %.0f)</text>\n", L + pw + 50,
+                ly, series[k].name, n, of_text, rank_pct(s, n, 50));
+    }
+#undef PX
+    fprintf(f, "</svg>\n");
+    for (int k = 0; k < n_series; k++)
+        free(sorted[k]);
+    free(sorted);
+    return fclose(f) ? st_error(ST_ERR_IO, "cannot write the plot '%s'", path) : ST_OK;
 }

@@ -127,6 +127,19 @@ const char *st_test_cli(void)
     return p && *p ? p : "build/spiketalk";
 }
 
+char *st_test_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)))
+        buf[fread(buf, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return buf;
+}
+
 int st_test_run_cli(const char *args, char **out)
 {
     size_t cl = strlen(st_test_cli()) + strlen(args) + 16;

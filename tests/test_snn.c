@@ -656,21 +656,6 @@ static int run_shell(const char *cmd, char **out)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void test_trace_command(void)
 {
     if (!file_exists(st_test_cli())) {
@@ -723,7 +708,7 @@ static void test_trace_command(void)
                  st_test_cli(), models[m], data, out_path);
         CU_ASSERT_EQUAL(run_shell(cmd, &out), 0);
         free(out);
-        char *got = slurp(out_path), *want = slurp(ref_path);
+        char *got = st_test_read_file(out_path), *want = st_test_read_file(ref_path);
         CU_ASSERT_PTR_NOT_NULL(got);
         if (got && want) {
             /* the comparison that matters is numeric (within 1e-5, spikes

@@ -664,12 +664,13 @@ static void test_learned_real_mixtures(void)
    (no shared data), so it runs everywhere. */
 static void test_cli_write_train(void)
 {
-    char path[4096], args[8192];
+    char path[4096], args[8704], svg[4096], plot[4200];
     st_test_tmpfile(path, sizeof path, "vad_train.std");
+    st_test_tmpfile(svg, sizeof svg, "vad_plot");
     snprintf(args, sizeof args,
              "bench vad --data /nonexistent --utterances 6 --noise-minutes 0.2 --chunk-frames 200 "
-             "--write-train %s --model models/vad.stm --json",
-             path);
+             "--write-train %s --model models/vad.stm --json --svg %s",
+             path, svg);
     char *out = NULL;
     int rc = st_test_run_cli(args, &out);
     CU_ASSERT_EQUAL(rc, 0);
@@ -678,6 +679,25 @@ static void test_cli_write_train(void)
         printf("\n  spiketalk %s: exit %d:\n%s\n", args, rc, out);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"snn-learned\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "pieces of 200 frames"));
+    free(out);
+    /* --svg: each detector's latencies as a cumulative plot, with the target */
+    static const char *const plots[][2] = {{"onset", "target p95 60"},
+                                           {"offset", "target p95 150"}};
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(plot, sizeof plot, "%s_%s.svg", svg, plots[k][0]);
+        char *text = st_test_read_file(plot);
+        CU_ASSERT_PTR_NOT_NULL(text);
+        CU_ASSERT(text && !strncmp(text, "<svg ", 5) && strstr(text, plots[k][1]) &&
+                  strstr(text, "snn-learned (n ") && strstr(text, "</svg>"));
+        free(text);
+        remove(plot);
+    }
+    /* a plot that cannot be written is an error naming it */
+    CU_ASSERT_NOT_EQUAL(st_test_run_cli("bench vad --data /nonexistent --utterances 2 "
+                                        "--noise-minutes 0.1 --svg /nonexistent/plot",
+                                        &out),
+                        0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "/nonexistent/plot_onset.svg"));
     free(out);
     int err;
     st_train_data *d = st_train_data_load(path, &err);

@@ -33,6 +33,10 @@ const char *st_test_cli(void);
     exit) and *out, all it printed (the caller frees). */
 int st_test_run_cli(const char *args, char **out);
 
+/*  A whole file as a NUL-terminated string (the caller frees), or NULL
+    when it cannot be read. */
+char *st_test_read_file(const char *path);
+
 /*  The number after "key": in a JSON text, NAN when the key is absent or no
     number follows it. */
 double st_test_json_number(const char *json, const char *key);
