@@ -147,12 +147,6 @@ static size_t emission_latency(const st_asr *a, st_frontend *fe, int n_utt, doub
     return hits;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
 int st_bench_asr(int argc, char **argv)
 {
     const char *manifest = "build/asr/test_sc12.tsv", *model = "models/asr.stm";
@@ -316,7 +310,7 @@ int st_bench_asr(int argc, char **argv)
     size_t n_words = 0, n_events = 0;
     size_t hits = emission_latency(a, fe, 64, lat, &n_words, &n_events);
     if (hits) {
-        qsort(lat, hits, sizeof *lat, cmp_double);
+        qsort(lat, hits, sizeof *lat, cli_cmp_double);
         report_note(&r, "streaming on 64 espeak-ng utterances of 3 vocabulary words: %zu of %zu words emitted "
                     "(%zu emissions); latency after the word's end p50 %.0f ms, p95 %.0f ms",
                     hits, n_words, n_events, lat[hits / 2], lat[(size_t)(hits * 0.95)]);

@@ -144,12 +144,6 @@ static void add(tally *t, metric m, double x)
     t->v[m][t->n[m]++] = x;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Percentile by linear interpolation on a sorted copy. */
 static double pct(const double *v, int n, double p)
 {
@@ -159,7 +153,7 @@ static double pct(const double *v, int n, double p)
     if (!s)
         return NAN;
     memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    qsort(s, (size_t)n, sizeof *s, cli_cmp_double);
     double r = p / 100.0 * (n - 1);
     int lo = (int)r;
     double x = lo + 1 < n ? s[lo] + (r - lo) * (s[lo + 1] - s[lo]) : s[lo];

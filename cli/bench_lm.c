@@ -75,15 +75,9 @@ static void usage(FILE *out)
             "  logit_diff         max |ours - PyTorch| of the logits after the first token\n");
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double pct(double *v, int n, double q)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, cli_cmp_double);
     int k = (int)(q * n);
     return v[k < n ? k : n - 1];
 }

@@ -360,18 +360,12 @@ typedef struct {
     int n_on, n_off;
 } scores;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile of n values (sorts v). */
 static double pct(double *v, int n, double q)
 {
     if (n <= 0)
         return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, cli_cmp_double);
     int k = (int)ceil(q / 100.0 * n) - 1;
     return v[k < 0 ? 0 : k >= n ? n - 1 : k];
 }

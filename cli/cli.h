@@ -195,6 +195,9 @@ int report_cdf_svg(const char *path, const char *title, const char *x_label,
                    const report_cdf_series *series, int n_series, const report_cdf_mark *marks,
                    int n_marks, double x_lo, double x_hi);
 
+/*  qsort's comparison of doubles, ascending (NaN compares equal to all). */
+int cli_cmp_double(const void *a, const void *b);
+
 /*  Median of n doubles (sorts a copy in place of `v`). */
 double cli_median(double *v, int n);
 

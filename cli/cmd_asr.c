@@ -440,12 +440,6 @@ static size_t edit_distance(const int *a, size_t na, const int *b, size_t nb)
     return d[na][nb];
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double percentile(const double *sorted, size_t n, double q)
 {
     if (n == 0)
@@ -548,7 +542,7 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
         n_emit += n_hyp;
         done++;
     }
-    qsort(lat, n_lat, sizeof *lat, cmp_double);
+    qsort(lat, n_lat, sizeof *lat, cli_cmp_double);
     printf("%-10s %6s %8s %8s %8s %8s\n", "word", "n", "correct", "deleted", "subst.",
            "correct%");
     for (size_t k = 2; k < st_asr_classes(a) && k < ST_ASR_MAX_CLASSES; k++)

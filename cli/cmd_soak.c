@@ -113,12 +113,6 @@ static void series_add(series *s, double t_s, double v)
     s->v[s->n++] = v;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* p-th percentile of the values with t in [t0, t1): the Harrell-Davis
    estimate (every order statistic weighted by a beta distribution around
    the p-th; Harrell & Davis 1982, the estimator perfolizer/BenchmarkDotNet
@@ -144,7 +138,7 @@ static double window_pct(const series *s, double t0, double t1, double p, double
     *n_out = (int)n;
     if (!n)
         return NAN;
-    qsort(scratch, n, sizeof *scratch, cmp_double);
+    qsort(scratch, n, sizeof *scratch, cli_cmp_double);
     return st_hd_quantile(scratch, n, p);
 }
 

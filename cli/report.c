@@ -195,12 +195,6 @@ void report_print(const report *r, bool json, FILE *out)
 
 /* ---- cumulative distributions as SVG ------------------------------------------ */
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The p-th percentile of sorted s[0..n) (nearest rank). */
 static double rank_pct(const double *s, int n, double p)
 {
@@ -228,7 +222,7 @@ int report_cdf_svg(const char *path, const char *title, const char *x_label,
         if (n <= 0 || !(sorted[k] = malloc((size_t)n * sizeof **sorted)))
             continue;
         memcpy(sorted[k], series[k].v, (size_t)n * sizeof **sorted);
-        qsort(sorted[k], (size_t)n, sizeof **sorted, cmp_dbl);
+        qsort(sorted[k], (size_t)n, sizeof **sorted, cli_cmp_double);
         xmin = fmin(xmin, rank_pct(sorted[k], n, 5));
         xmax = fmax(xmax, rank_pct(sorted[k], n, 99));
     }
