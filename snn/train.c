@@ -1327,8 +1327,7 @@ static void warp_map(size_t n, double f, bool vtlp, bool nearest, uint32_t *src,
         at = at < 0 ? 0 : at > last ? last : at;
         if (nearest)
             at = floor(at + 0.5);
-        size_t k = (size_t)at;
-        k = k + 1 < n ? k : (n ? n - 1 : 0);
+        const size_t k = (size_t)at; /* at <= last: k <= n - 1 */
         src[i] = (uint32_t)k;
         frac[i] = k + 1 < n ? (float)(at - (double)k) : 0.0f;
     }
