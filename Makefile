@@ -165,7 +165,7 @@ ASR_MODEL ?= $(ASR_DIR)/asr.stm
 ASR_DATA_FLAGS := --ctc --pauses $(ASR_PAUSES)
 ASR_TRAIN_FLAGS := --loss ctc --lr 1e-3 --warmup 100 --rate-reg 1 --ce-layers --init $(ASR_DIR)/ce/ckpt.stt
 ASR_PRETRAIN = mkdir -p $(ASR_DIR)/ce && $(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR)/ce --configs 100 \
-    --aug 1 --seed 2 --requests $(ASR_REQUESTS) --per-config 12 && $(ASR_TOOL) train --dir $(ASR_DIR)/ce \
+    --aug 1 --seed 2 --requests $(ASR_REQUESTS) --per-config 12 $(ASR_SEED_FLAG) && $(ASR_TOOL) train --dir $(ASR_DIR)/ce \
     --out $(ASR_DIR)/ce/asr.stm --epochs 8 --loss ce_mean --lr 3e-3 --hidden $(ASR_HIDDEN) --threads $(ASR_THREADS) \
     --checkpoint $(ASR_DIR)/ce/ckpt.stt
 ASR_AN4_STEP = true
@@ -185,6 +185,12 @@ endif
 # festival's voices: ASR_FESTIVAL more synthetic configurations spoken by
 # them (asr-tool data --festival; tools/asr_festival.c)
 ASR_FESTIVAL ?= 0
+# ASR_SYNTH_SEEDS=1: every synthesis draws libc's rand() from a hash of its
+# voice and text (asr-tool data --synth-seeds), so no synthetic word depends
+# on what was synthesized before it; models/asr_stream.stm was trained
+# before this and its recipe keeps 0 until it is retrained
+ASR_SYNTH_SEEDS ?= 1
+ASR_SEED_FLAG = $(if $(filter 1,$(ASR_SYNTH_SEEDS)),--synth-seeds)
 # augmented copies of each human and synthetic training clip (asr-tool data --aug)
 ASR_AUG ?= 1
 # and of each Speech Commands training clip instead (--sc-aug; empty: ASR_AUG)
@@ -211,7 +217,7 @@ asr-data: all $(ASR_TOOL)
 	$(Q)mkdir -p $(ASR_DIR) && $(ASR_AN4_STEP)
 	$(Q)$(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug $(ASR_AUG) --seed 2 \
 	    $(if $(ASR_SC_AUG),--sc-aug $(ASR_SC_AUG)) --festival $(ASR_FESTIVAL) \
-	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_DATA_FLAGS)
+	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_SEED_FLAG) $(ASR_DATA_FLAGS)
 
 train-asr: asr-data
 	$(Q)$(ASR_PRETRAIN)
@@ -251,7 +257,7 @@ ASR_STREAM_LM := --requests 20000 --per-word 100 --mix 0.9 --seed 1 --alpha 0.5 
 .PHONY: train-asr-stream asr-stream-lm
 train-asr-stream:
 	$(Q)$(MAKE) --no-print-directory train-asr ASR_CTC=1 ASR_DIR=$(ASR_STREAM_DIR) ASR_MODEL=$(ASR_STREAM_MODEL) \
-	    ASR_REQUESTS=900 ASR_PAUSES=0.25 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) \
+	    ASR_REQUESTS=900 ASR_PAUSES=0.25 ASR_SYNTH_SEEDS=0 ASR_HIDDEN=256 ASR_EPOCHS=$(ASR_STREAM_EPOCHS) \
 	    ASR_RULE='--on 0.4 --off 0.2 --min 1' ASR_LM='$(ASR_STREAM_LM)'
 # The last step alone (seconds): the bigram and the beam settings into a
 # trained model, as train-asr-stream writes them.

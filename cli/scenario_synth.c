@@ -99,18 +99,12 @@ int cli_scenario_synth(void *user_data, const char *engine, const char *voice, i
         }
         c->slot[c->n++] = slot;
     }
-    /* flite's clustergen voices (awb, rms, slt) draw their excitation noise
-       from libc's rand(), whose state the whole process shares: what was
+    /* flite's clustergen voices draw from libc's rand(): what was
        synthesized before (and how far the agent's own voice got before a
        barge-in cancelled it) would change this turn's samples. Each turn
-       draws from a state of its own, a hash of what it says and how, so a
-       scenario renders the same on every run and in any order. */
-    uint32_t h = 2166136261u;
-    for (const char *q = key; *q; q++)
-        h = (h ^ (uint8_t)*q) * 16777619u;
-    for (const char *q = text; *q; q++)
-        h = (h ^ (uint8_t)*q) * 16777619u;
-    srand(h);
+       draws from a state of its own, so a scenario renders the same on every
+       run and in any order. */
+    st_tts_seed_draws(key, text);
     st_tts_result r;
     int rc = st_tts_synthesize(t, text, &r);
     if (rc)

@@ -521,6 +521,40 @@ static void test_waveform_flite(void)
     same_samples("slt", register_cmu_us_slt, "stop");
 }
 
+/*  st_tts_seed_draws(): a clustergen word says the same samples whatever was
+    synthesized before it; without it, what came before changes them (so
+    the check can fail), and another text draws other numbers. */
+static bool same_result(const st_tts_result *a, const st_tts_result *b)
+{
+    return a->frames == b->frames &&
+           !memcmp(a->samples, b->samples, a->frames * sizeof *a->samples);
+}
+
+static void test_seed_draws(void)
+{
+    st_tts *t = make("flite", "awb", 16000);
+    if (!t)
+        return;
+    st_tts_result first = {0}, again = {0}, unseeded = {0}, other = {0}, r = {0};
+    st_tts_seed_draws("flite/awb", "seven");
+    CU_ASSERT_EQUAL_FATAL(st_tts_synthesize(t, "seven", &first), ST_OK);
+    CU_ASSERT_EQUAL_FATAL(st_tts_synthesize(t, "six", &r), ST_OK); /* draws in between */
+    st_tts_result_free(&r);
+    st_tts_seed_draws("flite/awb", "seven");
+    CU_ASSERT_EQUAL_FATAL(st_tts_synthesize(t, "seven", &again), ST_OK);
+    CU_ASSERT_TRUE(same_result(&first, &again));
+    CU_ASSERT_EQUAL_FATAL(st_tts_synthesize(t, "seven", &unseeded), ST_OK);
+    CU_ASSERT_FALSE(same_result(&first, &unseeded)); /* rand() has moved on */
+    st_tts_seed_draws("flite/rms", "seven");          /* another key: another draw */
+    CU_ASSERT_EQUAL_FATAL(st_tts_synthesize(t, "seven", &other), ST_OK);
+    CU_ASSERT_FALSE(same_result(&first, &other));
+    st_tts_result_free(&first);
+    st_tts_result_free(&again);
+    st_tts_result_free(&unseeded);
+    st_tts_result_free(&other);
+    st_tts_destroy(&t);
+}
+
 /*  The stage at 48 kHz against its own output at the native rate,
     resampled in one go with the same converter: the pieces, the joins and
     the 10 ms chunks add nothing (the resampler runs through the utterance). */
@@ -1029,6 +1063,7 @@ CU_TestInfo st_tests_tts[] = {
     {"words_espeak", test_words_espeak},
     {"words_flite", test_words_flite},
     {"waveform_flite", test_waveform_flite},
+    {"seed_draws", test_seed_draws},
     {"resampled_in_one_go", test_resampled_in_one_go},
     {"cancel_espeak", test_cancel_espeak},
     {"cancel_flite", test_cancel_flite},

@@ -86,6 +86,9 @@ static const struct {
      "      (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts in turn, at a\n"
      "      random duration stretch 0.8-1.25), the same words each, cut at\n"
      "      festival's segment times (tools/asr_festival.c); default 0.\n"
+     "      --synth-seeds: each synthesis draws libc's rand() from a hash of\n"
+     "      its voice and text, so no word depends on what was synthesized\n"
+     "      before it (flite's clustergen voices draw their noise from it).\n"
      "      --snr-min DB: the augmentation's noise from DB (default 0, -20 to\n"
      "      25) to 25 dB SNR.\n"
      "      --sc-aug K3: Speech Commands' training clips get K3 augmented\n"
@@ -673,6 +676,25 @@ static void pick_voice_words(st_tts_params *p, char *voice, size_t cap, int c,
     p->lead_silence_ms = 0;
 }
 
+/* --synth-seeds: each synthesis draws libc's rand() from a hash of its voice
+   and text (st_tts_seed_draws), so that no word depends on what was
+   synthesized before it. flite's clustergen voices (awb, rms, slt) take
+   their excitation noise from rand(), and one synthesis that drew a
+   different number of times once changed every clustergen word after it
+   (models/README.md, "the first-run data difference"). */
+static bool synth_seeds;
+
+static int synthesize(st_tts *t, const st_tts_params *p, const char *text, st_tts_result *r)
+{
+    if (synth_seeds) {
+        char key[256];
+        snprintf(key, sizeof key, "%s/%s/%d/%d", p->engine ? p->engine : "espeak",
+                 p->voice ? p->voice : "", p->rate_wpm, p->pitch);
+        st_tts_seed_draws(key, text);
+    }
+    return st_tts_synthesize(t, text, r);
+}
+
 /* Progress of the synthetic voices: redrawn in place on a terminal; in a
    log (make train-asr > log) a line at every tenth and at the end. */
 static void config_progress(const char *what, int done, int total)
@@ -715,7 +737,7 @@ static int synth_words(set *train, int n_configs, int aug, bool hold_out_voices)
             const char *text = w < N_CLASSES - 2 ? CLASSES[w + 2] : OOV[rnd() % N_OOV];
             int label = w < N_CLASSES - 2 ? (int)w + 2 : ST_ASR_UNKNOWN;
             st_tts_result r = {0};
-            if (st_tts_synthesize(t, text, &r) != ST_OK || r.frames < 400) {
+            if (synthesize(t, &p, text, &r) != ST_OK || r.frames < 400) {
                 st_tts_result_free(&r);
                 continue;
             }
@@ -894,9 +916,10 @@ static int request_windows(set *s, const float *y, size_t n, const st_tts_word *
 /* Speaks a request with voice configuration c of group `held_out` (0
    training); returns the audio padded with lead (0-300 ms) and trail
    (400-800 ms) silence, *n its length, the words in r (times shifted). */
-static float *speak_request(st_tts *t, const char *text, st_tts_result *r, size_t *n)
+static float *speak_request(st_tts *t, const st_tts_params *p, const char *text,
+                            st_tts_result *r, size_t *n)
 {
-    if (st_tts_synthesize(t, text, r) != ST_OK || r->frames < 400 || r->n_words == 0)
+    if (synthesize(t, p, text, r) != ST_OK || r->frames < 400 || r->n_words == 0)
         return NULL;
     size_t lead = (size_t)uniform(0, 4800), trail = (size_t)uniform(6400, 12800);
     float *y = malloc((lead + r->frames + trail) * sizeof *y);
@@ -1023,14 +1046,14 @@ static int synth_requests(set *train, int n_configs, int per_config, int aug, in
             st_tts_result r = {0};
             size_t n = 0;
             if (ctc_mode) {
-                if (st_tts_synthesize(t, text, &r) == ST_OK && r.frames >= 400) {
+                if (synthesize(t, &p, text, &r) == ST_OK && r.frames >= 400) {
                     int k = ctc_request(train, &r, aug);
                     made += k > 0 ? k : 0;
                 }
                 st_tts_result_free(&r);
                 continue;
             }
-            float *y = speak_request(t, text, &r, &n);
+            float *y = speak_request(t, &p, text, &r, &n);
             if (y) {
                 int k = request_windows(train, y, n, r.words, r.n_words, 1.0);
                 made += k > 0 ? k : 0;
@@ -1090,7 +1113,7 @@ static int write_requests(const char *out, const char *name, int held_out, int n
             make_request(text, sizeof text);
             st_tts_result r = {0};
             size_t n = 0;
-            float *y = speak_request(t, text, &r, &n);
+            float *y = speak_request(t, &p, text, &r, &n);
             if (y) {
                 char wav[1200];
                 snprintf(wav, sizeof wav, "%s/%s/%03d_%d.wav", out, name, c, q);
@@ -1234,6 +1257,8 @@ static int cmd_data(int argc, char **argv)
                 0x9E3779B97F4A7C15ull;
         else if (!strcmp(argv[a], "--ctc"))
             ctc_mode = true;
+        else if (!strcmp(argv[a], "--synth-seeds"))
+            synth_seeds = true;
         else if (!strcmp(argv[a], "--an4") && a + 1 < argc)
             an4_align = argv[++a];
         else if (!strcmp(argv[a], "--an4-letters") && a + 1 < argc)

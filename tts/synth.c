@@ -171,6 +171,16 @@ const st_tts_engine_ops *st_tts_engine_find(const char *name)
     return NULL;
 }
 
+void st_tts_seed_draws(const char *key, const char *text)
+{
+    uint32_t h = 2166136261u;
+    for (const char *q = key ? key : ""; *q; q++)
+        h = (h ^ (uint8_t)*q) * 16777619u;
+    for (const char *q = text ? text : ""; *q; q++)
+        h = (h ^ (uint8_t)*q) * 16777619u;
+    srand(h);
+}
+
 const char *st_tts_engine_name(int i)
 {
     return i >= 0 && (size_t)i < N_ENGINES ? engines[i]->name : NULL;

@@ -244,6 +244,18 @@ int st_tts_list_voices(const char *engine, st_tts_voice_info *out, size_t max);
     language as LANG+VARIANT. Same contract as st_tts_list_voices(). */
 int st_tts_list_variants(st_tts_voice_info *out, size_t max);
 
+/*  flite's clustergen voices (awb, rms, slt) draw their excitation noise, and
+    espeak-ng some of its own variation, from libc's rand(), whose state the
+    whole process shares: without this, what was synthesized before changes
+    the samples of what comes next. Seeds rand() from an FNV-1a hash of key
+    (name the engine, voice and settings) followed by text, so that the next
+    synthesis of text draws the same numbers whatever came before it (a
+    clustergen voice then says it bit for bit the same; espeak-ng also keeps
+    some state of its own from one utterance to the next). Call it right
+    before st_tts_synthesize() or st_tts_say(), with no synthesis running:
+    it sets the process's rand() state. */
+void st_tts_seed_draws(const char *key, const char *text);
+
 /*  The engines compiled in: name i, or NULL past the last. */
 const char *st_tts_engine_name(int i);
 
