@@ -430,6 +430,10 @@ st_audio_writer *st_audio_writer_open(const char *path, int sample_rate_hz, st_w
                       dup_errno ? errno_text(dup_errno, ebuf, sizeof ebuf) : sf_strerror(NULL));
         goto fail;
     }
+    /* libsndfile adds a PEAK chunk to float WAVs, stamped with the time of
+       writing: the same samples written a second apart would differ. Without
+       it a file depends only on its samples (readers need no PEAK chunk). */
+    sf_command(w->sf, SFC_SET_ADD_PEAK_CHUNK, NULL, SF_FALSE);
     if (err)
         *err = ST_OK;
     return w;
