@@ -145,22 +145,6 @@ static void add(tally *t, metric m, double x)
 }
 
 /* Percentile by linear interpolation on a sorted copy. */
-static double pct(const double *v, int n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s)
-        return NAN;
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cli_cmp_double);
-    double r = p / 100.0 * (n - 1);
-    int lo = (int)r;
-    double x = lo + 1 < n ? s[lo] + (r - lo) * (s[lo + 1] - s[lo]) : s[lo];
-    free(s);
-    return x;
-}
-
 /* The synthesizer behind the scenario renderer: its voices live for the run. */
 static cli_synth_cache *synth_cache;
 
@@ -1075,16 +1059,26 @@ static void usage(FILE *out)
         fprintf(out, "  %-24s %s\n", metric_names[m], metric_help[m]);
 }
 
+/* p50, p90, p95, p99 and the largest of v[0..n), the columns of the table */
+static void five(const double *v, int n, double o[5])
+{
+    static const double p[5] = {50, 90, 95, 99, 100};
+    for (int k = 0; k < 5; k++)
+        o[k] = cli_percentile(v, n, p[k]);
+}
+
 static void summary_json(FILE *jf, const char *name, const tally *t, bool realtime)
 {
     fprintf(jf, "\"%s\": {", name);
     for (int m = 0; m < (realtime ? M_N : M_RT); m++) {
         int n = t->n[m];
         fprintf(jf, "%s\"%s\": {\"n\": %d", m ? ", " : "", metric_names[m], n);
-        if (n)
+        if (n) {
+            double o[5];
+            five(t->v[m], n, o);
             fprintf(jf, ", \"p50\": %.1f, \"p90\": %.1f, \"p95\": %.1f, \"p99\": %.1f, \"max\": %.1f",
-                    pct(t->v[m], n, 50), pct(t->v[m], n, 90), pct(t->v[m], n, 95),
-                    pct(t->v[m], n, 99), pct(t->v[m], n, 100));
+                    o[0], o[1], o[2], o[3], o[4]);
+        }
         fprintf(jf, "}");
     }
     fprintf(jf,
@@ -1128,12 +1122,12 @@ static void summary_json(FILE *jf, const char *name, const tally *t, bool realti
 
 static void print_row(const char *name, const tally *a, const tally *b, int m, const char *target)
 {
-    printf("  %-24s %4d %7.0f %7.0f %7.0f %7.0f %7.0f", name, a->n[m], pct(a->v[m], a->n[m], 50),
-           pct(a->v[m], a->n[m], 90), pct(a->v[m], a->n[m], 95), pct(a->v[m], a->n[m], 99),
-           pct(a->v[m], a->n[m], 100));
+    double o[5];
+    five(a->v[m], a->n[m], o);
+    printf("  %-24s %4d %7.0f %7.0f %7.0f %7.0f %7.0f", name, a->n[m], o[0], o[1], o[2], o[3], o[4]);
     if (b)
-        printf("   | %4d %7.0f %7.0f", b->n[m], pct(b->v[m], b->n[m], 50),
-               pct(b->v[m], b->n[m], 95));
+        printf("   | %4d %7.0f %7.0f", b->n[m], cli_percentile(b->v[m], b->n[m], 50),
+               cli_percentile(b->v[m], b->n[m], 95));
     printf("   %s\n", target);
 }
 
@@ -1463,21 +1457,20 @@ int st_bench_latency(int argc, char **argv)
                                                  "LM whole answer"};
         for (int k = 0; k < 5; k++) {
             int m = M_WALL + k;
-            printf("  %-24s %4d %7.1f %7.1f %7.1f %7.1f %7.1f   %s\n", wall_rows[k], ta.n[m],
-                   pct(ta.v[m], ta.n[m], 50), pct(ta.v[m], ta.n[m], 90), pct(ta.v[m], ta.n[m], 95),
-                   pct(ta.v[m], ta.n[m], 99), pct(ta.v[m], ta.n[m], 100),
-                   k == 0 ? "p95 20 (decision -> first sample ready)" : "");
+            double o[5];
+            five(ta.v[m], ta.n[m], o);
+            printf("  %-24s %4d %7.1f %7.1f %7.1f %7.1f %7.1f   %s\n", wall_rows[k], ta.n[m], o[0],
+                   o[1], o[2], o[3], o[4], k == 0 ? "p95 20 (decision -> first sample ready)" : "");
         }
         if (realtime) {
             print_row("v2v real time", &ta, b, M_V2V_RT, "p50 250, p95 400");
             print_row("v2v cold real time", &ta, b, M_V2V_COLD_RT, "");
             print_row("v2v interrupting rt", &ta, b, M_V2V_INT_RT, "");
             print_row("interrupt_to_silence rt", &ta, b, M_SILENCE_RT, "p95 150");
+            double o[5];
+            five(ta.v[M_BLOCK], ta.n[M_BLOCK], o);
             printf("  %-24s %4d %7.2f %7.2f %7.2f %7.2f %7.2f   %s\n", "block (wall)",
-                   ta.n[M_BLOCK], pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 50),
-                   pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 90), pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 95),
-                   pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 99), pct(ta.v[M_BLOCK], ta.n[M_BLOCK], 100),
-                   "budget 10 (one block)");
+                   ta.n[M_BLOCK], o[0], o[1], o[2], o[3], o[4], "budget 10 (one block)");
             for (int k = 0; k < (b ? 2 : 1); k++) {
                 const tally *t = k ? b : &ta;
                 printf("  real time%s: %llu blocks, %llu late (output ready after the next "

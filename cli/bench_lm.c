@@ -75,13 +75,6 @@ static void usage(FILE *out)
             "  logit_diff         max |ours - PyTorch| of the logits after the first token\n");
 }
 
-static double pct(double *v, int n, double q)
-{
-    qsort(v, (size_t)n, sizeof *v, cli_cmp_double);
-    int k = (int)(q * n);
-    return v[k < n ? k : n - 1];
-}
-
 /* Finds the peer script: $ST_PEERS_DIR, ./tools/peers, or beside the binary. */
 static bool find_peer(char *out, size_t cap)
 {
@@ -342,7 +335,7 @@ int st_bench_lm(int argc, char **argv)
             times[k] = st_now_s() - t0;
         }
         (void)sink;
-        double p50 = pct(times, 200, 0.5), p95 = pct(times, 200, 0.95);
+        double p50 = cli_percentile_rank(times, 200, 50), p95 = cli_percentile_rank(times, 200, 95);
         /* the peer */
         if (peer)
             run_peer(script, model_path, tok_path, n_tokens, repeat, &pr, sc->vocab);

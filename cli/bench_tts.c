@@ -116,25 +116,6 @@ static void make_sentence(int i, char *out, size_t cap)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    int k = (int)ceil(p * n) - 1;
-    if (k < 0)
-        k = 0;
-    if (k >= n)
-        k = n - 1;
-    return v[k];
-}
-
 /* ---- the bare libraries ----------------------------------------------------- */
 
 typedef struct {
@@ -362,15 +343,15 @@ static int measure_voice(const bench_voice *v, int sentences, int rate_hz, int p
         }
     }
     f->runs = n;
-    f->ttfa_p50 = pct(ttfa, n, 0.5);
-    f->ttfa_p95 = pct(ttfa, n, 0.95);
-    f->bare_p50 = pct(bare, nb, 0.5);
-    f->bare_p95 = pct(bare, nb, 0.95);
+    f->ttfa_p50 = cli_percentile_rank(ttfa, n, 50);
+    f->ttfa_p95 = cli_percentile_rank(ttfa, n, 95);
+    f->bare_p50 = cli_percentile_rank(bare, nb, 50);
+    f->bare_p95 = cli_percentile_rank(bare, nb, 95);
     f->bare_rtf = nr ? rtf_sum / nr : NAN;
-    f->cancel_p50 = pct(stop, n, 0.5);
-    f->cancel_p95 = pct(stop, n, 0.95);
-    f->cancel_call_p95_us = pct(call, n, 0.95);
-    f->restart_p95 = pct(restart, n, 0.95);
+    f->cancel_p50 = cli_percentile_rank(stop, n, 50);
+    f->cancel_p95 = cli_percentile_rank(stop, n, 95);
+    f->cancel_call_p95_us = cli_percentile_rank(call, n, 95);
+    f->restart_p95 = cli_percentile_rank(restart, n, 95);
     f->ok = n == sentences;
     free(buf);
     free(ttfa);

@@ -361,15 +361,6 @@ typedef struct {
 } scores;
 
 /* Nearest-rank percentile of n values (sorts v). */
-static double pct(double *v, int n, double q)
-{
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof *v, cli_cmp_double);
-    int k = (int)ceil(q / 100.0 * n) - 1;
-    return v[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
-
 #define MATCH_EARLY (RATE / 5)  /* an onset up to 200 ms early still matches */
 #define GAP_AFTER (RATE * 3 / 10)
 
@@ -432,12 +423,12 @@ static void score_speech(const st_mixture *m, const evlist *ev, const int *only,
                     sg->source, sg->speaker, sg->text, sg->snr_db, (double)sg->onset / RATE,
                     (double)sg->offset / RATE, lat_on, lat_off, perr, n_on);
     }
-    s->onset_p50 = pct(on, no, 50);
-    s->onset_p95 = pct(on_abs, no, 95);
-    s->offset_p50 = pct(off, nof, 50);
-    s->offset_p95 = pct(off_abs, nof, 95);
-    s->pos_p50 = pct(pos, no, 50);
-    s->pos_p95 = pct(pos, no, 95);
+    s->onset_p50 = cli_percentile_rank(on, no, 50);
+    s->onset_p95 = cli_percentile_rank(on_abs, no, 95);
+    s->offset_p50 = cli_percentile_rank(off, nof, 50);
+    s->offset_p95 = cli_percentile_rank(off_abs, nof, 95);
+    s->pos_p50 = cli_percentile_rank(pos, no, 50);
+    s->pos_p95 = cli_percentile_rank(pos, no, 95);
     /* onsets away from every utterance */
     int gap_false = 0;
     size_t seg = 0;

@@ -198,6 +198,17 @@ int report_cdf_svg(const char *path, const char *title, const char *x_label,
 /*  qsort's comparison of doubles, ascending (NaN compares equal to all). */
 int cli_cmp_double(const void *a, const void *b);
 
+/*  The p-th percentile (p in 0..100) of n doubles, v left as it is; NAN
+    when n <= 0 or out of memory. Two definitions, each benchmark keeping
+    the one its published figures were measured with:
+    cli_percentile: linear interpolation between the closest ranks (numpy's
+    default): bench latency, the demo's summary;
+    cli_percentile_rank: the nearest rank, the smallest value with at
+    least p % of the values at or under it: bench vad, tts and lm, the
+    plots' ranges. */
+double cli_percentile(const double *v, int n, double p);
+double cli_percentile_rank(const double *v, int n, double p);
+
 /*  Median of n doubles (sorts a copy in place of `v`). */
 double cli_median(double *v, int n);
 

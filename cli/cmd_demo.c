@@ -247,22 +247,6 @@ static void arm(demo *d, when w, uint64_t from)
     }
 }
 
-static int percentile_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(double *v, int n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof *v, percentile_cmp);
-    double r = p / 100.0 * (n - 1);
-    int lo = (int)r;
-    return lo + 1 < n ? v[lo] + (r - lo) * (v[lo + 1] - v[lo]) : v[lo];
-}
-
 /* The agent's line, once both its first sound and its whole text are known. */
 static void print_answer(demo *d)
 {
@@ -622,14 +606,15 @@ int st_cmd_demo(int argc, char **argv)
            (size_t)st.answers, sec(n), wall, sec(n) / wall);
     printf("  voice-to-voice round trip, end of user speech -> agent's first sample:\n");
     printf("    p50 %4.0f ms   p95 %4.0f ms   max %4.0f ms   (target 250 / 400 ms)\n",
-           pct(d->v2v, d->n_v2v, 50), pct(d->v2v, d->n_v2v, 95), pct(d->v2v, d->n_v2v, 100));
+           cli_percentile(d->v2v, d->n_v2v, 50), cli_percentile(d->v2v, d->n_v2v, 95),
+           cli_percentile(d->v2v, d->n_v2v, 100));
     printf("  of which the end-of-turn wait: p50 %4.0f ms   p95 %4.0f ms\n",
-           pct(d->eot, d->n_eot, 50), pct(d->eot, d->n_eot, 95));
+           cli_percentile(d->eot, d->n_eot, 50), cli_percentile(d->eot, d->n_eot, 95));
     printf("  compute (decision -> first sample ready, wall clock): p50 %.1f ms   p95 %.1f ms\n",
-           pct(d->comp, d->n_comp, 50), pct(d->comp, d->n_comp, 95));
+           cli_percentile(d->comp, d->n_comp, 50), cli_percentile(d->comp, d->n_comp, 95));
     if (d->n_sil)
         printf("  barge-in, user onset -> agent silent: p50 %.0f ms   max %.0f ms   (target 150 ms)\n",
-               pct(d->silence, d->n_sil, 50), pct(d->silence, d->n_sil, 100));
+               cli_percentile(d->silence, d->n_sil, 50), cli_percentile(d->silence, d->n_sil, 100));
     printf("  interruptions %d, resumed after nothing %d, pauses with no user speaking %d, "
            "stale samples after a flush %llu\n",
            d->interruptions, d->resumes, d->false_pauses, (unsigned long long)st.stale_samples);

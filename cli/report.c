@@ -195,13 +195,6 @@ void report_print(const report *r, bool json, FILE *out)
 
 /* ---- cumulative distributions as SVG ------------------------------------------ */
 
-/* The p-th percentile of sorted s[0..n) (nearest rank). */
-static double rank_pct(const double *s, int n, double p)
-{
-    int k = (int)ceil(p / 100.0 * n) - 1;
-    return s[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
-
 /* A tick step of 1, 2 or 5 times a power of ten, about span / 8. */
 static double tick_step(double span)
 {
@@ -223,8 +216,8 @@ int report_cdf_svg(const char *path, const char *title, const char *x_label,
             continue;
         memcpy(sorted[k], series[k].v, (size_t)n * sizeof **sorted);
         qsort(sorted[k], (size_t)n, sizeof **sorted, cli_cmp_double);
-        xmin = fmin(xmin, rank_pct(sorted[k], n, 5));
-        xmax = fmax(xmax, rank_pct(sorted[k], n, 99));
+        xmin = fmin(xmin, cli_percentile_rank(sorted[k], n, 5));
+        xmax = fmax(xmax, cli_percentile_rank(sorted[k], n, 99));
     }
     for (int k = 0; k < n_marks; k++)
         xmax = fmax(xmax, marks[k].x * 1.1);
@@ -294,7 +287,7 @@ int report_cdf_svg(const char *path, const char *title, const char *x_label,
         if (of > n)
             snprintf(of_text, sizeof of_text, " of %d", of);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%s (n %d%s, p50 %.0f)</text>\n", L + pw + 50,
-                ly, series[k].name, n, of_text, rank_pct(s, n, 50));
+                ly, series[k].name, n, of_text, cli_percentile_rank(s, n, 50));
     }
 #undef PX
     fprintf(f, "</svg>\n");

@@ -129,6 +129,40 @@ int cli_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* v's n values sorted into a new array (NULL when n <= 0 or out of memory) */
+static double *sorted_copy(const double *v, int n)
+{
+    double *s = n > 0 ? malloc((size_t)n * sizeof *s) : NULL;
+    if (s) {
+        memcpy(s, v, (size_t)n * sizeof *s);
+        qsort(s, (size_t)n, sizeof *s, cli_cmp_double);
+    }
+    return s;
+}
+
+double cli_percentile(const double *v, int n, double p)
+{
+    double *s = sorted_copy(v, n);
+    if (!s)
+        return NAN;
+    double r = p / 100.0 * (n - 1);
+    int lo = (int)r;
+    double x = lo + 1 < n ? s[lo] + (r - lo) * (s[lo + 1] - s[lo]) : s[lo];
+    free(s);
+    return x;
+}
+
+double cli_percentile_rank(const double *v, int n, double p)
+{
+    double *s = sorted_copy(v, n);
+    if (!s)
+        return NAN;
+    int k = (int)ceil(p / 100.0 * n) - 1;
+    double x = s[k < 0 ? 0 : k >= n ? n - 1 : k];
+    free(s);
+    return x;
+}
+
 double cli_median(double *v, int n)
 {
     if (n <= 0)
