@@ -380,6 +380,7 @@ typedef struct {
     size_t n_words;
 } st_tts_result;
 int st_tts_synthesize(st_tts *t, const char *text, st_tts_result *out);
+void st_tts_seed_draws(const char *key, const char *text);
 void st_tts_result_free(st_tts_result *r);
 int st_tts_sample_rate_hz(const st_tts *t);
 int st_tts_native_rate_hz(const st_tts *t);

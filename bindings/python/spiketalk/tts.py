@@ -70,11 +70,21 @@ class Synthesizer:
         return TTSWord(ffi.string(w.text).decode("utf-8", "replace"), w.index,
                        w.start / self.rate_hz, w.end / self.rate_hz, w.start, w.end, w.utterance)
 
-    def synthesize(self, text):
-        """One whole utterance on an idle synthesizer: Synthesis(audio, rate_hz, words)."""
+    def synthesize(self, text, seed_key=None):
+        """One whole utterance on an idle synthesizer: Synthesis(audio, rate_hz, words).
+
+        seed_key (a string naming the voice and its settings): libc's rand(),
+        from which flite's clustergen voices (awb, rms, slt) draw their noise,
+        is first seeded from a hash of seed_key and text
+        (st_tts_seed_draws), so the same text with the same key gives the
+        same samples whatever was synthesized before: what training data
+        needs to be rebuilt bit for bit. It sets the process's rand() state."""
         ffi, lib = _lib.get()
         r = ffi.new("st_tts_result *")
         lib.st_error_clear()
+        if seed_key is not None:
+            lib.st_tts_seed_draws(_lib.cstr(seed_key, "synthesize: seed_key"),
+                                  _lib.cstr(text, "synthesize: text"))
         _lib.check(lib.st_tts_synthesize(self._alive(), _lib.cstr(text, "synthesize: text"), r))
         try:
             audio = _np.copy_f32(r.samples, r.frames)
