@@ -645,6 +645,13 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\ns2                    2 "));
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "2 speakers: the median speaker"));
     CU_ASSERT(out && sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) == 2 && nn == 4);
+    /* the speaker bootstrap: two speakers drawn twice each time; the figure
+       of the two as they are lies between the extremes of the draws */
+    const char *boot = out ? strstr(out, "other speakers like these (2000 draws of 2 speakers") : NULL;
+    double blo = -1, bhi = -1;
+    CU_ASSERT_PTR_NOT_NULL(boot);
+    CU_ASSERT(boot && sscanf(strstr(boot, "figures "), "figures %lf-%lf%%", &blo, &bhi) == 2);
+    CU_ASSERT(blo <= 100 * acc + 1e-9 && 100 * acc <= bhi + 1e-9 && blo >= 0 && bhi <= 100);
     free(out);
     /* a row whose label is empty is refused by its line, not read as another field */
     f = fopen(man, "w");
