@@ -647,7 +647,8 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT(out && sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) == 2 && nn == 4);
     /* the speaker bootstrap: two speakers drawn twice each time; the figure
        of the two as they are lies between the extremes of the draws */
-    const char *boot = out ? strstr(out, "other speakers like these (2000 draws of 2 speakers") : NULL;
+    const char *boot =
+        out ? strstr(out, "other speakers like these (2000 draws of 2 speakers") : NULL;
     double blo = -1, bhi = -1;
     CU_ASSERT_PTR_NOT_NULL(boot);
     CU_ASSERT(boot && sscanf(strstr(boot, "figures "), "figures %lf-%lf%%", &blo, &bhi) == 2);
