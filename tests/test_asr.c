@@ -564,7 +564,10 @@ static const char *smoke_recipe(const char *test, const char *dir, const char *d
 static void test_smoke_recipe_and_eval(void)
 {
     const char *dir = st_test_tmpdir();
-    const char *cli = smoke_recipe("asr:smoke_recipe_and_eval", dir, "", "");
+    /* (--synth-seeds and --trim: the recipe's seeded syntheses and short
+       copies run too) */
+    const char *cli =
+        smoke_recipe("asr:smoke_recipe_and_eval", dir, " --synth-seeds --trim 0.5", "");
     if (!cli)
         return;
     char cmd[2048], *out;
@@ -1305,6 +1308,7 @@ static void test_data_options(void)
         {"train --lr 1e3", "--lr takes a rate"},
         {"data --configs many", "--configs takes a count"},
         {"data --snr-min -30", "--snr-min takes a level in dB -20..25, not '-30'"},
+        {"data --trim 2", "--trim takes a share 0..1, not '2'"},
         {"rule --on 1.5", "--on takes a probability 0..1, not '1.5'"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {

@@ -89,6 +89,10 @@ static const struct {
      "      --synth-seeds: each synthesis draws libc's rand() from a hash of\n"
      "      its voice and text, so no word depends on what was synthesized\n"
      "      before it (flite's clustergen voices draw their noise from it).\n"
+     "      --trim P: a share P of the augmented copies and of the silence\n"
+     "      class's noise clips keep only their loudest 0.5-0.95 s (with their\n"
+     "      noise), padded with the dither as a clip cut shorter than the\n"
+     "      window is (default 0).\n"
      "      --snr-min DB: the augmentation's noise from DB (default 0, -20 to\n"
      "      25) to 25 dB SNR.\n"
      "      --sc-aug K3: Speech Commands' training clips get K3 augmented\n"
@@ -328,6 +332,7 @@ typedef struct {
 static st_frontend *fe;
 static noise_bank noise_train;
 static double snr_min_db = 0; /* --snr-min: the quietest speech over the noise */
+static double trim_p = 0;     /* --trim: the share of augmented copies cut short */
 
 /* 1 s of 16 kHz audio (x, n samples: the clip is placed at `offset` or, when
    longer, its loudest second is taken) -> FRAMES x MELS log-mel. With --ctc
@@ -525,6 +530,30 @@ static double real_arg(const char *cmd, const char *opt, const char *v, double l
     return x;
 }
 
+/* --trim: a share of the augmented copies of single words keep only their
+   loudest 0.5-0.95 s, their noise with it, and features() pads the rest with
+   the dither, as a recording cut closer to its word than the window: the
+   model learns that those edges are not a word. */
+static void trim_loudest(float *y, size_t *n)
+{
+    size_t keep = (size_t)(uniform(0.5, 0.95) * 16000);
+    if (keep >= *n)
+        return;
+    size_t best = 0;
+    double e = 0, best_e = -1;
+    for (size_t i = 0; i < *n; i++) {
+        e += (double)y[i] * y[i];
+        if (i >= keep)
+            e -= (double)y[i - keep] * y[i - keep];
+        if (i + 1 >= keep && e > best_e) {
+            best_e = e;
+            best = i + 1 - keep;
+        }
+    }
+    memmove(y, y + best, keep * sizeof *y);
+    *n = keep;
+}
+
 /* One clip -> the sets: the original (train or valid), plus K augmented copies (train). */
 static int add_clip(set *s, float *y, size_t n, int label, int aug, bool keep_clean,
                     bool random_place)
@@ -540,6 +569,8 @@ static int add_clip(set *s, float *y, size_t n, int label, int aug, bool keep_cl
         float *z = augmented_copy(y, n, &m);
         if (!z)
             return -1;
+        if (trim_p > 0 && urand() < trim_p)
+            trim_loudest(z, &m);
         features(z, m, true, feat);
         free(z);
         if (set_push(s, feat, label))
@@ -1257,6 +1288,8 @@ static int cmd_data(int argc, char **argv)
                 0x9E3779B97F4A7C15ull;
         else if (!strcmp(argv[a], "--ctc"))
             ctc_mode = true;
+        else if (!strcmp(argv[a], "--trim") && a + 1 < argc)
+            trim_p = real_arg("data", "--trim", argv[++a], 0, 1, "a share");
         else if (!strcmp(argv[a], "--synth-seeds"))
             synth_seeds = true;
         else if (!strcmp(argv[a], "--an4") && a + 1 < argc)
@@ -1373,6 +1406,8 @@ static int cmd_data(int argc, char **argv)
                 float g = (float)pow(10, uniform(-40, 10) / 20);
                 for (size_t i = 0; i < n; i++)
                     y[i] = g * noise_train.clips[k][i];
+                if (trim_p > 0 && urand() < trim_p) /* noise cut short is silence too */
+                    trim_loudest(y, &n);
                 add_clip(&train, y, n, ST_ASR_SILENCE, 0, true, true);
                 free(y);
             }
