@@ -862,7 +862,7 @@ int st_cmd_eval(int argc, char **argv)
     size_t K = sc12 ? 12 : C; /* confusion over these labels */
     size_t *conf = calloc(K * K, sizeof *conf);
     float *feat = malloc(200 * nf * sizeof *feat), scores[ST_ASR_MAX_CLASSES];
-    size_t n_ok = 0, n_err_words = 0, n_ref_words = 0, done = 0;
+    size_t n_ok = 0, n_err_words = 0, n_ref_words = 0, done = 0, n_short = 0;
     double audio_s = 0, cpu = 0; /* CPU of features + network only, not file reading */
     speaker_tally *spk = by_speaker ? calloc(n, sizeof *spk) : NULL;
     size_t n_spk = 0;
@@ -887,6 +887,7 @@ int st_cmd_eval(int argc, char **argv)
         double c0 = cpu_s();
         if (sc12 || n_ref == 1) {
             size_t made = 0;
+            n_short += len < CLIP;
             cli_asr_clip_features(x, len, fe, feat, 200, &made);
             int best = st_asr_classify(a, feat, made, (st_asr_pool)pool, scores);
             if (sc12) {
@@ -979,6 +980,10 @@ int st_cmd_eval(int argc, char **argv)
     free(spk);
     printf("\nmodel %s: %zu classes, %zu weights; %zu clips, %.1f s of audio, %.2f s CPU (RTF %.4f)\n",
            model, C, st_asr_param_count(a), done, audio_s, cpu, audio_s > 0 ? cpu / audio_s : 0);
+    if (n_short)
+        printf("%zu clips shorter than the 1-s window, each centred in the -86 dBFS dither as "
+               "training padded its short clips (models/README.md, \"Clips cut short\")\n",
+               n_short);
     if (sc12)
         printf("accuracy %.4f (n=%zu)\n", done ? (double)n_ok / done : 0.0, done);
     else
