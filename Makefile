@@ -191,6 +191,10 @@ ASR_FESTIVAL ?= 0
 # before this and its recipe keeps 0 until it is retrained
 ASR_SYNTH_SEEDS ?= 1
 ASR_SEED_FLAG = $(if $(filter 1,$(ASR_SYNTH_SEEDS)),--synth-seeds)
+# ASR_TRIM=P: a share P of the augmented copies (and of the silence class's
+# noise clips) cut to their loudest 0.5-0.95 s (asr-tool data --trim;
+# models/README.md "Clips cut short")
+ASR_TRIM ?= 0
 # augmented copies of each human and synthetic training clip (asr-tool data --aug)
 ASR_AUG ?= 1
 # and of each Speech Commands training clip instead (--sc-aug; empty: ASR_AUG)
@@ -217,7 +221,8 @@ asr-data: all $(ASR_TOOL)
 	$(Q)mkdir -p $(ASR_DIR) && $(ASR_AN4_STEP)
 	$(Q)$(ASR_TOOL) data --data-dir $(DATA_DIR) --out $(ASR_DIR) --configs 100 --aug $(ASR_AUG) --seed 2 \
 	    $(if $(ASR_SC_AUG),--sc-aug $(ASR_SC_AUG)) --festival $(ASR_FESTIVAL) \
-	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_SEED_FLAG) $(ASR_DATA_FLAGS)
+	    --requests $(ASR_REQUESTS) --per-config 12 $(ASR_SEED_FLAG) \
+	    $(if $(filter-out 0,$(ASR_TRIM)),--trim $(ASR_TRIM)) $(ASR_DATA_FLAGS)
 
 train-asr: asr-data
 	$(Q)$(ASR_PRETRAIN)
