@@ -194,7 +194,7 @@ ASR_SEED_FLAG = $(if $(filter 1,$(ASR_SYNTH_SEEDS)),--synth-seeds)
 # ASR_TRIM=P: a share P of the augmented copies (and of the silence class's
 # noise clips) cut to their loudest 0.5-0.95 s (asr-tool data --trim;
 # models/README.md "Clips cut short")
-ASR_TRIM ?= 0
+ASR_TRIM ?= 0.5
 # augmented copies of each human and synthetic training clip (asr-tool data --aug)
 ASR_AUG ?= 1
 # and of each Speech Commands training clip instead (--sc-aug; empty: ASR_AUG)
