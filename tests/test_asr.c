@@ -661,21 +661,17 @@ static void test_smoke_recipe_and_eval(void)
     char shortwav[512];
     st_test_tmpfile(shortwav, sizeof shortwav, "short.wav");
     CU_ASSERT_EQUAL(st_audio_write_wav(shortwav, x, 8000, 16000, ST_WAV_PCM16), ST_OK);
-    f = fopen(man, "w");
-    fprintf(f, "path\tlabel12\tword\tspeaker\nshort.wav\tyes\tyes\ts1\nclip.wav\tno\tno\ts1\n");
-    fclose(f);
     snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s 2>&1", cli, man, model);
-    out = run(cmd, &status);
+    out = run_on(man,
+                 "path\tlabel12\tword\tspeaker\nshort.wav\tyes\tyes\ts1\nclip.wav\tno\tno\ts1\n", cmd,
+                 &status);
     CU_ASSERT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\n1 clips shorter than the 1-s window, each centred"));
     CU_ASSERT(out && sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) == 2 && nn == 2);
     free(out);
     /* a row whose label is empty is refused by its line, not read as another field */
-    f = fopen(man, "w");
-    fprintf(f, "path\tlabel12\tword\tspeaker\nclip.wav\t\tyes\ts1\nclip.wav\tyes\tyes\ts1\n");
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s 2>&1", cli, man, model);
-    out = run(cmd, &status);
+    out = run_on(man, "path\tlabel12\tword\tspeaker\nclip.wav\t\tyes\ts1\nclip.wav\tyes\tyes\ts1\n",
+                 cmd, &status);
     CU_ASSERT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "sc12_spk.tsv:2: expected path, label12"));
     CU_ASSERT(out && sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) == 2 && nn == 1);
