@@ -663,8 +663,8 @@ static void test_smoke_recipe_and_eval(void)
     CU_ASSERT_EQUAL(st_audio_write_wav(shortwav, x, 8000, 16000, ST_WAV_PCM16), ST_OK);
     snprintf(cmd, sizeof cmd, "%s eval sc12 --manifest %s --model %s 2>&1", cli, man, model);
     out = run_on(man,
-                 "path\tlabel12\tword\tspeaker\nshort.wav\tyes\tyes\ts1\nclip.wav\tno\tno\ts1\n", cmd,
-                 &status);
+                 "path\tlabel12\tword\tspeaker\nshort.wav\tyes\tyes\ts1\nclip.wav\tno\tno\ts1\n",
+                 cmd, &status);
     CU_ASSERT_EQUAL(status, 0);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\n1 clips shorter than the 1-s window, each centred"));
     CU_ASSERT(out && sscanf(last_line(out), "accuracy %lf (n=%d)", &acc, &nn) == 2 && nn == 2);
