@@ -440,14 +440,6 @@ static size_t edit_distance(const int *a, size_t na, const int *b, size_t nb)
     return d[na][nb];
 }
 
-static double percentile(const double *sorted, size_t n, double q)
-{
-    if (n == 0)
-        return 0;
-    size_t k = (size_t)ceil(q * (double)n);
-    return sorted[k > 0 ? k - 1 : 0];
-}
-
 /* `eval requests`: streaming over whole requests; see the file comment. */
 static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size_t n,
                          const st_asr_decider_params *dp, const char *model)
@@ -542,7 +534,6 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
         n_emit += n_hyp;
         done++;
     }
-    qsort(lat, n_lat, sizeof *lat, cli_cmp_double);
     printf("%-10s %6s %8s %8s %8s %8s\n", "word", "n", "correct", "deleted", "subst.",
            "correct%");
     for (size_t k = 2; k < st_asr_classes(a) && k < ST_ASR_MAX_CLASSES; k++)
@@ -555,8 +546,9 @@ static int eval_requests(const st_asr *a, st_frontend *fe, const row *rows, size
            done ? 100.0 * n_requests_ok / done : 0.0);
     printf("emission after the word's end (correct words): p50 %.0f ms, p95 %.0f ms, max %.0f ms "
            "(n=%zu)\n",
-           percentile(lat, n_lat, 0.5), percentile(lat, n_lat, 0.95),
-           n_lat ? lat[n_lat - 1] : 0.0, n_lat);
+           n_lat ? cli_percentile_rank(lat, (int)n_lat, 50) : 0.0,
+           n_lat ? cli_percentile_rank(lat, (int)n_lat, 95) : 0.0,
+           n_lat ? cli_percentile_rank(lat, (int)n_lat, 100) : 0.0, n_lat);
     bool beam = stream_lm_mode == 1 || (stream_lm_mode < 0 && st_asr_lm(a, NULL));
     if (st_asr_default_pool(a) == ST_ASR_POOL_CTC && beam)
         printf("decoder: CTC beam search of %d with %s (alpha %.2f, beta %.2f), a word emitted "

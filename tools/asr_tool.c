@@ -530,12 +530,14 @@ static double real_arg(const char *cmd, const char *opt, const char *v, double l
     return x;
 }
 
-/* --trim: a share of the augmented copies of single words keep only their
-   loudest 0.5-0.95 s, their noise with it, and features() pads the rest with
-   the dither, as a recording cut closer to its word than the window: the
-   model learns that those edges are not a word. */
-static void trim_loudest(float *y, size_t *n)
+/* --trim: with p trim_p, y (n samples, a word's augmented copy or a noise
+   clip) keeps only its loudest 0.5-0.95 s, its noise with it, and
+   features() pads the rest with the dither, as a recording cut closer to its
+   word than the window: the model learns that those edges are not a word. */
+static void maybe_trim(float *y, size_t *n)
 {
+    if (trim_p <= 0 || urand() >= trim_p)
+        return;
     size_t keep = (size_t)(uniform(0.5, 0.95) * 16000);
     if (keep >= *n)
         return;
@@ -569,8 +571,7 @@ static int add_clip(set *s, float *y, size_t n, int label, int aug, bool keep_cl
         float *z = augmented_copy(y, n, &m);
         if (!z)
             return -1;
-        if (trim_p > 0 && urand() < trim_p)
-            trim_loudest(z, &m);
+        maybe_trim(z, &m);
         features(z, m, true, feat);
         free(z);
         if (set_push(s, feat, label))
@@ -1406,8 +1407,7 @@ static int cmd_data(int argc, char **argv)
                 float g = (float)pow(10, uniform(-40, 10) / 20);
                 for (size_t i = 0; i < n; i++)
                     y[i] = g * noise_train.clips[k][i];
-                if (trim_p > 0 && urand() < trim_p) /* noise cut short is silence too */
-                    trim_loudest(y, &n);
+                maybe_trim(y, &n); /* noise cut short is silence too */
                 add_clip(&train, y, n, ST_ASR_SILENCE, 0, true, true);
                 free(y);
             }
