@@ -360,7 +360,6 @@ typedef struct {
     int n_on, n_off;
 } scores;
 
-/* Nearest-rank percentile of n values (sorts v). */
 #define MATCH_EARLY (RATE / 5)  /* an onset up to 200 ms early still matches */
 #define GAP_AFTER (RATE * 3 / 10)
 

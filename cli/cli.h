@@ -209,6 +209,12 @@ int cli_cmp_double(const void *a, const void *b);
 double cli_percentile(const double *v, int n, double p);
 double cli_percentile_rank(const double *v, int n, double p);
 
+/*  For data already sorted: v's n values sorted into a new array the caller
+    frees (NULL when n <= 0 or out of memory), and the nearest-rank p-th
+    percentile of sorted s (n > 0), as cli_percentile_rank. */
+double *cli_sorted_copy(const double *v, int n);
+double cli_rank_of_sorted(const double *s, int n, double p);
+
 /*  Median of n doubles (sorts a copy in place of `v`). */
 double cli_median(double *v, int n);
 

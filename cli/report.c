@@ -212,12 +212,10 @@ int report_cdf_svg(const char *path, const char *title, const char *x_label,
     double xmin = 0, xmax = 0;
     for (int k = 0; k < n_series; k++) {
         const int n = series[k].n;
-        if (n <= 0 || !(sorted[k] = malloc((size_t)n * sizeof **sorted)))
+        if (!(sorted[k] = cli_sorted_copy(series[k].v, n)))
             continue;
-        memcpy(sorted[k], series[k].v, (size_t)n * sizeof **sorted);
-        qsort(sorted[k], (size_t)n, sizeof **sorted, cli_cmp_double);
-        xmin = fmin(xmin, cli_percentile_rank(sorted[k], n, 5));
-        xmax = fmax(xmax, cli_percentile_rank(sorted[k], n, 99));
+        xmin = fmin(xmin, cli_rank_of_sorted(sorted[k], n, 5));
+        xmax = fmax(xmax, cli_rank_of_sorted(sorted[k], n, 99));
     }
     for (int k = 0; k < n_marks; k++)
         xmax = fmax(xmax, marks[k].x * 1.1);
@@ -287,7 +285,7 @@ int report_cdf_svg(const char *path, const char *title, const char *x_label,
         if (of > n)
             snprintf(of_text, sizeof of_text, " of %d", of);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%s (n %d%s, p50 %.0f)</text>\n", L + pw + 50,
-                ly, series[k].name, n, of_text, cli_percentile_rank(s, n, 50));
+                ly, series[k].name, n, of_text, cli_rank_of_sorted(s, n, 50));
     }
 #undef PX
     fprintf(f, "</svg>\n");

@@ -129,8 +129,7 @@ int cli_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* v's n values sorted into a new array (NULL when n <= 0 or out of memory) */
-static double *sorted_copy(const double *v, int n)
+double *cli_sorted_copy(const double *v, int n)
 {
     double *s = n > 0 ? malloc((size_t)n * sizeof *s) : NULL;
     if (s) {
@@ -142,7 +141,7 @@ static double *sorted_copy(const double *v, int n)
 
 double cli_percentile(const double *v, int n, double p)
 {
-    double *s = sorted_copy(v, n);
+    double *s = cli_sorted_copy(v, n);
     if (!s)
         return NAN;
     double r = p / 100.0 * (n - 1);
@@ -152,13 +151,18 @@ double cli_percentile(const double *v, int n, double p)
     return x;
 }
 
+double cli_rank_of_sorted(const double *s, int n, double p)
+{
+    int k = (int)ceil(p / 100.0 * n) - 1;
+    return s[k < 0 ? 0 : k >= n ? n - 1 : k];
+}
+
 double cli_percentile_rank(const double *v, int n, double p)
 {
-    double *s = sorted_copy(v, n);
+    double *s = cli_sorted_copy(v, n);
     if (!s)
         return NAN;
-    int k = (int)ceil(p / 100.0 * n) - 1;
-    double x = s[k < 0 ? 0 : k >= n ? n - 1 : k];
+    double x = cli_rank_of_sorted(s, n, p);
     free(s);
     return x;
 }
