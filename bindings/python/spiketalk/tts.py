@@ -82,10 +82,10 @@ class Synthesizer:
         ffi, lib = _lib.get()
         r = ffi.new("st_tts_result *")
         lib.st_error_clear()
+        ctext = _lib.cstr(text, "synthesize: text")
         if seed_key is not None:
-            lib.st_tts_seed_draws(_lib.cstr(seed_key, "synthesize: seed_key"),
-                                  _lib.cstr(text, "synthesize: text"))
-        _lib.check(lib.st_tts_synthesize(self._alive(), _lib.cstr(text, "synthesize: text"), r))
+            lib.st_tts_seed_draws(_lib.cstr(seed_key, "synthesize: seed_key"), ctext)
+        _lib.check(lib.st_tts_synthesize(self._alive(), ctext, r))
         try:
             audio = _np.copy_f32(r.samples, r.frames)
             words = [self._word(r.words[k]) for k in range(r.n_words)]
