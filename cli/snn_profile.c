@@ -286,12 +286,11 @@ int st_cmd_snn_profile(int argc, char **argv)
         } else {
             /* a recognizer's file holds its net and more: its kind says which */
             st_tensor_file *tf = st_tensor_file_load(o.path, &err);
-            const bool is_asr = tf && !strcmp(st_tensor_file_kind(tf), "asr");
+            if (tf && !strcmp(st_tensor_file_kind(tf), "asr"))
+                asr = st_asr_of_file(tf, &err);
+            else if (tf)
+                owned = st_snn_net_of_file(tf, &err);
             st_tensor_file_destroy(&tf);
-            if (is_asr)
-                asr = st_asr_load(o.path, &err);
-            else
-                owned = st_snn_net_load(o.path, &err);
         }
         if (!owned && !asr) {
             cli_fail_lib(CMD, err, o.path);

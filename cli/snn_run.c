@@ -103,7 +103,7 @@ static st_snn_net *load_model(const char *cmd, const char *path, const load_opts
             if (tf && !strcmp(st_tensor_file_kind(tf), "asr"))
                 net = st_snn_net_from_file(tf, "net/", &err);
             else if (tf)
-                net = st_snn_net_load(path, &err);
+                net = st_snn_net_of_file(tf, &err);
             st_tensor_file_destroy(&tf);
         }
         break;

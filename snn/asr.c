@@ -227,7 +227,7 @@ done:
 }
 
 /* The optional bigram: both tensors or neither, C x C log-probabilities. */
-static int load_lm(st_asr *a, st_tensor_file *f, const char *path)
+static int load_lm(st_asr *a, const st_tensor_file *f, const char *path)
 {
     char rule[128];
     bool has_rule = st_tensor_file_string(f, "lm_rule", rule, sizeof rule) == ST_OK;
@@ -398,12 +398,21 @@ static int load_views(st_asr *a, const char *text, const char *path)
 st_asr *st_asr_load(const char *path, int *err)
 {
     int rc = ST_OK;
+    st_tensor_file *f = st_tensor_file_load(path, &rc);
+    st_asr *a = f ? st_asr_of_file(f, &rc) : NULL;
+    st_tensor_file_destroy(&f);
+    if (err)
+        *err = rc;
+    return a;
+}
+
+st_asr *st_asr_of_file(const st_tensor_file *f, int *err)
+{
+    int rc = ST_OK;
     st_asr *a = NULL;
     st_snn_net *net = NULL;
     char *text = NULL;
-    st_tensor_file *f = st_tensor_file_load(path, &rc);
-    if (!f)
-        goto fail;
+    const char *path = st_tensor_file_path(f);
     if (strcmp(st_tensor_file_kind(f), "asr")) {
         rc = st_error(ST_ERR_FORMAT, "'%s': a file of kind '%s', not a recognizer ('asr')", path,
                       st_tensor_file_kind(f));
@@ -509,12 +518,12 @@ st_asr *st_asr_load(const char *path, int *err)
     }
     st_error_clear();
     free(text);
-    st_tensor_file_destroy(&f);
+    if (err)
+        *err = ST_OK;
     return a;
 fail:
     st_snn_net_destroy(&net);
     free(text);
-    st_tensor_file_destroy(&f);
     if (err)
         *err = rc;
     return NULL;

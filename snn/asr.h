@@ -101,6 +101,10 @@ void st_asr_destroy(st_asr **self_p);
     the net's outputs, a non-positive std. */
 int st_asr_save(const st_asr *self, const char *path);
 st_asr *st_asr_load(const char *path, int *err);
+/*  The same from a file already loaded (st_tensor_file_load), for a caller
+    that looked at its kind first: the file is not read again; `file` stays
+    the caller's (the recognizer keeps nothing of it). */
+st_asr *st_asr_of_file(const st_tensor_file *file, int *err);
 
 /*  An ensemble of k recognizers as one (st_snn_net_ensemble: their nets side
     by side, the read-out the mean of theirs, i.e. the mean of the members'

@@ -1661,14 +1661,21 @@ int st_snn_net_save_mem(const st_snn_net *net, void **buf, size_t *len)
     return rc;
 }
 
+st_snn_net *st_snn_net_of_file(const st_tensor_file *f, int *err)
+{
+    if (strcmp(f->kind, NET_KIND)) {
+        int rc = st_error(ST_ERR_FORMAT, "model file '%s' holds a '%s', not a network ('%s')",
+                          f->path, f->kind, NET_KIND);
+        if (err)
+            *err = rc;
+        return NULL;
+    }
+    return st_snn_net_from_file(f, "", err);
+}
+
 static st_snn_net *net_from_loaded(st_tensor_file *f, int rc, int *err)
 {
-    st_snn_net *net = NULL;
-    if (f && strcmp(f->kind, NET_KIND))
-        rc = st_error(ST_ERR_FORMAT, "model file '%s' holds a '%s', not a network ('%s')",
-                      f->path, f->kind, NET_KIND);
-    else if (f)
-        net = st_snn_net_from_file(f, "", &rc);
+    st_snn_net *net = f ? st_snn_net_of_file(f, &rc) : NULL;
     st_tensor_file_destroy(&f);
     if (err)
         *err = rc;

@@ -669,6 +669,9 @@ int st_snn_net_save_mem(const st_snn_net *net, void **buf, size_t *len);
     ST_ERR_FORMAT naming the tensor or node. */
 st_snn_net *st_snn_net_load(const char *path, int *err);
 st_snn_net *st_snn_net_load_mem(const void *buf, size_t len, int *err);
+/*  The same from a file already loaded (st_tensor_file_load), for a caller
+    that looked at its kind first: the file is not read again. */
+st_snn_net *st_snn_net_of_file(const st_tensor_file *file, int *err);
 
 /*  Adds a finished net's tensors to a file under `prefix` (may be "" or
     NULL; e.g. "vad/"), for a model file that holds more than one network

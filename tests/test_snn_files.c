@@ -1484,6 +1484,10 @@ static void test_commands(void)
     CU_ASSERT_EQUAL(run_cli("snn info models/asr.stm", &out), 0);
     CU_ASSERT(contains(out, "80 input values per step") && contains(out, "m7.mean"));
     free(out);
+    /* a model file of another kind is named as such (read once, its kind looked at) */
+    CU_ASSERT_EQUAL(run_cli("snn info models/dialogue.stnn", &out), 1);
+    CU_ASSERT(contains(out, "holds a 'spikegpt', not a network ('snn-net')"));
+    free(out);
 
     /* the NIR paper's LIF from the command line */
     char good[4096], dir[4096];
